@@ -1,0 +1,60 @@
+"""The only place that chooses the torch device, dtype and autocast policy."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Iterator
+
+import torch
+
+from reenact.errors import DeviceError
+
+_SPEC = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """Turn `auto|cpu|cuda[:N]|mps` into a torch.device, failing clearly when it is not available."""
+    spec = (spec or "auto").strip().lower()
+    if not _SPEC.match(spec):
+        raise DeviceError(f"Unknown device {spec!r}: use auto, cpu, cuda or cuda:N.")
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {spec} was asked for but this machine has no CUDA GPU; use --device cpu.")
+        index = int(spec.split(":")[1]) if ":" in spec else 0
+        if index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present (cuda:0..)."
+            )
+        return torch.device("cuda", index)
+    if spec == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise DeviceError("--device mps was asked for but MPS is not available; use --device cpu.")
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def compute_dtype(device: torch.device) -> torch.dtype:
+    """Weights stay float32; autocast picks half precision for the heavy ops on GPUs."""
+    return torch.float32
+
+
+@contextlib.contextmanager
+def inference(device: torch.device) -> Iterator[None]:
+    """Inference mode plus fp16 autocast on CUDA (our convnets are numerically safe in fp16)."""
+    with torch.inference_mode():
+        if device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.float16):
+                yield
+        else:
+            yield
+
+
+def describe(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
