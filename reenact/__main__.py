@@ -1,0 +1,3 @@
+from reenact_cli.app import main
+
+main()
