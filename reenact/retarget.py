@@ -1,0 +1,100 @@
+"""Driver parameters -> source parameters.
+
+Everything is expressed in the rig's space, ARKit52 (DESIGN §4). The default is **relative** transfer: the source keeps
+its own expression and receives the driver's *change* from the driver's neutral, times `strength`; a source that
+already smiles keeps smiling while it talks. `absolute` copies the driver's values instead.
+
+Per-channel controls accept any channel name of reenact.params: an AU (`AU12`) acts on every ARKit shape it maps to
+(mouthSmileLeft/Right), an ARKit name on itself. Regions restrict transfer to groups of shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reenact.errors import InputError
+from reenact.params import ARKIT52, AU17, AU_TO_ARKIT, canonical_channel
+
+_INDEX = {n: i for i, n in enumerate(ARKIT52)}
+
+REGIONS: dict[str, tuple[str, ...]] = {
+    "mouth": tuple(n for n in ARKIT52 if n.startswith(("mouth", "jaw", "tongue", "cheekPuff"))),
+    "eyes": tuple(n for n in ARKIT52 if n.startswith(("eye", "cheekSquint"))),
+    "brows": tuple(n for n in ARKIT52 if n.startswith(("brow", "noseSneer"))),
+}
+REGIONS["all"] = ARKIT52
+
+# Head pose transfer is limited to small angles: a warp of one photo cannot show the other side of a head.
+POSE_LIMITS = {"yaw": 15.0, "pitch": 12.0, "roll": 12.0}
+
+
+def arkit_indices(name: str) -> list[int]:
+    """ARKit columns that a channel name controls (an AU expands to its shapes)."""
+    canon = canonical_channel(name)
+    if canon in _INDEX:
+        return [_INDEX[canon]]
+    if canon in AU17:
+        return [int(i) for i in np.flatnonzero(AU_TO_ARKIT[:, AU17.index(canon)])]
+    raise InputError(f"{name!r} is not an expression channel; use an AU (AU12) or an ARKit name (jawOpen).")
+
+
+def parse_assignments(items: list[str], option: str) -> dict[str, float]:
+    """`["AU12=1.4", "jawOpen=0.5"]` -> {"AU12": 1.4, "jawOpen": 0.5}; a bare AU number means that AU."""
+    out: dict[str, float] = {}
+    for item in items:
+        for part in item.split(","):
+            name, sep, value = part.partition("=")
+            name = name.strip()
+            if name.isdigit():
+                name = f"AU{int(name)}"
+            try:
+                out[name] = float(value)
+            except ValueError:
+                raise InputError(f"{option} {part!r}: expected NAME=NUMBER, e.g. {option} AU12=0.8.") from None
+            if not sep:
+                raise InputError(f"{option} {part!r}: expected NAME=NUMBER, e.g. {option} AU12=0.8.")
+    return out
+
+
+@dataclass
+class RetargetOptions:
+    strength: float = 1.0
+    absolute: bool = False
+    region: str = "all"
+    scale: dict[str, float] = field(default_factory=dict)
+    mute: list[str] = field(default_factory=list)
+    gaze: bool = True
+    pose: bool = False
+
+    def gains(self) -> np.ndarray:
+        """(52,) per-shape gain from strength, region, --scale and --mute."""
+        if self.region not in REGIONS:
+            raise InputError(f"--region {self.region!r}: choose one of {', '.join(REGIONS)}.")
+        g = np.zeros(len(ARKIT52), np.float32)
+        g[[_INDEX[n] for n in REGIONS[self.region]]] = self.strength
+        if not self.gaze:
+            g[[i for n, i in _INDEX.items() if n.startswith("eyeLook")]] = 0.0
+        for name, k in self.scale.items():
+            g[arkit_indices(name)] *= k
+        for name in self.mute:
+            g[arkit_indices(name)] = 0.0
+        return g
+
+
+def retarget(driver: np.ndarray, driver_neutral: np.ndarray, source: np.ndarray, opts: RetargetOptions) -> np.ndarray:
+    """(T, 52) driver shapes, (52,) driver neutral, (52,) source shapes -> (T, 52) target shapes in [0, 1]."""
+    g = opts.gains()
+    if opts.absolute:
+        target = source + g * (driver - source)
+    else:
+        target = source + g * (driver - driver_neutral)
+    return np.clip(target, 0.0, 1.0).astype(np.float32)
+
+
+def retarget_pose(driver_pose: np.ndarray, driver_neutral: np.ndarray) -> np.ndarray:
+    """(T, 3) yaw/pitch/roll of the driver -> (T, 3) relative rotation for the source, clipped to small angles."""
+    rel = driver_pose - driver_neutral
+    limits = np.array([POSE_LIMITS["yaw"], POSE_LIMITS["pitch"], POSE_LIMITS["roll"]], np.float32)
+    return np.clip(rel, -limits, limits)
