@@ -1,0 +1,463 @@
+"""Build the ARKit52 expression rig: weights/rig_arkit52.safetensors (+ .json) and docs/images/rig_grid.png.
+
+    .venv/bin/python tools/build_rig.py [--no-grid]
+
+Every blendshape is authored from facial anatomy on the canonical mesh (reenact/data/canonical_mesh.npz, cm units,
++x = subject's left, +y down, +z away from the camera). A shape names a few *handle* vertices with a displacement
+(the lid contour, the lip corners, the brow) and a region that must not move (the other eye, the forehead edge,
+everything beyond a radius); the displacement of all other vertices is the smoothest interpolation between them:
+harmonic (Laplace) for contour handles, biharmonic for point handles, over the mesh graph, so the falloff follows
+the surface and respects the eye and mouth holes (the upper lip never drags the lower one). Left shapes are
+authored once and mirrored. The jaw is a rotation about the temporomandibular hinge, blended by a harmonic jaw
+weight (1 on the chin and lower lip, 0 on the upper lip and above the nose base).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from reenact.face.canonical import load_canonical  # noqa: E402
+from reenact.params import ARKIT52  # noqa: E402
+from reenact.rig import Rig, render_mesh  # noqa: E402
+from reenact.weights import Contract, save  # noqa: E402
+
+MESH = load_canonical()
+V = MESH.vertices.astype(np.float64)  # (468, 3)
+IRIS = MESH.iris_vertices.astype(np.float64)  # (10, 3): right centre + 4, left centre + 4
+N = len(V)
+
+# Lips (MediaPipe indices). Upper/lower contours run from the subject's left corner side to the right.
+UL_IN = [415, 310, 311, 312, 13, 82, 81, 80, 191]
+LL_IN = [324, 318, 402, 317, 14, 87, 178, 88, 95]
+UL_OUT = [409, 270, 269, 267, 0, 37, 39, 40, 185]
+LL_OUT = [375, 321, 405, 314, 17, 84, 181, 91, 146]
+CORNERS = [61, 78, 291, 308]
+# Left eye (subject's left, +x): upper and lower lid from the outer corner 263 to the inner corner 362.
+L_UP = [466, 388, 387, 386, 385, 384, 398]
+L_LO = [249, 390, 373, 374, 380, 381, 382]
+L_CORNERS = [263, 362]
+L_BROW = [300, 293, 334, 296, 336, 276, 283, 282, 295, 285]
+MOUTH_C = np.array([0.0, 3.6, -0.3])
+L_EYE_C = V[L_UP + L_LO].mean(0)
+
+
+def _adjacency() -> sp.csr_matrix:
+    t = MESH.triangles
+    i = np.concatenate([t[:, 0], t[:, 1], t[:, 2], t[:, 1], t[:, 2], t[:, 0]])
+    j = np.concatenate([t[:, 1], t[:, 2], t[:, 0], t[:, 0], t[:, 1], t[:, 2]])
+    a = sp.coo_matrix((np.ones(len(i)), (i, j)), shape=(N, N)).tocsr()
+    a.data[:] = 1.0
+    return a
+
+
+ADJ = _adjacency()
+LAP = (sp.diags(np.asarray(ADJ.sum(1)).ravel()) - ADJ).tocsr()  # uniform graph Laplacian
+
+
+def inside(poly: list[int], pts: np.ndarray = V, tol: float = 0.02) -> np.ndarray:
+    """Vertices whose (x, y) lies inside the closed polygon of vertex indices (contour points included)."""
+    import cv2
+
+    contour = (V[poly, :2] * 1000).astype(np.float32).reshape(-1, 1, 2)
+    return np.array([cv2.pointPolygonTest(contour, (float(x * 1000), float(y * 1000)), True) >= -tol * 1000
+                     for x, y in pts[:, :2]])
+
+
+UPPER_LIP = np.flatnonzero(inside([291] + UL_OUT + [61, 78] + UL_IN[::-1] + [308]))
+LOWER_LIP = np.flatnonzero(inside([291] + LL_OUT + [61, 78] + LL_IN[::-1] + [308]))
+# The mouth is closed in the canonical mesh, so each polygon touches the other lip's inner contour: remove it.
+UPPER_LIP = np.setdiff1d(UPPER_LIP, CORNERS + LL_IN + LL_OUT)
+LOWER_LIP = np.setdiff1d(LOWER_LIP, CORNERS + UL_IN + UL_OUT + list(UPPER_LIP))
+
+
+def solve(handles: dict[int, np.ndarray], fixed: np.ndarray, order: int = 1) -> np.ndarray:
+    """(468, 3) displacement: `handles` prescribed, `fixed` zero, the rest harmonic (order 1) or biharmonic (2)."""
+    x = np.zeros((N, 3))
+    known = np.zeros(N, bool)
+    known[np.asarray(fixed, int)] = True
+    for i, d in handles.items():
+        x[i] = d
+        known[i] = True
+    free = np.flatnonzero(~known)
+    if len(free) == 0:
+        return x
+    op = LAP if order == 1 else (LAP @ LAP).tocsr()
+    a = op[free][:, free].tocsc()
+    b = -op[free][:, np.flatnonzero(known)] @ x[known]
+    x[free] = spla.splu(a).solve(b)
+    return x
+
+
+def far(center: np.ndarray, radius: float) -> np.ndarray:
+    return np.flatnonzero(np.linalg.norm(V[:, :2] - np.asarray(center)[:2], axis=1) > radius)
+
+
+def smoothstep(t: np.ndarray) -> np.ndarray:
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def left_weight(x: np.ndarray, width: float = 0.8) -> np.ndarray:
+    """1 on the subject's left (+x), 0 on the right, smooth across the midline (Left + Right shapes sum to 1)."""
+    return smoothstep(0.5 + x / (2 * width))
+
+
+def mirror(d: np.ndarray) -> np.ndarray:
+    """Right-side shape from a left-side one: swap mirror twins and negate x."""
+    return d[MESH.mirror] * np.array([-1.0, 1.0, 1.0])
+
+
+def union(*sets) -> np.ndarray:
+    return np.unique(np.concatenate([np.asarray(s, int).ravel() for s in sets]))
+
+
+# ---------------------------------------------------------------- jaw
+def jaw_weight() -> np.ndarray:
+    """(468,) 1 on the mandible (chin, lower lip), 0 on the maxilla (upper lip, nose, above); harmonic between."""
+    w = np.zeros(N)
+    oval = MESH.group("face_oval")
+    one = union(LOWER_LIP, LL_IN, LL_OUT, np.flatnonzero(V[:, 1] > 5.2), oval[V[oval, 1] > 2.4])
+    zero = union(UPPER_LIP, UL_IN, UL_OUT, np.flatnonzero(V[:, 1] < 1.9), oval[V[oval, 1] < 1.0])
+    handles = {i: np.full(3, 1.0) for i in one}
+    handles.update({i: np.full(3, 0.5) for i in CORNERS})
+    w = solve(handles, zero, order=1)[:, 0]
+    return np.clip(w, 0, 1)
+
+
+JAW_W = jaw_weight()
+HINGE = np.array([0.0, 0.5, 7.0])  # the temporomandibular joints' axis (x), level with the nose base, ~7 cm deep
+
+
+def jaw_motion(angle_deg: float = 15.0, slide: tuple[float, float] = (1.3, -0.3)) -> np.ndarray:
+    """Rigid jaw opening (rotation about HINGE + condyle glide down/forward) weighted by JAW_W."""
+    a = np.radians(angle_deg)
+    rot = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    moved = (V - HINGE) @ rot.T + HINGE + np.array([0.0, *slide])
+    return (moved - V) * JAW_W[:, None]
+
+
+# ---------------------------------------------------------------- shapes (left side; mirrored for right)
+def _corner_profile(idx: list[int]) -> np.ndarray:
+    """0 at the lip midline -> 1 at the subject's left corner (x = 2.64), 0 on the right half."""
+    return smoothstep(V[idx, 0] / V[291, 0]) ** 1.5
+
+
+def lip_corner_shape(d_corner: np.ndarray, d_lower: np.ndarray = np.zeros(3), radius: float = 4.2,
+                     cheek: np.ndarray | None = None) -> np.ndarray:
+    """A pull of the left lip corner (smile, frown, dimple, stretch): contours follow in proportion to x."""
+    contours = UL_IN + UL_OUT + LL_IN + LL_OUT
+    prof = _corner_profile(contours)
+    handles = {i: p * d_corner + (d_lower * p if i in LL_IN + LL_OUT else 0) for i, p in zip(contours, prof)}
+    handles.update({291: d_corner, 308: d_corner, 61: np.zeros(3), 78: np.zeros(3)})
+    if cheek is not None:  # the cheek bunches above the corner (zygomaticus)
+        c = np.array([3.9, 1.2])
+        for i in np.flatnonzero(np.linalg.norm(V[:, :2] - c, axis=1) < 0.7):
+            handles[i] = cheek
+    fixed = union(far(V[291], radius), MESH.group("nose"), np.flatnonzero(V[:, 0] < -0.8), L_UP, L_LO)
+    fixed = np.setdiff1d(fixed, list(handles))
+    return solve(handles, fixed, order=2)
+
+
+def lips_region_shape(per_vertex, radius: float = 4.0, fix_lower: bool = False, fix_upper: bool = False,
+                      order: int = 1) -> np.ndarray:
+    """Handles on every lip vertex (`per_vertex(i) -> (3,)`), smooth falloff to `radius` around the mouth."""
+    lips = union(UPPER_LIP, LOWER_LIP, UL_IN, UL_OUT, LL_IN, LL_OUT, CORNERS)
+    handles = {int(i): per_vertex(int(i)) for i in lips}
+    fixed = [far(MOUTH_C, radius), MESH.group("nose")]
+    if fix_lower:
+        fixed.append(np.flatnonzero(V[:, 1] > 6.0))
+    if fix_upper:
+        fixed.append(np.flatnonzero(V[:, 1] < 1.9))
+    return solve(handles, np.setdiff1d(union(*fixed), list(handles)), order=order)
+
+
+def is_upper(i: int) -> bool:
+    return i in UPPER_LIP or i in UL_IN or i in UL_OUT
+
+
+def is_lower(i: int) -> bool:
+    return i in LOWER_LIP or i in LL_IN or i in LL_OUT
+
+
+def centre_profile(i: int) -> float:
+    """1 at the lip midline, 0 at the corners (cosine)."""
+    return float(np.cos(np.clip(V[i, 0] / V[291, 0], -1, 1) * np.pi / 2))
+
+
+def lid_line(lower: list[int], corners: list[int]) -> callable:
+    """y(x), z(x) of the lower-lid line (with the corners) for a blink target."""
+    idx = corners[:1] + lower + corners[1:]
+    pts = V[idx]
+    order = np.argsort(pts[:, 0])
+    return lambda x: (np.interp(x, pts[order, 0], pts[order, 1]), np.interp(x, pts[order, 0], pts[order, 2]))
+
+
+def eye_shape(d_up, d_lo, radius: float = 2.6, fix_brow: bool = True) -> np.ndarray:
+    """Left-eye shape: d_up(i) / d_lo(i) displacements of the lid contours, corners fixed, harmonic falloff."""
+    handles = {i: np.asarray(d_up(i), float) for i in L_UP}
+    handles.update({i: np.asarray(d_lo(i), float) for i in L_LO})
+    handles.update({i: np.zeros(3) for i in L_CORNERS})
+    fixed = [far(L_EYE_C, radius)]
+    if fix_brow:
+        fixed.append(L_BROW)
+    return solve(handles, np.setdiff1d(union(*fixed), list(handles)), order=1)
+
+
+def lid_profile(i: int) -> float:
+    """1 at the middle of the lid, 0 at the corners."""
+    x0, x1 = V[362, 0], V[263, 0]
+    return float(np.sin(np.clip((V[i, 0] - x0) / (x1 - x0), 0, 1) * np.pi))
+
+
+def blink() -> np.ndarray:
+    line = lid_line(L_LO, L_CORNERS)
+
+    def up(i):  # the upper lid travels 85% of the gap, the lower lid rises 15%: they meet
+        y, z = line(V[i, 0])
+        return np.array([0.0, 0.85 * (y - V[i, 1]), 0.85 * (z - V[i, 2]) - 0.08 * lid_profile(i)])
+
+    def lo(i):
+        up_y = np.interp(V[i, 0], *zip(*sorted((V[j, 0], V[j, 1]) for j in L_UP + L_CORNERS)))
+        return np.array([0.0, 0.15 * (up_y - V[i, 1]), 0.0])
+
+    return eye_shape(up, lo)
+
+
+def iris_rotation(yaw_deg: float, pitch_deg: float) -> np.ndarray:
+    """(10, 3) displacement of the LEFT iris points (indices 5..9 of IRIS) for an eyeball turn.
+
+    Positive yaw moves the iris to +x (subject's left), positive pitch to +y (down)."""
+    out = np.zeros((10, 3))
+    pts = IRIS[5:]
+    centre = pts[0] + np.array([0.0, 0.0, 1.2])  # eyeball centre ~12 mm behind the iris
+    y, p = np.radians(yaw_deg), np.radians(pitch_deg)
+    ry = np.array([[np.cos(y), 0, -np.sin(y)], [0, 1, 0], [np.sin(y), 0, np.cos(y)]])
+    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    out[5:] = (pts - centre) @ (rx @ ry).T + centre - pts
+    return out
+
+
+def author() -> dict[str, np.ndarray]:
+    """name -> (478, 3) displacement for every ARKit shape."""
+    z3 = np.zeros(3)
+    left: dict[str, np.ndarray] = {}  # shapes with a Left/Right pair, authored on the left
+    iris: dict[str, np.ndarray] = {}
+    left["eyeBlink"] = blink()
+    left["eyeSquint"] = eye_shape(lambda i: [0, 0.08 * lid_profile(i), 0],
+                                  lambda i: [0, -0.3 * lid_profile(i), -0.05 * lid_profile(i)], radius=3.0)
+    left["eyeWide"] = eye_shape(lambda i: [0, -0.3 * lid_profile(i), -0.05 * lid_profile(i)],
+                                lambda i: [0, 0.06 * lid_profile(i), 0])
+    for name, yaw, pitch, d_up, d_lo in (("eyeLookDown", 0, 22, 0.22, 0.1), ("eyeLookUp", 0, -22, -0.15, -0.06),
+                                         ("eyeLookIn", -28, 0, 0.0, 0.0), ("eyeLookOut", 28, 0, 0.0, 0.0)):
+        dx = 0.06 * np.sign(yaw)
+        left[name] = eye_shape(lambda i, d=d_up: [dx * lid_profile(i), d * lid_profile(i), 0],
+                               lambda i, d=d_lo: [dx * lid_profile(i), d * lid_profile(i), 0])
+        iris[name] = iris_rotation(yaw, pitch)
+    left["mouthSmile"] = lip_corner_shape(np.array([0.6, -0.85, 0.35]), cheek=np.array([0.0, -0.3, -0.15]))
+    left["mouthFrown"] = lip_corner_shape(np.array([0.1, 0.5, 0.05]))
+    left["mouthDimple"] = lip_corner_shape(np.array([0.3, -0.05, 0.4]))
+    left["mouthStretch"] = lip_corner_shape(np.array([0.55, 0.2, 0.2]), d_lower=np.array([0, 0.15, 0]))
+    lw = lambda i: float(left_weight(V[i, 0]))  # noqa: E731
+    taper = lambda i: 0.15 + 0.85 * centre_profile(i)  # noqa: E731
+    left["mouthPress"] = lips_region_shape(
+        lambda i: lw(i) * (np.array([-0.08 * np.sign(V[i, 0]), 0.18 if i in UL_OUT else 0.05 if is_upper(i) else
+                                     -0.18 if i in LL_OUT else -0.05 if is_lower(i) else 0, 0.05])))
+    left["mouthLowerDown"] = lips_region_shape(
+        lambda i: lw(i) * taper(i) * np.array([0, 0.55, 0.1]) if is_lower(i) else z3, fix_upper=True)
+    left["mouthUpperUp"] = lips_region_shape(
+        lambda i: lw(i) * taper(i) * np.array([0, -0.5, -0.05]) if is_upper(i) else z3, fix_lower=True)
+    left["browDown"] = brow_shape(lambda x: np.array([-0.15, 0.45, 0.05]) * (1.0 - 0.4 * smoothstep((x - 1.3) / 4.5)))
+    left["browOuterUp"] = brow_shape(lambda x: np.array([0, -0.5, 0]) * smoothstep((x - 2.5) / 3.0))
+    left["cheekSquint"] = cheek_squint()
+    left["noseSneer"] = nose_sneer()
+
+    shapes: dict[str, np.ndarray] = {}
+    for base, d in left.items():
+        full_l = np.zeros((478, 3))
+        full_l[:468] = d
+        full_l[468:] = iris.get(base, np.zeros((10, 3)))
+        full_r = np.zeros((478, 3))
+        full_r[:468] = mirror(d)
+        ir = iris.get(base, np.zeros((10, 3)))
+        full_r[468:473] = ir[5:] * np.array([-1.0, 1.0, 1.0])  # right iris = mirrored left iris
+        shapes[base + "Left"], shapes[base + "Right"] = full_l, full_r
+    jaw = jaw_motion()
+    single = {
+        "jawOpen": jaw,
+        "jawForward": JAW_W[:, None] * np.array([0, 0.1, -0.6]),
+        "jawLeft": JAW_W[:, None] * np.array([0.8, 0, 0]),
+        "mouthClose": lips_region_shape(lambda i: -0.9 * jaw[i] if is_lower(i) else (
+            np.array([0, 0.1, 0]) if is_upper(i) else -0.45 * jaw[i]), fix_lower=True, fix_upper=True),
+        "mouthFunnel": lips_region_shape(lambda i: np.array([
+            -0.25 * V[i, 0], (-0.3 if i in UL_IN else 0.3 if i in LL_IN else -0.1 if is_upper(i) else 0.1 if
+                              is_lower(i) else 0) * centre_profile(i), -0.25 - 0.3 * centre_profile(i)])),
+        "mouthPucker": lips_region_shape(lambda i: np.array([
+            -0.35 * V[i, 0], (0.12 if i in UL_OUT else -0.12 if i in LL_OUT else 0) * centre_profile(i),
+            -0.3 - 0.35 * centre_profile(i)])),
+        "mouthLeft": lips_region_shape(lambda i: np.array([0.7, 0, 0.05 * np.sign(V[i, 0])])),
+        "mouthRollLower": lips_region_shape(lambda i: (np.array([0, -0.3, 0.35]) if i in LL_OUT else np.array(
+            [0, -0.05, 0.3]) if is_lower(i) else z3) * (0.3 + 0.7 * centre_profile(i)), fix_upper=True),
+        "mouthRollUpper": lips_region_shape(lambda i: (np.array([0, 0.3, 0.35]) if i in UL_OUT else np.array(
+            [0, 0.05, 0.3]) if is_upper(i) else z3) * (0.3 + 0.7 * centre_profile(i)), fix_lower=True),
+        "mouthShrugLower": shrug_lower(),
+        "mouthShrugUpper": lips_region_shape(lambda i: np.array([0, -0.25, -0.12]) * (0.4 + 0.6 * centre_profile(i))
+                                             if is_upper(i) else z3, fix_lower=True),
+        "browInnerUp": brow_inner_up(),
+        "cheekPuff": cheek_puff(),
+        "tongueOut": 0.15 * jaw + lips_region_shape(lambda i: np.array([0, 0.2, -0.1]) * centre_profile(i)
+                                                    if is_lower(i) else z3, fix_upper=True),
+    }
+    single["jawRight"] = mirror(single["jawLeft"])
+    single["mouthRight"] = mirror(single["mouthLeft"])
+    for name, d in single.items():
+        full = np.zeros((478, 3))
+        full[:468] = d
+        shapes[name] = full
+    missing = set(ARKIT52) - set(shapes)
+    assert not missing, missing
+    return shapes
+
+
+def brow_shape(disp_of_x) -> np.ndarray:
+    """Left brow: every brow vertex moves by disp_of_x(x); eyelids, the forehead edge and the right side stay."""
+    handles = {i: disp_of_x(V[i, 0]) for i in L_BROW}
+    fixed = union(far(V[L_BROW].mean(0), 3.6), L_UP, L_LO, L_CORNERS, np.flatnonzero(V[:, 0] < -0.2),
+                  np.flatnonzero(V[:, 1] < -8.0))
+    return solve(handles, np.setdiff1d(fixed, list(handles)), order=2)
+
+
+def brow_inner_up() -> np.ndarray:
+    brows = L_BROW + [int(MESH.mirror[i]) for i in L_BROW]
+    handles = {i: np.array([0, -0.55, -0.05]) * (1 - smoothstep((abs(V[i, 0]) - 1.5) / 2.8)) for i in brows}
+    eyes = L_UP + L_LO + L_CORNERS
+    fixed = union(eyes, MESH.mirror[eyes], np.flatnonzero(V[:, 1] < -8.2), np.flatnonzero(V[:, 1] > -2.0),
+                  np.flatnonzero(np.abs(V[:, 0]) > 5.5))
+    return solve(handles, np.setdiff1d(fixed, list(handles)), order=2)
+
+
+def cheek_squint() -> np.ndarray:
+    c = np.array([3.9, -1.4])
+    core = np.flatnonzero(np.linalg.norm(V[:, :2] - c, axis=1) < 0.9)
+    handles = {int(i): np.array([0, -0.35, -0.1]) for i in core}
+    handles.update({i: np.array([0, -0.12, 0]) * lid_profile(i) for i in L_LO})
+    handles.update({i: np.zeros(3) for i in L_UP + L_CORNERS})
+    fixed = union(far(c, 3.0), MESH.group("nose"), np.flatnonzero(V[:, 1] > 3.0))
+    return solve(handles, np.setdiff1d(fixed, list(handles)), order=2)
+
+
+def nose_sneer() -> np.ndarray:
+    handles = {}
+    for centre, r, d in (((1.7, 0.9), 0.75, (0.05, -0.3, -0.05)), ((1.0, -1.2), 0.6, (0.05, -0.12, 0)),
+                         ((1.1, 2.4), 0.5, (0, -0.12, 0))):
+        for i in np.flatnonzero(np.linalg.norm(V[:, :2] - np.array(centre), axis=1) < r):
+            if V[i, 0] > 0.2:
+                handles[int(i)] = np.array(d)
+    fixed = union(far((1.5, 0.5), 3.5), L_UP, L_LO, L_CORNERS, LOWER_LIP, LL_IN, LL_OUT,
+                  np.flatnonzero(V[:, 0] < -0.4))
+    return solve(handles, np.setdiff1d(fixed, list(handles)), order=2)
+
+
+def shrug_lower() -> np.ndarray:
+    handles = {}
+    for i in union(LOWER_LIP, LL_IN, LL_OUT):
+        handles[int(i)] = np.array([0, -0.25, -0.15]) * (0.4 + 0.6 * centre_profile(i))
+    for i in np.flatnonzero(np.linalg.norm(V[:, :2] - np.array([0.0, 6.4]), axis=1) < 1.3):
+        handles[int(i)] = np.array([0, -0.35, -0.25])
+    fixed = union(far((0, 5.5), 4.5), UPPER_LIP, UL_IN, UL_OUT, np.flatnonzero(V[:, 1] < 1.9))
+    return solve(handles, np.setdiff1d(fixed, list(handles)), order=2)
+
+
+def cheek_puff() -> np.ndarray:
+    """Both cheeks bulge along the surface normal; lips stay closed."""
+    t = MESH.triangles
+    fn = np.cross(V[t[:, 1]] - V[t[:, 0]], V[t[:, 2]] - V[t[:, 0]])
+    vn = np.zeros_like(V)
+    for k in range(3):
+        np.add.at(vn, t[:, k], fn)
+    vn /= np.linalg.norm(vn, axis=1, keepdims=True) + 1e-9  # points toward the camera (-z) on the face
+    out = np.zeros_like(V)
+    for cx in (4.3, -4.3):
+        w = smoothstep(1 - np.linalg.norm(V[:, :2] - np.array([cx, 2.4]), axis=1) / 2.8)
+        out += (0.6 * w)[:, None] * vn
+    return out
+
+
+# ---------------------------------------------------------------- output
+def basis_tensor(shapes: dict[str, np.ndarray]) -> torch.Tensor:
+    return torch.tensor(np.stack([shapes[n] for n in ARKIT52]), dtype=torch.float32)  # (52, 478, 3)
+
+
+def grid_bounds(name: str) -> tuple[np.ndarray, float]:
+    """Zoom of the grid cell: the face region the shape acts on."""
+    if name.startswith("eye"):
+        return np.array([0.0, -3.6]), 4.9
+    if name.startswith("brow"):
+        return np.array([0.0, -4.4]), 5.4
+    if name.startswith(("cheekSquint", "noseSneer")):
+        return np.array([0.0, -0.8]), 5.6
+    if name.startswith("jaw") or name == "tongueOut":
+        return np.array([0.0, 2.6]), 7.2
+    return np.array([0.0, 3.6]), 5.0  # mouth, cheekPuff
+
+
+def draw_grid(rig: Rig, path: Path, cell: int = 140) -> None:
+    """Each blendshape at 0 / 0.5 / 1: 4 shapes per row, 3 renders each, labelled."""
+    import cv2
+
+    lips = union(UPPER_LIP, LOWER_LIP, CORNERS)
+    mouth = MESH.group("lips_inner")
+    brows = union(L_BROW, MESH.mirror[L_BROW])
+    per_row, rows, gap, head = 4, int(np.ceil(len(ARKIT52) / 4)), 8, 16
+    img = np.full((rows * (cell + head), per_row * (3 * cell + gap), 3), 255, np.uint8)
+    for k, name in enumerate(ARKIT52):
+        r, c = divmod(k, per_row)
+        for j, w in enumerate((0.0, 0.5, 1.0)):
+            p = torch.zeros(1, 52)
+            p[0, k] = w
+            tile = render_mesh(rig(p)[0].numpy(), MESH.triangles, cell, margin=0.0, bounds=grid_bounds(name),
+                               mouth=mouth, lips=lips, brows=brows)
+            y0, x0 = r * (cell + head) + head, c * (3 * cell + gap) + j * cell
+            img[y0:y0 + cell, x0:x0 + cell] = tile
+        cv2.putText(img, f"{name}  0 / .5 / 1", (c * (3 * cell + gap) + 4, r * (cell + head) + 12),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
+    # A 64-colour palette keeps the flat-shaded grid readable at a third of the size.
+    Image.fromarray(img[:, :, ::-1]).quantize(64).save(path, optimize=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-grid", action="store_true")
+    ap.add_argument("--out", type=Path, default=ROOT / "weights")
+    args = ap.parse_args()
+    shapes = author()
+    rig = Rig()
+    rig.basis.copy_(basis_tensor(shapes))
+    rig.neutral.copy_(torch.tensor(np.concatenate([V, IRIS]), dtype=torch.float32))
+    contract = Contract(
+        name="rig_arkit52", arch="reenact.rig:Rig", kwargs={"n_points": 478, "n_shapes": 52},
+        input={"params": "(B, 52) ARKit weights in [0, 1], order of reenact.params.ARKIT52"},
+        outputs={"deltas": "(B, 478, 3) displacements of the canonical mesh (cm, +x subject's left, +y down, +z "
+                           "away from the camera); points 468..477 are the iris"},
+        channels=list(ARKIT52),
+        training_data="none: authored from facial anatomy on the canonical mesh (reenact/data/canonical_mesh.npz)",
+        licence="Apache-2.0", source="authored by reenact", script="tools/build_rig.py")
+    save("rig_arkit52", rig.state_dict(), contract, args.out)
+    if not args.no_grid:
+        draw_grid(rig, ROOT / "docs" / "images" / "rig_grid.png")
+
+
+if __name__ == "__main__":
+    main()
