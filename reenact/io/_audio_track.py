@@ -2,7 +2,8 @@
 
 Two ways, chosen per source codec and output container:
 - copy: the compressed packets are remuxed unchanged (timestamps shifted and rescaled) when the container accepts
-  the codec (mp4: aac, mp3, alac, ac3, eac3, opus). Cut at the packet boundary nearest to each end (off by <= half a packet: AAC 11 ms).
+  the codec (mp4: aac, mp3, alac, ac3, eac3, opus). Cut at the packet boundary nearest to the video's end (off by
+  at most half a packet: AAC 11 ms); a packet that ends at time 0 is kept (decoder priming, hidden by an edit list).
   Padding is not possible without re-encoding, so when the writer is told the expected video duration and the
   source audio is shorter, "auto" encodes instead; without that hint a short copied track simply ends early.
 - encode: decoded, resampled (rate kept if AAC allows it and it is >= 32 kHz, else 48 kHz; <= 2 channels) and
@@ -132,7 +133,7 @@ class AudioTrack:
     # -- copy ------------------------------------------------------------------------------------------------------
 
     def _copy_until(self, until: Fraction, out: av.container.OutputContainer) -> None:
-        tb = self.inp.time_base
+        tb = self.inp.time_base or Fraction(1, self.inp.codec_context.sample_rate or 48000)
         shift = int(round(self.origin / tb))
         while (p := self._next_packet()) is not None:
             if p.size == 0 or p.pts is None:
@@ -160,7 +161,7 @@ class AudioTrack:
                     self._take(f)
                 break
             try:
-                frames = p.decode()
+                frames = self.inp.decode(p)
             except av.error.FFmpegError as err:
                 raise decode_failure(self.path, "audio", err, "while decoding its audio") from err
             for frame in frames:

@@ -58,8 +58,8 @@ def open_input(path: PathLike, kind: Kind) -> av.container.InputContainer:
         raise MediaError(f"Cannot read {p} (permission denied); check its permissions.") from err
     except (av.error.InvalidDataError, av.error.FFmpegError) as err:
         raise MediaError(
-            f"{p} is not a readable {kind} file (FFmpeg says: {_short(err)}); it may be corrupt, truncated or "
-            f"of another type, {what_to_do(kind)}."
+            f"{p} is not a readable {kind} file (FFmpeg: {_short(err)}): it may be corrupt, truncated or "
+            f"of another type; {what_to_do(kind)}."
         ) from err
 
 
@@ -87,9 +87,8 @@ def as_fps(value: Fraction | int | float | str) -> Fraction:
         except (ValueError, ZeroDivisionError) as err:
             raise InputError(f"Frame rate {value!r} is not a number; use e.g. 25, 29.97 or 30000/1001.") from err
     elif isinstance(value, float):
-        fps = next((r for r in _NTSC_RATES if abs(float(r) - value) < 0.006), None) or Fraction(value).limit_denominator(
-            1001
-        )
+        ntsc = [r for r in _NTSC_RATES if abs(float(r) - value) < 0.006]
+        fps = ntsc[0] if ntsc else Fraction(value).limit_denominator(1001)
     else:
         raise InputError(f"Frame rate {value!r} has an unsupported type; use an int, float, str or Fraction.")
     if fps <= 0 or fps > 1000:

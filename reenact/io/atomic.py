@@ -50,7 +50,9 @@ def commit(tmp: Path, final: Path, overwrite: bool) -> None:
     """Rename the finished temporary file onto its final name (atomic on one file system)."""
     if final.exists() and not overwrite:
         discard(tmp)
-        raise OutputError(f"Output {final} appeared while writing; pass --overwrite to replace it or choose another name.")
+        raise OutputError(
+            f"Output {final} appeared while writing; pass --overwrite to replace it or choose another name."
+        )
     try:
         os.replace(tmp, final)
     except OSError as err:

@@ -47,10 +47,11 @@ def read_image(path: PathLike, *, max_side: int | None = MAX_SIDE, max_pixels: i
                 if max_side and max(w, h) > max_side and img.format == "JPEG":
                     img.draft("RGB", (max_side, max_side))  # DCT-domain downscale by 1/2, 1/4 or 1/8 while decoding
                 img.load()
-                img = ImageOps.exif_transpose(img)
-                rgb = _to_rgb(img)
+                rgb = _to_rgb(ImageOps.exif_transpose(img))
     except Image.DecompressionBombError as err:
-        raise MediaError(f"{p} claims an enormous size (decompression-bomb guard); downscale it first.") from err
+        raise MediaError(
+            f"{p} claims an enormous size ({err}); it is refused as a possible decompression bomb, downscale it first."
+        ) from err
     except UnidentifiedImageError as err:
         raise MediaError(f"{p} is not an image Pillow can read; {_TODO}.") from err
     except (OSError, SyntaxError, ValueError) as err:  # truncated data, broken headers, bad EXIF

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import av
 import numpy as np
@@ -24,7 +25,8 @@ def _identity(img: np.ndarray) -> np.ndarray:
 
 def display_matrix(frame: av.VideoFrame) -> np.ndarray | None:
     """The frame's display matrix as nine int32 values, or None when it has none."""
-    for sd in frame.side_data:
+    side: Any = frame.side_data  # PyAV types this loosely; it iterates SideData objects
+    for sd in side:
         if sd.type.name == "DISPLAYMATRIX":
             return np.frombuffer(bytes(sd), dtype="<i4").copy()
     return None

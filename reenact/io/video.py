@@ -16,7 +16,7 @@ Policies (see docs/media.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -84,7 +84,9 @@ def video_stream(container: av.container.InputContainer, path: Path) -> av.Video
         if not (s.disposition & av.stream.Disposition.attached_pic):
             return s
     what = "an audio file" if container.streams.audio else "not a video"
-    raise MediaError(f"{path} has no video stream ({what}); give a video file, or use it as audio where audio is asked.")
+    raise MediaError(
+        f"{path} has no video stream ({what}); give a video file, or use it as audio where audio is asked."
+    )
 
 
 def _nominal_fps(stream: av.VideoStream) -> tuple[Fraction, bool]:
@@ -242,7 +244,7 @@ class FrameReader:
         if stream.frames and n_packets < stream.frames:  # the index lists frames whose bytes are missing
             self._damaged(f"the file ends early: {n_packets} of {stream.frames} frames are present", last_t)
 
-    def _frames(self) -> Iterator[Frame]:
+    def _frames(self) -> Generator[Frame, None, None]:
         limit = self.max_frames if self.max_frames is not None else -1
         transform = None
         if self.mode == "native":

@@ -53,9 +53,10 @@ class VideoWriter:
         expected_duration: float | Fraction | None = None,
     ) -> None:
         self.path = check_output_path(path, overwrite)
-        self.format = _FORMATS.get(self.path.suffix.lower())
-        if self.format is None:
+        fmt = _FORMATS.get(self.path.suffix.lower())
+        if fmt is None:
             raise OutputError(f"Cannot write video {self.path}: use the extension .mp4, .mov or .mkv.")
+        self.format: str = fmt
         if not 0 <= crf <= 51:
             raise OutputError(f"CRF {crf} is out of range; use 0 (lossless) to 51 (worst), 18 is visually lossless.")
         if preset not in _PRESETS:
