@@ -1,0 +1,1 @@
+"""Training code (estimator head, refiner, audio head). Not imported by the inference path."""
