@@ -1,0 +1,84 @@
+"""One source photo -> frames for any batch of target expressions: rig -> mesh displacement -> warp -> mouth
+interior -> (refiner) -> paste-back. Everything per photo is computed once in the constructor."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from reenact.face.canonical import load_canonical
+from reenact.render.mouth import lip_gap, paint_interior
+from reenact.render.warp import MeshWarper
+
+
+class Rig(Protocol):
+    def deltas(self, params: torch.Tensor) -> torch.Tensor: ...  # (B, 52) -> (B, 478, 3) canonical units
+
+
+def similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares s, R, t with dst ≈ s * R @ src + t (Umeyama 1991); src, dst (N, 3)."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(b.T @ a / len(src))
+    d = np.sign(np.linalg.det(u @ vt))
+    fix = np.diag([1.0, 1.0, d])
+    rot = u @ fix @ vt
+    scale = float(np.trace(np.diag(sig) @ fix) / (a**2).sum(1).mean())
+    return scale, rot, mu_d - scale * rot @ mu_s
+
+
+def euler_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
+    """(B,) angles in degrees -> (B, 3, 3) rotations in the image frame (x right, y down, z away)."""
+    y, p, r = (torch.deg2rad(v) for v in (yaw, pitch, roll))
+    one, zero = torch.ones_like(y), torch.zeros_like(y)
+    ry = torch.stack([torch.cos(y), zero, torch.sin(y), zero, one, zero, -torch.sin(y), zero, torch.cos(y)], -1)
+    rx = torch.stack([one, zero, zero, zero, torch.cos(p), -torch.sin(p), zero, torch.sin(p), torch.cos(p)], -1)
+    rz = torch.stack([torch.cos(r), -torch.sin(r), zero, torch.sin(r), torch.cos(r), zero, zero, zero, one], -1)
+    return rz.view(-1, 3, 3) @ ry.view(-1, 3, 3) @ rx.view(-1, 3, 3)
+
+
+class FaceRenderer:
+    """Renders the source photo with new expressions.
+
+    image: (H, W, 3) uint8 photo; points: (478, 3) its landmarks (x, y px, z px-scaled); source_shapes: (52,) the
+    photo's own ARKit expression (the rig moves the mesh by the *difference* to it).
+    """
+
+    def __init__(self, image: np.ndarray, points: np.ndarray, source_shapes: np.ndarray, rig: Rig,
+                 device: torch.device = torch.device("cpu"), refiner: torch.nn.Module | None = None) -> None:
+        self.image, self.points, self.device, self.rig, self.refiner = image, points, device, rig, refiner
+        self.warper = MeshWarper(image, points[:, :2], device)
+        canon = load_canonical().vertices
+        scale, rot, _ = similarity(canon.astype(np.float64), points[:468].astype(np.float64))
+        # canonical delta (row vector) -> photo displacement: d_photo = d_canon @ (s R)^T
+        self.to_photo = torch.tensor((scale * rot).T, dtype=torch.float32, device=device)  # (3, 3)
+        self.center = torch.tensor(points[:468].mean(0), dtype=torch.float32, device=device)
+        self.source_points = torch.tensor(points, dtype=torch.float32, device=device)  # (478, 3)
+        self.source_shapes = torch.tensor(source_shapes, dtype=torch.float32, device=device)
+        self.source_gap = lip_gap(points)
+
+    def displacement(self, shapes: torch.Tensor, rotation: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 52) target shapes [+ (B, 3) yaw/pitch/roll change] -> (B, 478, 3) photo-space vertex displacement."""
+        delta = self.rig.deltas(shapes.to(self.device) - self.source_shapes) @ self.to_photo  # (B, 478, 3)
+        if rotation is None:
+            return delta
+        moved = self.source_points + delta - self.center
+        rot = euler_matrix(*rotation.to(self.device).unbind(-1))  # (B, 3, 3)
+        return moved @ rot.transpose(1, 2) + self.center - self.source_points
+
+    @torch.inference_mode()
+    def render(self, shapes: np.ndarray, rotation: np.ndarray | None = None) -> np.ndarray:
+        """(B, 52) target ARKit shapes -> (B, H, W, 3) uint8 frames of the full photo."""
+        shapes_t = torch.as_tensor(shapes, dtype=torch.float32)
+        rot_t = None if rotation is None else torch.as_tensor(rotation, dtype=torch.float32)
+        disp = self.displacement(shapes_t, rot_t)  # (B, 478, 3)
+        roi = self.warper.warp(disp[..., :2])  # (B, 3, h, w) 0..255
+        targets = (self.source_points + disp).cpu().numpy()
+        frames = roi.permute(0, 2, 3, 1).cpu().numpy()  # (B, h, w, 3)
+        origin = (self.warper.roi.x0, self.warper.roi.y0)
+        for frame, target in zip(frames, targets):
+            paint_interior(frame, target, self.source_gap, origin)
+        roi = torch.from_numpy(frames).permute(0, 3, 1, 2)
+        return self.warper.paste(self.image, roi)
