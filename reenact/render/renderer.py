@@ -8,25 +8,13 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from reenact.face.canonical import load_canonical
 from reenact.render.mouth import lip_gap, paint_interior
 from reenact.render.warp import MeshWarper
 
 
 class Rig(Protocol):
-    def deltas(self, params: torch.Tensor) -> torch.Tensor: ...  # (B, 52) -> (B, 478, 3) canonical units
-
-
-def similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares s, R, t with dst ≈ s * R @ src + t (Umeyama 1991); src, dst (N, 3)."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    u, sig, vt = np.linalg.svd(b.T @ a / len(src))
-    d = np.sign(np.linalg.det(u @ vt))
-    fix = np.diag([1.0, 1.0, d])
-    rot = u @ fix @ vt
-    scale = float(np.trace(np.diag(sig) @ fix) / (a**2).sum(1).mean())
-    return scale, rot, mu_d - scale * rot @ mu_s
+    def deltas(self, params: torch.Tensor) -> torch.Tensor: ...  # (B, 52) -> (B, 478, 3)
+    def scaled_to(self, face_points: np.ndarray) -> "Rig": ...
 
 
 def euler_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
@@ -39,6 +27,22 @@ def euler_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> 
     return rz.view(-1, 3, 3) @ ry.view(-1, 3, 3) @ rx.view(-1, 3, 3)
 
 
+# Iris points and the eyelid pair (upper, lower) of the same eye, MediaPipe order: 468-472 subject's right eye.
+EYES = ((slice(468, 473), 159, 145), (slice(473, 478), 386, 374))
+
+
+def follow_lids(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Move each iris vertically with its eyelids: the rig moves the lids, and an iris left where it was would pin
+    the eye open in the warp. Its relative height between the lids is kept. points (478, 3), target (B, 478, 3)."""
+    target = target.clone()
+    for iris, upper, lower in EYES:
+        top, bottom = points[upper, 1], points[lower, 1]
+        rel = (points[iris, 1] - top) / (bottom - top).clamp(min=1e-3)  # (5,)
+        t_top, t_bottom = target[:, upper, 1:2], target[:, lower, 1:2]  # (B, 1)
+        target[:, iris, 1] = t_top + rel * (t_bottom - t_top)
+    return target
+
+
 class FaceRenderer:
     """Renders the source photo with new expressions.
 
@@ -48,12 +52,9 @@ class FaceRenderer:
 
     def __init__(self, image: np.ndarray, points: np.ndarray, source_shapes: np.ndarray, rig: Rig,
                  device: torch.device = torch.device("cpu"), refiner: torch.nn.Module | None = None) -> None:
-        self.image, self.points, self.device, self.rig, self.refiner = image, points, device, rig, refiner
+        self.image, self.points, self.device, self.refiner = image, points, device, refiner
+        self.rig = rig.scaled_to(points)  # basis rotated and scaled into this photo's pixels
         self.warper = MeshWarper(image, points[:, :2], device)
-        canon = load_canonical().vertices
-        scale, rot, _ = similarity(canon.astype(np.float64), points[:468].astype(np.float64))
-        # canonical delta (row vector) -> photo displacement: d_photo = d_canon @ (s R)^T
-        self.to_photo = torch.tensor((scale * rot).T, dtype=torch.float32, device=device)  # (3, 3)
         self.center = torch.tensor(points[:468].mean(0), dtype=torch.float32, device=device)
         self.source_points = torch.tensor(points, dtype=torch.float32, device=device)  # (478, 3)
         self.source_shapes = torch.tensor(source_shapes, dtype=torch.float32, device=device)
@@ -61,10 +62,11 @@ class FaceRenderer:
 
     def displacement(self, shapes: torch.Tensor, rotation: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 52) target shapes [+ (B, 3) yaw/pitch/roll change] -> (B, 478, 3) photo-space vertex displacement."""
-        delta = self.rig.deltas(shapes.to(self.device) - self.source_shapes) @ self.to_photo  # (B, 478, 3)
+        delta = self.rig.deltas(shapes.to(self.device) - self.source_shapes)  # (B, 478, 3) linear rig: change only
+        moved = follow_lids(self.source_points, self.source_points + delta)
         if rotation is None:
-            return delta
-        moved = self.source_points + delta - self.center
+            return moved - self.source_points
+        moved = moved - self.center
         rot = euler_matrix(*rotation.to(self.device).unbind(-1))  # (B, 3, 3)
         return moved @ rot.transpose(1, 2) + self.center - self.source_points
 

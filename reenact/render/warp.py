@@ -86,6 +86,7 @@ class MeshWarper:
                                 torch.arange(w, device=device, dtype=torch.float32), indexing="ij")
         self.base = torch.stack([xs, ys], -1)  # (H, W, 2) pixel coords inside the ROI
         self.coarse_base = torch.tensor(np.stack([gx, gy], -1), dtype=torch.float32, device=device)  # (h, w, 2)
+        self.step = ((w - 1) / max(self.coarse[1] - 1, 1), (h - 1) / max(self.coarse[0] - 1, 1))  # coarse spacing px
         self.scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=device)
 
     def displacement(self, disp: torch.Tensor) -> torch.Tensor:
@@ -95,17 +96,27 @@ class MeshWarper:
         dense = torch.sparse.mm(self.interp, flat)  # (P, B*2)
         return dense.reshape(*self.coarse, b, 2).permute(2, 3, 0, 1).contiguous()  # (B, 2, h, w)
 
-    def sample_grid(self, disp: torch.Tensor, iterations: int = 2) -> torch.Tensor:
-        """Backward map for `grid_sample`: target pixel x reads source pixel s with s + d(s) = x (fixed point).
+    def sample_grid(self, disp: torch.Tensor, iterations: int = 4) -> torch.Tensor:
+        """Backward map for `grid_sample`: target pixel x reads source pixel s with s + d(s) = x.
 
-        The fixed point is solved on the coarse grid (the flow is smooth) and upsampled once.
+        Solved by Newton's method on the coarse grid (the flow is smooth) and upsampled once. Plain fixed-point
+        iteration diverges where the face compresses (a closing eyelid folds the eye to a line, where the forward
+        map's Jacobian is near singular); Newton with a clamped determinant converges there too.
         """
-        d = self.displacement(disp)  # (B, 2, h, w)
+        d = self.displacement(disp)  # (B, 2, h, w) forward displacement, ROI px
+        gx = torch.gradient(d, spacing=float(self.step[0]), dim=3)[0]  # (B, 2, h, w) d/dx of (dx, dy)
+        gy = torch.gradient(d, spacing=float(self.step[1]), dim=2)[0]  # (B, 2, h, w) d/dy of (dx, dy)
+        field = torch.cat([d, gx, gy], 1)  # (B, 6, h, w): dx, dy, dxx, dyx, dxy, dyy
         base = self.coarse_base.expand(d.shape[0], -1, -1, -1)  # (B, h, w, 2)
         src = base - d.permute(0, 2, 3, 1)
         for _ in range(iterations):
-            d_at_src = F.grid_sample(d, src * self.scale - 1, mode="bilinear", padding_mode="border", align_corners=True)
-            src = base - d_at_src.permute(0, 2, 3, 1)
+            f = F.grid_sample(field, src * self.scale - 1, mode="bilinear", padding_mode="border", align_corners=True)
+            dx, dy, a_xx, a_yx, a_xy, a_yy = f.unbind(1)  # each (B, h, w)
+            rx, ry = src[..., 0] + dx - base[..., 0], src[..., 1] + dy - base[..., 1]
+            m00, m01, m10, m11 = 1 + a_xx, a_xy, a_yx, 1 + a_yy  # I + J
+            det = (m00 * m11 - m01 * m10).clamp(min=0.05)
+            step_x, step_y = (m11 * rx - m01 * ry) / det, (-m10 * rx + m00 * ry) / det
+            src = src - torch.stack([step_x, step_y], -1)
         offset = (src - base).permute(0, 3, 1, 2)  # (B, 2, h, w)
         offset = F.interpolate(offset, size=self.roi.size, mode="bilinear", align_corners=True)
         return (self.base + offset.permute(0, 2, 3, 1)) * self.scale - 1  # (B, H, W, 2) in [-1, 1]
