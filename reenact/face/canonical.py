@@ -7,7 +7,7 @@ Coordinate convention (same axes as image coordinates, so a mesh from an image c
     origin  centroid of the 468 mesh vertices
     +x      image right = the subject's LEFT side (vertex 263, the subject's left outer eye corner, has x > 0)
     +y      image down (chin has y > 0, forehead y < 0)
-    +z      away from the camera (the nose tip has the most negative z); right-handed
+    +z      away from the camera (the nose is the most negative z); right-handed
     units   centimetre-like: the two eye centres (means of the eye contours) are 6.3 cm apart
 The mesh is exactly mirror-symmetric about x = 0 (`mirror[i]` is the index of i's mirror twin), so its yaw and
 roll are zero by construction; its pitch is that of the average camera-facing portrait.

@@ -34,8 +34,15 @@ class SameConv(nn.Conv2d):
         return super().forward(x)
 
 
+class PReLU(nn.PReLU):
+    """Per-channel PReLU as relu(x) + a * min(x, 0): same parameter, several times faster on CPU than aten's kernel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(F.relu(x), self.weight.view(1, -1, 1, 1), x.clamp(max=0))
+
+
 def _act(kind: str, channels: int) -> nn.Module:
-    return nn.PReLU(channels) if kind == "prelu" else nn.ReLU(inplace=True)
+    return PReLU(channels) if kind == "prelu" else nn.ReLU(inplace=True)
 
 
 def _skip(x: torch.Tensor, stride: int, cout: int) -> torch.Tensor:
@@ -69,10 +76,10 @@ class BottleneckBlock(nn.Module):
         mid = cout // 2
         self.stride, self.cout = stride, cout
         self.squeeze = SameConv(cin, mid, stride, stride, same=False)  # 1x1, or 2x2 stride 2 'VALID'
-        self.act1 = nn.PReLU(mid)
+        self.act1 = PReLU(mid)
         self.dw = SameConv(mid, mid, 3, 1, groups=mid)
         self.expand = nn.Conv2d(mid, cout, 1)
-        self.act = nn.PReLU(cout)
+        self.act = PReLU(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.expand(self.dw(self.act1(self.squeeze(x))))
@@ -126,7 +133,7 @@ class _Head(nn.Module):
         super().__init__()
         self.blocks = nn.Sequential(*[BlazeBlock(cin, cin, 2 if i == 0 else 1, "prelu") for i in range(n_blocks)])
         self.squeeze = nn.Conv2d(cin, mid, 1)
-        self.act = nn.PReLU(mid)
+        self.act = PReLU(mid)
         self.block = BlazeBlock(mid, mid, 1, "prelu")
         self.out = nn.Conv2d(mid, out, k, stride=k)
 
@@ -146,7 +153,7 @@ class FaceMesh(nn.Module):
         super().__init__()
         self.num_landmarks = num_landmarks
         self.stem = SameConv(3, stem, 3, 2)
-        self.stem_act = nn.PReLU(stem)
+        self.stem_act = PReLU(stem)
         cins = (stem,) + tuple(channels[:-1])
         self.blocks = nn.Sequential(*[BlazeBlock(i, o, s, "prelu") for i, o, s in zip(cins, channels, strides)])
         c = channels[-1]
@@ -179,7 +186,7 @@ class IrisNet(nn.Module):
                  strides: tuple[int, ...] = (1, 1, 1, 1, 2, 1, 1, 1, 1, 2)) -> None:
         super().__init__()
         self.stem = SameConv(3, stem, 3, 2)
-        self.stem_act = nn.PReLU(stem)
+        self.stem_act = PReLU(stem)
         cins = (stem,) + tuple(channels[:-1])
         self.blocks = nn.Sequential(*[BottleneckBlock(i, o, s) for i, o, s in zip(cins, channels, strides)])
         self.contours = _IrisBranch(channels[-1], 71 * 3)

@@ -1,0 +1,127 @@
+"""FaceAnalyzer: detection + dense landmarks + pose for photos; the entry point of reenact.face."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+import torch
+
+from reenact.errors import InputError, NoFaceError
+from reenact.face.detect import BlazeFaceDetector, Detection
+from reenact.face.landmarks import MeshModel, Roi, roi_from_detection
+from reenact.face.pose import Pose, estimate_pose
+
+if TYPE_CHECKING:
+    from reenact.face.track import FaceTracker
+
+MIN_FACE_PX = 24  # below this the 192 px mesh crop is upsampled > 10x and the mesh is unreliable
+MAX_OUTSIDE = 0.25  # largest fraction of the face box allowed outside the image
+MIN_PRESENCE = 0.5  # MediaPipe's default min_tracking_confidence
+
+
+@dataclass
+class FaceLandmarks:
+    points: np.ndarray  # (478, 3) float32: x, y px of the original frame; z px-scaled (+ away from camera)
+    box: np.ndarray  # (4,) float32 xyxy px: bounding box of the 468 mesh points
+    score: float  # face presence probability from the mesh network, in [0, 1]
+    pose: Pose
+
+    def to_record(self) -> dict:
+        """JSON-friendly dict (see docs/face.md for the per-frame format)."""
+        return {"score": round(self.score, 4), "box": [round(float(v), 2) for v in self.box], "pose": self.pose.as_dict(),
+                "landmarks": np.round(self.points, 2).tolist()}
+
+
+def as_rgb(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """Accept uint8 RGB, grayscale or RGBA arrays; return contiguous uint8 (H, W, 3)."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise InputError(f"{name}: expected a uint8 image array, got {getattr(image, 'dtype', type(image))}; decode it with reenact.io first.")
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]
+    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 8:
+        raise InputError(f"{name}: expected an (H, W, 3) image at least 8 px on a side, got shape {image.shape}.")
+    return np.ascontiguousarray(image)
+
+
+def make_landmarks(points: np.ndarray, score: float) -> FaceLandmarks:
+    xy = points[:468, :2]
+    box = np.concatenate([xy.min(0), xy.max(0)]).astype(np.float32)
+    return FaceLandmarks(points=points.astype(np.float32), box=box, score=float(score), pose=estimate_pose(points))
+
+
+def describe(dets: list[Detection]) -> str:
+    return "; ".join(f"face {i}: box ({d.box[0]:.0f}, {d.box[1]:.0f}, {d.box[2]:.0f}, {d.box[3]:.0f}) score {d.score:.2f}"
+                     for i, d in enumerate(dets))
+
+
+class FaceAnalyzer:
+    """Find faces and their 478-point meshes. `detector`: "auto" or "short" (BlazeFace short range)."""
+
+    def __init__(self, device: torch.device = torch.device("cpu"), detector: str = "auto", iris: bool = True) -> None:
+        if detector not in ("auto", "short"):
+            raise InputError(f"Unknown face detector {detector!r}; this version has 'auto' (= 'short', BlazeFace short range).")
+        self.device = device
+        self.detector = BlazeFaceDetector(device)
+        self.mesh = MeshModel(device, iris=iris)
+
+    def detect(self, rgb: np.ndarray, name: str = "image") -> list[Detection]:
+        """Faces in one RGB uint8 image, sorted left to right."""
+        return self.detector([as_rgb(rgb, name)])[0]
+
+    def landmarks(self, frames: list[np.ndarray], rois: list[Roi]) -> list[FaceLandmarks | None]:
+        """Batched mesh for (frame, ROI) pairs; None where the mesh network sees no face."""
+        pts, scores = self.mesh(frames, rois)
+        return [make_landmarks(p, s) if s >= MIN_PRESENCE else None for p, s in zip(pts, scores)]
+
+    def analyze_all(self, rgb: np.ndarray, name: str = "image") -> list[FaceLandmarks]:
+        """Every face in the image (left to right), meshes computed in one batch."""
+        rgb = as_rgb(rgb, name)
+        dets = self.detect(rgb, name)
+        out = self.landmarks([rgb] * len(dets), [roi_from_detection(d.box, d.keypoints) for d in dets])
+        return [f for f in out if f is not None]
+
+    def analyze(self, rgb: np.ndarray, face: int | None = None, name: str = "image") -> FaceLandmarks:
+        """The largest face (or the `face`-th from the left, 0-based) with its mesh and pose.
+
+        Raises NoFaceError (naming `name`) when there is no face or `face` is out of range, InputError when the
+        chosen face is too small or cut off by the image border.
+        """
+        rgb = as_rgb(rgb, name)
+        dets = self.detect(rgb, name)
+        if not dets:
+            raise NoFaceError(f"No face found in {name}; use a photo where one face is clearly visible and at least {MIN_FACE_PX * 2} px wide.")
+        if face is None:
+            det = max(dets, key=lambda d: float(np.prod(d.box[2:] - d.box[:2])))
+        elif 0 <= face < len(dets):
+            det = dets[face]
+        else:
+            raise NoFaceError(f"{name} has {len(dets)} face(s), so face {face} does not exist (0-based, left to right): {describe(dets)}.")
+        check_face(det, rgb.shape, name)
+        lm = self.landmarks([rgb], [roi_from_detection(det.box, det.keypoints)])[0]
+        if lm is None:
+            raise NoFaceError(f"The face found in {name} could not be meshed (presence below {MIN_PRESENCE}); use a clearer, frontal photo.")
+        return lm
+
+    def tracker(self) -> "FaceTracker":
+        from reenact.face.track import FaceTracker
+
+        return FaceTracker(self)
+
+
+def check_face(det: Detection, shape: tuple[int, ...], name: str) -> None:
+    """InputError when a face is too small or mostly outside the frame."""
+    w = det.width
+    if w < MIN_FACE_PX:
+        raise InputError(f"The face in {name} is only {w:.0f} px wide; use a larger or closer image (at least {MIN_FACE_PX} px, ideally > 100 px).")
+    h, wi = shape[:2]
+    box = det.box.astype(np.float64)
+    inside = np.clip(box, [0, 0, 0, 0], [wi, h, wi, h])
+    area = np.prod(box[2:] - box[:2])
+    kept = np.prod(np.clip(inside[2:] - inside[:2], 0, None))
+    if area > 0 and 1 - kept / area > MAX_OUTSIDE:
+        raise InputError(f"The face in {name} is cut off by the image border ({100 * (1 - kept / area):.0f}% outside); use an image with the whole face in frame.")
