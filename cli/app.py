@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional, TypeVar
 import typer
 
 import reenact
-from reenact.errors import EXIT_RUNTIME, NotBuiltError, ReenactError
+from reenact.errors import EXIT_RUNTIME, IdentityError, NotBuiltError, ReenactError
 from reenact_cli.ui import UI
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -130,9 +130,73 @@ def drive(
     output: Optional[Path] = OUT,
     overwrite: bool = OVERWRITE,
     report: Optional[Path] = REPORT,
+    strength: float = typer.Option(1.0, "--strength", help="Multiply the driver's expression change (0..2)."),
+    absolute: bool = typer.Option(False, "--absolute", help="Copy the driver's values instead of its changes."),
+    scale: list[str] = typer.Option([], "--scale", help="Per-channel gain, e.g. --scale AU12=1.4 (repeatable)."),
+    mute: list[str] = typer.Option([], "--mute", help="Channels not to transfer, e.g. --mute AU45 (repeatable)."),
+    region: str = typer.Option("all", "--region", help="all | mouth | eyes | brows."),
+    pose: bool = typer.Option(False, "--pose", help="Also transfer small head rotations (off by default)."),
+    gaze: bool = typer.Option(True, "--gaze/--no-gaze", help="Transfer eye gaze."),
+    face: Optional[int] = typer.Option(None, "--face", help="Which face of the photo, 0-based left to right (default: largest)."),
+    max_size: int = typer.Option(1280, "--max-size", help="Scale the photo down to this long side (px)."),
+    smooth: str = typer.Option("offline", "--smooth", help="offline (zero-phase) | online (One Euro) | none."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 3 when any frame fails the identity check."),
+    identity_model: str = typer.Option("default", "--identity", help="default | arcface[:PATH] (insightface pack)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Identity similarity threshold (cosine)."),
+    check_every: int = typer.Option(1, "--check-every", min=1, help="Identity-check every N-th frame."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Frames rendered per batch."),
+    crf: int = typer.Option(18, "--crf", help="H.264 quality (0 lossless .. 51 worst)."),
 ) -> None:
     """Make the person in SOURCE perform the expressions of the person in DRIVER; the driver's audio is kept."""
-    not_built("drive", "rendering lands with the renderer")
+    from reenact.pipeline import Models, RenderOptions
+    from reenact.pipeline import drive as run_drive
+    from reenact.retarget import RetargetOptions, parse_assignments
+
+    ui = ui_of(ctx)
+    output = output or Path(f"{source.stem}_{driver.stem}.mp4")
+    opts = RenderOptions(
+        retarget=RetargetOptions(strength=strength, absolute=absolute, region=region,
+                                 scale=parse_assignments(scale, "--scale"), mute=list(mute), gaze=gaze, pose=pose),
+        batch_size=batch_size, check_every=check_every, strict=strict, overwrite=overwrite, crf=crf,
+        threshold=threshold)
+    opts.retarget.gains()  # validate names before any work
+    if report is not None:
+        check_report_path(report, overwrite)
+    models = Models(device_of(ctx), identity_model)
+    try:
+        result = run_drive(source, driver, output, models, opts, max_size=max_size, face=face, smooth=smooth,
+                           progress=ui.progress)
+    except IdentityError as err:
+        write_report(report, getattr(err, "report", None), overwrite)
+        raise
+    write_report(report, result.to_dict(), overwrite)
+    summarize(ui, result.to_dict())
+
+
+def check_report_path(path: Path, overwrite: bool) -> None:
+    from reenact.io.atomic import check_output_path
+
+    check_output_path(path, overwrite)
+
+
+def write_report(path: Optional[Path], data: Optional[dict], overwrite: bool) -> None:
+    if path is None or data is None:
+        return
+    import json
+
+    from reenact.io.atomic import atomic_output
+
+    with atomic_output(path, overwrite) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def summarize(ui: UI, result: dict) -> None:
+    ident = result.get("identity", {})
+    missing = len(result.get("missing_driver_frames", []))
+    ui.event("done", **{k: result[k] for k in ("output", "frames", "fps")}, identity=ident)
+    ui.info(f"wrote {result['output']}: {result['frames']} frames at {result['fps']} fps; identity mean "
+            f"{ident.get('mean')} (min {ident.get('min')}, threshold {ident.get('threshold')}); "
+            f"{len(result.get('fallback_frames', []))} softened; {missing} driver frame(s) without a face.")
 
 
 @app.command()

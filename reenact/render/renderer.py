@@ -71,6 +71,13 @@ class FaceRenderer:
         return moved @ rot.transpose(1, 2) + self.center - self.source_points
 
     @torch.inference_mode()
+    def target_points(self, shapes: np.ndarray, rotation: np.ndarray | None = None) -> np.ndarray:
+        """(B, 52) shapes -> (B, 478, 3) the rendered face's mesh in photo px (for the identity check's alignment)."""
+        rot = None if rotation is None else torch.as_tensor(rotation, dtype=torch.float32)
+        disp = self.displacement(torch.as_tensor(shapes, dtype=torch.float32), rot)
+        return (self.source_points + disp).cpu().numpy()
+
+    @torch.inference_mode()
     def render(self, shapes: np.ndarray, rotation: np.ndarray | None = None) -> np.ndarray:
         """(B, 52) target ARKit shapes -> (B, H, W, 3) uint8 frames of the full photo."""
         shapes_t = torch.as_tensor(shapes, dtype=torch.float32)
