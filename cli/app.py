@@ -218,13 +218,55 @@ def speak(
 def render(
     ctx: typer.Context,
     source: Path = typer.Argument(..., help="Photo of the face to animate."),
-    track: Path = typer.Argument(..., help="Parameter track (CSV/JSON) from `reenact extract` or edited by hand."),
+    track: Path = typer.Argument(..., help="Parameter track (CSV/JSON/OpenFace/Live Link) from `reenact extract` or by hand."),
     output: Optional[Path] = OUT,
     overwrite: bool = OVERWRITE,
+    report: Optional[Path] = REPORT,
     audio: Optional[Path] = typer.Option(None, "--audio", help="Audio file to mux into the video."),
+    fps: Optional[str] = typer.Option(None, "--fps", help="Output frame rate (default: the track's)."),
+    strength: float = typer.Option(1.0, "--strength", help="Multiply the track's expression (0..2)."),
+    absolute: bool = typer.Option(False, "--absolute", help="Track values are absolute, not changes from neutral."),
+    scale: list[str] = typer.Option([], "--scale", help="Per-channel gain, e.g. --scale AU12=1.4."),
+    mute: list[str] = typer.Option([], "--mute", help="Channels to ignore, e.g. --mute AU45."),
+    region: str = typer.Option("all", "--region", help="all | mouth | eyes | brows."),
+    pose: bool = typer.Option(False, "--pose", help="Apply the track's head rotation (small angles)."),
+    face: Optional[int] = typer.Option(None, "--face", help="Which face of the photo (0-based, left to right)."),
+    max_size: int = typer.Option(1280, "--max-size", help="Scale the photo down to this long side (px)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 3 when any frame fails the identity check."),
+    identity_model: str = typer.Option("default", "--identity", help="default | arcface[:PATH]."),
 ) -> None:
     """Animate SOURCE from a parameter TRACK (AU / ARKit / viseme columns over time)."""
-    not_built("render", "rendering lands with the renderer")
+    from reenact.pipeline import Models, RenderOptions
+    from reenact.pipeline import render as run_render
+    from reenact.retarget import RetargetOptions, parse_assignments
+
+    ui = ui_of(ctx)
+    output = output or Path(f"{source.stem}_{track.stem}.mp4")
+    opts = RenderOptions(retarget=RetargetOptions(strength=strength, absolute=absolute, region=region,
+                                                  scale=parse_assignments(scale, "--scale"), mute=list(mute),
+                                                  pose=pose), strict=strict, overwrite=overwrite)
+    opts.retarget.gains()
+    rate = parse_fps(fps) if fps else None
+    if report is not None:
+        check_report_path(report, overwrite)
+    result = run_render(source, track, output, Models(device_of(ctx), identity_model), opts, audio=audio, fps=rate,
+                        max_size=max_size, face=face, progress=ui.progress)
+    write_report(report, result.to_dict(), overwrite)
+    summarize(ui, result.to_dict())
+
+
+def parse_fps(text: str):  # -> Fraction
+    from fractions import Fraction
+
+    from reenact.errors import InputError
+
+    try:
+        rate = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise InputError(f"--fps {text!r}: give a number or a ratio such as 25 or 30000/1001.") from None
+    if not 1 <= rate <= 240:
+        raise InputError(f"--fps {text}: use a rate between 1 and 240.")
+    return rate
 
 
 @app.command()
@@ -234,14 +276,28 @@ def edit(
     source: Path = typer.Argument(..., help="Photo to edit."),
     output: Optional[Path] = OUT,
     overwrite: bool = OVERWRITE,
-    au: list[str] = typer.Option([], "--au", help="Action Unit intensity, e.g. --au 12=0.8 (0..1)."),
-    arkit: list[str] = typer.Option([], "--arkit", help="ARKit blendshape, e.g. --arkit jawOpen=0.5."),
-    emotion: Optional[str] = typer.Option(None, "--emotion", help="happy|sad|surprise|fear|angry|disgust|contempt[:0..1]."),
-    vad: Optional[str] = typer.Option(None, "--vad", help="Valence,arousal,dominance, e.g. 0.6,0.4,0.1."),
-    grid: bool = typer.Option(False, "--grid", help="Write an intensity sweep image instead of one edit."),
+    au: list[str] = typer.Option([], "--au", help="Action Unit intensity 0..1, e.g. --au 12=0.8 (repeatable)."),
+    arkit: list[str] = typer.Option([], "--arkit", help="ARKit blendshape 0..1, e.g. --arkit jawOpen=0.5."),
+    emotion: Optional[str] = typer.Option(None, "--emotion", help="happy|sad|surprise|fear|angry|disgust|contempt|neutral[:0..1]."),
+    vad: Optional[str] = typer.Option(None, "--vad", help="Valence,arousal[,dominance] in -1..1, e.g. 0.6,0.4,0.1."),
+    grid: bool = typer.Option(False, "--grid", help="Write an intensity sweep (one row per control, 0 to 1)."),
+    face: Optional[int] = typer.Option(None, "--face", help="Which face of the photo (0-based, left to right)."),
+    max_size: int = typer.Option(1280, "--max-size", help="Scale the photo down to this long side (px)."),
 ) -> None:
     """Change the expression of SOURCE by Action Units, ARKit blendshapes, an emotion, or valence/arousal/dominance."""
-    not_built("edit", "rendering lands with the renderer")
+    from reenact.edit import Controls
+    from reenact.pipeline import Models
+    from reenact.pipeline import edit as run_edit
+
+    ui = ui_of(ctx)
+    controls = Controls.parse(au, arkit, emotion, vad)
+    output = output or source.with_name(f"{source.stem}_{'grid' if grid else 'edit'}.png")
+    result = run_edit(source, output, controls, Models(device_of(ctx)), grid=grid, overwrite=overwrite,
+                      max_size=max_size, face=face)
+    ident = result["identity"]
+    ui.event("done", **result)
+    ui.info(f"wrote {output} ({', '.join(result['edits'])}); identity similarity {ident['min']} "
+            f"(threshold {ident['threshold']}).")
 
 
 @app.command()

@@ -332,7 +332,7 @@ def _rows_reenact(tr: Track) -> list[list[str]]:
 
 
 def _rows_openface(tr: Track) -> list[list[str]]:
-    au = _as_au(tr)
+    au = as_au(tr)
     rows = [["frame", "timestamp"] + [f"AU{int(a[2:]):02d}_r" for a in AU17]]
     rows += [[str(i + 1), f"{t:.3f}"] + [f"{5 * v:.2f}" for v in row] for i, (t, row) in
              enumerate(zip(tr.times, au.tolist()))]
@@ -341,7 +341,7 @@ def _rows_openface(tr: Track) -> list[list[str]]:
 
 def _rows_livelink(tr: Track) -> list[list[str]]:
     fps = float(tr.meta.get("fps") or 60.0)
-    shapes = _as_arkit(tr)
+    shapes = as_arkit(tr)
     order = [ARKIT52.index(n[0].lower() + n[1:]) for n in LIVELINK52]
     rot = np.radians(tr.select(("yaw", "pitch", "roll", "gazeLeftYaw", "gazeLeftPitch", "gazeRightYaw",
                                 "gazeRightPitch")))
@@ -357,18 +357,18 @@ def _rows_livelink(tr: Track) -> list[list[str]]:
     return rows
 
 
-def _as_arkit(tr: Track) -> np.ndarray:
+def as_arkit(tr: Track) -> np.ndarray:
     """(T, 52): the track's ARKit channels, or its AUs (and visemes) mapped onto ARKit when it has none."""
     if any(c in ARKIT52 for c in tr.channels):
         return tr.select(ARKIT52)
     return np.clip(au_to_arkit(tr.select(AU17)) + viseme_to_arkit(tr.select(VISEME15)), 0.0, 1.0)
 
 
-def _as_au(tr: Track) -> np.ndarray:
+def as_au(tr: Track) -> np.ndarray:
     """(T, 17): the track's AUs, or its ARKit channels mapped to AUs when it has none."""
     if any(c in AU17 for c in tr.channels):
         return tr.select(AU17)
-    return arkit_to_au(_as_arkit(tr))
+    return arkit_to_au(as_arkit(tr))
 
 
 def _read_json(path: Path) -> Track:

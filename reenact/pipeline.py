@@ -10,14 +10,17 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from reenact.edit import Controls
 
 import cv2
 import numpy as np
 import torch
 
 from reenact.errors import IdentityError, InputError, MediaError, NoFaceError
-from reenact.params import ARKIT52, Track
+from reenact.params import ARKIT52, Track, as_arkit
 from reenact.retarget import RetargetOptions, retarget, retarget_pose
 
 Advance = Callable[[int], None]
@@ -170,8 +173,7 @@ class Timer:
 
 def target_shapes(track: Track, source: Source, opts: RetargetOptions) -> tuple[np.ndarray, np.ndarray | None]:
     """(T, 52) target ARKit shapes for the source, and (T, 3) head rotation when pose transfer is on."""
-    arkit = track.values[:, [track.channels.index(n) for n in ARKIT52]]
-    shapes = retarget(arkit, np.zeros(len(ARKIT52), np.float32), source.shapes, opts)
+    shapes = retarget(as_arkit(track), np.zeros(len(ARKIT52), np.float32), source.shapes, opts)
     rotation = None
     if opts.pose and all(c in track.channels for c in ("yaw", "pitch", "roll")):
         pose = track.values[:, [track.channels.index(c) for c in ("yaw", "pitch", "roll")]]
@@ -269,3 +271,64 @@ def drive(source_path: Path, driver_path: Path, output: Path, models: Models, op
                           audio=driver_path if info.has_audio else None, progress=progress, report=report)
     report.timings_ms["track"] = round(track_ms, 1)
     return report
+
+
+def track_fps(track: Track) -> Fraction:
+    """The track's frame rate: its metadata, else the median time step (snapped to a common rate)."""
+    if track.meta.get("fps"):
+        return Fraction(str(track.meta["fps"])).limit_denominator(1001)
+    if len(track) < 2:
+        return Fraction(25)
+    return Fraction(1 / float(np.median(np.diff(track.times)))).limit_denominator(1001)
+
+
+def render(source_path: Path, track_path: Path, output: Path, models: Models, opts: RenderOptions,
+           audio: Path | None = None, fps: Fraction | None = None, max_size: int = 1280, face: int | None = None,
+           progress: ProgressFactory = _no_progress) -> RunReport:
+    """Animate the source from a track file (from `extract`, or written by hand): CSV/JSON/OpenFace/Live Link."""
+    from reenact.io.atomic import check_output_path
+
+    check_output_path(output, opts.overwrite)
+    track = Track.read(track_path)
+    if len(track) == 0:
+        raise InputError(f"{track_path} has no rows; it needs one row per frame.")
+    fps = fps or track_fps(track)
+    times = np.arange(0, float(track.times[-1]) + 0.5 / float(fps), 1 / float(fps))
+    uniform = Track(times, track.at(times), track.channels, track.meta)
+    source = load_source(source_path, models, max_size, face)
+    shapes, rotation = target_shapes(uniform, source, opts.retarget)
+    return render_video(source, shapes, rotation, fps, output, models, opts, audio=audio, progress=progress)
+
+
+def edit(source_path: Path, output: Path, controls: "Controls", models: Models, grid: bool = False,
+         overwrite: bool = False, max_size: int = 1280, face: int | None = None,
+         steps: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> dict[str, Any]:
+    """Write the edited photo (or, with `grid`, one row per control sweeping its intensity) to `output`."""
+    from reenact.edit import crop_box, label
+    from reenact.identity import IdentityChecker
+    from reenact.io.atomic import check_output_path
+    from reenact.io.image import write_image
+    from reenact.render.renderer import FaceRenderer
+
+    check_output_path(output, overwrite)
+    source = load_source(source_path, models, max_size, face)
+    renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device)
+    checker = IdentityChecker(models.embedder, source.image, source.points)
+    if grid:
+        x0, y0, x1, y1 = crop_box(source.points, source.image.shape)
+        rows, sims = [], []
+        for row in controls.each():
+            shapes = np.stack([row.apply(source.shapes, k) for k in steps])
+            frames = renderer.render(shapes)
+            sims += list(checker.check(list(frames), list(renderer.target_points(shapes))))
+            cells = [label(cv2.resize(f[y0:y1, x0:x1], (256, 256), interpolation=cv2.INTER_AREA),
+                           f"{row.labels()[0]} x{k:g}") for f, k in zip(frames, steps)]
+            rows.append(np.hstack(cells))
+        image = np.vstack(rows)
+    else:
+        shapes = controls.apply(source.shapes)[None]
+        image = renderer.render(shapes)[0]
+        sims = list(checker.check([image], list(renderer.target_points(shapes))))
+    write_image(output, image, overwrite=overwrite)
+    report = checker.report(sims)
+    return {"output": str(output), "edits": controls.labels(), "identity": report.summary()}
