@@ -169,3 +169,23 @@ def test_mkv_and_mov_outputs(tmp_path: Path) -> None:
                 w.write(draw_frame(i, (32, 32)))
         assert probe(out).fps == F(24000, 1001)
         assert len(list(read_frames(out))) == 4
+
+
+def test_fps_values_and_atomic_output(tmp_path: Path) -> None:
+    from reenact.errors import InputError
+    from reenact.io._media import as_fps
+    from reenact.io.atomic import atomic_output
+
+    assert as_fps("30000/1001") == as_fps(29.97) == F(30000, 1001)
+    assert as_fps(25) == as_fps(25.0) == 25 and as_fps(12.5) == F(25, 2)
+    for bad in ("fast", 0, -3, 5000):
+        with pytest.raises(InputError):
+            as_fps(bad)
+    target = tmp_path / "report.json"
+    with pytest.raises(KeyError), atomic_output(target) as tmp:
+        tmp.write_text("{}")
+        raise KeyError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_output(target) as tmp:
+        tmp.write_text("{}")
+    assert target.read_text() == "{}" and list(tmp_path.iterdir()) == [target]

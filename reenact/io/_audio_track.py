@@ -83,6 +83,7 @@ class AudioTrack:
             self.buf = np.zeros((1 if self.layout == "mono" else 2, 0), np.float32)  # (C, n) not yet encoded
             self.written = 0  # samples handed to the encoder (output time = written / rate)
             self.started = False
+            self.start: Fraction | None = None
 
     def _too_short(self, expected: Fraction | None) -> bool:
         """Whether the source audio ends over 1/30 s before `expected` seconds of video (copying cannot pad)."""
@@ -165,20 +166,18 @@ class AudioTrack:
             except av.error.FFmpegError as err:
                 raise decode_failure(self.path, "audio", err, "while decoding its audio") from err
             for frame in frames:
-                start = None
-                if not self.started and frame.pts is not None and frame.time_base:
-                    start = Fraction(frame.pts) * frame.time_base - self.origin
+                if self.start is None and frame.pts is not None and frame.time_base:
+                    self.start = Fraction(frame.pts) * frame.time_base - self.origin  # first decoded sample's time
                 for f in self.resampler.resample(frame):
-                    self._take(f, start)
-                    start = None
+                    self._take(f)
         self._emit(out, target, final=False)
 
-    def _take(self, frame: av.AudioFrame, start: Fraction | None = None) -> None:
+    def _take(self, frame: av.AudioFrame) -> None:
         """Append resampled samples; the first block is aligned to the origin (leading cut or silence)."""
         arr = frame.to_ndarray().astype(np.float32, copy=False)  # (C, n) planar float
         if not self.started:
             self.started = True
-            offset = int(round((start or 0) * self.rate))
+            offset = int(round((self.start or 0) * self.rate))
             if offset < 0:
                 arr = arr[:, -offset:]
             elif offset > 0:

@@ -53,7 +53,9 @@ def read_image(path: PathLike, *, max_side: int | None = MAX_SIDE, max_pixels: i
             f"{p} claims an enormous size ({err}); it is refused as a possible decompression bomb, downscale it first."
         ) from err
     except UnidentifiedImageError as err:
-        raise MediaError(f"{p} is not an image Pillow can read; {_TODO}.") from err
+        heic = p.suffix.lower() in (".heic", ".heif")
+        hint = " (HEIC/HEIF is not supported: export the photo as JPEG)" if heic else ""
+        raise MediaError(f"{p} is not an image Pillow can read{hint}; {_TODO}.") from err
     except (OSError, SyntaxError, ValueError) as err:  # truncated data, broken headers, bad EXIF
         raise MediaError(f"{p} is damaged or truncated ({err}); re-export it, {_TODO}.") from err
     if max_side and max(rgb.shape[:2]) > max_side:

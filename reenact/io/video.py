@@ -241,7 +241,7 @@ class FrameReader:
                 last_t = t
                 dur = Fraction(frame.duration) * tb if frame.duration else default_dur
                 yield frame, t, dur
-        if stream.frames and n_packets < stream.frames:  # the index lists frames whose bytes are missing
+        if stream.frames and n_packets < stream.frames and _index_past_eof(stream, self.path):
             self._damaged(f"the file ends early: {n_packets} of {stream.frames} frames are present", last_t)
 
     def _frames(self) -> Generator[Frame, None, None]:
@@ -276,6 +276,15 @@ class FrameReader:
                 return
             yield Frame(transform(_to_rgb(prev[0])), slot, slot * period, prev[1])
             slot += 1
+
+
+def _index_past_eof(stream: av.VideoStream, path: Path) -> bool:
+    """Whether the container's index points at bytes beyond the end of the file (a cut download or copy). Fewer
+    packets than the index lists is not enough on its own: edit lists and odd muxers cause that in intact files."""
+    entries = stream.index_entries
+    if len(entries) == 0:
+        return True  # no index to check against: trust the frame count
+    return max(e.pos + e.size for e in entries) > path.stat().st_size
 
 
 def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
