@@ -39,7 +39,7 @@ MESH_DLIB5 = (263, 362, 33, 133, 2)  # subject's left eye outer, inner; right ey
 DLIB_CHIP_SIZE = 150
 DLIB_PADDING = 0.25  # dlib's compute_face_descriptor default
 # Cosine threshold of the default embedder when its contract has none: see docs/identity.md for the measurement.
-DEFAULT_THRESHOLD = 0.86
+DEFAULT_THRESHOLD = 0.925
 
 PointsFn = Callable[[np.ndarray], Any]
 
@@ -168,7 +168,8 @@ class DlibEmbedder:
         from reenact.weights import load_model
 
         self.device = torch.device(device)
-        self.net = load_model("dlib_face_recognition", self.device, directory).float()
+        # channels_last: oneDNN's fastest conv layout on CPU (about 1.5-2x here) and tensor-core friendly on CUDA.
+        self.net = load_model("dlib_face_recognition", self.device, directory).float().to(memory_format=torch.channels_last)
         contract = self.net.contract  # type: ignore[attr-defined]
         self.threshold = float(contract.extra.get("threshold", DEFAULT_THRESHOLD))
         self.name = "dlib-resnet-v1"
@@ -180,7 +181,7 @@ class DlibEmbedder:
 
     def embed(self, chips: torch.Tensor) -> torch.Tensor:
         with inference(self.device):
-            out = self.net(chips.to(self.device, torch.float32))
+            out = self.net(chips.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last))
         return F.normalize(out.float(), dim=1)
 
 
@@ -295,13 +296,17 @@ def compare(source_rgb: np.ndarray, target_frames: Iterable[np.ndarray], analyze
     def flush() -> None:
         for slot, s in zip(slots, checker.check(frames, pts)):
             sims[slot] = float(s)
-        frames.clear(), pts.clear(), slots.clear()
+        frames.clear()
+        pts.clear()
+        slots.clear()
 
     for rgb in target_frames:
         p = _points_of(analyzer(rgb))
-        sims.append(-1.0)
+        sims.append(-1.0)  # stays -1 (fails) when the frame has no face
         if p is not None:
-            frames.append(rgb), pts.append(p), slots.append(len(sims) - 1)
+            frames.append(rgb)
+            pts.append(p)
+            slots.append(len(sims) - 1)
         if len(frames) >= batch:
             flush()
     flush()

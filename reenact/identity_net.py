@@ -55,7 +55,7 @@ class ResBlock(nn.Module):
 
 
 class DlibFaceNet(nn.Module):
-    """150x150 RGB chip -> 128-d descriptor (not normalised; dlib's own outputs have norm ~0.3-0.5).
+    """150x150 RGB chip -> 128-d descriptor (not normalised; reenact.identity compares unit-norm descriptors).
 
     `forward` takes chips as float in [0, 255], (B, 3, 150, 150) RGB, and applies dlib's input normalisation.
     """
