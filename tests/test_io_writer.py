@@ -189,3 +189,11 @@ def test_fps_values_and_atomic_output(tmp_path: Path) -> None:
     with atomic_output(target) as tmp:
         tmp.write_text("{}")
     assert target.read_text() == "{}" and list(tmp_path.iterdir()) == [target]
+
+
+def test_unwritable_folder_is_an_output_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import reenact.io.atomic as atomic
+
+    monkeypatch.setattr(atomic.os, "access", lambda *a, **k: False)  # tests run as root, so chmod cannot show it
+    with pytest.raises(OutputError, match="not writable"):
+        VideoWriter(tmp_path / "out.mp4", 25)
