@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from reenact.device import inference
-from reenact.errors import InputError, NoFaceError, WeightsError
+from reenact.errors import InputError, MediaError, NoFaceError
 
 # dlib's get_face_chip_details() 5-point template (image_transforms/interpolation.h), in the unit square of an
 # unpadded chip, order: image-right eye outer, inner; image-left eye outer, inner; base of the nose.
@@ -281,8 +281,9 @@ def compare(source_rgb: np.ndarray, target_frames: Iterable[np.ndarray], analyze
             threshold: float | None = None, batch: int = 32) -> IdentityReport:
     """`reenact identity A B`: similarity of every target frame (photo = one frame) to the source face.
 
-    `analyzer(rgb)` returns the face mesh (478, 2|3) in pixels, or an object with `.points`, or None when the
-    frame has no face. Frames without a face are scored -1 (and so fail); the source must have one.
+    `analyzer(rgb)` returns the face mesh (478, 2|3) in pixels or an object with `.points` (e.g.
+    `reenact.face.FaceAnalyzer().analyze`), and None or NoFaceError / InputError when the frame has no usable face.
+    Target frames without a face are scored -1 (and so fail); the source must have one (its error propagates).
     """
     src = _points_of(analyzer(source_rgb))
     if src is None:
@@ -301,7 +302,12 @@ def compare(source_rgb: np.ndarray, target_frames: Iterable[np.ndarray], analyze
         slots.clear()
 
     for rgb in target_frames:
-        p = _points_of(analyzer(rgb))
+        try:
+            p = _points_of(analyzer(rgb))
+        except MediaError:
+            raise
+        except InputError:  # NoFaceError, or a face too small / cut off in this frame: count it as missing
+            p = None
         sims.append(-1.0)  # stays -1 (fails) when the frame has no face
         if p is not None:
             frames.append(rgb)
