@@ -304,14 +304,33 @@ def edit(
 @guarded
 def extract(
     ctx: typer.Context,
-    media: Path = typer.Argument(..., help="Video, image or speech audio to analyse."),
+    media: Path = typer.Argument(..., help="Video or photo to analyse."),
     output: Optional[Path] = OUT,
     overwrite: bool = OVERWRITE,
-    landmarks: bool = typer.Option(False, "--landmarks", help="Write per-frame 478-point landmarks, box and pose."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="csv|json|openface|livelink (default from the suffix)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="csv | json | openface | livelink (default: from the suffix)."),
+    landmarks: bool = typer.Option(False, "--landmarks", help="Write JSON with per-frame 478-point landmarks, box, pose, score and parameters."),
+    raw: bool = typer.Option(False, "--raw", help="No smoothing and no neutral calibration."),
+    smooth: str = typer.Option("offline", "--smooth", help="offline (zero-phase) | online (One Euro)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG plot of the main channels."),
+    face: Optional[int] = typer.Option(None, "--face", help="Which face of a photo (0-based, left to right)."),
 ) -> None:
-    """Write a per-frame track of expression parameters (AU / ARKit / viseme / pose) or landmarks."""
-    not_built("extract", "face analysis and expression parameters")
+    """Write a per-frame track of expression parameters (AU / ARKit / pose / gaze) or landmarks."""
+    from reenact.extract import extract as run_extract
+    from reenact.pipeline import Models
+    from reenact.plot import save_plot
+
+    ui = ui_of(ctx)
+    output = output or Path(f"{media.stem}.{'json' if landmarks else 'csv'}")
+    if plot is not None:
+        check_report_path(plot, overwrite)
+    result, track = run_extract(media, output, Models(device_of(ctx)), fmt=fmt, landmarks=landmarks, raw=raw,
+                                smooth=smooth, overwrite=overwrite, face=face, progress=ui.progress)
+    if plot is not None:
+        save_plot(track, plot, overwrite, missing=track.meta.get("missing"))
+    info = result.as_dict()
+    ui.event("done", **info)
+    speed = f", {result.frames / result.seconds:.1f} frames/s" if result.seconds > 0 else ""
+    ui.info(f"wrote {output}: {result.frames} frame(s), {result.missing_frames} without a face{speed}.")
 
 
 @app.command()
@@ -344,9 +363,55 @@ def identity(
     a: Path = typer.Argument(..., help="Reference photo."),
     b: Path = typer.Argument(..., help="Photo or video to compare with A."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Cosine similarity for 'same person'."),
+    identity_model: str = typer.Option("default", "--identity", help="default | arcface[:PATH]."),
+    report: Optional[Path] = REPORT,
+    overwrite: bool = OVERWRITE,
 ) -> None:
-    """Say whether B shows the same person as A (exit 0 same, 3 not)."""
-    not_built("identity", "identity check")
+    """Say whether B shows the same person as A: prints the similarity, exits 0 when the same, 3 when not."""
+    from reenact.errors import EXIT_IDENTITY
+    from reenact.extract import IMAGE_SUFFIXES
+    from reenact.identity import compare
+    from reenact.io.image import read_image
+    from reenact.io.video import read_frames
+    from reenact.pipeline import Models
+
+    ui = ui_of(ctx)
+    models = Models(device_of(ctx), identity_model)
+    source = read_image(a)
+
+    def mesh(rgb):
+        faces = models.analyzer.analyze_all(rgb)
+        return max(faces, key=lambda f: float((f.box[2:] - f.box[:2]).prod())) if faces else None
+
+    if b.suffix.lower() in IMAGE_SUFFIXES:
+        result = compare(source, [read_image(b)], mesh, models.embedder, threshold)
+    else:
+        tracker = models.analyzer.tracker()  # video: follow the face from frame to frame, re-detect when lost
+        frames_mesh = {"first": True}
+
+        def mesh_or_track(rgb):
+            if frames_mesh.pop("first", False):
+                return mesh(rgb)  # the source photo
+            return tracker.update(rgb)
+
+        with read_frames(b) as frames, ui.progress("comparing frames", frames.info.n_frames or None) as advance:
+            def each():
+                for frame in frames:
+                    advance(1)
+                    yield frame.rgb
+
+            result = compare(source, each(), mesh_or_track, models.embedder, threshold)
+    summary = result.summary()
+    write_report(report, {"a": str(a), "b": str(b), **summary, "similarities": result.similarities}, overwrite)
+    ui.event("done", **summary, same=result.ok)
+    verdict = "same person" if result.ok else "NOT the same person"
+    if summary["n"] == 1:
+        ui.out.print(f"{verdict}: similarity {summary['mean']:.3f} (threshold {summary['threshold']:.3f})")
+    else:
+        ui.out.print(f"{verdict}: {summary['n']} frames, similarity mean {summary['mean']:.3f}, min {summary['min']:.3f}, "
+                     f"{summary['n_below']} below the threshold {summary['threshold']:.3f}")
+    if not result.ok:
+        raise typer.Exit(EXIT_IDENTITY)
 
 
 def main() -> None:

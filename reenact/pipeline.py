@@ -93,8 +93,11 @@ def load_source(path: Path, models: Models, max_size: int = 1280, face: int | No
 
 
 def video_track(path: Path, models: Models, smooth: str = "offline", progress: ProgressFactory = _no_progress,
-                chunk: int = 64) -> Track:
-    """Decode a video, track the face, estimate every channel per frame, smooth. Memory: one chunk of frames."""
+                chunk: int = 64, on_frame: Callable[[Any, Any], None] | None = None, calibrate: bool = True) -> Track:
+    """Decode a video, track the face, estimate every channel per frame, smooth. Memory: one chunk of frames.
+
+    `on_frame(frame, landmarks_or_None)` sees every frame as it is tracked (e.g. to stream landmarks to a file).
+    """
     from reenact.estimate import CHANNELS
     from reenact.io.video import read_frames
     from reenact.smooth import smooth_track
@@ -113,6 +116,8 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
         with progress("tracking driver", info.n_frames or None) as advance:
             for frame in frames:
                 found = tracker.update(frame.rgb)
+                if on_frame is not None:
+                    on_frame(frame, found)
                 pending.append(nan if found is None else found.points)
                 if len(pending) == chunk:
                     flush()
@@ -124,9 +129,10 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
     raw = np.concatenate(rows)  # (T, C)
     if np.isnan(raw).all():
         raise NoFaceError(f"No face found in any frame of {path}; use a driving video that shows a face.")
-    values, missing = smooth_track(raw, CHANNELS, float(fps), mode=smooth)
+    values, missing = smooth_track(raw, CHANNELS, float(fps), mode=smooth, calibrate=calibrate)
     meta = {"fps": str(fps), "frames": len(values), "missing_frames": int(missing.sum()),
-            "missing": np.flatnonzero(missing).tolist(), "smoothing": smooth, "calibrated": True, "source": path.name}
+            "missing": np.flatnonzero(missing).tolist(), "smoothing": smooth, "calibrated": calibrate,
+            "source": path.name}
     return Track(np.arange(len(values)) / float(fps), values.astype(np.float32), list(CHANNELS), meta)
 
 

@@ -1,0 +1,120 @@
+"""`reenact extract`: a video or photo -> a per-frame parameter track (and optionally landmarks) on disk.
+
+Landmark JSON (`--landmarks`), streamed so long videos need no memory:
+
+    {"format": "reenact-landmarks", "version": 1, "source": "clip.mp4", "fps": "25", "width": 640, "height": 480,
+     "channels": ["eyeBlinkLeft", ...],
+     "frames": [{"index": 0, "time": 0.0, "face": {"score": .., "box": [x0, y0, x1, y1], "pose": {...},
+                 "landmarks": [[x, y, z] x 478]} | null, "params": [values in `channels` order]}, ...]}
+
+Landmarks are pixels of the original (upright) frame; `params` are the smoothed track values of that frame.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reenact.errors import InputError
+from reenact.io.atomic import atomic_output, check_output_path
+from reenact.params import Track
+from reenact.pipeline import Models, ProgressFactory, _no_progress, video_track
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+FORMATS = {"csv", "json", "openface", "livelink"}
+
+
+@dataclass
+class ExtractResult:
+    output: str
+    frames: int
+    missing_frames: int
+    fps: str
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def track_format(output: Path, fmt: str | None, landmarks: bool) -> str:
+    if landmarks:
+        if fmt not in (None, "json"):
+            raise InputError("--landmarks writes JSON; drop --format or use --format json.")
+        if output.suffix.lower() != ".json":
+            raise InputError(f"--landmarks writes JSON: name the output *.json, not {output.name}.")
+        return "landmarks"
+    fmt = fmt or ("json" if output.suffix.lower() == ".json" else "csv")
+    if fmt not in FORMATS:
+        raise InputError(f"--format {fmt!r}: use csv, json, openface or livelink.")
+    return fmt
+
+
+def extract(media: Path, output: Path, models: Models, fmt: str | None = None, landmarks: bool = False,
+            raw: bool = False, smooth: str = "offline", overwrite: bool = False, face: int | None = None,
+            progress: ProgressFactory = _no_progress) -> tuple[ExtractResult, Track]:
+    import time
+
+    kind = track_format(output, fmt, landmarks)
+    check_output_path(output, overwrite)
+    start = time.perf_counter()
+    if media.suffix.lower() in IMAGE_SUFFIXES:
+        track, records = image_track(media, models, face)
+    else:
+        track, records = video_track_with_landmarks(media, models, "none" if raw else smooth, not raw, landmarks,
+                                                    progress)
+    with atomic_output(output, overwrite) as tmp:
+        if kind == "landmarks":
+            write_landmarks(tmp, media, track, records)
+        else:
+            track.write(tmp, kind)
+    result = ExtractResult(str(output), len(track), int(track.meta.get("missing_frames", 0)),
+                           str(track.meta.get("fps", "")), round(time.perf_counter() - start, 2))
+    return result, track
+
+
+def image_track(path: Path, models: Models, face: int | None) -> tuple[Track, list[dict | None]]:
+    from reenact.estimate import CHANNELS
+    from reenact.io.image import read_image
+
+    image = read_image(path)
+    found = models.analyzer.analyze(image, face=face, name=str(path))
+    values = models.estimator.estimate(found.points)
+    meta = {"source": path.name, "frames": 1, "missing_frames": 0, "width": image.shape[1], "height": image.shape[0]}
+    return Track(np.zeros(1), values, list(CHANNELS), meta), [found.to_record()]
+
+
+def video_track_with_landmarks(path: Path, models: Models, smooth: str, calibrate: bool, landmarks: bool,
+                               progress: ProgressFactory) -> tuple[Track, Any]:
+    """The track, plus (when `landmarks`) a spooled file of per-frame landmark records, one JSON line each."""
+    if not landmarks:
+        return video_track(path, models, smooth, progress, calibrate=calibrate), None
+    spool = tempfile.TemporaryFile("w+")
+    size: dict[str, int] = {}
+
+    def on_frame(frame: Any, found: Any) -> None:
+        size.setdefault("width", frame.rgb.shape[1])
+        size.setdefault("height", frame.rgb.shape[0])
+        spool.write(json.dumps(None if found is None else found.to_record()) + "\n")
+
+    track = video_track(path, models, smooth, progress, on_frame=on_frame, calibrate=calibrate)
+    track.meta.update(size)
+    spool.seek(0)
+    return track, spool
+
+
+def write_landmarks(tmp: Path, media: Path, track: Track, records: Any) -> None:
+    head = {"format": "reenact-landmarks", "version": 1, "source": media.name, "fps": str(track.meta.get("fps", "")),
+            "width": track.meta.get("width"), "height": track.meta.get("height"), "channels": track.channels}
+    with open(tmp, "w") as f:
+        f.write(json.dumps(head)[:-1] + ', "frames": [\n')
+        for i, (t, row, rec) in enumerate(zip(track.times, track.values, records)):
+            face = json.loads(rec) if isinstance(rec, str) else rec
+            entry = {"index": i, "time": round(float(t), 6), "face": face,
+                     "params": [round(float(v), 5) for v in row]}
+            f.write(("" if i == 0 else ",\n") + json.dumps(entry))
+        f.write("\n]}\n")
