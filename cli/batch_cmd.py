@@ -1,0 +1,118 @@
+"""`reenact batch`: every source x every driver (or a manifest's jobs), resumable, on a process pool or Ray.
+
+Registered in app.py as `app.command("batch")(guarded(batch))`. The helpers of app.py are imported inside the
+function, so importing this module never imports app.py (no import cycle either way).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+TABLE_ROWS = 50  # larger batches list only their failures
+
+
+def batch(
+    ctx: typer.Context,
+    sources: Optional[str] = typer.Argument(None, help="Folder, glob or file of source photos."),
+    drivers: Optional[str] = typer.Argument(None, help="Folder, glob or file of driving videos or speech audio."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder (created if missing)."),
+    pairs: Optional[Path] = typer.Option(None, "--pairs", help="CSV manifest: source,driver[,output][,options] per "
+                                         "row, options as key=value;key=value. Replaces SOURCES and DRIVERS."),
+    force: bool = typer.Option(False, "--force", help="Render again jobs whose output already exists."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write a JSON report of every job (replaced)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes (default: cores/2 on "
+                                          "CPU, 1 on a GPU)."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Run the jobs as Ray tasks: auto (running cluster), "
+                                      "local (start one here) or an address such as ray://host:10001."),
+    strength: float = typer.Option(1.0, "--strength", help="Multiply the driver's expression change (0..2)."),
+    absolute: bool = typer.Option(False, "--absolute", help="Copy the driver's values instead of its changes."),
+    scale: list[str] = typer.Option([], "--scale", help="Per-channel gain, e.g. --scale AU12=1.4 (repeatable)."),
+    mute: list[str] = typer.Option([], "--mute", help="Channels not to transfer, e.g. --mute AU45 (repeatable)."),
+    region: str = typer.Option("all", "--region", help="all | mouth | eyes | brows."),
+    pose: bool = typer.Option(False, "--pose", help="Also transfer small head rotations."),
+    gaze: bool = typer.Option(True, "--gaze/--no-gaze", help="Transfer eye gaze."),
+    face: Optional[int] = typer.Option(None, "--face", help="Which face of each photo, 0-based left to right."),
+    max_size: int = typer.Option(1280, "--max-size", help="Scale photos down to this long side (px)."),
+    smooth: str = typer.Option("offline", "--smooth", help="offline | online | none."),
+    strict: bool = typer.Option(False, "--strict", help="Count a job as failed (exit code 3 in the report) when a "
+                                "frame fails the identity check."),
+    identity_model: str = typer.Option("default", "--identity", help="default | arcface[:PATH]."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Identity similarity threshold (cosine)."),
+    check_every: int = typer.Option(1, "--check-every", min=1, help="Identity-check every N-th frame."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Frames rendered per batch."),
+    crf: int = typer.Option(18, "--crf", help="H.264 quality (0 lossless .. 51 worst)."),
+    text: Optional[str] = typer.Option(None, "--text", help="Transcript for audio drivers (forced alignment)."),
+) -> None:
+    """Render every source with every driver (or the jobs of a --pairs manifest), resumably.
+
+    Outputs are OUTPUT/{source}__{driver}.mp4; existing ones are skipped (--force redoes them). Each driver is tracked
+    once and cached in OUTPUT/.reenact-cache/. A failing job is recorded and the others go on: exit 0 when every job
+    succeeded or was skipped, 1 when some failed.
+    """
+    from reenact.batch import BatchConfig, JobOptions, plan_jobs, read_manifest, run_batch
+    from reenact.errors import InputError
+    from reenact.retarget import parse_assignments
+    from reenact_cli.app import check_report_path, device_of, ui_of, write_report
+
+    ui = ui_of(ctx)
+    device_of(ctx)  # an unknown or missing device is a usage error before any work
+    if output.exists() and not output.is_dir():
+        raise InputError(f"--output {output} is a file; give a folder for the batch's videos.")
+    if report is not None:
+        check_report_path(report, overwrite=True)
+    options = JobOptions(strength=strength, absolute=absolute, region=region, scale=parse_assignments(scale, "--scale"),
+                         mute=list(mute), pose=pose, gaze=gaze, smooth=smooth, max_size=max_size, face=face,
+                         strict=strict, threshold=threshold, check_every=check_every, batch_size=batch_size, crf=crf,
+                         text=text)
+    if pairs is not None:
+        if sources or drivers:
+            raise InputError("Give either SOURCES and DRIVERS or --pairs, not both.")
+        jobs = read_manifest(pairs, output, options)
+    elif sources and drivers:
+        jobs = plan_jobs(sources, drivers, output, options)
+    else:
+        raise InputError("Give SOURCES and DRIVERS (folders, globs or files), or --pairs manifest.csv.")
+    config = BatchConfig(device=ctx.ensure_object(dict).get("device", "auto"), identity=identity_model, force=force,
+                         workers=workers, ray_address=ray)
+    ui.debug(f"{len(jobs)} job(s) into {output}")
+    with ui.progress("batch", len(jobs)) as advance:
+        def on_event(event: dict[str, Any]) -> None:
+            kind = event.pop("event")
+            ui.event(kind, **event)
+            if kind == "job":
+                advance(1)
+            elif kind == "track" and event["status"] != "ok":
+                ui.warn(event["message"])
+
+        summary = run_batch(jobs, output, config, on_event)
+    data = summary.to_dict()
+    write_report(report, data, True)
+    ui.event("done", **data["summary"])
+    print_summary(ui, summary)
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
+
+
+def print_summary(ui: Any, summary: Any) -> None:
+    """A table of the jobs (only the failed ones past TABLE_ROWS jobs) and one line of counts, on stdout."""
+    from rich.table import Table
+
+    rows = summary.jobs if len(summary.jobs) <= TABLE_ROWS else [j for j in summary.jobs if j.status == "failed"]
+    if rows:
+        style = {"ok": "green", "skipped": "dim", "failed": "red"}
+        table = Table(title_justify="left", show_lines=False)
+        for column in ("status", "source", "driver", "output", "s", "note"):
+            table.add_column(column, overflow="fold")
+        for j in rows:
+            note = j.message if j.status == "failed" else ""
+            if j.status == "ok" and j.identity:
+                note = f"identity min {j.identity.get('min')}"
+            table.add_row(f"[{style[j.status]}]{j.status}[/]", Path(j.source).name, Path(j.driver).name,
+                          Path(j.output).name, f"{j.seconds:.1f}", note)
+        ui.out.print(table)
+    ui.out.print(f"{summary.ok} ok, {summary.skipped} skipped, {summary.failed} failed in {summary.seconds:.1f} s "
+                 f"({summary.backend}, {summary.workers} worker(s); driver tracks: {summary.tracks_extracted} "
+                 f"extracted, {summary.tracks_cached} from the cache).", highlight=False)

@@ -1,0 +1,396 @@
+"""Batch rendering (DESIGN §13): many sources x many drivers, resumable, on a local process pool or on Ray.
+
+    jobs = plan_jobs("photos/", "clips/", Path("out"))        # every source x every driver
+    jobs = read_manifest(Path("pairs.csv"), Path("out"))      # or explicit pairs, with per-job options
+    summary = run_batch(jobs, Path("out"), BatchConfig(workers=2))
+    summary.ok, summary.skipped, summary.failed, summary.exit_code
+
+Work is done once. Each video driver's parameter track is extracted once and cached beside the outputs in
+`OUTDIR/.reenact-cache/tracks/`, keyed by the sha256 of the file's content, the tracking settings, reenact's version
+and the sha256 of every shipped weight, so a changed file or model never reuses a stale track. Each worker analyses
+each source photo once (jobs are sent out grouped by source, and a worker keeps its last few sources).
+
+Resumable: a job whose output file exists is skipped (`force=True` renders it again; the track cache stays valid
+because its key covers everything that shapes a track). Videos are written under a hidden temporary name and
+renamed when complete, so an interrupted batch never leaves a partial file under an output name.
+
+One failing job (corrupt file, no face, ...) never stops the batch: its message and exit code are recorded in its
+JobResult, and `BatchSummary.exit_code` is 1 when any job failed.
+
+Parallelism policy (`plan_workers`): on CPU, min(cores // 2, jobs) worker processes with cores // workers torch
+threads each (every render also runs decode/encode threads beside torch, so two cores per worker keep both busy);
+with one worker the jobs run in this process (no start-up cost). On CUDA one worker by default: the GPU is the shared
+resource and every extra process would hold its own copy of the models; pass `workers` to override.
+Ray (`ray_address`): the same jobs become Ray tasks, GPU-aware (`num_gpus` per task when the cluster has GPUs).
+Inputs travel through Ray's object store and outputs come back as bytes, so workers need no shared file system;
+the driver process writes every output and cache file. Ray is optional (`pip install reenact[ray]`).
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from reenact.errors import InputError, ReenactError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+AUDIO_SUFFIXES = {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".wma"}
+OUTPUT_SUFFIXES = {".mp4", ".mov", ".mkv"}
+CACHE_DIR = ".reenact-cache"
+Event = Callable[[dict], None]
+
+
+# ------------------------------------------------------------------------------------------------ jobs and options
+def _bool(v: str) -> bool:
+    low = v.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{v!r} is not true/false")
+
+
+def _names(v: str) -> list[str]:
+    return [n.strip() for n in v.replace("+", ",").split(",") if n.strip()]
+
+
+def _scale(v: str) -> dict[str, float]:
+    from reenact.retarget import parse_assignments
+
+    return parse_assignments([v.replace(":", "=")], "scale")
+
+
+def _maybe(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    return lambda v: None if v.strip().lower() in ("", "auto") else kind(v)
+
+
+_PARSE: dict[str, Callable[[str], Any]] = {
+    "strength": float, "absolute": _bool, "region": str.strip, "scale": _scale, "mute": _names, "pose": _bool,
+    "gaze": _bool, "smooth": str.strip, "max_size": int, "face": _maybe(int), "strict": _bool,
+    "threshold": _maybe(float), "check_every": int, "batch_size": int, "crf": int, "text": str,
+}
+
+
+@dataclass
+class JobOptions:
+    """What one job may set (the `drive`/`speak` options); a manifest's options column overrides them per job."""
+
+    strength: float = 1.0
+    absolute: bool = False
+    region: str = "all"
+    scale: dict[str, float] = field(default_factory=dict)
+    mute: list[str] = field(default_factory=list)
+    pose: bool = False
+    gaze: bool = True
+    smooth: str = "offline"  # offline | online | none; part of the track cache key
+    max_size: int = 1280
+    face: int | None = None
+    strict: bool = False
+    threshold: float | None = None
+    check_every: int = 1
+    batch_size: int = 16
+    crf: int = 18
+    text: str | None = None  # transcript for audio drivers
+
+    def override(self, text: str, where: str) -> "JobOptions":
+        """Apply `key=value;key=value` (keys as in the CLI, `-` or `_`) and validate."""
+        changes: dict[str, Any] = {}
+        for part in filter(None, (p.strip() for p in text.split(";"))):
+            key, sep, value = part.partition("=")
+            key = key.strip().lower().replace("-", "_")
+            if key not in _PARSE or not sep:
+                raise InputError(f"{where}: option {part!r} is not KEY=VALUE with KEY one of {', '.join(_PARSE)}.")
+            try:
+                changes[key] = _PARSE[key](value)
+            except (ValueError, ReenactError) as err:
+                raise InputError(f"{where}: option {part!r} has a bad value ({err}).") from None
+        return replace(self, **changes).validate(where)
+
+    def validate(self, where: str = "options") -> "JobOptions":
+        self.retarget().gains()  # region, --scale and --mute names
+        if self.smooth not in ("offline", "online", "none"):
+            raise InputError(f"{where}: smooth {self.smooth!r}; use offline, online or none.")
+        if not (0 <= self.crf <= 51 and self.batch_size >= 1 and self.check_every >= 1 and self.max_size >= 64):
+            raise InputError(f"{where}: use crf 0..51, batch size >= 1, check every >= 1 and max size >= 64.")
+        return self
+
+    def retarget(self):  # -> RetargetOptions
+        from reenact.retarget import RetargetOptions
+
+        return RetargetOptions(strength=self.strength, absolute=self.absolute, region=self.region,
+                               scale=dict(self.scale), mute=list(self.mute), gaze=self.gaze, pose=self.pose)
+
+    def render(self, overwrite: bool):  # -> RenderOptions
+        from reenact.pipeline import RenderOptions
+
+        return RenderOptions(retarget=self.retarget(), batch_size=self.batch_size, check_every=self.check_every,
+                             strict=self.strict, overwrite=overwrite, crf=self.crf, threshold=self.threshold)
+
+
+@dataclass
+class Job:
+    source: Path
+    driver: Path
+    output: Path
+    options: JobOptions = field(default_factory=JobOptions)
+
+    @property
+    def kind(self) -> str:
+        """`audio` (a `speak` job) for audio files by suffix, else `video` (a `drive` job)."""
+        return "audio" if self.driver.suffix.lower() in AUDIO_SUFFIXES else "video"
+
+
+@dataclass
+class JobResult:
+    index: int
+    source: str
+    driver: str
+    output: str
+    status: str  # ok | skipped | failed
+    seconds: float = 0.0
+    message: str = ""
+    exit_code: int = 0
+    frames: int = 0
+    identity: dict[str, Any] = field(default_factory=dict)
+    source_cached: bool = False  # the worker had already analysed this source
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BatchSummary:
+    jobs: list[JobResult]
+    seconds: float
+    backend: str  # inline | pool | ray
+    workers: int
+    tracks_extracted: int = 0
+    tracks_cached: int = 0
+
+    def count(self, status: str) -> int:
+        return sum(j.status == status for j in self.jobs)
+
+    ok = property(lambda self: self.count("ok"))
+    skipped = property(lambda self: self.count("skipped"))
+    failed = property(lambda self: self.count("failed"))
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        head = {k: getattr(self, k) for k in ("ok", "skipped", "failed", "exit_code", "backend", "workers",
+                                               "tracks_extracted", "tracks_cached")}
+        return {"summary": {**head, "jobs": len(self.jobs), "seconds": round(self.seconds, 3)},
+                "jobs": [j.to_dict() for j in self.jobs]}
+
+
+@dataclass
+class BatchConfig:
+    device: str = "auto"
+    identity: str = "default"
+    force: bool = False
+    workers: int | None = None  # None: plan_workers decides
+    ray_address: str | None = None  # "auto" (running cluster), "local" (start one here) or "ray://host:port"
+    gpus_per_task: float = 1.0  # Ray, when the cluster has GPUs
+
+
+# ------------------------------------------------------------------------------------------------ discovery
+def expand(spec: str | Path, suffixes: set[str], what: str) -> list[Path]:
+    """A folder (its files with `suffixes`, not recursive, hidden files ignored), a glob, or one file."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        found = [p for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(".")
+                 and p.suffix.lower() in suffixes]
+        if not found:
+            raise InputError(f"No {what} in folder {path} (looked for {', '.join(sorted(suffixes))}).")
+        return found
+    if any(c in str(spec) for c in "*?["):
+        found = [Path(p) for p in sorted(glob.glob(str(path), recursive=True)) if Path(p).is_file()]
+        if not found:
+            raise InputError(f"No file matches {spec}; check the pattern (quote it so the shell does not expand it).")
+        return found
+    if path.is_file():
+        return [path]
+    raise InputError(f"{what.capitalize()} {spec} not found; give a folder, a glob or a file.")
+
+
+def _short_hash(*parts: Path) -> str:
+    return hashlib.sha1("\0".join(str(p.absolute()) for p in parts).encode()).hexdigest()[:6]
+
+
+def _labels(paths: Iterable[Path]) -> dict[Path, str]:
+    """File stem, with a short hash of the path added when two different files share a stem."""
+    groups: dict[str, list[Path]] = {}
+    for p in dict.fromkeys(paths):
+        groups.setdefault(p.stem.lower(), []).append(p)
+    return {p: p.stem if len(g) == 1 else f"{p.stem}-{_short_hash(p)}" for g in groups.values() for p in g}
+
+
+def _name_outputs(pairs: list[tuple[Path, Path, Path | None, JobOptions]], outdir: Path) -> list[Job]:
+    src, drv = _labels(p[0] for p in pairs), _labels(p[1] for p in pairs)
+    jobs = [Job(s, d, outdir / (o if o is not None else f"{src[s]}__{drv[d]}.mp4"), opts) for s, d, o, opts in pairs]
+    seen: dict[str, int] = {}
+    for i, (job, pair) in enumerate(zip(jobs, pairs)):
+        key = str(job.output.absolute()).lower()  # case-insensitive file systems count too
+        if key in seen:
+            if pair[2] is not None:
+                raise InputError(f"Two jobs write {job.output}; give each manifest row its own output.")
+            job.output = job.output.with_name(f"{job.output.stem}-{_short_hash(job.source, job.driver)}.mp4")
+            key = str(job.output.absolute()).lower()
+        seen[key] = i
+    return jobs
+
+
+def plan_jobs(sources: str | Path, drivers: str | Path, outdir: Path, options: JobOptions | None = None) -> list[Job]:
+    """Every source x every driver, named `{source}__{driver}.mp4` in `outdir`."""
+    options = (options or JobOptions()).validate()
+    srcs = expand(sources, IMAGE_SUFFIXES, "source photos")
+    drvs = expand(drivers, VIDEO_SUFFIXES | AUDIO_SUFFIXES, "drivers (videos or audio)")
+    return _name_outputs([(s, d, None, options) for s in srcs for d in drvs], outdir)
+
+
+def read_manifest(path: Path, outdir: Path, options: JobOptions | None = None) -> list[Job]:
+    """CSV rows `source,driver[,output][,options]` (a header row naming them is optional). Input paths are relative
+    to the manifest's folder, outputs to `outdir`; options are `key=value;key=value` over `options`."""
+    options = (options or JobOptions()).validate()
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r) and not r[0].startswith("#")]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise InputError(f"Cannot read manifest {path}: {err}; give a UTF-8 CSV file.") from None
+    columns = ["source", "driver", "output", "options"]
+    if rows and rows[0][0].strip().lower() == "source":
+        columns = [c.strip().lower() for c in rows.pop(0)]
+        if not {"source", "driver"} <= set(columns):
+            raise InputError(f"Manifest {path}: the header needs source and driver columns.")
+    if not rows:
+        raise InputError(f"Manifest {path} has no jobs; write one `source,driver` row per job.")
+    pairs = []
+    for n, row in enumerate(rows, 1):
+        cell = {c: v.strip() for c, v in zip(columns, row)}
+        where = f"{path.name} job {n}"
+        if not cell.get("source") or not cell.get("driver"):
+            raise InputError(f"{where}: needs a source and a driver.")
+        out = Path(cell["output"]) if cell.get("output") else None
+        if out is not None and out.suffix.lower() not in OUTPUT_SUFFIXES:
+            raise InputError(f"{where}: output {out} must end in .mp4, .mov or .mkv.")
+        opts = options.override(cell.get("options", ""), where)
+        pairs.append((path.parent / cell["source"], path.parent / cell["driver"], out, opts))
+    return _name_outputs(pairs, outdir)
+
+
+# ------------------------------------------------------------------------------------------------ track cache
+def file_sha256(path: Path) -> str:
+    from reenact.weights import sha256_of
+
+    try:
+        return sha256_of(path)
+    except OSError as err:
+        raise InputError(f"Cannot read driver {path} ({err.strerror}); check the path.") from None
+
+
+def track_key(driver: Path, smooth: str) -> str:
+    """sha256 over the driver's content, the tracking settings, reenact's version and every weight's sha256."""
+    import reenact
+    from reenact.weights import shipped
+
+    parts = {"file": file_sha256(driver), "smooth": smooth, "calibrate": True, "reenact": reenact.__version__,
+             "weights": {c.name: c.sha256 for c in shipped()}}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def track_path(outdir: Path, driver: Path, key: str) -> Path:
+    return outdir / CACHE_DIR / "tracks" / f"{driver.stem}.{key[:20]}.json"
+
+
+# ------------------------------------------------------------------------------------------------ running
+def plan_workers(n_jobs: int, device: str = "auto", requested: int | None = None) -> tuple[int, int]:
+    """(worker processes, torch threads per worker) for this machine; see the module docstring."""
+    from reenact.device import resolve_device
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if requested:
+        workers = requested
+    elif resolve_device(device).type == "cuda":
+        workers = 1
+    else:
+        workers = cores // 2
+    workers = max(1, min(workers, n_jobs))
+    return workers, max(1, cores // workers)
+
+
+def run_batch(jobs: list[Job], outdir: Path, config: BatchConfig | None = None,
+              on_event: Event | None = None) -> BatchSummary:
+    """Run the jobs (resuming: existing outputs are skipped unless `config.force`); never raises for one job.
+
+    `on_event` sees `{"event": "track", ...}` per extracted driver track and `{"event": "job", ...}` per job.
+    Raises InputError only for the batch as a whole (e.g. Ray asked for but not installed or not reachable).
+    """
+    config = config or BatchConfig()
+    emit = on_event or (lambda e: None)
+    start = time.perf_counter()
+    outdir.mkdir(parents=True, exist_ok=True)
+    results: list[JobResult | None] = [None] * len(jobs)
+
+    def finish(i: int, rec: dict) -> None:
+        job = jobs[i]
+        results[i] = JobResult(i, str(job.source), str(job.driver), str(job.output), **rec)
+        emit({"event": "job", "done": sum(r is not None for r in results), "total": len(jobs), **results[i].to_dict()})
+
+    pending: list[int] = []
+    for i, job in enumerate(jobs):
+        if job.output.exists() and not config.force:
+            finish(i, {"status": "skipped", "message": "output exists"})
+        else:
+            job.output.parent.mkdir(parents=True, exist_ok=True)
+            pending.append(i)
+    # one track per (driver, smoothing) that a pending job needs: a cache path, or the failure that sinks its jobs
+    need: dict[tuple[Path, str], Path | dict] = {}
+    for i in pending:
+        key = (jobs[i].driver, jobs[i].options.smooth)
+        if jobs[i].kind == "video" and key not in need:
+            try:
+                need[key] = track_path(outdir, key[0], track_key(*key))
+            except ReenactError as err:
+                need[key] = {"status": "failed", "message": str(err), "exit_code": err.exit_code}
+    todo = [(d, s, p) for (d, s), p in need.items() if isinstance(p, Path) and not p.exists()]
+    cached = sum(isinstance(p, Path) for p in need.values()) - len(todo)
+    if not pending:  # nothing to do: no models, no pool, no cluster
+        return BatchSummary([r for r in results if r is not None], time.perf_counter() - start, "none", 0,
+                            tracks_cached=cached)
+    from reenact.batch_exec import LocalBackend, RayBackend
+
+    backend = RayBackend(config) if config.ray_address else LocalBackend(config, len(pending))
+    extracted = 0
+    try:
+        for (d, s, p), rec in backend.tracks(todo):
+            emit({"event": "track", "driver": str(d), "smooth": s, "cache": str(p), **rec})
+            if rec["status"] == "ok":
+                extracted += 1
+            else:
+                need[(d, s)] = {k: rec[k] for k in ("status", "message", "exit_code")}
+        runnable = []
+        for i in pending:
+            got = need.get((jobs[i].driver, jobs[i].options.smooth)) if jobs[i].kind == "video" else None
+            if isinstance(got, dict):
+                finish(i, got)  # the driver's track failed: its message names the driver
+            else:
+                runnable.append((i, jobs[i], got))
+        runnable.sort(key=lambda r: str(r[1].source))  # a worker then sees one source's jobs in a row
+        for i, rec in backend.renders(runnable):
+            finish(i, rec)
+    finally:
+        backend.close()
+    return BatchSummary([r for r in results if r is not None], time.perf_counter() - start, backend.name,
+                        backend.workers, tracks_extracted=extracted, tracks_cached=cached)
+
+
