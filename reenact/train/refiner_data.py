@@ -1,0 +1,176 @@
+"""Same-identity training pairs for the refiner from talking-face videos, cached as small aligned crops.
+
+For a source frame i and a target frame j of the same video: the renderer's own warp (MeshWarper + mouth paint)
+moves frame i to frame j's mesh -> the refiner's input; the real frame j -> its target. Both are cut with the
+similarity crop of frame j's mesh, exactly as `Refiner.refine` cuts them at run time. Pairs differ in expression but
+hardly in head pose or position (the renderer never moves the head much; a large head move would teach the refiner
+to repair background dragged by the warp, which never happens at run time).
+
+The last `holdout` fraction of every video is a held-out segment: no pair used in training touches it.
+
+Shard (npz) arrays, N pairs:  warped, target, source (N, S, S, 3) uint8  (source = frame i in the same crop, unwarped)
+    masks (N, S, S) uint8 bits: 1 face, 2 mouth, 4 eyes     points (N, 478, 3) float32 frame j's mesh in its frame px
+    pairs (N, 2) int32 (i, j)   video str   split str ("train" | "test")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from reenact.face.canonical import load_canonical
+from reenact.face.pose import estimate_pose
+from reenact.render.mouth import lip_gap, paint_interior
+from reenact.render.refine import CROP_SIZE, FACE_FRACTION, crop_matrices, to_crop
+from reenact.render.warp import MeshWarper
+
+MASK_FACE, MASK_MOUTH, MASK_EYES = 1, 2, 4
+
+
+@dataclass
+class PairConfig:
+    size: int = CROP_SIZE
+    face_fraction: float = FACE_FRACTION
+    holdout: float = 0.15  # last fraction of each video, never used for training pairs
+    source_stride: int = 5  # every n-th frame is a source
+    targets_per_source: int = 5
+    max_gap: int = 150  # frames between source and target
+    max_rotation: float = 7.0  # degrees of yaw / pitch / roll change allowed within a pair
+    max_shift: float = 0.06  # face-centre move allowed, fraction of the face width
+    max_scale: float = 0.05  # relative face-size change allowed
+    seed: int = 0
+
+
+def region_masks(points_crop: np.ndarray, size: int) -> np.ndarray:
+    """(478, 2) mesh in crop px -> (size, size) uint8 bit mask: face hull, mouth (outer lips, dilated), eyes."""
+    mesh = load_canonical()
+    out = np.zeros((size, size), np.uint8)
+    width = float(np.ptp(points_crop[:468, 0]))
+    grow = max(int(round(0.04 * width)), 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+
+    def hull(idx: np.ndarray, dilate: bool) -> np.ndarray:
+        m = np.zeros((size, size), np.uint8)
+        pts = np.round(points_crop[idx, :2]).astype(np.int32)
+        cv2.fillConvexPoly(m, cv2.convexHull(pts), 1)
+        return cv2.dilate(m, kernel) if dilate else m
+
+    out |= hull(np.arange(468), False) * MASK_FACE
+    out |= hull(mesh.group("lips_outer"), True) * MASK_MOUTH
+    for side in ("left", "right"):  # eyelids and brows move together (blink, squint, AU1/2/4)
+        idx = np.concatenate([mesh.group(f"{side}_eye"), mesh.group(f"{side}_eyebrow_upper")])
+        out |= hull(idx, True) * MASK_EYES
+    return out
+
+
+def pose_ok(a: np.ndarray, b: np.ndarray, cfg: PairConfig) -> bool:
+    """Whether two meshes of one video differ in expression only (small rotation, shift and scale change)."""
+    pa, pb = estimate_pose(a), estimate_pose(b)
+    rot = max(abs(pa.yaw - pb.yaw), abs(pa.pitch - pb.pitch), abs(pa.roll - pb.roll))
+    width = float(np.ptp(a[:468, 0]))
+    shift = float(np.linalg.norm(a[:468, :2].mean(0) - b[:468, :2].mean(0))) / width
+    return rot <= cfg.max_rotation and shift <= cfg.max_shift and abs(pb.scale / pa.scale - 1) <= cfg.max_scale
+
+
+def choose_pairs(points: np.ndarray, cfg: PairConfig) -> dict[str, list[tuple[int, int]]]:
+    """(T, 478, 3) per-frame meshes (NaN where no face) -> {"train": [(i, j)], "test": [(i, j)]}.
+
+    Test pairs are the evaluation protocol: source = a held-out frame, targets = the frames that follow it."""
+    rng = np.random.default_rng(cfg.seed)
+    n = len(points)
+    ok = np.isfinite(points).all(axis=(1, 2))
+    split_at = int(round(n * (1 - cfg.holdout)))
+    out: dict[str, list[tuple[int, int]]] = {"train": [], "test": []}
+    for name, lo, hi in (("train", 0, split_at), ("test", split_at, n)):
+        for i in range(lo, hi, cfg.source_stride):
+            if not ok[i]:
+                continue
+            if name == "train":
+                cand = rng.integers(max(lo, i - cfg.max_gap), min(hi, i + cfg.max_gap + 1), cfg.targets_per_source * 4)
+            else:
+                cand = i + 1 + np.arange(0, cfg.max_gap, max(cfg.max_gap // (cfg.targets_per_source * 4), 1))
+                cand = cand[cand < hi]
+            picked = 0
+            for j in cand:
+                if picked == cfg.targets_per_source:
+                    break
+                if j != i and ok[j] and pose_ok(points[i], points[j], cfg):
+                    out[name].append((i, int(j)))
+                    picked += 1
+    return out
+
+
+def render_pairs(source: np.ndarray, source_points: np.ndarray, targets: list[np.ndarray], target_points: np.ndarray,
+                 cfg: PairConfig) -> dict[str, np.ndarray]:
+    """One source frame (H, W, 3) uint8 + its mesh, K target frames + meshes (K, 478, 3) -> crops as in the shard."""
+    warper = MeshWarper(source, source_points[:, :2])
+    origin = np.array([warper.roi.x0, warper.roi.y0], np.float32)
+    disp = torch.as_tensor(target_points[:, :, :2] - source_points[None, :, :2], dtype=torch.float32)
+    with torch.inference_mode():
+        roi = warper.warp(disp)  # (K, 3, h, w) 0..255
+    frames = roi.permute(0, 2, 3, 1).numpy().copy()
+    gap = lip_gap(source_points)
+    for frame, pts in zip(frames, target_points):
+        paint_interior(frame, pts, gap, (int(origin[0]), int(origin[1])))
+    roi = torch.from_numpy(frames).permute(0, 3, 1, 2)
+    roi_points = target_points.copy()
+    roi_points[:, :, :2] -= origin
+    m = crop_matrices(roi_points, cfg.size, cfg.face_fraction)  # (K, 2, 3) ROI px -> crop px
+    m_img = m.clone()
+    m_img[:, :, 2] -= m[:, :, :2] @ torch.from_numpy(origin)  # frame px -> crop px
+    with torch.inference_mode():
+        warped = to_crop(roi, m, cfg.size)
+        tgt = to_crop(torch.from_numpy(np.stack(targets)).permute(0, 3, 1, 2).float(), m_img, cfg.size)
+        src = to_crop(torch.from_numpy(source).permute(2, 0, 1)[None].float().expand(len(targets), -1, -1, -1),
+                      m_img, cfg.size)
+    u8 = lambda t: t.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # noqa: E731
+    pts_crop = target_points[:, :, :2] @ m_img[:, :, :2].numpy().transpose(0, 2, 1) + m_img[:, None, :, 2].numpy()
+    masks = np.stack([region_masks(p, cfg.size) for p in pts_crop])
+    return {"warped": u8(warped), "target": u8(tgt), "source": u8(src), "masks": masks,
+            "points": target_points.astype(np.float32)}
+
+
+def build_video(frames: Callable[[], "object"], points: np.ndarray, cfg: PairConfig) -> dict[str, dict[str, np.ndarray]]:
+    """frames: a callable returning an iterator over the video's (H, W, 3) uint8 RGB frames (read once).
+    points: (T, 478, 3) meshes. -> {"train": arrays, "test": arrays} (see the module doc)."""
+    pairs = choose_pairs(points, cfg)
+    needed = {k for split in pairs.values() for p in split for k in p}
+    kept: dict[int, np.ndarray] = {}
+    for index, rgb in enumerate(frames()):  # type: ignore[call-overload]
+        if index in needed:
+            kept[index] = rgb
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for split, plist in pairs.items():
+        by_source: dict[int, list[int]] = {}
+        for i, j in plist:
+            if i in kept and j in kept:
+                by_source.setdefault(i, []).append(j)
+        chunks: list[dict[str, np.ndarray]] = []
+        for i, js in by_source.items():
+            part = render_pairs(kept[i], points[i], [kept[j] for j in js], points[js], cfg)
+            part["pairs"] = np.array([(i, j) for j in js], np.int32)
+            chunks.append(part)
+        if chunks:
+            out[split] = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    return out
+
+
+def load_shards(paths: list[Path], split: str) -> dict[str, np.ndarray]:
+    """Concatenate every shard of one split found in `paths` (files or folders of *.npz)."""
+    files: list[Path] = []
+    for p in paths:
+        files += sorted(p.glob("*.npz")) if p.is_dir() else [p]
+    parts = []
+    for f in files:
+        with np.load(f) as d:
+            if str(d["split"]) == split:
+                parts.append({k: d[k] for k in ("warped", "target", "source", "masks", "points", "pairs")})
+                parts[-1]["video"] = np.array([str(d["video"])] * len(d["warped"]))
+    if not parts:
+        return {}
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -1,0 +1,137 @@
+"""Evaluate the shipped refiner on the held-out segments: warp-only vs refined against the real frames.
+
+    .venv/bin/python tools/eval_refiner.py [--data .cache/refiner/data] [--doc docs/refiner.md]
+
+Protocol: in the last 15% of every talking-face clip (never used in training), a source frame is warped to the meshes
+of the frames that follow it (1-150 frames later, similar head pose), so the real frames are ground truth. Both
+outputs are compared with the real frame in the aligned 128 px crop the refiner works in, on the mouth region (outer
+lips, dilated) and the eye region (eyelids + brows, dilated): L1 (0..255), PSNR (dB) and SSIM (11 px Gaussian,
+sigma 1.5, on luma). Attention: mean of 1 - A (how much the refiner repaints) inside vs outside the face hull.
+Writes the table between the eval markers of docs/refiner.md and docs/images/refiner_compare.png
+(photo | warp-only | refined | real | attention 1 - A).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from reenact.render.refine import compose  # noqa: E402
+from reenact.train.refiner import PairSet  # noqa: E402
+from reenact.train.refiner_data import MASK_EYES, MASK_FACE, MASK_MOUTH, load_shards  # noqa: E402
+from reenact.weights import load_model  # noqa: E402
+
+BEGIN, END = "<!-- eval:begin -->", "<!-- eval:end -->"
+
+
+def luma(img: np.ndarray) -> np.ndarray:  # (N, S, S, 3) float 0..255 -> (N, S, S)
+    return img @ np.array([0.299, 0.587, 0.114])
+
+
+def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel SSIM of two (S, S) luma images in 0..255 (Wang et al. 2004 constants)."""
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    blur = lambda x: cv2.GaussianBlur(x, (11, 11), 1.5)  # noqa: E731
+    mu_a, mu_b = blur(a), blur(b)
+    va, vb, cov = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2, blur(a * b) - mu_a * mu_b
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (va + vb + c2))
+
+
+def region_metrics(out: np.ndarray, real: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """out, real (N, S, S, 3) float 0..255; mask (N, S, S) bool -> mean L1, PSNR over all masked pixels, mean SSIM."""
+    err = np.abs(out - real).mean(-1)
+    mse = ((out - real) ** 2).mean(-1)[mask].mean()
+    ya, yb = luma(out).astype(np.float32), luma(real).astype(np.float32)
+    ssim = np.concatenate([ssim_map(ya[i], yb[i])[mask[i]] for i in range(len(out))])
+    return {"L1": float(err[mask].mean()), "PSNR": float(10 * np.log10(255**2 / mse)), "SSIM": float(ssim.mean())}
+
+
+def run(data: list[Path], batch: int = 32) -> tuple[dict, dict[str, np.ndarray]]:
+    test = load_shards(data, "test")
+    if not test:
+        raise SystemExit("No held-out pairs found; run tools/make_refiner_data.py first.")
+    pairs = PairSet(test)
+    net = load_model("refiner")
+    outs, attns = [], []
+    with torch.inference_mode():
+        for s in range(0, pairs.n, batch):
+            b = pairs.batch(np.arange(s, min(s + batch, pairs.n)), augment=False)
+            color, attn = net(b["warped"], b["params"])
+            outs.append(((compose(b["warped"], color, attn) + 1) * 127.5).clamp(0, 255).permute(0, 2, 3, 1).numpy())
+            attns.append(attn[:, 0].numpy())
+    refined, attn = np.concatenate(outs), np.concatenate(attns)
+    warped, real = test["warped"].astype(np.float32), test["target"].astype(np.float32)
+    masks = test["masks"]
+    res: dict = {"pairs": int(pairs.n), "videos": sorted(set(test["video"].tolist()))}
+    for name, bit in (("mouth", MASK_MOUTH), ("eyes", MASK_EYES), ("face", MASK_FACE)):
+        m = (masks & bit) > 0
+        res[name] = {"warp-only": region_metrics(warped, real, m), "refined": region_metrics(refined, real, m)}
+    face = (masks & MASK_FACE) > 0
+    res["attention"] = {"1-A inside face": float((1 - attn)[face].mean()), "1-A outside face": float((1 - attn)[~face].mean()),
+                        "1-A mouth": float((1 - attn)[(masks & MASK_MOUTH) > 0].mean()),
+                        "1-A eyes": float((1 - attn)[(masks & MASK_EYES) > 0].mean())}
+    return res, {"source": test["source"], "warped": test["warped"], "refined": refined, "real": test["target"],
+                 "attn": attn, "masks": masks, "params": pairs.params.numpy()}
+
+
+def compare_image(arr: dict[str, np.ndarray], path: Path, rows: int = 6) -> None:
+    """Rows with the biggest mouth change (jawOpen spread) plus blinks, each: photo | warp | refined | real | 1 - A."""
+    from reenact.params import ARKIT52
+
+    p = arr["params"]
+    jaw, blink = p[:, ARKIT52.index("jawOpen")], p[:, ARKIT52.index("eyeBlinkLeft")]
+    pick = list(np.argsort(-jaw)[: rows - 2 : 2]) + list(np.argsort(-jaw)[len(jaw) // 3: len(jaw) // 3 + 1])
+    pick += [i for i in np.argsort(-blink) if i not in pick][: rows - len(pick)]
+    lines = []
+    for i in pick:
+        heat = cv2.applyColorMap(np.clip((1 - arr["attn"][i]) * 255 * 2, 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+        tiles = [arr["source"][i], arr["warped"][i], np.clip(arr["refined"][i] + 0.5, 0, 255).astype(np.uint8),
+                 arr["real"][i], cv2.cvtColor(heat, cv2.COLOR_BGR2RGB)]
+        lines.append(np.concatenate(tiles, 1))
+    grid = np.concatenate(lines, 0)
+    grid = cv2.resize(grid, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
+    header = np.full((28, grid.shape[1], 3), 255, np.uint8)
+    for k, label in enumerate(("photo (source frame)", "warp-only", "refined", "real frame", "1 - A (x2)")):
+        cv2.putText(header, label, (k * grid.shape[1] // 5 + 6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate([header, grid], 0), cv2.COLOR_RGB2BGR))
+
+
+def table(res: dict) -> str:
+    lines = [f"Held-out pairs: {res['pairs']} ({', '.join(res['videos'])}); crop 128 px.", "",
+             "| region | output | L1 (0..255) lower is better | PSNR dB | SSIM |", "|---|---|---|---|---|"]
+    for region in ("mouth", "eyes", "face"):
+        for kind in ("warp-only", "refined"):
+            m = res[region][kind]
+            lines.append(f"| {region} | {kind} | {m['L1']:.2f} | {m['PSNR']:.2f} | {m['SSIM']:.4f} |")
+    a = res["attention"]
+    lines += ["", "| mean 1 - A | inside face | outside face | mouth | eyes |", "|---|---|---|---|---|",
+              f"| | {a['1-A inside face']:.4f} | {a['1-A outside face']:.4f} | {a['1-A mouth']:.4f} | {a['1-A eyes']:.4f} |"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", nargs="*", type=Path, default=[Path(".cache/refiner/data")])
+    ap.add_argument("--doc", type=Path, default=Path("docs/refiner.md"))
+    ap.add_argument("--image", type=Path, default=Path("docs/images/refiner_compare.png"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    res, arr = run(args.data)
+    print(json.dumps(res, indent=1))
+    compare_image(arr, args.image)
+    if args.doc.exists() and BEGIN in (text := args.doc.read_text()):
+        head, _, rest = text.partition(BEGIN)
+        args.doc.write_text(head + BEGIN + "\n" + table(res) + "\n" + END + rest.partition(END)[2])
+
+
+if __name__ == "__main__":
+    main()
