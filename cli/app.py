@@ -130,6 +130,7 @@ def drive(
     output: Optional[Path] = OUT,
     overwrite: bool = OVERWRITE,
     report: Optional[Path] = REPORT,
+    preview: Optional[Path] = typer.Option(None, "--preview", help="Also write a side-by-side driver | output video."),
     strength: float = typer.Option(1.0, "--strength", help="Multiply the driver's expression change (0..2)."),
     absolute: bool = typer.Option(False, "--absolute", help="Copy the driver's values instead of its changes."),
     scale: list[str] = typer.Option([], "--scale", help="Per-channel gain, e.g. --scale AU12=1.4 (repeatable)."),
@@ -165,7 +166,7 @@ def drive(
     models = Models(device_of(ctx), identity_model)
     try:
         result = run_drive(source, driver, output, models, opts, max_size=max_size, face=face, smooth=smooth,
-                           progress=ui.progress)
+                           progress=ui.progress, preview=preview)
     except IdentityError as err:
         write_report(report, getattr(err, "report", None), overwrite)
         raise
