@@ -217,7 +217,8 @@ def test_manifest_parsing_and_errors(tmp_path: Path) -> None:
     for name in ("p.jpg", "v.mp4"):
         (tmp_path / name).write_bytes(b"x")
     good = tmp_path / "m.csv"
-    good.write_text("# comment\np.jpg,v.mp4\np.jpg,v.mp4,second.mov,\"scale=AU12=1.4,jawOpen:0.5;mute=AU45;pose=yes\"\n")
+    good.write_text("# comment\np.jpg,v.mp4\n"
+                    "p.jpg,v.mp4,second.mov,\"scale=AU12=1.4,jawOpen:0.5;mute=AU45;pose=yes\"\n")
     jobs = read_manifest(good, tmp_path / "out", JobOptions(strength=0.7))
     assert jobs[0].source == tmp_path / "p.jpg" and jobs[0].output == tmp_path / "out" / "p__v.mp4"
     assert jobs[1].output.name == "second.mov"
