@@ -1,6 +1,11 @@
-"""Mouth interior for an opening mouth: a warp can only stretch the lips across the gap, so we paint a plausible
-dark oral cavity with upper and lower teeth inside the target's inner-lip contour. The refiner (when present)
-refines this further; without it (`--no-refine`) this is what the user sees.
+"""Mouth interior for an opening mouth. A warp can only stretch the lips and whatever is between them across the
+gap, so the inside of the target's inner-lip contour is redrawn here:
+
+- teeth ride with their jaws: the upper teeth keep their distance below the upper lip, the lower teeth above the
+  lower lip. When the photo shows teeth, those real pixels are re-sampled 1:1 from the photo (no stretching);
+- when the photo's lips are closed, upper and lower teeth are drawn (ivory, shaded at the corners);
+- the extra opening between them is a dark oral cavity.
+The refiner (when present) refines this; with `--no-refine` this is what the user sees.
 """
 
 from __future__ import annotations
@@ -8,11 +13,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# MediaPipe FaceMesh inner-lip contour, corner to corner (left mouth corner 78 -> right corner 308).
+# MediaPipe FaceMesh inner-lip contour, corner to corner (mouth corner 78 -> other corner 308).
 UPPER_INNER = np.array([78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308])
 LOWER_INNER = np.array([78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308])
 CAVITY = np.array([52.0, 18.0, 24.0])
-TEETH = np.array([232.0, 226.0, 214.0])
+TEETH = np.array([226.0, 220.0, 206.0])
+UPPER_SHARE = 0.6  # of a photo's visible opening, the part that belongs to the upper teeth
 
 
 def lip_gap(points: np.ndarray) -> float:
@@ -29,39 +35,62 @@ def _lip_line(contour: np.ndarray, xs: np.ndarray) -> np.ndarray:
     return np.interp(xs, contour[order, 0], contour[order, 1])
 
 
-def paint_interior(roi: np.ndarray, target: np.ndarray, source_gap: float, origin: tuple[int, int]) -> np.ndarray:
-    """Paint the cavity and teeth into `roi` (H, W, 3 float 0..255, modified in place) for target mesh `target`
-    (N, 2+ photo px); `origin` is the ROI's (x0, y0). Blends by how much wider the mouth is than in the source."""
-    pts = target[:, :2] - np.asarray(origin, dtype=np.float32)
-    width, gap = mouth_width(pts), lip_gap(pts)
-    amount = float(np.clip((gap - source_gap) / (0.12 * width + 1e-6), 0.0, 1.0))
-    if amount <= 0.0 or gap < 1.0:
-        return roi
-    upper, lower = pts[UPPER_INNER], pts[LOWER_INNER]
-    poly = np.concatenate([upper, lower[::-1][1:-1]])
-    x0, y0 = np.floor(poly.min(0)).astype(int) - 2
-    x1, y1 = np.ceil(poly.max(0)).astype(int) + 3
-    x0, y0 = max(x0, 0), max(y0, 0)
-    x1, y1 = min(x1, roi.shape[1]), min(y1, roi.shape[0])
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        return roi
-    # Anti-aliased mask: draw at 4x and downsample.
-    big = np.zeros(((y1 - y0) * 4, (x1 - x0) * 4), np.uint8)
-    cv2.fillPoly(big, [np.round((poly - [x0, y0]) * 4).astype(np.int32)], 255, lineType=cv2.LINE_AA)
-    mask = cv2.resize(big, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+class MouthPainter:
+    """Per source photo: its inner-lip lines and pixels; `paint` redraws one target frame's mouth."""
 
-    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-    top, bottom = _lip_line(upper, xs[0]), _lip_line(lower, xs[0])  # (w,)
-    cx = 0.5 * (pts[78, 0] + pts[308, 0])
-    across = np.clip(1.0 - ((xs - cx) / (0.5 * width)) ** 2, 0.0, 1.0)  # 1 at the centre, 0 at the corners
-    depth = np.clip((ys - top) / np.maximum(bottom - top, 1.0), 0.0, 1.0)
-    color = CAVITY * (0.55 + 0.45 * across[..., None]) * (0.8 + 0.4 * np.abs(depth - 0.5))[..., None]
-    upper_teeth = np.clip((top + min(0.4 * gap, 0.11 * width) - ys) / 1.5, 0.0, 1.0)
-    lower_teeth = np.clip((ys - (bottom - min(0.18 * gap, 0.06 * width))) / 1.5, 0.0, 1.0)
-    teeth = np.maximum(upper_teeth, 0.85 * lower_teeth) * (0.35 + 0.65 * across)
-    shade = (0.75 + 0.25 * across)[..., None]
-    color = color * (1 - teeth[..., None]) + (TEETH * shade) * teeth[..., None]
-    alpha = (mask * amount)[..., None]
-    patch = roi[y0:y1, x0:x1]
-    roi[y0:y1, x0:x1] = patch * (1 - alpha) + color * alpha
-    return roi
+    def __init__(self, image: np.ndarray, points: np.ndarray, origin: tuple[int, int]) -> None:
+        self.origin = np.asarray(origin, np.float32)
+        self.src = points[:, :2] - self.origin  # ROI coords
+        self.image = image[int(origin[1]):, int(origin[0]):].astype(np.float32)  # photo from the ROI's corner on
+        self.gap = lip_gap(self.src)
+
+    def paint(self, roi: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Redraw the mouth inside `roi` (H, W, 3 float 0..255, modified in place) for `target` (N, 2+ photo px)."""
+        pts = target[:, :2] - self.origin
+        width, gap = mouth_width(pts), lip_gap(pts)
+        if gap <= max(self.gap, 0.5) + 0.5:  # not opening beyond the photo: the warp already has it right
+            return roi
+        upper, lower = pts[UPPER_INNER], pts[LOWER_INNER]
+        poly = np.concatenate([upper, lower[::-1][1:-1]])
+        x0, y0 = np.floor(poly.min(0)).astype(int) - 2
+        x1, y1 = np.ceil(poly.max(0)).astype(int) + 3
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, roi.shape[1]), min(y1, roi.shape[0])
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return roi
+        big = np.zeros(((y1 - y0) * 4, (x1 - x0) * 4), np.uint8)  # anti-aliased mask: draw at 4x, downsample
+        cv2.fillPoly(big, [np.round((poly - [x0, y0]) * 4).astype(np.int32)], 255, lineType=cv2.LINE_AA)
+        mask = cv2.resize(big, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        top, bottom = _lip_line(upper, xs[0]), _lip_line(lower, xs[0])  # (w,) target inner lip lines
+        # Matching column in the photo: proportional position between the mouth corners.
+        along = (xs[0] - pts[78, 0]) / max(pts[308, 0] - pts[78, 0], 1e-3)
+        sx = self.src[78, 0] + along * (self.src[308, 0] - self.src[78, 0])
+        s_top, s_bottom = _lip_line(self.src[UPPER_INNER], sx), _lip_line(self.src[LOWER_INNER], sx)
+        s_gap = np.maximum(s_bottom - s_top, 0.0)  # (w,) the photo's opening per column
+        u, v = ys - top, bottom - ys  # distance below the upper lip / above the lower lip
+        cx = 0.5 * (pts[78, 0] + pts[308, 0])
+        across = np.clip(1.0 - ((xs - cx) / (0.5 * width)) ** 2, 0.0, 1.0)  # 1 at the centre, 0 at the corners
+        depth = np.clip(u / np.maximum(bottom - top, 1.0), 0.0, 1.0)
+        color = CAVITY * (0.55 + 0.45 * across[..., None]) * (0.8 + 0.4 * np.abs(depth - 0.5))[..., None]
+
+        # Drawn teeth for a closed-lipped photo (heights follow the opening and the mouth width).
+        drawn_up = np.clip((min(0.4 * gap, 0.11 * width) - u) / 1.5, 0.0, 1.0)
+        drawn_lo = np.clip((min(0.18 * gap, 0.06 * width) - v) / 1.5, 0.0, 1.0) * 0.85
+        drawn = np.maximum(drawn_up, drawn_lo) * (0.35 + 0.65 * across)
+        color = color * (1 - drawn[..., None]) + (TEETH * (0.75 + 0.25 * across)[..., None]) * drawn[..., None]
+
+        # Real teeth from the photo, re-sampled 1:1 with their jaw where the photo shows them.
+        up_zone = u < UPPER_SHARE * s_gap
+        lo_zone = (v < (1 - UPPER_SHARE) * s_gap) & ~up_zone
+        map_y = np.where(up_zone, s_top + u, s_bottom - v).astype(np.float32)
+        map_x = np.broadcast_to(sx, xs.shape).astype(np.float32)
+        real = cv2.remap(self.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        has_real = (up_zone | lo_zone).astype(np.float32)
+        has_real = cv2.GaussianBlur(has_real, (3, 3), 0.7)[..., None]
+        color = color * (1 - has_real) + real * has_real
+
+        amount = float(np.clip((gap - self.gap) / 2.0, 0.0, 1.0))  # fade in over the first 2 px of extra opening
+        alpha = (mask * amount)[..., None]
+        roi[y0:y1, x0:x1] = roi[y0:y1, x0:x1] * (1 - alpha) + color * alpha
+        return roi

@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from reenact.render.mouth import lip_gap, paint_interior
+from reenact.render.mouth import MouthPainter
 from reenact.render.warp import MeshWarper
 
 
@@ -58,7 +58,7 @@ class FaceRenderer:
         self.center = torch.tensor(points[:468].mean(0), dtype=torch.float32, device=device)
         self.source_points = torch.tensor(points, dtype=torch.float32, device=device)  # (478, 3)
         self.source_shapes = torch.tensor(source_shapes, dtype=torch.float32, device=device)
-        self.source_gap = lip_gap(points)
+        self.mouth = MouthPainter(image, points, (self.warper.roi.x0, self.warper.roi.y0))
 
     def displacement(self, shapes: torch.Tensor, rotation: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 52) target shapes [+ (B, 3) yaw/pitch/roll change] -> (B, 478, 3) photo-space vertex displacement."""
@@ -86,8 +86,7 @@ class FaceRenderer:
         roi = self.warper.warp(disp[..., :2])  # (B, 3, h, w) 0..255
         targets = (self.source_points + disp).cpu().numpy()
         frames = roi.permute(0, 2, 3, 1).cpu().numpy()  # (B, h, w, 3)
-        origin = (self.warper.roi.x0, self.warper.roi.y0)
         for frame, target in zip(frames, targets):
-            paint_interior(frame, target, self.source_gap, origin)
+            self.mouth.paint(frame, target)
         roi = torch.from_numpy(frames).permute(0, 3, 1, 2)
         return self.warper.paste(self.image, roi)

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.spatial import Delaunay
+
+from reenact.face.canonical import load_canonical
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,77 @@ def _border_anchors(roi: Roi, per_side: int = 12) -> np.ndarray:
     return np.concatenate([top, bottom, left, right]) + [roi.x0, roi.y0]
 
 
+def _inside(poly: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    contour = poly.astype(np.float32).reshape(-1, 1, 2)
+    return np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), False) > 0 for x, y in pts])
+
+
+def _delaunay_inside(points: np.ndarray, index: np.ndarray, loop: np.ndarray, keep_inside: bool) -> np.ndarray:
+    """Delaunay triangles over points[index], kept when their centroid is inside (or outside) `loop`'s polygon."""
+    tri = Delaunay(points[index]).simplices
+    centroids = points[index][tri].mean(1)
+    inside = _inside(points[loop], centroids)
+    return index[tri[inside == keep_inside]]
+
+
+def face_triangles(points: np.ndarray, n_anchor: int) -> np.ndarray:
+    """(T, 3) triangles over 478 mesh points followed by `n_anchor` ROI-border anchors.
+
+    The face uses FaceMesh's own topology (so lips and lids can part and close without triangles folding over),
+    the eyes are filled with the eyelid contour plus the iris points (triangulated on the open-eyed canonical face,
+    so the iris can move the eye's pixels for gaze), and the ring between the face oval and the ROI border is a
+    Delaunay triangulation of the oval and the anchors in the photo.
+    """
+    canon = load_canonical()
+    canon2d = canon.vertices478[:, :2].astype(np.float64)
+    tris = [canon.triangles]
+    for eye, iris in (("left_eye", "left_iris"), ("right_eye", "right_iris")):
+        loop = canon.group(eye)
+        tris.append(_delaunay_inside(canon2d, np.concatenate([loop, canon.group(iris)]), loop, True))
+    oval = canon.group("face_oval")
+    anchors = np.arange(478, 478 + n_anchor)
+    tris.append(_delaunay_inside(points, np.concatenate([oval, anchors]), oval, False))
+    return np.concatenate(tris).astype(np.int64)
+
+
+def barycentric(points: np.ndarray, tris: np.ndarray, grid: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """For each grid pixel (P, 2), the covering triangle and its barycentric weights (P, 3) in the photo.
+
+    Triangles are rasterised into an index image (`shape` = coarse grid (h, w), grid in the same row-major order);
+    pixels on no triangle (rasterisation gaps at edges) take a neighbour's triangle and extrapolate slightly.
+    """
+    h, w = shape
+    gx, gy = grid[:, 0].reshape(h, w), grid[:, 1].reshape(h, w)
+    sx, sy = (gx[0, -1] - gx[0, 0]) / max(w - 1, 1), (gy[-1, 0] - gy[0, 0]) / max(h - 1, 1)
+    index = np.full((h, w), -1, np.int32)
+    corners = points[tris]  # (T, 3, 2)
+    area = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    for t in np.flatnonzero(np.abs(area) > 1e-6):
+        poly = np.stack([(corners[t, :, 0] - gx[0, 0]) / sx, (corners[t, :, 1] - gy[0, 0]) / sy], 1)
+        cv2.fillPoly(index, [np.round(poly * 16).astype(np.int32)], int(t), shift=4)
+    for _ in range(4):  # fill the few uncovered pixels from their neighbours
+        missing = index < 0
+        if not missing.any():
+            break
+        grown = cv2.dilate(index.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32)
+        index[missing] = grown[missing]
+    index = np.maximum(index.ravel(), 0)
+    a, b, c = corners[index, 0], corners[index, 1], corners[index, 2]  # (P, 2) each
+    v0, v1, v2 = b - a, c - a, grid - a
+    d00, d01, d11 = (v0 * v0).sum(1), (v0 * v1).sum(1), (v1 * v1).sum(1)
+    d20, d21 = (v2 * v0).sum(1), (v2 * v1).sum(1)
+    den = d00 * d11 - d01 * d01
+    den = np.where(np.abs(den) < 1e-12, 1e-12, den)
+    wb, wc = (d11 * d20 - d01 * d21) / den, (d00 * d21 - d01 * d20) / den
+    return tris[index], np.stack([1 - wb - wc, wb, wc], 1)
+
+
 class MeshWarper:
     """Warps one source photo's face region to any number of target meshes.
 
-    points: (N, 2) source mesh vertices in photo pixels. stride: the flow is interpolated on a grid `stride` times
-    coarser than the photo and upsampled bilinearly (the flow is smooth, the image is not).
+    points: (478, 2) source mesh vertices in photo pixels (FaceMesh order, with iris). stride: the flow is
+    interpolated on a grid `stride` times coarser than the photo and upsampled bilinearly (the flow is smooth, the
+    image is not).
     """
 
     def __init__(self, image: np.ndarray, points: np.ndarray, device: torch.device = torch.device("cpu"),
@@ -61,27 +130,25 @@ class MeshWarper:
         self.roi = face_roi(points, image.shape[:2], margin)
         self.n_mesh = len(points)
         anchors = _border_anchors(self.roi)
-        nodes = np.concatenate([points[:, :2], anchors]).astype(np.float64)  # (N + A, 2)
-        tri = Delaunay(nodes)
+        nodes = np.concatenate([points[:, :2], anchors]).astype(np.float64)  # (478 + A, 2)
+        tris = face_triangles(nodes, len(anchors))
         h, w = self.roi.size
         self.coarse = (int(np.ceil(h / stride)), int(np.ceil(w / stride)))
         gy, gx = np.meshgrid(np.linspace(0, h - 1, self.coarse[0]), np.linspace(0, w - 1, self.coarse[1]), indexing="ij")
         grid = np.stack([gx.ravel() + self.roi.x0, gy.ravel() + self.roi.y0], 1)  # (P, 2)
-        simplex = tri.find_simplex(grid)
-        simplex = np.where(simplex < 0, tri.find_simplex(grid, tol=1e-6), simplex)
-        ok = simplex >= 0
-        trans = tri.transform[simplex[ok]]  # (P', 3, 2)
-        bary2 = np.einsum("pij,pj->pi", trans[:, :2], grid[ok] - trans[:, 2])
-        bary = np.concatenate([bary2, 1 - bary2.sum(1, keepdims=True)], 1)  # (P', 3)
-        rows = np.repeat(np.flatnonzero(ok), 3)
-        cols = tri.simplices[simplex[ok]].ravel()
-        keep = cols < self.n_mesh  # anchors have zero displacement: drop their columns
+        corner_ids, bary = barycentric(nodes, tris, grid, self.coarse)  # (P, 3) vertex ids and weights
+        rows = np.repeat(np.arange(len(grid)), 3)
+        cols = corner_ids.ravel()
+        edge = np.zeros(self.coarse, bool)
+        edge[[0, -1], :] = edge[:, [0, -1]] = True  # the ROI's own border never moves: no seam with the photo
+        # anchors have zero displacement: drop their columns (and everything on the border)
+        keep = (cols < self.n_mesh) & ~np.repeat(edge.ravel(), 3)
         index = torch.tensor(np.stack([rows[keep], cols[keep]]), dtype=torch.long)
         values = torch.tensor(bary.ravel()[keep], dtype=torch.float32)
         self.interp = torch.sparse_coo_tensor(index, values, (grid.shape[0], self.n_mesh), check_invariants=True)
         self.interp = self.interp.coalesce().to(device)
         roi_img = image[self.roi.y0:self.roi.y1, self.roi.x0:self.roi.x1]
-        self.source = torch.from_numpy(np.ascontiguousarray(roi_img)).to(device).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
+        self.source = torch.from_numpy(roi_img.copy()).to(device).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
         ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32),
                                 torch.arange(w, device=device, dtype=torch.float32), indexing="ij")
         self.base = torch.stack([xs, ys], -1)  # (H, W, 2) pixel coords inside the ROI
@@ -99,24 +166,37 @@ class MeshWarper:
     def sample_grid(self, disp: torch.Tensor, iterations: int = 4) -> torch.Tensor:
         """Backward map for `grid_sample`: target pixel x reads source pixel s with s + d(s) = x.
 
-        Solved by Newton's method on the coarse grid (the flow is smooth) and upsampled once. Plain fixed-point
-        iteration diverges where the face compresses (a closing eyelid folds the eye to a line, where the forward
-        map's Jacobian is near singular); Newton with a clamped determinant converges there too.
+        Solved on the coarse grid (the flow is smooth) and upsampled once. Each step tries a Newton step (converges
+        where the face compresses, e.g. a lid closing onto the other, where plain fixed-point iteration stalls)
+        and a fixed-point step (robust where it stretches, e.g. the seam of lips that part), and keeps per pixel
+        whichever lowers the residual |s + d(s) - x|.
         """
         d = self.displacement(disp)  # (B, 2, h, w) forward displacement, ROI px
         gx = torch.gradient(d, spacing=float(self.step[0]), dim=3)[0]  # (B, 2, h, w) d/dx of (dx, dy)
         gy = torch.gradient(d, spacing=float(self.step[1]), dim=2)[0]  # (B, 2, h, w) d/dy of (dx, dy)
         field = torch.cat([d, gx, gy], 1)  # (B, 6, h, w): dx, dy, dxx, dyx, dxy, dyy
         base = self.coarse_base.expand(d.shape[0], -1, -1, -1)  # (B, h, w, 2)
+
+        def at(f: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+            return F.grid_sample(f, src * self.scale - 1, mode="bilinear", padding_mode="border", align_corners=True)
+
+        def residual(src: torch.Tensor) -> torch.Tensor:
+            return (src + at(d, src).permute(0, 2, 3, 1) - base).norm(dim=-1)  # (B, h, w)
+
         src = base - d.permute(0, 2, 3, 1)
+        err = residual(src)
         for _ in range(iterations):
-            f = F.grid_sample(field, src * self.scale - 1, mode="bilinear", padding_mode="border", align_corners=True)
-            dx, dy, a_xx, a_yx, a_xy, a_yy = f.unbind(1)  # each (B, h, w)
+            dx, dy, a_xx, a_yx, a_xy, a_yy = at(field, src).unbind(1)  # each (B, h, w)
             rx, ry = src[..., 0] + dx - base[..., 0], src[..., 1] + dy - base[..., 1]
             m00, m01, m10, m11 = 1 + a_xx, a_xy, a_yx, 1 + a_yy  # I + J
             det = (m00 * m11 - m01 * m10).clamp(min=0.05)
-            step_x, step_y = (m11 * rx - m01 * ry) / det, (-m10 * rx + m00 * ry) / det
-            src = src - torch.stack([step_x, step_y], -1)
+            newton = src - torch.stack([(m11 * rx - m01 * ry) / det, (-m10 * rx + m00 * ry) / det], -1)
+            fixed = base - torch.stack([dx, dy], -1)
+            e_newton, e_fixed = residual(newton), residual(fixed)
+            best = torch.where((e_newton <= e_fixed)[..., None], newton, fixed)
+            e_best = torch.minimum(e_newton, e_fixed)
+            better = (e_best < err)[..., None]
+            src, err = torch.where(better, best, src), torch.where(better[..., 0], e_best, err)
         offset = (src - base).permute(0, 3, 1, 2)  # (B, 2, h, w)
         offset = F.interpolate(offset, size=self.roi.size, mode="bilinear", align_corners=True)
         return (self.base + offset.permute(0, 2, 3, 1)) * self.scale - 1  # (B, H, W, 2) in [-1, 1]
