@@ -95,7 +95,8 @@ def barycentric(points: np.ndarray, tris: np.ndarray, grid: np.ndarray, shape: t
     sx, sy = (gx[0, -1] - gx[0, 0]) / max(w - 1, 1), (gy[-1, 0] - gy[0, 0]) / max(h - 1, 1)
     index = np.full((h, w), -1, np.int32)
     corners = points[tris]  # (T, 3, 2)
-    area = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    e1, e2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+    area = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]  # twice the signed area
     for t in np.flatnonzero(np.abs(area) > 1e-6):
         poly = np.stack([(corners[t, :, 0] - gx[0, 0]) / sx, (corners[t, :, 1] - gy[0, 0]) / sy], 1)
         cv2.fillPoly(index, [np.round(poly * 16).astype(np.int32)], int(t), shift=4)
