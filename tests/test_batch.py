@@ -253,3 +253,14 @@ def test_cli_usage_errors(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     code, _, err = cli("batch", str(tmp_path), str(tmp_path), "-o", str(tmp_path / "file"))
     assert code == 2 and "is a file" in err
+
+
+def test_ray_not_installed_is_a_clear_input_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    (tmp_path / "p.jpg").write_bytes(b"x")
+    audio = make_audio(tmp_path / "v.wav", seconds=0.1)
+    jobs = plan_jobs(str(tmp_path / "p.jpg"), str(audio), tmp_path / "out")
+    with pytest.raises(InputError, match=r"reenact\[ray\]"):
+        run_batch(jobs, tmp_path / "out", BatchConfig(device="cpu", ray_address="local"))
