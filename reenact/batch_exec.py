@@ -101,8 +101,9 @@ def extract_track(driver: Path, smooth: str, cache: Path, device: str, identity:
     return _attempt(work)
 
 
-def speak_job(source: Any, job: Job, output: Path, models: Any, opts: Any) -> Any:
-    """An audio driver: the `speak` job (reenact.pipeline.speak, same signature as `drive`) -> RunReport."""
+def speak_job(job: Job, output: Path, models: Any, opts: Any) -> Any:
+    """An audio driver: the `speak` job -> RunReport. The one place that calls reenact.pipeline.speak, expected with
+    `drive`'s signature plus `text`: speak(source, audio, output, models, render_options, text, max_size, face)."""
     try:
         from reenact.pipeline import speak  # type: ignore[attr-defined]
     except ImportError:
@@ -122,10 +123,11 @@ def render_job(job: Job, track: Path | None, output: Path, overwrite: bool, devi
 
         w = _worker(device, identity, threads)
         opts = job.options.render(overwrite)
-        source, cached = w.source(job.source, job.options)
-        if job.kind == "audio":
-            report = speak_job(source, job, output, w.models, opts)
+        cached = False
+        if job.kind == "audio":  # `speak` takes the photo's path and analyses it itself
+            report = speak_job(job, output, w.models, opts)
         else:
+            source, cached = w.source(job.source, job.options)
             tr = Track.read(track)  # type: ignore[arg-type]
             shapes, rotation = target_shapes(tr, source, opts.retarget)
             report = RunReport(str(output), missing_driver_frames=list(tr.meta.get("missing", [])))

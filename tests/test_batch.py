@@ -180,14 +180,24 @@ def test_audio_driver_goes_to_speak(inputs: Path) -> None:
 
 
 def test_process_pool_records_failures(tmp_path: Path) -> None:
-    """Two spawn workers; corrupt photos fail in the workers before any model loads, so this stays quick."""
+    """Two spawn workers. The driver's track is already cached and the photos are corrupt, so each job fails in a
+    worker before any model loads: quick, yet it goes through pickling, the worker and the cache lookup."""
+    from reenact.batch import track_key, track_path
+    from reenact.params import Track
+
     for name in ("x.jpg", "y.jpg"):
         (tmp_path / name).write_bytes(b"not an image at all" * 20)
-    audio = make_audio(tmp_path / "a.wav", seconds=0.2)
-    jobs = plan_jobs(str(tmp_path / "*.jpg"), str(audio), tmp_path / "out")
-    summary = run_batch(jobs, tmp_path / "out", BatchConfig(device="cpu", workers=2))
+    driver = tmp_path / "v.mp4"
+    driver.write_bytes(b"never decoded")
+    out = tmp_path / "out"
+    cache = track_path(out, driver, track_key(driver, "offline"))
+    cache.parent.mkdir(parents=True)
+    Track(np.zeros(1), np.zeros((1, 1)), ["jawOpen"], {"fps": "25"}).write(cache)
+    jobs = plan_jobs(str(tmp_path / "*.jpg"), str(driver), out)
+    summary = run_batch(jobs, out, BatchConfig(device="cpu", workers=2))
     assert (summary.backend, summary.workers, summary.failed, summary.exit_code) == ("pool", 2, 2, 1)
-    assert all("x.jpg" in j.message or "y.jpg" in j.message for j in summary.jobs)
+    assert (summary.tracks_cached, summary.tracks_extracted) == (1, 0)
+    assert [Path(j.source).name in j.message for j in summary.jobs] == [True, True]
     assert all(j.exit_code == 2 for j in summary.jobs)
 
 
