@@ -141,6 +141,27 @@ def test_manifest_with_options_and_force(inputs: Path, first_run: dict) -> None:
     assert code == 0 and video.stat().st_mtime_ns != before  # --force renders it again
 
 
+def test_interrupted_batch_leaves_no_partial_file(inputs: Path, first_run: dict,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from reenact.io import writer
+
+    out = first_run["out"]
+    jobs = plan_jobs(str(inputs / "sources" / "anna.jpg"), str(inputs / "drivers" / "talk.mp4"), out)
+    before = jobs[0].output.stat().st_mtime_ns
+    real_write = writer.VideoWriter.write
+
+    def write_then_stop(self, rgb):  # Ctrl-C halfway through the video
+        if self.frames_written == FRAMES // 2:
+            raise KeyboardInterrupt
+        real_write(self, rgb)
+
+    monkeypatch.setattr(writer.VideoWriter, "write", write_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(jobs, out, BatchConfig(device="cpu", force=True))
+    assert not [p for p in out.rglob("*") if "partial" in p.name]
+    assert jobs[0].output.stat().st_mtime_ns == before  # the finished video of the first run is untouched
+
+
 def test_ray_gives_the_same_outputs(inputs: Path, first_run: dict) -> None:
     pytest.importorskip("ray")
     out = inputs / "ray"
