@@ -16,8 +16,9 @@ TABLE_ROWS = 50  # larger batches list only their failures
 
 def batch(
     ctx: typer.Context,
-    sources: Optional[str] = typer.Argument(None, help="Folder, glob or file of source photos."),
-    drivers: Optional[str] = typer.Argument(None, help="Folder, glob or file of driving videos or speech audio."),
+    sources: Optional[str] = typer.Argument(None, metavar="SOURCES", help="Folder, glob or file of source photos."),
+    drivers: Optional[str] = typer.Argument(None, metavar="DRIVERS",
+                                            help="Folder, glob or file of driving videos or speech audio."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder (created if missing)."),
     pairs: Optional[Path] = typer.Option(None, "--pairs", help="CSV manifest: source,driver[,output][,options] per "
                                          "row, options as key=value;key=value. Replaces SOURCES and DRIVERS."),
@@ -48,9 +49,9 @@ def batch(
 ) -> None:
     """Render every source with every driver (or the jobs of a --pairs manifest), resumably.
 
-    Outputs are OUTPUT/{source}__{driver}.mp4; existing ones are skipped (--force redoes them). Each driver is tracked
-    once and cached in OUTPUT/.reenact-cache/. A failing job is recorded and the others go on: exit 0 when every job
-    succeeded or was skipped, 1 when some failed.
+    Outputs are OUTPUT/{source}__{driver}.mp4; existing ones are skipped (--force renders them again).
+    Each driver is tracked once, and the track cached in OUTPUT/.reenact-cache/.
+    A failing job is recorded and the others go on: exit 0 when all succeed or are skipped, 1 when some fail.
     """
     from reenact.batch import BatchConfig, JobOptions, plan_jobs, read_manifest, run_batch
     from reenact.errors import InputError

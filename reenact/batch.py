@@ -170,7 +170,7 @@ class JobResult:
 class BatchSummary:
     jobs: list[JobResult]
     seconds: float
-    backend: str  # inline | pool | ray
+    backend: str  # inline | pool | ray | none (every job skipped)
     workers: int
     tracks_extracted: int = 0
     tracks_cached: int = 0
@@ -178,9 +178,17 @@ class BatchSummary:
     def count(self, status: str) -> int:
         return sum(j.status == status for j in self.jobs)
 
-    ok = property(lambda self: self.count("ok"))
-    skipped = property(lambda self: self.count("skipped"))
-    failed = property(lambda self: self.count("failed"))
+    @property
+    def ok(self) -> int:
+        return self.count("ok")
+
+    @property
+    def skipped(self) -> int:
+        return self.count("skipped")
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
 
     @property
     def exit_code(self) -> int:
