@@ -40,6 +40,11 @@ class Models:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     identity: str = "default"
 
+    def __post_init__(self) -> None:
+        from reenact.device import configure_threads
+
+        configure_threads(self.device)
+
     @cached_property
     def analyzer(self):  # -> reenact.face.FaceAnalyzer
         from reenact.face import FaceAnalyzer
@@ -92,8 +97,18 @@ def load_source(path: Path, models: Models, max_size: int = 1280, face: int | No
     return Source(Path(path), image, landmarks.points, values)
 
 
+class Timer:
+    def __init__(self) -> None:
+        self.total: dict[str, float] = {}
+
+    def __call__(self, stage: str, start: float) -> float:
+        now = time.perf_counter()
+        self.total[stage] = self.total.get(stage, 0.0) + (now - start)
+        return now
+
+
 def video_track(path: Path, models: Models, smooth: str = "offline", progress: ProgressFactory = _no_progress,
-                chunk: int = 64, on_frame: Callable[[Any, Any], None] | None = None, calibrate: bool = True) -> Track:
+                chunk: int = 16, on_frame: Callable[[Any, Any], None] | None = None, calibrate: bool = True) -> Track:
     """Decode a video, track the face, estimate every channel per frame, smooth. Memory: one chunk of frames.
 
     `on_frame(frame, landmarks_or_None)` sees every frame as it is tracked (e.g. to stream landmarks to a file).
@@ -103,25 +118,39 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
     from reenact.smooth import smooth_track
 
     rows: list[np.ndarray] = []
-    pending: list[np.ndarray] = []
+    pending: list[tuple[Any, Any]] = []  # (frame, 468-point landmarks or None) awaiting the batched iris model
     nan = np.full((478, 3), np.nan, np.float32)
     tracker = models.analyzer.tracker()
+    mesh = models.analyzer.mesh
+    timer = Timer()
 
     def flush() -> None:
-        rows.append(models.estimator.estimate(np.stack(pending)))
+        t = time.perf_counter()
+        found = [(f, lm) for f, lm in pending if lm is not None]
+        if found and mesh.iris is not None:  # one batch of eye crops for the whole chunk
+            irises = mesh.irises([f.rgb for f, _ in found], np.stack([lm.points for _, lm in found]))
+            for (_, lm), iris in zip(found, irises):
+                lm.points = np.concatenate([lm.points, iris]).astype(np.float32)
+        t = timer("landmarks", t)
+        if on_frame is not None:
+            for f, lm in pending:
+                on_frame(f, lm)
+        rows.append(models.estimator.estimate(np.stack([nan if lm is None else lm.points for _, lm in pending])))
         pending.clear()
+        timer("estimate", t)
 
     with read_frames(path) as frames:
         info, fps = frames.info, frames.fps
         with progress("tracking driver", info.n_frames or None) as advance:
+            t = time.perf_counter()
             for frame in frames:
-                found = tracker.update(frame.rgb)
-                if on_frame is not None:
-                    on_frame(frame, found)
-                pending.append(nan if found is None else found.points)
+                t = timer("decode", t)
+                pending.append((frame, tracker.update(frame.rgb, iris=False)))
+                t = timer("landmarks", t)
                 if len(pending) == chunk:
                     flush()
                 advance(1)
+                t = time.perf_counter()
     if pending:
         flush()
     if not rows:
@@ -132,7 +161,7 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
     values, missing = smooth_track(raw, CHANNELS, float(fps), mode=smooth, calibrate=calibrate)
     meta = {"fps": str(fps), "frames": len(values), "missing_frames": int(missing.sum()),
             "missing": np.flatnonzero(missing).tolist(), "smoothing": smooth, "calibrated": calibrate,
-            "source": path.name}
+            "source": path.name, "timings_ms": {k: round(v * 1000, 1) for k, v in timer.total.items()}}
     return Track(np.arange(len(values)) / float(fps), values.astype(np.float32), list(CHANNELS), meta)
 
 
@@ -165,16 +194,6 @@ class RunReport:
         from dataclasses import asdict
 
         return asdict(self)
-
-
-class Timer:
-    def __init__(self) -> None:
-        self.total: dict[str, float] = {}
-
-    def __call__(self, stage: str, start: float) -> float:
-        now = time.perf_counter()
-        self.total[stage] = self.total.get(stage, 0.0) + (now - start)
-        return now
 
 
 def target_shapes(track: Track, source: Source, opts: RetargetOptions) -> tuple[np.ndarray, np.ndarray | None]:
@@ -303,7 +322,10 @@ def drive(source_path: Path, driver_path: Path, output: Path, models: Models, op
     report = render_video(source, shapes, rotation, Fraction(track.meta["fps"]), output, models, opts,
                           audio=driver_path if info.has_audio else None, progress=progress, report=report,
                           preview=None if preview is None else (preview, driver_path))
-    report.timings_ms["track"] = round(track_ms, 1)
+    stages = {**track.meta["timings_ms"], **report.timings_ms}
+    stages.pop("per_frame", None)
+    report.timings_ms = {**stages, "track_total": round(track_ms, 1),
+                         "per_frame": round(sum(stages.values()) / max(report.frames, 1), 2)}
     return report
 
 

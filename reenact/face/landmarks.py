@@ -86,10 +86,13 @@ class MeshModel:
         self.mesh = load_model("facemesh", device).to(memory_format=torch.channels_last)
         self.iris = load_model("iris", device).to(memory_format=torch.channels_last) if iris else None
 
-    def __call__(self, frames: list[np.ndarray], rois: list[Roi]) -> tuple[np.ndarray, np.ndarray]:
-        """frames[i] with rois[i] -> (points (B, 478 or 468, 3) image px, presence scores (B,))."""
+    def __call__(self, frames: list[np.ndarray], rois: list[Roi], iris: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """frames[i] with rois[i] -> (points (B, 478 or 468, 3) image px, presence scores (B,)).
+
+        `iris=False` skips the iris model for this call (468 points), e.g. to run it later on a batch of frames.
+        """
         if not rois:
-            n = 478 if self.iris is not None else 468
+            n = 478 if (self.iris is not None and iris) else 468
             return np.zeros((0, n, 3), np.float32), np.zeros(0, np.float32)
         mats = np.stack([r.matrix(MESH_SIZE) for r in rois])
         x = _to_tensor([crop(f, m, MESH_SIZE) for f, m in zip(frames, mats)], self.device)
@@ -97,7 +100,7 @@ class MeshModel:
             lm, flag = self.mesh(x)
         pts = project(lm.float().cpu().numpy(), mats, MESH_SIZE)  # (B, 468, 3)
         score = 1.0 / (1.0 + np.exp(-flag.float().cpu().numpy().astype(np.float64)))
-        if self.iris is None:
+        if self.iris is None or not iris:
             return pts, score.astype(np.float32)
         return np.concatenate([pts, self.irises(frames, pts)], 1), score.astype(np.float32)
 

@@ -41,19 +41,23 @@ class FaceTracker:
             det = max(dets, key=lambda d: float(np.prod(d.box[2:] - d.box[:2])))
         return roi_from_detection(det.box, det.keypoints)
 
-    def update(self, rgb: np.ndarray) -> FaceLandmarks | None:
-        """Landmarks of the tracked face in this frame, or None when no face is found in it."""
+    def update(self, rgb: np.ndarray, iris: bool = True) -> FaceLandmarks | None:
+        """Landmarks of the tracked face in this frame, or None when no face is found in it.
+
+        `iris=False` returns the 468 mesh points only; add the iris of many frames at once with
+        `analyzer.mesh.irises(frames, points)` (batched, much faster per frame on a CPU).
+        """
         rgb = as_rgb(rgb, "video frame")
         if self.roi is not None:
-            lm = self._mesh(rgb)
+            lm = self._mesh(rgb, iris)
             if lm is not None:
                 return lm
         self.roi = self._detect_roi(rgb)  # no face tracked, or it was just lost: detect on this frame
-        return self._mesh(rgb) if self.roi is not None else None
+        return self._mesh(rgb, iris) if self.roi is not None else None
 
-    def _mesh(self, rgb: np.ndarray) -> FaceLandmarks | None:
+    def _mesh(self, rgb: np.ndarray, iris: bool = True) -> FaceLandmarks | None:
         assert self.roi is not None
-        pts, scores = self.analyzer.mesh([rgb], [self.roi])
+        pts, scores = self.analyzer.mesh([rgb], [self.roi], iris=iris)
         if scores[0] < self.min_presence:
             self.roi = None
             return None
