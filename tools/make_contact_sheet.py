@@ -47,9 +47,9 @@ def main() -> None:
     out_dir = ROOT / "docs" / "images"
     out_dir.mkdir(parents=True, exist_ok=True)
     Image.fromarray(sheet).save(out_dir / f"{args.name}_sheet.png", optimize=True)
-    gif = [Image.fromarray(np.hstack([fit(d, 160), fit(o, 160)])) for d, o in pairs[::2]]
+    gif = [Image.fromarray(np.hstack([fit(d, 150), fit(o, 150)])) for d, o in pairs[::3]]
     gif = [g.convert("P", palette=Image.ADAPTIVE, colors=128) for g in gif]
-    gif[0].save(out_dir / f"{args.name}.gif", save_all=True, append_images=gif[1:], duration=83, loop=0, optimize=True)
+    gif[0].save(out_dir / f"{args.name}.gif", save_all=True, append_images=gif[1:], duration=125, loop=0, optimize=True)
     print(out_dir / f"{args.name}_sheet.png", out_dir / f"{args.name}.gif")
 
 
