@@ -303,13 +303,17 @@ def pool_frames(x: np.ndarray, n_frames: int, fps: float, offset: int = 0, reduc
     """100 Hz rows -> video frames: frame k averages (or maxes) the rows inside [k/fps, (k+1)/fps).
     `offset` is the video frame index of row 0's frame (for windows of a stream); rows start at frame offset's time."""
     base = int(np.floor(offset * RATE / fps))
-    out = np.empty((n_frames,) + x.shape[1:], np.float32)
-    for k in range(n_frames):
-        a = int(np.floor((offset + k) * RATE / fps)) - base
-        b = max(int(np.floor((offset + k + 1) * RATE / fps)) - base, a + 1)
-        seg = x[max(a, 0):min(b, len(x))] if a < len(x) else x[-1:]
-        out[k] = seg.max(0) if reduce == "max" else seg.mean(0)
-    return out
+    k = np.arange(offset, offset + n_frames + 1)
+    edges = np.floor(k * RATE / fps).astype(np.int64) - base
+    lo = np.clip(edges[:-1], 0, len(x) - 1)
+    hi = np.clip(np.maximum(edges[1:], edges[:-1] + 1), lo + 1, len(x))  # at least one row per frame
+    if reduce == "max":
+        span = int((hi - lo).max()) if n_frames else 1
+        idx = np.minimum(lo[:, None] + np.arange(span)[None], hi[:, None] - 1)  # (n_frames, span)
+        return x[idx].max(1).astype(np.float32)
+    csum = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(x, 0, dtype=np.float64)])
+    count = (hi - lo).reshape((-1,) + (1,) * (x.ndim - 1))
+    return ((csum[hi] - csum[lo]) / count).astype(np.float32)
 
 
 def apply_constraints(weights: np.ndarray, closure: np.ndarray, teeth: np.ndarray) -> np.ndarray:

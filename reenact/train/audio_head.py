@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from scipy.signal import resample
 
 from reenact import speech
 from reenact.weights import Contract, save
@@ -37,6 +38,7 @@ class Config:
     channels: int = 96
     real_weight: float = 3.0  # oversample the one real speaker (asterisk) against synthetic voices
     ckpt_every: int = 200
+    speed_prob: float = 0.5
     seed: int = 0
 
 
@@ -71,15 +73,25 @@ def sample_batch(corpus: Corpus, weights: np.ndarray, cfg: Config, rng: np.rando
     for b, i in enumerate(rng.choice(len(corpus.utts), cfg.batch, p=weights)):
         name, wave, lab = corpus.utts[i]
         jaw, energy = targets(wave, lab)
+        # speed perturbation on half the crops: m source frames played in n (pitch and formants scale too, a
+        # cheap stand-in for other speakers' vocal tracts)
+        m = int(round(n * rng.uniform(0.85, 1.2))) if rng.random() < cfg.speed_prob else n
         t = len(lab)
-        s = int(rng.integers(-n // 4, max(t - 3 * n // 4, 1)))  # crops may hang over the ends: learn silence
-        a, b_ = max(s, 0), min(s + n, t)
-        if b_ <= a:
+        s = int(rng.integers(-m // 4, max(t - 3 * m // 4, 1)))  # crops may hang over the ends: learn silence
+        a, e = max(s, 0), min(s + m, t)
+        if e <= a:
             continue
-        labels[b, a - s:b_ - s] = lab[a:b_]
-        amps[b, 0, a - s:b_ - s], amps[b, 1, a - s:b_ - s] = jaw[a:b_], energy[a:b_]
-        seg = wave[a * speech.HOP:b_ * speech.HOP]
-        waves[b, (a - s) * speech.HOP:(a - s) * speech.HOP + len(seg)] = seg
+        src_lab = np.zeros(m, np.int64)
+        src_amp = np.zeros((2, m), np.float32)
+        src_wave = np.zeros(m * speech.HOP, np.float32)
+        src_lab[a - s:e - s] = lab[a:e]
+        src_amp[0, a - s:e - s], src_amp[1, a - s:e - s] = jaw[a:e], energy[a:e]
+        seg = wave[a * speech.HOP:e * speech.HOP]
+        src_wave[(a - s) * speech.HOP:(a - s) * speech.HOP + len(seg)] = seg
+        if m != n:
+            src_wave = resample(src_wave, n * speech.HOP).astype(np.float32)
+        idx = np.minimum((np.arange(n) * m) // n, m - 1)
+        waves[b], labels[b], amps[b] = src_wave, src_lab[idx], src_amp[:, idx]
     waves = augment(waves, rng)
     return torch.from_numpy(waves), torch.from_numpy(labels), torch.from_numpy(amps)
 
@@ -144,6 +156,34 @@ def evaluate(model: speech.AudioHead, paths: list[Path]) -> dict:
             n = min(len(pred), len(lab))
             np.add.at(conf, (lab[:n], pred[:n]), 1)
         report[p.stem] = confusion_summary(conf)
+    return report
+
+
+def track_eval(model: speech.AudioHead, paths: list[Path], fps: float = 25.0) -> dict:
+    """What the renderer will see, per held-out set at `fps`: lag (frames) at which the lip opening best
+    correlates with the speech envelope, and the share of labelled p/b/m whose lips close (gap < 0.03 within
+    one frame of the label)."""
+    report: dict = {}
+    for p in paths:
+        gaps, envs, closed, total = [], [], 0, 0
+        for _, wave, lab in Corpus([p]).utts:
+            tr = speech.speech_to_track(wave, speech.SR, fps, model=model)
+            gap = speech.lip_gap(tr.weights)
+            db = speech.frame_db(wave)
+            env = speech.pool_frames(np.clip((db + 60) / 45, 0, 1)[:, None], len(gap), fps)[:, 0]
+            gaps.append(gap - gap.mean())
+            envs.append(env - env.mean())
+            edges = np.flatnonzero(np.diff(np.r_[0, lab == speech.V["PP"], 0]))
+            for a, b in zip(edges[::2], edges[1::2]):
+                lo, hi = int(np.floor(a / speech.RATE * fps)) - 1, int(np.ceil(b / speech.RATE * fps)) + 1
+                total += 1
+                closed += bool(gap[max(lo, 0):min(hi, len(gap))].min(initial=1.0) < 0.03)
+        g, e = np.concatenate(gaps), np.concatenate(envs)
+        corr = {lag: float(np.corrcoef(np.roll(g, -lag), e)[0, 1]) for lag in range(-4, 5)}
+        best = max(corr, key=corr.get)
+        report[p.stem] = {"envelope_corr_at_0": round(corr[0], 3), "best_lag_frames": best,
+                          "best_corr": round(corr[best], 3), "bilabials": total,
+                          "bilabial_closure_rate": round(closed / max(total, 1), 3)}
     return report
 
 
@@ -212,6 +252,9 @@ def main() -> None:
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             save_ckpt(model, opt, step)
     report = evaluate(model, held_paths)
+    for name, r in track_eval(model, held_paths).items():
+        report[name]["track_25fps"] = r
+        print(name, r, flush=True)
     (ROOT / ".cache" / "speech" / "eval.json").write_text(json.dumps(report, indent=1))
     for name, r in report.items():
         print(f"{name}: acc {r['accuracy']:.3f} speech-frames {r['speech_accuracy']:.3f} PP {r['PP_recall']:.3f} "
