@@ -206,19 +206,20 @@ def _materialise(data: bytes, name: str) -> Path:
     return path
 
 
-def _ray_extract(name: str, data: bytes, smooth: str, device: str, identity: str) -> dict:
+def _ray_extract(origin: Path, data: bytes, smooth: str, device: str, identity: str) -> dict:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="reenact-") as tmp:
         out = Path(tmp) / "track.json"
-        rec = extract_track(_materialise(data, name), smooth, out, device, identity, threads=1)
+        local = _materialise(data, origin.name)
+        rec = extract_track(local, smooth, out, device, identity, threads=1)
+        rec["message"] = rec.get("message", "").replace(str(local), str(origin))  # name the user's file
         if rec["status"] == "ok":
             rec["track_json"] = out.read_text()
     return rec
 
 
-def _ray_render(job: Job, src: bytes, drv: bytes, track_json: str | None, force: bool, device: str,
-                identity: str) -> dict:
+def _ray_render(job: Job, src: bytes, drv: bytes, track_json: bytes | None, device: str, identity: str) -> dict:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="reenact-") as tmp:
@@ -227,7 +228,7 @@ def _ray_render(job: Job, src: bytes, drv: bytes, track_json: str | None, force:
         track = None
         if track_json is not None:
             track = Path(tmp) / "track.json"
-            track.write_text(track_json)
+            track.write_bytes(track_json)
         rec = render_job(local, track, local.output, True, device, identity, threads=1)
         for here, there in ((local.source, job.source), (local.driver, job.driver), (local.output, job.output)):
             rec["message"] = rec.get("message", "").replace(str(here), str(there))
@@ -286,7 +287,7 @@ class RayBackend:
         from reenact.io.atomic import atomic_output
 
         c = self.config
-        refs = {self.extract_fn.remote(d.name, self._put(d), s, c.device, c.identity): (d, s, p) for d, s, p in todo}
+        refs = {self.extract_fn.remote(d, self._put(d), s, c.device, c.identity): (d, s, p) for d, s, p in todo}
         for (d, s, p), rec in self._gather(refs):
             text = rec.pop("track_json", None)
             if text is not None:
@@ -300,8 +301,8 @@ class RayBackend:
 
         c = self.config
         refs = {self.render_fn.remote(job, self._put(job.source), self._put(job.driver),
-                                      track.read_text() if track else None, c.force, c.device, c.identity): (i, job)
-                for i, job, track in runnable}
+                                      self._put(track) if track else None, c.device, c.identity): (i, job)
+                for i, job, track in runnable}  # each file enters the object store once, however many jobs use it
         for (i, job), rec in self._gather(refs):
             video = rec.pop("video", None)
             if video is not None:
