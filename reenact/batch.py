@@ -17,10 +17,11 @@ renamed when complete, so an interrupted batch never leaves a partial file under
 One failing job (corrupt file, no face, ...) never stops the batch: its message and exit code are recorded in its
 JobResult, and `BatchSummary.exit_code` is 1 when any job failed.
 
-Parallelism policy (`plan_workers`): on CPU, min(cores // 2, jobs) worker processes with cores // workers torch
-threads each (every render also runs decode/encode threads beside torch, so two cores per worker keep both busy);
-with one worker the jobs run in this process (no start-up cost). On CUDA one worker by default: the GPU is the shared
-resource and every extra process would hold its own copy of the models; pass `workers` to override.
+Parallelism policy (`plan_workers`): on CPU, min(cores // 2, jobs) worker processes with cores // (2 * workers) torch
+threads each, so torch uses half the cores, as in reenact.device.configure_threads, and each worker's decoder and
+x264 encoder have the other half; with one worker the jobs run in this process (no start-up cost). On CUDA one
+worker by default: the GPU is the shared resource and every extra process would hold its own copy of the models;
+pass `workers` to override.
 Ray (`ray_address`): the same jobs become Ray tasks, GPU-aware (`num_gpus` per task when the cluster has GPUs).
 Inputs travel through Ray's object store and outputs come back as bytes, so workers need no shared file system;
 the driver process writes every output and cache file. Ray is optional (`pip install reenact[ray]`).
@@ -333,7 +334,7 @@ def plan_workers(n_jobs: int, device: str = "auto", requested: int | None = None
     else:
         workers = cores // 2
     workers = max(1, min(workers, n_jobs))
-    return workers, max(1, cores // workers)
+    return workers, max(1, cores // (2 * workers))  # half the cores for torch, as reenact.device does
 
 
 def run_batch(jobs: list[Job], outdir: Path, config: BatchConfig | None = None,

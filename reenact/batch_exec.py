@@ -62,10 +62,8 @@ _WORKER: _Worker | None = None  # one per process: a pool or Ray worker keeps it
 def _worker(device: str, identity: str, threads: int = 0) -> _Worker:
     global _WORKER
     if _WORKER is None or _WORKER.spec != (device, identity):
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
+        if threads:  # a pool or Ray worker: reenact.device.configure_threads reads this when Models is built
+            os.environ["REENACT_THREADS"] = str(threads)
         _WORKER = _Worker(device, identity)
     return _WORKER
 
