@@ -131,6 +131,7 @@ def drive(
     overwrite: bool = OVERWRITE,
     report: Optional[Path] = REPORT,
     preview: Optional[Path] = typer.Option(None, "--preview", help="Also write a side-by-side driver | output video."),
+    speech: Optional[Path] = typer.Option(None, "--audio", help="Take the lips from this speech recording (and use it as the audio)."),
     strength: float = typer.Option(1.0, "--strength", help="Multiply the driver's expression change (0..2)."),
     absolute: bool = typer.Option(False, "--absolute", help="Copy the driver's values instead of its changes."),
     scale: list[str] = typer.Option([], "--scale", help="Per-channel gain, e.g. --scale AU12=1.4 (repeatable)."),
@@ -166,7 +167,7 @@ def drive(
     models = Models(device_of(ctx), identity_model)
     try:
         result = run_drive(source, driver, output, models, opts, max_size=max_size, face=face, smooth=smooth,
-                           progress=ui.progress, preview=preview)
+                           progress=ui.progress, preview=preview, speech_audio=speech)
     except IdentityError as err:
         write_report(report, getattr(err, "report", None), overwrite)
         raise
@@ -193,11 +194,12 @@ def write_report(path: Optional[Path], data: Optional[dict], overwrite: bool) ->
 
 def summarize(ui: UI, result: dict) -> None:
     ident = result.get("identity", {})
-    missing = len(result.get("missing_driver_frames", []))
+    missing = result.get("missing_driver_frames")
     ui.event("done", **{k: result[k] for k in ("output", "frames", "fps")}, identity=ident)
+    driver = "" if missing is None else f"; {len(missing)} driver frame(s) without a face"
     ui.info(f"wrote {result['output']}: {result['frames']} frames at {result['fps']} fps; identity mean "
             f"{ident.get('mean')} (min {ident.get('min')}, threshold {ident.get('threshold')}); "
-            f"{len(result.get('fallback_frames', []))} softened; {missing} driver frame(s) without a face.")
+            f"{len(result.get('fallback_frames', []))} softened{driver}.")
 
 
 @app.command()
@@ -205,13 +207,44 @@ def summarize(ui: UI, result: dict) -> None:
 def speak(
     ctx: typer.Context,
     source: Path = typer.Argument(..., help="Photo of the face to animate."),
-    audio: Path = typer.Argument(..., help="Speech audio (WAV/MP3/M4A/...)."),
+    audio: Path = typer.Argument(..., help="Speech audio (WAV/MP3/M4A/... any sample rate, mono or stereo)."),
     output: Optional[Path] = OUT,
     overwrite: bool = OVERWRITE,
-    text: Optional[str] = typer.Option(None, "--text", help="Transcript, for forced alignment (best lip timing)."),
+    report: Optional[Path] = REPORT,
+    fps: str = typer.Option("25", "--fps", help="Output frame rate."),
+    text: Optional[str] = typer.Option(None, "--text", help="Transcript, for forced alignment (best lip timing; needs the [speech] extra)."),
+    transcript: Optional[Path] = typer.Option(None, "--transcript", help="File holding the transcript (UTF-8 text)."),
+    still: bool = typer.Option(False, "--still", help="No blinks, brow or head motion: only the lips move."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the idle motion (blinks, head)."),
+    strength: float = typer.Option(1.0, "--strength", help="Scale the mouth motion (0..2)."),
+    face: Optional[int] = typer.Option(None, "--face", help="Which face of the photo (0-based, left to right)."),
+    max_size: int = typer.Option(1280, "--max-size", help="Scale the photo down to this long side (px)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 3 when any frame fails the identity check."),
+    identity_model: str = typer.Option("default", "--identity", help="default | arcface[:PATH]."),
 ) -> None:
-    """Animate the lips of SOURCE from speech AUDIO, with natural blinks and head motion."""
-    not_built("speak", "speech-driven animation")
+    """Animate the lips of SOURCE from speech AUDIO, with natural blinks and head motion; the audio is muxed in."""
+    from reenact.errors import InputError
+    from reenact.pipeline import Models, RenderOptions
+    from reenact.speak import SpeakOptions
+    from reenact.speak import speak as run_speak
+
+    ui = ui_of(ctx)
+    if text is not None and transcript is not None:
+        raise InputError("Give either --text or --transcript, not both.")
+    if transcript is not None:
+        try:
+            text = transcript.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise InputError(f"Cannot read the transcript {transcript}: {err}; give a UTF-8 text file.") from None
+    output = output or Path(f"{source.stem}_{audio.stem}.mp4")
+    if report is not None:
+        check_report_path(report, overwrite)
+    opts = RenderOptions(strict=strict, overwrite=overwrite)
+    sopts = SpeakOptions(fps=parse_fps(fps), text=text, still=still, seed=seed, strength=strength)
+    result = run_speak(source, audio, output, Models(device_of(ctx), identity_model), opts, sopts, max_size=max_size,
+                       face=face, progress=ui.progress)
+    write_report(report, result.to_dict(), overwrite)
+    summarize(ui, result.to_dict())
 
 
 @app.command()
@@ -314,8 +347,11 @@ def extract(
     smooth: str = typer.Option("offline", "--smooth", help="offline (zero-phase) | online (One Euro)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG plot of the main channels."),
     face: Optional[int] = typer.Option(None, "--face", help="Which face of a photo (0-based, left to right)."),
+    fps: Optional[str] = typer.Option(None, "--fps", help="Frame rate of a track made from speech audio (default 25)."),
+    text: Optional[str] = typer.Option(None, "--text", help="Transcript of speech audio, for forced alignment."),
 ) -> None:
-    """Write a per-frame track of expression parameters (AU / ARKit / pose / gaze) or landmarks."""
+    """Write a per-frame track of expression parameters (AU / ARKit / pose / gaze), landmarks, or from speech audio
+    the viseme and mouth track."""
     from reenact.extract import extract as run_extract
     from reenact.pipeline import Models
     from reenact.plot import save_plot
@@ -325,7 +361,8 @@ def extract(
     if plot is not None:
         check_report_path(plot, overwrite)
     result, track = run_extract(media, output, Models(device_of(ctx)), fmt=fmt, landmarks=landmarks, raw=raw,
-                                smooth=smooth, overwrite=overwrite, face=face, progress=ui.progress)
+                                smooth=smooth, overwrite=overwrite, face=face, progress=ui.progress,
+                                fps=parse_fps(fps) if fps else None, text=text)
     if plot is not None:
         save_plot(track, plot, overwrite, missing=track.meta.get("missing"))
     info = result.as_dict()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,9 @@ def track_format(output: Path, fmt: str | None, landmarks: bool) -> str:
 
 def extract(media: Path, output: Path, models: Models, fmt: str | None = None, landmarks: bool = False,
             raw: bool = False, smooth: str = "offline", overwrite: bool = False, face: int | None = None,
-            progress: ProgressFactory = _no_progress) -> tuple[ExtractResult, Track]:
+            progress: ProgressFactory = _no_progress, fps: Fraction | None = None,
+            text: str | None = None) -> tuple[ExtractResult, Track]:
+    """Video or photo -> parameter track (or landmarks); speech audio -> viseme + mouth track at `fps` (25)."""
     import time
 
     kind = track_format(output, fmt, landmarks)
@@ -64,6 +67,12 @@ def extract(media: Path, output: Path, models: Models, fmt: str | None = None, l
     start = time.perf_counter()
     if media.suffix.lower() in IMAGE_SUFFIXES:
         track, records = image_track(media, models, face)
+    elif is_audio_only(media):
+        if landmarks:
+            raise InputError(f"{media} is audio: it has no face to take landmarks from; drop --landmarks.")
+        from reenact.speak import speech_to_track_file
+
+        track, records = speech_to_track_file(media, float(fps or 25), models, text), None
     else:
         track, records = video_track_with_landmarks(media, models, "none" if raw else smooth, not raw, landmarks,
                                                     progress)
@@ -75,6 +84,17 @@ def extract(media: Path, output: Path, models: Models, fmt: str | None = None, l
     result = ExtractResult(str(output), len(track), int(track.meta.get("missing_frames", 0)),
                            str(track.meta.get("fps", "")), round(time.perf_counter() - start, 2))
     return result, track
+
+
+def is_audio_only(path: Path) -> bool:
+    """True for a file with audio and no video stream (a speech recording); media errors surface later."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return bool(container.streams.audio) and not container.streams.video
+    except (av.error.FFmpegError, OSError, ValueError):
+        return False
 
 
 def image_track(path: Path, models: Models, face: int | None) -> tuple[Track, list[dict | None]]:

@@ -183,7 +183,7 @@ class RunReport:
     frames: int = 0
     fps: str = ""
     size: tuple[int, int] = (0, 0)
-    missing_driver_frames: list[int] = field(default_factory=list)
+    missing_driver_frames: list[int] | None = None  # None: no driving video (speak, render)
     identity: dict[str, Any] = field(default_factory=dict)
     similarities: list[float | None] = field(default_factory=list)
     fallback_frames: list[int] = field(default_factory=list)
@@ -304,8 +304,13 @@ def versions(models: Models) -> dict[str, str]:
 
 def drive(source_path: Path, driver_path: Path, output: Path, models: Models, opts: RenderOptions,
           max_size: int = 1280, face: int | None = None, smooth: str = "offline",
-          progress: ProgressFactory = _no_progress, preview: Path | None = None) -> RunReport:
-    """The main job: the person in the source photo performs the driver's expressions; the driver's audio is kept."""
+          progress: ProgressFactory = _no_progress, preview: Path | None = None,
+          speech_audio: Path | None = None) -> RunReport:
+    """The main job: the person in the source photo performs the driver's expressions; the driver's audio is kept.
+
+    `speech_audio`: the lips come from this recording instead (trained audio head), everything else from the
+    driver, and this recording becomes the output's audio.
+    """
     from reenact.io.atomic import check_output_path
     from reenact.io.video import probe
 
@@ -318,9 +323,18 @@ def drive(source_path: Path, driver_path: Path, output: Path, models: Models, op
     track = video_track(driver_path, models, smooth, progress)
     track_ms = (time.perf_counter() - t) * 1000
     shapes, rotation = target_shapes(track, source, opts.retarget)
+    audio = driver_path if info.has_audio else None
+    if speech_audio is not None:
+        from reenact.speak import speech_columns, speech_track
+
+        lips = speech_track(speech_audio, float(Fraction(track.meta["fps"])), models)
+        cols, m = speech_columns(lips), min(len(lips), len(shapes))
+        shapes[:, cols] = source.shapes[cols]  # past the end of the speech the mouth rests
+        shapes[:m, cols] = np.clip(source.shapes[cols] + lips.weights[:m], 0.0, 1.0)
+        audio = speech_audio
     report = RunReport(str(output), missing_driver_frames=track.meta["missing"])
     report = render_video(source, shapes, rotation, Fraction(track.meta["fps"]), output, models, opts,
-                          audio=driver_path if info.has_audio else None, progress=progress, report=report,
+                          audio=audio, progress=progress, report=report,
                           preview=None if preview is None else (preview, driver_path))
     stages = {**track.meta["timings_ms"], **report.timings_ms}
     stages.pop("per_frame", None)

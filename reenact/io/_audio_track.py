@@ -62,8 +62,10 @@ class AudioTrack:
         self.inp = audio_stream(self.src, source)
         self.origin = _origin(self.src)
         codec = self.inp.codec.canonical_name  # "mp3", not the decoder's "mp3float"
+        # MPEG-2/2.5 layer III (mp3 below 32 kHz, e.g. 8 kHz telephone audio) is refused by the mp4 muxer.
+        low_rate_mp3 = codec == "mp3" and (self.inp.codec_context.sample_rate or 0) < 32000
         self.copy = mode == "copy" or (
-            mode == "auto" and codec in COPYABLE.get(fmt, set()) and not self._too_short(expected)
+            mode == "auto" and codec in COPYABLE.get(fmt, set()) and not low_rate_mp3 and not self._too_short(expected)
         )
         if self.copy and codec not in COPYABLE.get(fmt, set()):
             raise MediaError(f"{source}: {codec} audio cannot be copied into this container; use audio mode 'encode'.")

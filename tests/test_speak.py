@@ -1,0 +1,98 @@
+"""speak, drive --audio and extract from speech, end to end with the shipped weights."""
+
+from __future__ import annotations
+
+import io
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from reenact.face import FaceAnalyzer
+from reenact.io.audio import load_audio
+from reenact.io.video import probe, read_frames
+from reenact_cli.app import app
+from reenact_cli.ui import UI
+from tests.media_utils import audio_duration, make_audio
+
+SOURCE = "samples/source.jpg"
+PAPA = Path("tests/fixtures/speech/papa.wav")  # "Papa bought a map for Bob." (espeak-ng, see docs/speech.md)
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str]:
+    err = io.StringIO()
+    ui = UI(err=Console(file=err, width=300), out=Console(file=io.StringIO(), width=300))
+    result = runner.invoke(app, ["--device", "cpu", *args], obj={"ui": ui})
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, err.getvalue() + result.output
+
+
+def lip_gaps(video: Path) -> np.ndarray:
+    fa = FaceAnalyzer()
+    tracker = fa.tracker()
+    with read_frames(video) as frames:
+        return np.array([(lambda p: p[14, 1] - p[13, 1])(tracker.update(f.rgb).points) for f in frames])
+
+
+def test_speak_moves_the_lips_with_the_speech(tmp_path: Path) -> None:
+    out, report = tmp_path / "papa.mp4", tmp_path / "papa.json"
+    code, err = run("speak", SOURCE, str(PAPA), "-o", str(out), "--max-size", "320", "--report", str(report))
+    assert code == 0, err
+    wave, sr = load_audio(PAPA)
+    info = probe(out)
+    assert info.fps == Fraction(25) and abs(info.n_frames - round(len(wave) / sr * 25)) <= 1
+    assert abs(audio_duration(out) - len(wave) / sr) <= 1 / 25
+    gaps = lip_gaps(out)
+    # loudness per video frame
+    hop = sr // 25
+    env = np.array([np.sqrt(np.mean(wave[i * hop:(i + 1) * hop] ** 2)) for i in range(len(gaps))])
+    r = np.corrcoef(gaps, env)[0, 1]
+    assert r > 0.3, r
+    assert gaps.max() - gaps.min() > 3  # visibly opens and closes (the face is ~65 px tall here)
+    assert json.loads(report.read_text())["identity"]["n_below"] == 0
+
+
+def test_silence_gives_a_closed_mouth_and_idle_life(tmp_path: Path) -> None:
+    silent = make_audio(tmp_path / "silent.wav", seconds=4.0, sr=16000, wave=np.zeros(64000, np.float32))
+    out = tmp_path / "silent.mp4"
+    code, err = run("speak", SOURCE, str(silent), "-o", str(out), "--max-size", "320")
+    assert code == 0, err
+    gaps = lip_gaps(out)
+    assert np.ptp(gaps) < 1.5  # the mouth rests
+    with read_frames(out) as frames:
+        imgs = [f.rgb.astype(int) for f in frames]
+    assert max(np.abs(im - imgs[0]).max() for im in imgs) > 20  # ...but the face is not frozen (blinks, head)
+
+
+def test_telephone_stereo_mp3_and_bad_audio(tmp_path: Path) -> None:
+    wave, sr = load_audio(PAPA, sr=8000)
+    mp3 = make_audio(tmp_path / "phone.mp3", sr=8000, wave=np.stack([wave, wave]))
+    code, err = run("speak", SOURCE, str(mp3), "-o", str(tmp_path / "a.mp4"), "--max-size", "256", "--still")
+    assert code == 0, err
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio at all\n" * 20)
+    code, err = run("speak", SOURCE, str(text), "-o", str(tmp_path / "b.mp4"))
+    assert code == 2 and "notes.wav" in err and "Traceback" not in err
+    assert not (tmp_path / "b.mp4").exists()
+
+
+def test_extract_visemes_from_speech(tmp_path: Path) -> None:
+    out = tmp_path / "visemes.csv"
+    code, err = run("extract", str(PAPA), "-o", str(out))
+    assert code == 0, err
+    header = out.read_text().splitlines()[0].split(",")
+    assert header[:2] == ["time", "sil"] and "PP" in header and "jawOpen" in header
+
+
+def test_drive_with_speech_lips(tmp_path: Path) -> None:
+    out = tmp_path / "mix.mp4"
+    code, err = run("drive", SOURCE, "samples/driver.mp4", "--audio", str(PAPA), "-o", str(out), "--max-size", "256")
+    assert code == 0, err
+    assert probe(out).n_frames == probe("samples/driver.mp4").n_frames
+    assert probe(out).has_audio
