@@ -45,7 +45,11 @@ def batch(
     check_every: int = typer.Option(1, "--check-every", min=1, help="Identity-check every N-th frame."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Frames rendered per batch."),
     crf: int = typer.Option(18, "--crf", help="H.264 quality (0 lossless .. 51 worst)."),
-    text: Optional[str] = typer.Option(None, "--text", help="Transcript for audio drivers (forced alignment)."),
+    text: Optional[str] = typer.Option(None, "--text", help="Audio drivers: transcript for forced alignment (one "
+                                       "for all; per job: text= in --pairs)."),
+    fps: str = typer.Option("25", "--fps", help="Audio drivers: output frame rate."),
+    still: bool = typer.Option(False, "--still", help="Audio drivers: only the lips move."),
+    seed: int = typer.Option(0, "--seed", help="Audio drivers: seed of the idle motion (blinks, head)."),
 ) -> None:
     """Render every source with every driver (or the jobs of a --pairs manifest), resumably.
 
@@ -67,7 +71,7 @@ def batch(
     options = JobOptions(strength=strength, absolute=absolute, region=region, scale=parse_assignments(scale, "--scale"),
                          mute=list(mute), pose=pose, gaze=gaze, smooth=smooth, max_size=max_size, face=face,
                          strict=strict, threshold=threshold, check_every=check_every, batch_size=batch_size, crf=crf,
-                         text=text)
+                         text=text, fps=fps, still=still, seed=seed)
     if pairs is not None:
         if sources or drivers:
             raise InputError("Give either SOURCES and DRIVERS or --pairs, not both.")

@@ -36,6 +36,7 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -76,7 +77,8 @@ def _maybe(kind: Callable[[str], Any]) -> Callable[[str], Any]:
 _PARSE: dict[str, Callable[[str], Any]] = {
     "strength": float, "absolute": _bool, "region": str.strip, "scale": _scale, "mute": _names, "pose": _bool,
     "gaze": _bool, "smooth": str.strip, "max_size": int, "face": _maybe(int), "strict": _bool,
-    "threshold": _maybe(float), "check_every": int, "batch_size": int, "crf": int, "text": str,
+    "threshold": _maybe(float), "check_every": int, "batch_size": int, "crf": int, "text": str, "fps": str.strip,
+    "still": _bool, "seed": int,
 }
 
 
@@ -99,7 +101,10 @@ class JobOptions:
     check_every: int = 1
     batch_size: int = 16
     crf: int = 18
-    text: str | None = None  # transcript for audio drivers
+    text: str | None = None  # audio drivers (`speak`): transcript for forced alignment
+    fps: str = "25"  # audio drivers: output frame rate
+    still: bool = False  # audio drivers: lips only, no blinks or head motion
+    seed: int = 0  # audio drivers: seed of the idle motion
 
     def override(self, text: str, where: str) -> "JobOptions":
         """Apply `key=value;key=value` (keys as in the CLI, `-` or `_`) and validate."""
@@ -121,7 +126,18 @@ class JobOptions:
             raise InputError(f"{where}: smooth {self.smooth!r}; use offline, online or none.")
         if not (0 <= self.crf <= 51 and self.batch_size >= 1 and self.check_every >= 1 and self.max_size >= 64):
             raise InputError(f"{where}: use crf 0..51, batch size >= 1, check every >= 1 and max size >= 64.")
+        self.rate()
         return self
+
+    def rate(self) -> Fraction:
+        """The output frame rate of audio jobs."""
+        try:
+            rate = Fraction(self.fps)
+        except (ValueError, ZeroDivisionError):
+            rate = Fraction(0)
+        if not 1 <= rate <= 240:
+            raise InputError(f"fps {self.fps!r}: give a rate between 1 and 240, such as 25 or 30000/1001.")
+        return rate
 
     def retarget(self):  # -> RetargetOptions
         from reenact.retarget import RetargetOptions

@@ -100,15 +100,15 @@ def extract_track(driver: Path, smooth: str, cache: Path, device: str, identity:
 
 
 def speak_job(job: Job, output: Path, models: Any, opts: Any) -> Any:
-    """An audio driver: the `speak` job -> RunReport. The one place that calls reenact.pipeline.speak, expected with
-    `drive`'s signature plus `text`: speak(source, audio, output, models, render_options, text, max_size, face)."""
+    """An audio driver: the `speak` job -> RunReport. The one place that calls reenact.speak.speak."""
     try:
-        from reenact.pipeline import speak  # type: ignore[attr-defined]
+        from reenact.speak import SpeakOptions, speak
     except ImportError:
         raise NotBuiltError(f"{job.driver.name} is audio, and speech-driven animation (`reenact speak`) is not "
                             f"built in this version; use a driving video.") from None
-    return speak(job.source, job.driver, output, models, opts, text=job.options.text,
-                 max_size=job.options.max_size, face=job.options.face)
+    o = job.options
+    sopts = SpeakOptions(fps=o.rate(), text=o.text, still=o.still, seed=o.seed, strength=o.strength)
+    return speak(job.source, job.driver, output, models, opts, sopts, max_size=o.max_size, face=o.face)
 
 
 def render_job(job: Job, track: Path | None, output: Path, overwrite: bool, device: str, identity: str,

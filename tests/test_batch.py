@@ -187,17 +187,15 @@ def test_ray_gives_the_same_outputs(inputs: Path, first_run: dict) -> None:
 
 
 def test_audio_driver_goes_to_speak(inputs: Path) -> None:
-    import reenact.pipeline
-
     audio = make_audio(inputs / "hello.wav", seconds=0.5)
-    jobs = plan_jobs(str(inputs / "sources" / "anna.jpg"), str(audio), inputs / "speech")
+    jobs = plan_jobs(str(inputs / "sources" / "anna.jpg"), str(audio), inputs / "speech",
+                     JobOptions(fps="20", still=True))
     assert [j.kind for j in jobs] == ["audio"]
     summary = run_batch(jobs, inputs / "speech", BatchConfig(device="cpu"))
-    if hasattr(reenact.pipeline, "speak"):
-        assert summary.ok == 1 and jobs[0].output.exists()
-    else:  # until `speak` lands: recorded, not raised
-        assert summary.failed == 1 and summary.jobs[0].exit_code == 2
-        assert "not built" in summary.jobs[0].message and "hello.wav" in summary.jobs[0].message
+    assert summary.ok == 1, summary.jobs[0].message
+    assert summary.tracks_extracted == summary.tracks_cached == 0  # speech needs no driver track
+    info = probe(jobs[0].output)
+    assert info.fps == 20 and info.n_frames == 10 and info.has_audio
 
 
 def test_process_pool_records_failures(tmp_path: Path) -> None:
@@ -256,6 +254,7 @@ def test_manifest_parsing_and_errors(tmp_path: Path) -> None:
     assert jobs[1].options.scale == {"AU12": 1.4, "jawOpen": 0.5} and jobs[1].options.mute == ["AU45"]
     assert jobs[1].options.pose and jobs[1].options.strength == 0.7
     for text, words in [("p.jpg,v.mp4,,colour=red\n", "colour"), ("p.jpg,v.mp4,,region=nose\n", "region"),
+                        ("p.jpg,v.wav,,fps=0\n", "fps"),
                         ("p.jpg,v.mp4,o.mp4\np.jpg,v.mp4,o.mp4\n", "Two jobs"), ("p.jpg\n", "needs a source"),
                         ("p.jpg,v.mp4,o.gif\n", ".mp4"), ("source,driver\n", "no jobs")]:
         bad = tmp_path / "bad.csv"
