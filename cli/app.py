@@ -371,16 +371,9 @@ def extract(
     ui.info(f"wrote {output}: {result.frames} frame(s), {result.missing_frames} without a face{speed}.")
 
 
-@app.command()
-@guarded
-def batch(
-    ctx: typer.Context,
-    sources: str = typer.Argument(..., help="Folder, glob or file of source photos."),
-    drivers: str = typer.Argument(..., help="Folder, glob or file of driving videos or speech audio."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
-) -> None:
-    """Render every source with every driver (or the jobs of a manifest), resumably."""
-    not_built("batch", "batch rendering")
+from reenact_cli.batch_cmd import batch as batch_command  # noqa: E402  (needs the helpers above)
+
+app.command("batch")(guarded(batch_command))
 
 
 @app.command()
