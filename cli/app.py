@@ -119,6 +119,25 @@ def not_built(command: str, issue: str) -> None:
 OUT = typer.Option(None, "--output", "-o", help="Output file (default: beside the input, with a suffix).")
 OVERWRITE = typer.Option(False, "--overwrite", "-y", help="Replace an existing output file.")
 REPORT = typer.Option(None, "--report", help="Write a JSON report (identity per frame, missing faces, timings).")
+STRENGTH = typer.Option(1.0, "--strength", help="Multiply the transferred expression change (0..2).")
+SCALE = typer.Option([], "--scale", help="Per-channel gain, e.g. --scale AU12=1.4 (repeatable).")
+MUTE = typer.Option([], "--mute", help="Channels not to transfer, e.g. --mute AU45 (repeatable).")
+REGION = typer.Option("all", "--region", help="all | mouth | eyes | brows.")
+FACE = typer.Option(None, "--face", help="Which face of the photo, 0-based left to right (default: the largest).")
+MAX_SIZE = typer.Option(1280, "--max-size", help="Scale the photo down to this long side (px).")
+STRICT = typer.Option(False, "--strict", help="Exit 3 when any frame fails the identity check.")
+IDENTITY = typer.Option("default", "--identity", help="default | arcface[:PATH] (an insightface pack you have).")
+
+
+def retarget_options(strength: float, absolute: bool, region: str, scale: list[str], mute: list[str],
+                     pose: bool, gaze: bool = True):  # -> reenact.retarget.RetargetOptions
+    """Build the transfer options and validate every channel name before any work starts."""
+    from reenact.retarget import RetargetOptions, parse_assignments
+
+    opts = RetargetOptions(strength=strength, absolute=absolute, region=region,
+                           scale=parse_assignments(scale, "--scale"), mute=list(mute), gaze=gaze, pose=pose)
+    opts.gains()
+    return opts
 
 
 @app.command()
@@ -132,18 +151,18 @@ def drive(
     report: Optional[Path] = REPORT,
     preview: Optional[Path] = typer.Option(None, "--preview", help="Also write a side-by-side driver | output video."),
     speech: Optional[Path] = typer.Option(None, "--audio", help="Take the lips from this speech recording (and use it as the audio)."),
-    strength: float = typer.Option(1.0, "--strength", help="Multiply the driver's expression change (0..2)."),
+    strength: float = STRENGTH,
     absolute: bool = typer.Option(False, "--absolute", help="Copy the driver's values instead of its changes."),
-    scale: list[str] = typer.Option([], "--scale", help="Per-channel gain, e.g. --scale AU12=1.4 (repeatable)."),
-    mute: list[str] = typer.Option([], "--mute", help="Channels not to transfer, e.g. --mute AU45 (repeatable)."),
-    region: str = typer.Option("all", "--region", help="all | mouth | eyes | brows."),
+    scale: list[str] = SCALE,
+    mute: list[str] = MUTE,
+    region: str = REGION,
     pose: bool = typer.Option(False, "--pose", help="Also transfer small head rotations (off by default)."),
     gaze: bool = typer.Option(True, "--gaze/--no-gaze", help="Transfer eye gaze."),
-    face: Optional[int] = typer.Option(None, "--face", help="Which face of the photo, 0-based left to right (default: largest)."),
-    max_size: int = typer.Option(1280, "--max-size", help="Scale the photo down to this long side (px)."),
+    face: Optional[int] = FACE,
+    max_size: int = MAX_SIZE,
     smooth: str = typer.Option("offline", "--smooth", help="offline (zero-phase) | online (One Euro) | none."),
-    strict: bool = typer.Option(False, "--strict", help="Exit 3 when any frame fails the identity check."),
-    identity_model: str = typer.Option("default", "--identity", help="default | arcface[:PATH] (insightface pack)."),
+    strict: bool = STRICT,
+    identity_model: str = IDENTITY,
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Identity similarity threshold (cosine)."),
     check_every: int = typer.Option(1, "--check-every", min=1, help="Identity-check every N-th frame."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Frames rendered per batch."),
@@ -152,16 +171,12 @@ def drive(
     """Make the person in SOURCE perform the expressions of the person in DRIVER; the driver's audio is kept."""
     from reenact.pipeline import Models, RenderOptions
     from reenact.pipeline import drive as run_drive
-    from reenact.retarget import RetargetOptions, parse_assignments
 
     ui = ui_of(ctx)
     output = output or Path(f"{source.stem}_{driver.stem}.mp4")
-    opts = RenderOptions(
-        retarget=RetargetOptions(strength=strength, absolute=absolute, region=region,
-                                 scale=parse_assignments(scale, "--scale"), mute=list(mute), gaze=gaze, pose=pose),
-        batch_size=batch_size, check_every=check_every, strict=strict, overwrite=overwrite, crf=crf,
-        threshold=threshold)
-    opts.retarget.gains()  # validate names before any work
+    opts = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose, gaze),
+                         batch_size=batch_size, check_every=check_every, strict=strict, overwrite=overwrite, crf=crf,
+                         threshold=threshold)
     if report is not None:
         check_report_path(report, overwrite)
     models = Models(device_of(ctx), identity_model)
@@ -217,10 +232,10 @@ def speak(
     still: bool = typer.Option(False, "--still", help="No blinks, brow or head motion: only the lips move."),
     seed: int = typer.Option(0, "--seed", help="Seed of the idle motion (blinks, head)."),
     strength: float = typer.Option(1.0, "--strength", help="Scale the mouth motion (0..2)."),
-    face: Optional[int] = typer.Option(None, "--face", help="Which face of the photo (0-based, left to right)."),
-    max_size: int = typer.Option(1280, "--max-size", help="Scale the photo down to this long side (px)."),
-    strict: bool = typer.Option(False, "--strict", help="Exit 3 when any frame fails the identity check."),
-    identity_model: str = typer.Option("default", "--identity", help="default | arcface[:PATH]."),
+    face: Optional[int] = FACE,
+    max_size: int = MAX_SIZE,
+    strict: bool = STRICT,
+    identity_model: str = IDENTITY,
 ) -> None:
     """Animate the lips of SOURCE from speech AUDIO, with natural blinks and head motion; the audio is muxed in."""
     from reenact.errors import InputError
@@ -258,28 +273,25 @@ def render(
     report: Optional[Path] = REPORT,
     audio: Optional[Path] = typer.Option(None, "--audio", help="Audio file to mux into the video."),
     fps: Optional[str] = typer.Option(None, "--fps", help="Output frame rate (default: the track's)."),
-    strength: float = typer.Option(1.0, "--strength", help="Multiply the track's expression (0..2)."),
+    strength: float = STRENGTH,
     absolute: bool = typer.Option(False, "--absolute", help="Track values are absolute, not changes from neutral."),
-    scale: list[str] = typer.Option([], "--scale", help="Per-channel gain, e.g. --scale AU12=1.4."),
-    mute: list[str] = typer.Option([], "--mute", help="Channels to ignore, e.g. --mute AU45."),
-    region: str = typer.Option("all", "--region", help="all | mouth | eyes | brows."),
+    scale: list[str] = SCALE,
+    mute: list[str] = MUTE,
+    region: str = REGION,
     pose: bool = typer.Option(False, "--pose", help="Apply the track's head rotation (small angles)."),
-    face: Optional[int] = typer.Option(None, "--face", help="Which face of the photo (0-based, left to right)."),
-    max_size: int = typer.Option(1280, "--max-size", help="Scale the photo down to this long side (px)."),
-    strict: bool = typer.Option(False, "--strict", help="Exit 3 when any frame fails the identity check."),
-    identity_model: str = typer.Option("default", "--identity", help="default | arcface[:PATH]."),
+    face: Optional[int] = FACE,
+    max_size: int = MAX_SIZE,
+    strict: bool = STRICT,
+    identity_model: str = IDENTITY,
 ) -> None:
     """Animate SOURCE from a parameter TRACK (AU / ARKit / viseme columns over time)."""
     from reenact.pipeline import Models, RenderOptions
     from reenact.pipeline import render as run_render
-    from reenact.retarget import RetargetOptions, parse_assignments
 
     ui = ui_of(ctx)
     output = output or Path(f"{source.stem}_{track.stem}.mp4")
-    opts = RenderOptions(retarget=RetargetOptions(strength=strength, absolute=absolute, region=region,
-                                                  scale=parse_assignments(scale, "--scale"), mute=list(mute),
-                                                  pose=pose), strict=strict, overwrite=overwrite)
-    opts.retarget.gains()
+    opts = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose),
+                         strict=strict, overwrite=overwrite)
     rate = parse_fps(fps) if fps else None
     if report is not None:
         check_report_path(report, overwrite)
@@ -315,8 +327,8 @@ def edit(
     emotion: Optional[str] = typer.Option(None, "--emotion", help="happy|sad|surprise|fear|angry|disgust|contempt|neutral[:0..1]."),
     vad: Optional[str] = typer.Option(None, "--vad", help="Valence,arousal[,dominance] in -1..1, e.g. 0.6,0.4,0.1."),
     grid: bool = typer.Option(False, "--grid", help="Write an intensity sweep (one row per control, 0 to 1)."),
-    face: Optional[int] = typer.Option(None, "--face", help="Which face of the photo (0-based, left to right)."),
-    max_size: int = typer.Option(1280, "--max-size", help="Scale the photo down to this long side (px)."),
+    face: Optional[int] = FACE,
+    max_size: int = MAX_SIZE,
 ) -> None:
     """Change the expression of SOURCE by Action Units, ARKit blendshapes, an emotion, or valence/arousal/dominance."""
     from reenact.edit import Controls
@@ -394,7 +406,7 @@ def identity(
     a: Path = typer.Argument(..., help="Reference photo."),
     b: Path = typer.Argument(..., help="Photo or video to compare with A."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Cosine similarity for 'same person'."),
-    identity_model: str = typer.Option("default", "--identity", help="default | arcface[:PATH]."),
+    identity_model: str = IDENTITY,
     report: Optional[Path] = REPORT,
     overwrite: bool = OVERWRITE,
 ) -> None:

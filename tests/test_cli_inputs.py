@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import io
-import shutil
 from pathlib import Path
 
 import pytest
-from rich.console import Console
-from typer.testing import CliRunner
 
-from reenact_cli.app import app
-from reenact_cli.ui import UI
+from tests.cli_utils import run
 from tests.media_utils import make_audio, make_video
 
-runner = CliRunner()
 SOURCE = Path("samples/source.jpg")
 DRIVER = Path("samples/driver.mp4")
-
-
-def run(*args: str) -> tuple[int, str]:
-    err = io.StringIO()
-    ui = UI(err=Console(file=err, width=300), out=Console(file=io.StringIO(), width=300))
-    result = runner.invoke(app, ["--device", "cpu", *args], obj={"ui": ui})
-    return result.exit_code, err.getvalue() + result.output
 
 
 def bad_drivers(tmp: Path) -> dict[str, Path]:

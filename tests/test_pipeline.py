@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import io
 import json
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
-from rich.console import Console
-from typer.testing import CliRunner
 
 from reenact.io.image import read_image, write_image
 from reenact.io.video import VideoWriter, probe, read_frames
-from reenact_cli.app import app
-from reenact_cli.ui import UI
+from tests.cli_utils import run
 from tests.media_utils import audio_duration, make_audio, make_video
 
 SOURCE = Path("samples/source.jpg")
-runner = CliRunner()
-
-
-def run(*args: str) -> tuple[int, str]:
-    err = io.StringIO()
-    ui = UI(err=Console(file=err, width=300), out=Console(file=io.StringIO(), width=300))
-    result = runner.invoke(app, ["--device", "cpu", *args], obj={"ui": ui})
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, err.getvalue() + result.output
 
 
 @pytest.fixture(scope="module")

@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import io
 import json
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
-from rich.console import Console
-from typer.testing import CliRunner
 
 from reenact.face import FaceAnalyzer
 from reenact.io.audio import load_audio
 from reenact.io.video import probe, read_frames
-from reenact_cli.app import app
-from reenact_cli.ui import UI
+from tests.cli_utils import run
 from tests.media_utils import audio_duration, make_audio
 
 SOURCE = "samples/source.jpg"
 PAPA = Path("tests/fixtures/speech/papa.wav")  # "Papa bought a map for Bob." (espeak-ng, see docs/speech.md)
-runner = CliRunner()
-
-
-def run(*args: str) -> tuple[int, str]:
-    err = io.StringIO()
-    ui = UI(err=Console(file=err, width=300), out=Console(file=io.StringIO(), width=300))
-    result = runner.invoke(app, ["--device", "cpu", *args], obj={"ui": ui})
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, err.getvalue() + result.output
 
 
 def lip_gaps(video: Path) -> np.ndarray:
