@@ -61,6 +61,11 @@ def test_telephone_stereo_mp3_and_bad_audio(tmp_path: Path) -> None:
     mp3 = make_audio(tmp_path / "phone.mp3", sr=8000, wave=np.stack([wave, wave]))
     code, err = run("speak", SOURCE, str(mp3), "-o", str(tmp_path / "a.mp4"), "--max-size", "256", "--still")
     assert code == 0, err
+    wave48, _ = load_audio(PAPA, sr=48000)
+    m4a = make_audio(tmp_path / "studio.m4a", sr=48000, wave=np.stack([wave48, 0.5 * wave48]))
+    code, err = run("speak", SOURCE, str(m4a), "-o", str(tmp_path / "c.mp4"), "--max-size", "200", "--still")
+    assert code == 0, err
+    assert abs(probe(tmp_path / "c.mp4").duration - len(wave48) / 48000) <= 1 / 25
     text = tmp_path / "notes.wav"
     text.write_text("not audio at all\n" * 20)
     code, err = run("speak", SOURCE, str(text), "-o", str(tmp_path / "b.mp4"))
