@@ -127,6 +127,7 @@ FACE = typer.Option(None, "--face", help="Which face of the photo, 0-based left 
 MAX_SIZE = typer.Option(1280, "--max-size", help="Scale the photo down to this long side (px).")
 STRICT = typer.Option(False, "--strict", help="Exit 3 when any frame fails the identity check.")
 IDENTITY = typer.Option("default", "--identity", help="default | arcface[:PATH] (an insightface pack you have).")
+REFINE = typer.Option(True, "--refine/--no-refine", help="Draw over the warp with the GAN refiner (when shipped).")
 
 
 def retarget_options(strength: float, absolute: bool, region: str, scale: list[str], mute: list[str],
@@ -163,6 +164,7 @@ def drive(
     smooth: str = typer.Option("offline", "--smooth", help="offline (zero-phase) | online (One Euro) | none."),
     strict: bool = STRICT,
     identity_model: str = IDENTITY,
+    refine: bool = REFINE,
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Identity similarity threshold (cosine)."),
     check_every: int = typer.Option(1, "--check-every", min=1, help="Identity-check every N-th frame."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Frames rendered per batch."),
@@ -176,7 +178,7 @@ def drive(
     output = output or Path(f"{source.stem}_{driver.stem}.mp4")
     opts = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose, gaze),
                          batch_size=batch_size, check_every=check_every, strict=strict, overwrite=overwrite, crf=crf,
-                         threshold=threshold)
+                         threshold=threshold, refine=refine)
     if report is not None:
         check_report_path(report, overwrite)
     models = Models(device_of(ctx), identity_model)
@@ -236,6 +238,7 @@ def speak(
     max_size: int = MAX_SIZE,
     strict: bool = STRICT,
     identity_model: str = IDENTITY,
+    refine: bool = REFINE,
 ) -> None:
     """Animate the lips of SOURCE from speech AUDIO, with natural blinks and head motion; the audio is muxed in."""
     from reenact.errors import InputError
@@ -254,7 +257,7 @@ def speak(
     output = output or Path(f"{source.stem}_{audio.stem}.mp4")
     if report is not None:
         check_report_path(report, overwrite)
-    opts = RenderOptions(strict=strict, overwrite=overwrite)
+    opts = RenderOptions(strict=strict, overwrite=overwrite, refine=refine)
     sopts = SpeakOptions(fps=parse_fps(fps), text=text, still=still, seed=seed, strength=strength)
     result = run_speak(source, audio, output, Models(device_of(ctx), identity_model), opts, sopts, max_size=max_size,
                        face=face, progress=ui.progress)
@@ -283,6 +286,7 @@ def render(
     max_size: int = MAX_SIZE,
     strict: bool = STRICT,
     identity_model: str = IDENTITY,
+    refine: bool = REFINE,
 ) -> None:
     """Animate SOURCE from a parameter TRACK (AU / ARKit / viseme columns over time)."""
     from reenact.pipeline import Models, RenderOptions
@@ -291,7 +295,7 @@ def render(
     ui = ui_of(ctx)
     output = output or Path(f"{source.stem}_{track.stem}.mp4")
     opts = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose),
-                         strict=strict, overwrite=overwrite)
+                         strict=strict, overwrite=overwrite, refine=refine)
     rate = parse_fps(fps) if fps else None
     if report is not None:
         check_report_path(report, overwrite)
@@ -329,6 +333,7 @@ def edit(
     grid: bool = typer.Option(False, "--grid", help="Write an intensity sweep (one row per control, 0 to 1)."),
     face: Optional[int] = FACE,
     max_size: int = MAX_SIZE,
+    refine: bool = REFINE,
 ) -> None:
     """Change the expression of SOURCE by Action Units, ARKit blendshapes, an emotion, or valence/arousal/dominance."""
     from reenact.edit import Controls
@@ -339,7 +344,7 @@ def edit(
     controls = Controls.parse(au, arkit, emotion, vad)
     output = output or source.with_name(f"{source.stem}_{'grid' if grid else 'edit'}.png")
     result = run_edit(source, output, controls, Models(device_of(ctx)), grid=grid, overwrite=overwrite,
-                      max_size=max_size, face=face)
+                      max_size=max_size, face=face, refine=refine)
     ident = result["identity"]
     ui.event("done", **result)
     ui.info(f"wrote {output} ({', '.join(result['edits'])}); identity similarity {ident['min']} "

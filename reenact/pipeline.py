@@ -64,6 +64,15 @@ class Models:
         return load_rig(self.device)
 
     @cached_property
+    def refiner(self):  # -> reenact.render.refine.Refiner | None (None when no refiner weights are shipped)
+        from reenact.render.refine import Refiner
+        from reenact.weights import contract_path
+
+        if not contract_path("refiner").exists():
+            return None
+        return Refiner(device=self.device)
+
+    @cached_property
     def embedder(self):  # -> reenact.identity.Embedder
         from reenact.identity import load_embedder
 
@@ -175,6 +184,7 @@ class RenderOptions:
     crf: int = 18
     preset: str = "veryfast"  # x264: ~4x faster than medium at the same CRF, a little larger files
     threshold: float | None = None
+    refine: bool = True  # use the GAN refiner when its weights are shipped (`--no-refine`: warp only)
 
 
 @dataclass
@@ -187,6 +197,7 @@ class RunReport:
     identity: dict[str, Any] = field(default_factory=dict)
     similarities: list[float | None] = field(default_factory=list)
     fallback_frames: list[int] = field(default_factory=list)
+    refiner: bool = False  # whether the GAN refiner drew over the warp
     timings_ms: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
 
@@ -231,8 +242,10 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
     report = report or RunReport(str(output))
     timer = Timer()
     t = time.perf_counter()
-    renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device)
+    refiner = models.refiner if opts.refine else None
+    renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device, refiner)
     checker = IdentityChecker(models.embedder, source.image, source.points, opts.threshold)
+    report.refiner = refiner is not None
     t = timer("setup", t)
     n = len(shapes)
     sims: list[float | None] = [None] * n
@@ -372,7 +385,7 @@ def render(source_path: Path, track_path: Path, output: Path, models: Models, op
 
 def edit(source_path: Path, output: Path, controls: "Controls", models: Models, grid: bool = False,
          overwrite: bool = False, max_size: int = 1280, face: int | None = None,
-         steps: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> dict[str, Any]:
+         steps: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0), refine: bool = True) -> dict[str, Any]:
     """Write the edited photo (or, with `grid`, one row per control sweeping its intensity) to `output`."""
     from reenact.edit import crop_box, label
     from reenact.identity import IdentityChecker
@@ -382,7 +395,8 @@ def edit(source_path: Path, output: Path, controls: "Controls", models: Models, 
 
     check_output_path(output, overwrite)
     source = load_source(source_path, models, max_size, face)
-    renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device)
+    renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device,
+                            models.refiner if refine else None)
     checker = IdentityChecker(models.embedder, source.image, source.points)
     if grid:
         x0, y0, x1, y1 = crop_box(source.points, source.image.shape)

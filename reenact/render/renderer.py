@@ -3,13 +3,16 @@ interior -> (refiner) -> paste-back. Everything per photo is computed once in th
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 
 from reenact.render.mouth import MouthPainter
 from reenact.render.warp import MeshWarper
+
+if TYPE_CHECKING:
+    from reenact.render.refine import Refiner
 
 
 class Rig(Protocol):
@@ -51,7 +54,7 @@ class FaceRenderer:
     """
 
     def __init__(self, image: np.ndarray, points: np.ndarray, source_shapes: np.ndarray, rig: Rig,
-                 device: torch.device = torch.device("cpu"), refiner: torch.nn.Module | None = None) -> None:
+                 device: torch.device = torch.device("cpu"), refiner: "Refiner | None" = None) -> None:
         self.image, self.points, self.device, self.refiner = image, points, device, refiner
         self.rig = rig.scaled_to(points)  # basis rotated and scaled into this photo's pixels
         self.warper = MeshWarper(image, points[:, :2], device)
@@ -89,4 +92,7 @@ class FaceRenderer:
         for frame, target in zip(frames, targets):
             self.mouth.paint(frame, target)
         roi = torch.from_numpy(frames).permute(0, 3, 1, 2)
+        if self.refiner is not None:  # draws what a warp cannot (mouth interior, lids, wrinkles) over it
+            origin = np.array([self.warper.roi.x0, self.warper.roi.y0, 0], np.float32)
+            roi = self.refiner.refine(roi.to(self.device), targets - origin, shapes_t).cpu()
         return self.warper.paste(self.image, roi)
