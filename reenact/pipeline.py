@@ -6,6 +6,8 @@ stages (DESIGN §3). Streaming: frames are decoded, rendered and encoded in batc
 from __future__ import annotations
 
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
@@ -128,27 +130,30 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
 
     rows: list[np.ndarray] = []
     pending: list[tuple[Any, Any]] = []  # (frame, 468-point landmarks or None) awaiting the batched iris model
+    inflight: deque[Future[np.ndarray]] = deque()
     nan = np.full((478, 3), np.nan, np.float32)
     tracker = models.analyzer.tracker()
     mesh = models.analyzer.mesh
     timer = Timer()
 
-    def flush() -> None:
+    def finish(chunk: list[tuple[Any, Any]]) -> np.ndarray:
+        """Iris (one batch of eye crops for the chunk) + estimator: (len(chunk), C) rows. Runs on the helper thread."""
         t = time.perf_counter()
-        found = [(f, lm) for f, lm in pending if lm is not None]
-        if found and mesh.iris is not None:  # one batch of eye crops for the whole chunk
+        found = [(f, lm) for f, lm in chunk if lm is not None]
+        if found and mesh.iris is not None:
             irises = mesh.irises([f.rgb for f, _ in found], np.stack([lm.points for _, lm in found]))
             for (_, lm), iris in zip(found, irises):
                 lm.points = np.concatenate([lm.points, iris]).astype(np.float32)
-        t = timer("landmarks", t)
         if on_frame is not None:
-            for f, lm in pending:
+            for f, lm in chunk:
                 on_frame(f, lm)
-        rows.append(models.estimator.estimate(np.stack([nan if lm is None else lm.points for _, lm in pending])))
-        pending.clear()
-        timer("estimate", t)
+        out = models.estimator.estimate(np.stack([nan if lm is None else lm.points for _, lm in chunk]))
+        timer("iris+estimate", t)
+        return out
 
-    with read_frames(path) as frames:
+    # The sequential mesh tracking stays on this thread; each finished chunk's iris + estimator runs on a second
+    # thread (torch releases the GIL), so two cores work. At most two chunks wait: memory stays bounded.
+    with ThreadPoolExecutor(max_workers=1) as pool, read_frames(path) as frames:
         info, fps = frames.info, frames.fps
         with progress("tracking driver", info.n_frames or None) as advance:
             t = time.perf_counter()
@@ -157,11 +162,15 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
                 pending.append((frame, tracker.update(frame.rgb, iris=False)))
                 t = timer("landmarks", t)
                 if len(pending) == chunk:
-                    flush()
+                    inflight.append(pool.submit(finish, pending))
+                    pending = []
+                    while len(inflight) > 2:
+                        rows.append(inflight.popleft().result())
                 advance(1)
                 t = time.perf_counter()
-    if pending:
-        flush()
+        if pending:
+            inflight.append(pool.submit(finish, pending))
+        rows.extend(f.result() for f in inflight)
     if not rows:
         raise MediaError(f"{path} has no video frames; give a video with at least one frame.")
     raw = np.concatenate(rows)  # (T, C)
@@ -259,35 +268,56 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
                                                    expected_duration=Fraction(n) / fps))
             driver_frames = stack.enter_context(read_frames(preview[1], fps=fps))
         advance = stack.enter_context(progress("rendering", n))
-        for start in range(0, n, opts.batch_size):
-            idx = np.arange(start, min(start + opts.batch_size, n))
-            rot = None if rotation is None else rotation[idx]
-            t = time.perf_counter()
-            frames = renderer.render(shapes[idx], rot)
-            t = timer("render", t)
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+
+        def rot_of(i: np.ndarray) -> np.ndarray | None:
+            return None if rotation is None else rotation[i]
+
+        def check(start: int, idx: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """Identity similarity of the batch's checked frames (runs on the helper thread)."""
             checked = idx[(idx % opts.check_every) == 0]
-            if len(checked):
-                pts = renderer.target_points(shapes[checked], None if rotation is None else rotation[checked])
-                s = checker.check([frames[i - start] for i in checked], list(pts))
-                bad = checked[checker.failing(s)]
-                if len(bad):  # fallback: halve the expression change on failing frames and re-render them
-                    soft = source.shapes + 0.5 * (shapes[bad] - source.shapes)
-                    frames[bad - start] = renderer.render(soft, None if rot is None else 0.5 * rotation[bad])
-                    report.fallback_frames.extend(int(b) for b in bad)
-                    s2 = checker.check([frames[i - start] for i in bad],
-                                       list(renderer.target_points(soft, None if rot is None else 0.5 * rotation[bad])))
-                    s = s.copy()
-                    s[np.searchsorted(checked, bad)] = s2
-                for i, v in zip(checked, s):
-                    sims[i] = float(v)
+            if not len(checked):
+                return checked, np.zeros(0, np.float32)
+            pts = renderer.target_points(shapes[checked], rot_of(checked))
+            return checked, checker.check([frames[i - start] for i in checked], list(pts))
+
+        def finish(start: int, idx: np.ndarray, frames: np.ndarray, result: Future) -> None:
+            """Wait for the batch's identity check, soften and re-render failing frames, then encode the batch."""
+            t = time.perf_counter()
+            checked, s = result.result()
+            bad = checked[checker.failing(s)]
+            if len(bad):  # fallback: halve the expression change on failing frames and re-render them
+                soft = source.shapes + 0.5 * (shapes[bad] - source.shapes)
+                soft_rot = None if rotation is None else 0.5 * rotation[bad]
+                frames[bad - start] = renderer.render(soft, soft_rot)
+                report.fallback_frames.extend(int(b) for b in bad)
+                s = s.copy()
+                s[np.searchsorted(checked, bad)] = checker.check([frames[i - start] for i in bad],
+                                                                 list(renderer.target_points(soft, soft_rot)))
+            for i, v in zip(checked, s):
+                sims[i] = float(v)
             t = timer("identity", t)
             for f in frames:
                 writer.write(f)
                 if side is not None:
                     drv = next(driver_frames, None)
                     side.write(side_by_side(drv.rgb if drv is not None else np.zeros_like(f), f))
-            t = timer("encode", t)
+            timer("encode", t)
             advance(len(idx))
+
+        # Batch k is rendered here while batch k-1's identity check runs on a second thread (torch releases the GIL).
+        previous = None
+        for start in range(0, n, opts.batch_size):
+            idx = np.arange(start, min(start + opts.batch_size, n))
+            t = time.perf_counter()
+            frames = renderer.render(shapes[idx], rot_of(idx))
+            timer("render", t)
+            current = (start, idx, frames, pool.submit(check, start, idx, frames))
+            if previous is not None:
+                finish(*previous)
+            previous = current
+        if previous is not None:
+            finish(*previous)
     scored = [s for s in sims if s is not None]
     ident = checker.report(scored)
     report.identity = ident.summary()

@@ -122,3 +122,15 @@ def test_no_face_in_source_or_driver(tmp_path: Path) -> None:
     code, err = run("drive", str(SOURCE), str(faceless), "-o", str(tmp_path / "o.mp4"))
     assert code == 2 and "No face" in err and "faceless.mp4" in err
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_identity_fallback_and_strict(driver: Path, tmp_path: Path) -> None:
+    out, report = tmp_path / "strict.mp4", tmp_path / "strict.json"
+    # An impossible threshold: every changed frame fails, is softened and re-rendered, and --strict exits 3.
+    code, err = run("drive", str(SOURCE), str(driver), "-o", str(out), "--max-size", "256", "--threshold", "0.9999",
+                    "--strict", "--report", str(report))
+    assert code == 3, err
+    assert "identity threshold" in err
+    data = json.loads(report.read_text())
+    assert data["fallback_frames"] and data["identity"]["n_below"] > 0
+    assert out.exists()  # kept for inspection, as the message says
