@@ -164,7 +164,7 @@ class MeshWarper:
         dense = torch.sparse.mm(self.interp, flat)  # (P, B*2)
         return dense.reshape(*self.coarse, b, 2).permute(2, 3, 0, 1).contiguous()  # (B, 2, h, w)
 
-    def sample_grid(self, disp: torch.Tensor, iterations: int = 4) -> torch.Tensor:
+    def sample_grid(self, disp: torch.Tensor, iterations: int = 3) -> torch.Tensor:
         """Backward map for `grid_sample`: target pixel x reads source pixel s with s + d(s) = x.
 
         Solved on the coarse grid (the flow is smooth) and upsampled once. Each step tries a Newton step (converges
