@@ -426,29 +426,23 @@ def identity(
     ui = ui_of(ctx)
     models = Models(device_of(ctx), identity_model)
     source = read_image(a)
+    source_points = models.analyzer.analyze(source, name=str(a)).points  # NoFaceError names the file
 
-    def mesh(rgb):
+    def largest(rgb):
         faces = models.analyzer.analyze_all(rgb)
         return max(faces, key=lambda f: float((f.box[2:] - f.box[:2]).prod())) if faces else None
 
     if b.suffix.lower() in IMAGE_SUFFIXES:
-        result = compare(source, [read_image(b)], mesh, models.embedder, threshold)
+        result = compare(source, [read_image(b)], largest, models.embedder, threshold, source_points=source_points)
     else:
         tracker = models.analyzer.tracker()  # video: follow the face from frame to frame, re-detect when lost
-        frames_mesh = {"first": True}
-
-        def mesh_or_track(rgb):
-            if frames_mesh.pop("first", False):
-                return mesh(rgb)  # the source photo
-            return tracker.update(rgb)
-
         with read_frames(b) as frames, ui.progress("comparing frames", frames.info.n_frames or None) as advance:
             def each():
                 for frame in frames:
                     advance(1)
                     yield frame.rgb
 
-            result = compare(source, each(), mesh_or_track, models.embedder, threshold)
+            result = compare(source, each(), tracker.update, models.embedder, threshold, source_points=source_points)
     summary = result.summary()
     write_report(report, {"a": str(a), "b": str(b), **summary, "similarities": result.similarities}, overwrite)
     ui.event("done", **summary, same=result.ok)

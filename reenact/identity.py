@@ -278,14 +278,15 @@ def _points_of(found: Any) -> np.ndarray | None:
 
 
 def compare(source_rgb: np.ndarray, target_frames: Iterable[np.ndarray], analyzer: PointsFn, embedder: Embedder,
-            threshold: float | None = None, batch: int = 32) -> IdentityReport:
+            threshold: float | None = None, batch: int = 32, source_points: np.ndarray | None = None) -> IdentityReport:
     """`reenact identity A B`: similarity of every target frame (photo = one frame) to the source face.
 
     `analyzer(rgb)` returns the face mesh (478, 2|3) in pixels or an object with `.points` (e.g.
     `reenact.face.FaceAnalyzer().analyze`), and None or NoFaceError / InputError when the frame has no usable face.
     Target frames without a face are scored -1 (and so fail); the source must have one (its error propagates).
+    `source_points` skips the analyzer for the source (e.g. when `analyzer` is a video tracker).
     """
-    src = _points_of(analyzer(source_rgb))
+    src = source_points if source_points is not None else _points_of(analyzer(source_rgb))
     if src is None:
         raise NoFaceError("No face found in the source image; use a photo with one clearly visible face.")
     checker = IdentityChecker(embedder, source_rgb, src, threshold)

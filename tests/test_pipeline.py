@@ -134,3 +134,16 @@ def test_identity_fallback_and_strict(driver: Path, tmp_path: Path) -> None:
     data = json.loads(report.read_text())
     assert data["fallback_frames"] and data["identity"]["n_below"] > 0
     assert out.exists()  # kept for inspection, as the message says
+
+
+def test_identity_command(tmp_path: Path) -> None:
+    code, out = run("identity", str(SOURCE), str(SOURCE))
+    assert code == 0 and "same person" in out
+    report = tmp_path / "id.json"
+    code, out = run("identity", str(SOURCE), "samples/driver.mp4", "--report", str(report))
+    assert code == 3 and "NOT the same person" in out and "144 frames" in out
+    assert len(json.loads(report.read_text())["similarities"]) == 144
+    blank = tmp_path / "wall.png"
+    write_image(blank, np.full((120, 120, 3), 200, np.uint8))
+    code, out = run("identity", str(blank), str(SOURCE))
+    assert code == 2 and "wall.png" in out
