@@ -14,13 +14,13 @@ runner = CliRunner()
 
 
 def run(*args: str) -> tuple[int, str]:
-    """`reenact --device cpu ARGS...` -> (exit code, everything it wrote to stderr and stdout).
+    """`reenact --device cpu ARGS...` -> (exit code, everything it wrote: stderr, its result lines, plain stdout).
 
     A Python exception that is not an exit (a bug) is re-raised, so tests show its traceback.
     """
-    err = io.StringIO()
-    ui = UI(err=Console(file=err, width=300), out=Console(file=io.StringIO(), width=300))
+    err, out = io.StringIO(), io.StringIO()
+    ui = UI(err=Console(file=err, width=300), out=Console(file=out, width=300))
     result = runner.invoke(app, ["--device", "cpu", *args], obj={"ui": ui})
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
-    return result.exit_code, err.getvalue() + result.output
+    return result.exit_code, err.getvalue() + out.getvalue() + result.output
