@@ -397,11 +397,40 @@ app.command("batch")(guarded(batch_command))
 @guarded
 def train(
     ctx: typer.Context,
-    what: str = typer.Argument(..., help="estimator | refiner | audio-head"),
-    data: Optional[Path] = typer.Option(None, "--data", help="Folder of videos/images (or audio) to train on."),
+    what: str = typer.Argument(..., help="estimator (refiner and audio-head: see the README's Development section)"),
+    data: list[Path] = typer.Option([], "--data", help="Your photos/videos or folders of them (repeatable)."),
+    out: Path = typer.Option(Path("trained"), "--out", help="Folder for the new weights (+ contract)."),
+    steps: int = typer.Option(10000, "--steps", min=1, help="Training steps (resumes from --workdir)."),
+    workdir: Path = typer.Option(Path(".cache/estimator"), "--workdir", help="Checkpoints and metrics."),
 ) -> None:
-    """Train one of reenact's models on your own data (resumes from checkpoints)."""
-    not_built("train", "training commands")
+    """Train one of reenact's models (resumes from checkpoints). `estimator`: the mesh -> expression head, on
+    synthetic faces whose identities are learned from --data; the weights go to --out (copy them into weights/ to
+    use them)."""
+    from reenact.errors import InputError
+    from reenact.train.estimator import TrainConfig, collect_meshes, export
+    from reenact.train.estimator import train as train_estimator
+
+    ui = ui_of(ctx)
+    if what != "estimator":
+        not_built(f"train {what}", "run `python -m reenact.train.audio_head` / the refiner trainer as modules")
+    files = []
+    for p in data:
+        if p.is_dir():
+            files += sorted(q for q in p.rglob("*") if q.suffix.lower() in
+                            (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".mp4", ".mov", ".mkv", ".webm", ".avi"))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise InputError(f"--data {p} does not exist; give photos, videos or folders of them.")
+    cfg = TrainConfig(steps=steps, workdir=str(workdir))
+    if files:
+        ui.info(f"collecting face meshes from {len(files)} file(s)")
+        cfg.meshes = str(collect_meshes(files, workdir / "meshes.npz", device=device_of(ctx)))
+    net, metrics = train_estimator(cfg, log=lambda line, **_: ui.info(line))
+    path = export(net, cfg, metrics, out)
+    ui.event("done", output=str(path), heldout_mae=metrics)
+    ui.info(f"wrote {path} (held-out synthetic MAE {metrics.get('ARKit52 all', float('nan')):.4f}); copy "
+            f"{out}/estimator.* into weights/ to use it.")
 
 
 @app.command()

