@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
 
 import typer
+from reenact_cli.ui import UI
 
 import reenact
 from reenact.errors import EXIT_RUNTIME, IdentityError, NotBuiltError, ReenactError
-from reenact_cli.ui import UI
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from reenact.analysis import Models, ProgressFactory, no_progress, video_track
 from reenact.errors import InputError
 from reenact.io.atomic import atomic_output, check_output_path
 from reenact.params import Track
-from reenact.pipeline import Models, ProgressFactory, _no_progress, video_track
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 FORMATS = {"csv", "json", "openface", "livelink"}
@@ -57,7 +57,7 @@ def track_format(output: Path, fmt: str | None, landmarks: bool) -> str:
 
 def extract(media: Path, output: Path, models: Models, fmt: str | None = None, landmarks: bool = False,
             raw: bool = False, smooth: str = "offline", overwrite: bool = False, face: int | None = None,
-            progress: ProgressFactory = _no_progress, fps: Fraction | None = None,
+            progress: ProgressFactory = no_progress, fps: Fraction | None = None,
             text: str | None = None) -> tuple[ExtractResult, Track]:
     """Video or photo -> parameter track (or landmarks); speech audio -> viseme + mouth track at `fps` (25)."""
     import time

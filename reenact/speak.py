@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from reenact import speech
+from reenact.analysis import Models, ProgressFactory, load_source, no_progress
 from reenact.errors import InputError
 from reenact.params import ARKIT52, Track
-from reenact.pipeline import Models, ProgressFactory, RenderOptions, RunReport, _no_progress, load_source, render_video
+from reenact.pipeline import RenderOptions, RunReport, render_video
 
 _INDEX = {n: i for i, n in enumerate(ARKIT52)}
 
@@ -62,7 +63,7 @@ class SpeakOptions:
 
 
 def speak(source_path: Path, audio: Path, output: Path, models: Models, opts: RenderOptions, sopts: SpeakOptions,
-          max_size: int = 1280, face: int | None = None, progress: ProgressFactory = _no_progress) -> RunReport:
+          max_size: int = 1280, face: int | None = None, progress: ProgressFactory = no_progress) -> RunReport:
     """Write a video of the audio's duration in which the photo says the audio (with the audio muxed in)."""
     from reenact.io.atomic import check_output_path
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import io
 
-from rich.console import Console
-from typer.testing import CliRunner
-
 from reenact_cli.app import app
 from reenact_cli.ui import UI
+from rich.console import Console
+from typer.testing import CliRunner
 
 runner = CliRunner()
 

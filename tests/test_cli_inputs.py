@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli_utils import run
-from tests.media_utils import make_audio, make_video
+from tests.media_utils import make_audio
 
 SOURCE = Path("samples/source.jpg")
 DRIVER = Path("samples/driver.mp4")

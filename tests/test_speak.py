@@ -7,7 +7,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from reenact.face import FaceAnalyzer
 from reenact.io.audio import load_audio

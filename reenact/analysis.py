@@ -1,0 +1,177 @@
+"""Analysis stages shared by every job: the models (loaded once per process), the source photo's analysis, and the
+driver video's parameter track (decode -> face tracking -> estimator -> smoothing), streamed in chunks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+import torch
+
+from reenact.errors import MediaError, NoFaceError
+from reenact.params import ARKIT52, Track
+
+Advance = Callable[[int], None]
+ProgressFactory = Callable[[str, "int | None"], Any]  # (label, total) -> context manager yielding advance(n)
+
+
+def no_progress(label: str, total: int | None) -> Any:
+    import contextlib
+
+    return contextlib.nullcontext(lambda n=1: None)
+
+
+@dataclass
+class Models:
+    """Every network, loaded once on first use and shared by the jobs of a process."""
+
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    identity: str = "default"
+
+    def __post_init__(self) -> None:
+        from reenact.device import configure_threads
+
+        configure_threads(self.device)
+
+    @cached_property
+    def analyzer(self):  # -> reenact.face.FaceAnalyzer
+        from reenact.face import FaceAnalyzer
+
+        return FaceAnalyzer(self.device)
+
+    @cached_property
+    def estimator(self):  # -> reenact.estimate.Estimator
+        from reenact.estimate import Estimator
+
+        return Estimator(self.device)
+
+    @cached_property
+    def rig(self):  # -> reenact.rig.Rig
+        from reenact.rig import load_rig
+
+        return load_rig(self.device)
+
+    @cached_property
+    def refiner(self):  # -> reenact.render.refine.Refiner | None (None when no refiner weights are shipped)
+        from reenact.render.refine import Refiner
+        from reenact.weights import contract_path
+
+        if not contract_path("refiner").exists():
+            return None
+        return Refiner(device=self.device)
+
+    @cached_property
+    def embedder(self):  # -> reenact.identity.Embedder
+        from reenact.identity import load_embedder
+
+        return load_embedder(self.identity, self.device)
+
+
+@dataclass
+class Source:
+    """A source photo analysed once: the (possibly downscaled) image, its mesh and its own expression."""
+
+    path: Path
+    image: np.ndarray  # (H, W, 3) uint8
+    points: np.ndarray  # (478, 3) px
+    values: np.ndarray  # (C,) every estimator channel (reenact.estimate.CHANNELS)
+
+    @property
+    def shapes(self) -> np.ndarray:  # (52,) ARKit
+        return self.values[: len(ARKIT52)]
+
+
+def load_source(path: Path, models: Models, max_size: int = 1280, face: int | None = None) -> Source:
+    from reenact.io.image import read_image
+
+    image = read_image(path)
+    h, w = image.shape[:2]
+    if max_size and max(h, w) > max_size:
+        k = max_size / max(h, w)
+        image = cv2.resize(image, (max(2, round(w * k)), max(2, round(h * k))), interpolation=cv2.INTER_AREA)
+    landmarks = models.analyzer.analyze(image, face=face, name=str(path))
+    values = models.estimator.estimate(landmarks.points)[0]
+    return Source(Path(path), image, landmarks.points, values)
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.total: dict[str, float] = {}
+
+    def __call__(self, stage: str, start: float) -> float:
+        now = time.perf_counter()
+        self.total[stage] = self.total.get(stage, 0.0) + (now - start)
+        return now
+
+
+def video_track(path: Path, models: Models, smooth: str = "offline", progress: ProgressFactory = no_progress,
+                chunk: int = 16, on_frame: Callable[[Any, Any], None] | None = None, calibrate: bool = True) -> Track:
+    """Decode a video, track the face, estimate every channel per frame, smooth. Memory: one chunk of frames.
+
+    `on_frame(frame, landmarks_or_None)` sees every frame as it is tracked (e.g. to stream landmarks to a file).
+    """
+    from reenact.estimate import CHANNELS
+    from reenact.io.video import read_frames
+    from reenact.smooth import smooth_track
+
+    rows: list[np.ndarray] = []
+    pending: list[tuple[Any, Any]] = []  # (frame, 468-point landmarks or None) awaiting the batched iris model
+    inflight: deque[Future[np.ndarray]] = deque()
+    nan = np.full((478, 3), np.nan, np.float32)
+    tracker = models.analyzer.tracker()
+    mesh = models.analyzer.mesh
+    timer = Timer()
+
+    def finish(chunk: list[tuple[Any, Any]]) -> np.ndarray:
+        """Iris (one batch of eye crops for the chunk) + estimator: (len(chunk), C) rows. Runs on the helper thread."""
+        t = time.perf_counter()
+        found = [(f, lm) for f, lm in chunk if lm is not None]
+        if found and mesh.iris is not None:
+            irises = mesh.irises([f.rgb for f, _ in found], np.stack([lm.points for _, lm in found]))
+            for (_, lm), iris in zip(found, irises):
+                lm.points = np.concatenate([lm.points, iris]).astype(np.float32)
+        if on_frame is not None:
+            for f, lm in chunk:
+                on_frame(f, lm)
+        out = models.estimator.estimate(np.stack([nan if lm is None else lm.points for _, lm in chunk]))
+        timer("iris+estimate", t)
+        return out
+
+    # The sequential mesh tracking stays on this thread; each finished chunk's iris + estimator runs on a second
+    # thread (torch releases the GIL), so two cores work. At most two chunks wait: memory stays bounded.
+    with ThreadPoolExecutor(max_workers=1) as pool, read_frames(path) as frames:
+        info, fps = frames.info, frames.fps
+        with progress("tracking driver", info.n_frames or None) as advance:
+            t = time.perf_counter()
+            for frame in frames:
+                t = timer("decode", t)
+                pending.append((frame, tracker.update(frame.rgb, iris=False)))
+                t = timer("landmarks", t)
+                if len(pending) == chunk:
+                    inflight.append(pool.submit(finish, pending))
+                    pending = []
+                    while len(inflight) > 2:
+                        rows.append(inflight.popleft().result())
+                advance(1)
+                t = time.perf_counter()
+        if pending:
+            inflight.append(pool.submit(finish, pending))
+        rows.extend(f.result() for f in inflight)
+    if not rows:
+        raise MediaError(f"{path} has no video frames; give a video with at least one frame.")
+    raw = np.concatenate(rows)  # (T, C)
+    if np.isnan(raw).all():
+        raise NoFaceError(f"No face found in any frame of {path}; use a driving video that shows a face.")
+    values, missing = smooth_track(raw, CHANNELS, float(fps), mode=smooth, calibrate=calibrate)
+    meta = {"fps": str(fps), "frames": len(values), "missing_frames": int(missing.sum()),
+            "missing": np.flatnonzero(missing).tolist(), "smoothing": smooth, "calibrated": calibrate,
+            "source": path.name, "timings_ms": {k: round(v * 1000, 1) for k, v in timer.total.items()}}
+    return Track(np.arange(len(values)) / float(fps), values.astype(np.float32), list(CHANNELS), meta)
