@@ -19,8 +19,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reenact.face.canonical import load_canonical  # noqa: E402
-from reenact.render.refine import Refiner  # noqa: E402
+from reenact.face.canonical import load_canonical
+from reenact.render.refine import Refiner
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:

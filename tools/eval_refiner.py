@@ -24,10 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reenact.render.refine import compose  # noqa: E402
-from reenact.train.refiner import PairSet  # noqa: E402
-from reenact.train.refiner_data import MASK_EYES, MASK_FACE, MASK_MOUTH, load_shards  # noqa: E402
-from reenact.weights import load_model  # noqa: E402
+from reenact.render.refine import compose
+from reenact.train.refiner import PairSet
+from reenact.train.refiner_data import MASK_EYES, MASK_FACE, MASK_MOUTH, load_shards
+from reenact.weights import load_model
 
 BEGIN, END = "<!-- eval:begin -->", "<!-- eval:end -->"
 
@@ -39,7 +39,7 @@ def luma(img: np.ndarray) -> np.ndarray:  # (N, S, S, 3) float 0..255 -> (N, S, 
 def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-pixel SSIM of two (S, S) luma images in 0..255 (Wang et al. 2004 constants)."""
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    blur = lambda x: cv2.GaussianBlur(x, (11, 11), 1.5)  # noqa: E731
+    blur = lambda x: cv2.GaussianBlur(x, (11, 11), 1.5)
     mu_a, mu_b = blur(a), blur(b)
     va, vb, cov = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2, blur(a * b) - mu_a * mu_b
     return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (va + vb + c2))

