@@ -82,7 +82,7 @@ def run(data: list[Path], batch: int = 32) -> tuple[dict, dict[str, np.ndarray]]
                  "attn": attn, "masks": masks, "params": pairs.params.numpy()}
 
 
-def compare_image(arr: dict[str, np.ndarray], path: Path, rows: int = 6) -> None:
+def compare_image(arr: dict[str, np.ndarray], path: Path, rows: int = 5) -> None:
     """Rows with the biggest mouth change (jawOpen spread) plus blinks, each: photo | warp | refined | real | 1 - A."""
     from reenact.params import ARKIT52
 
@@ -97,10 +97,9 @@ def compare_image(arr: dict[str, np.ndarray], path: Path, rows: int = 6) -> None
                  arr["real"][i], cv2.cvtColor(heat, cv2.COLOR_BGR2RGB)]
         lines.append(np.concatenate(tiles, 1))
     grid = np.concatenate(lines, 0)
-    grid = cv2.resize(grid, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
     header = np.full((28, grid.shape[1], 3), 255, np.uint8)
     for k, label in enumerate(("photo (source frame)", "warp-only", "refined", "real frame", "1 - A (x2)")):
-        cv2.putText(header, label, (k * grid.shape[1] // 5 + 6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(header, label, (k * grid.shape[1] // 5 + 4, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(np.concatenate([header, grid], 0), cv2.COLOR_RGB2BGR))
 

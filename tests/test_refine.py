@@ -1,0 +1,170 @@
+"""Refiner: network shapes, A = 1 identity, crop/uncrop geometry, contract, training-data rules. CPU, fast."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from reenact.errors import InputError
+from reenact.face.align import crop_matrix
+from reenact.face.canonical import load_canonical
+from reenact.params import ARKIT52
+from reenact.render.refine import (
+    CROP_SIZE,
+    FACE_FRACTION,
+    Critic,
+    Refiner,
+    RefinerNet,
+    compose,
+    crop_matrices,
+    feather,
+    from_crop,
+    to_crop,
+)
+
+torch.set_num_threads(1)
+
+
+def face_points(scale: float = 9.0, centre: tuple[float, float] = (150.0, 140.0), roll: float = 0.1) -> np.ndarray:
+    """(478, 3) canonical mesh placed in a 300 x 300 ROI, slightly rotated."""
+    v = load_canonical().vertices478.astype(np.float64) * scale
+    c, s = np.cos(roll), np.sin(roll)
+    xy = v[:, :2] @ np.array([[c, s], [-s, c]]) + centre
+    return np.concatenate([xy, v[:, 2:]], 1).astype(np.float32)
+
+
+def smooth_image(h: int = 300, w: int = 300, seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    small = rng.uniform(0, 255, (1, 3, 12, 12)).astype(np.float32)
+    return torch.nn.functional.interpolate(torch.from_numpy(small), size=(h, w), mode="bicubic", align_corners=True).clamp(0, 255)
+
+
+def constant_attention(net: RefinerNet, bias: float) -> RefinerNet:
+    with torch.no_grad():
+        net.attention.weight.zero_()
+        net.attention.bias.fill_(bias)
+    return net.eval()
+
+
+def test_generator_and_critic_shapes_and_ranges() -> None:
+    net = RefinerNet(size=64, widths=(8, 16, 32), n_res=1).eval()
+    x, p = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 52)
+    with torch.no_grad():
+        color, attn = net(x, p)
+        _, logits = net(x, p, raw=True)
+    assert color.shape == (2, 3, 64, 64) and attn.shape == (2, 1, 64, 64)
+    assert color.abs().max() <= 1 and 0 <= attn.min() and attn.max() <= 1
+    assert torch.allclose(torch.sigmoid(logits), attn)
+    assert float(attn.mean()) > 0.8  # initial bias: the untrained refiner mostly keeps the warp
+    scores, params = Critic(size=64, widths=(16, 32, 64)).eval()(x)
+    assert scores.shape == (2, 1, 8, 8) and params.shape == (2, 52)
+
+
+def test_compose_attention_one_keeps_warp() -> None:
+    w, c = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    assert torch.equal(compose(w, c, torch.ones(1, 1, 8, 8)), w)
+    assert torch.equal(compose(w, c, torch.zeros(1, 1, 8, 8)), c)
+
+
+def test_refine_with_attention_one_returns_input_unchanged() -> None:
+    refiner = Refiner(constant_attention(RefinerNet(), 60.0))  # sigmoid(60) == 1.0 in float32
+    roi = smooth_image()
+    pts = np.stack([face_points(), face_points(roll=-0.2)])
+    out, keep = refiner.refine(roi.expand(2, -1, -1, -1), pts, np.random.rand(2, 52), return_attention=True)
+    assert torch.equal(out, roi.expand(2, -1, -1, -1))
+    assert torch.equal(keep, torch.ones_like(keep))
+
+
+def test_refine_changes_only_inside_the_crop_without_seam() -> None:
+    refiner = Refiner(constant_attention(RefinerNet(residual=False), -60.0))  # A = 0: the generated colour everywhere
+    roi = smooth_image()
+    pts = face_points()[None]
+    out, keep = refiner.refine(roi, pts, np.zeros((1, 52)), return_attention=True)
+    m = crop_matrices(pts)[0].numpy()
+    ys, xs = np.mgrid[0:300, 0:300]
+    u = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
+    v = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+    outside = (u < -1) | (u > CROP_SIZE) | (v < -1) | (v > CROP_SIZE)
+    centre = (abs(u - CROP_SIZE / 2) < CROP_SIZE / 4) & (abs(v - CROP_SIZE / 2) < CROP_SIZE / 4)
+    changed = (out - roi).abs().amax(1)[0].numpy()
+    assert changed[outside].max() == 0  # untouched outside the crop
+    assert changed[centre].mean() > 1  # the generated colour shows inside
+    assert float(keep[0, 0][torch.from_numpy(centre)].max()) < 1e-3
+    # feathered: along a row through the crop border the change ramps up, no jump between neighbours
+    row = changed[int(pts[0, 1, 1])]
+    assert np.abs(np.diff(row)).max() < 0.25 * max(row.max(), 1)
+
+
+def test_untrained_residual_refiner_passes_the_warp_through() -> None:
+    refiner = Refiner(RefinerNet())  # C starts as the warped crop, so any A gives (almost) the warp back
+    roi = smooth_image(seed=2)
+    out = refiner.refine(roi, face_points()[None], np.random.rand(1, 52))
+    assert float((out - roi).abs().max()) < 3.0
+
+
+def test_crop_matches_cv2_and_round_trips() -> None:
+    roi = smooth_image(seed=1)
+    pts = face_points()
+    m = crop_matrices(pts[None])
+    assert np.allclose(m[0].numpy(), crop_matrix(pts, CROP_SIZE, FACE_FRACTION), atol=1e-4)
+    crop = to_crop(roi, m)  # (1, 3, S, S)
+    ref = cv2.warpAffine(roi[0].permute(1, 2, 0).numpy(), m[0].numpy().astype(np.float64), (CROP_SIZE, CROP_SIZE),
+                         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    assert np.abs(crop[0].permute(1, 2, 0).numpy() - ref).max() < 0.5  # same pixel-centre convention as cv2
+    back = from_crop(torch.cat([crop, torch.ones_like(crop[:, :1])], 1), m, (300, 300))
+    inside = back[0, 3] > 0.999
+    assert int(inside.sum()) > 0.25 * CROP_SIZE ** 2
+    assert float((back[0, :3] - roi[0]).abs()[:, inside].mean()) < 1.0  # round trip of a smooth image
+
+
+def test_feather_is_zero_at_border_one_inside() -> None:
+    f = feather(32, 4)[0, 0]
+    assert float(f[0].max()) == 0 and float(f[:, -1].max()) == 0 and float(f[8:24, 8:24].min()) == 1
+
+
+def test_bad_inputs_raise() -> None:
+    refiner = Refiner(RefinerNet(size=64, widths=(8, 16), n_res=1))
+    with pytest.raises(InputError):
+        refiner.refine(torch.zeros(1, 300, 300), face_points()[None], np.zeros((1, 52)))
+    with pytest.raises(InputError):
+        refiner.refine(torch.zeros(1, 3, 300, 300), face_points()[None], np.zeros((1, 40)))
+    with pytest.raises(InputError):
+        refiner.refine(torch.zeros(1, 3, 300, 300), np.zeros((1, 20, 2)), np.zeros((1, 52)))
+
+
+def test_shipped_contract_loads_and_refines() -> None:
+    from reenact.weights import load_model
+
+    net = load_model("refiner")
+    c = net.contract
+    assert c.channels == list(ARKIT52) and c.input["size"] == [CROP_SIZE, CROP_SIZE] and c.input["range"] == [-1, 1]
+    assert sum(p.numel() for p in net.parameters()) * 4 < 20e6  # the issue's size budget
+    refiner = Refiner()
+    roi = smooth_image()
+    out = refiner.refine(roi, face_points()[None], np.zeros((1, 52)))
+    assert out.shape == roi.shape and torch.isfinite(out).all()
+
+
+def test_flip_permutation_and_pair_split() -> None:
+    from reenact.train.refiner import FLIP
+    from reenact.train.refiner_data import PairConfig, choose_pairs, region_masks
+
+    assert sorted(FLIP) == list(range(52)) and [FLIP[i] for i in FLIP] == list(range(52))
+    assert ARKIT52[FLIP[ARKIT52.index("eyeBlinkLeft")]] == "eyeBlinkRight"
+    assert ARKIT52[FLIP[ARKIT52.index("jawOpen")]] == "jawOpen"
+    base = face_points(roll=0.0)
+    rng = np.random.default_rng(0)
+    points = np.stack([base + rng.normal(0, 0.3, base.shape).astype(np.float32) for _ in range(60)])
+    points[7] = np.nan  # a frame without a face
+    cfg = PairConfig(holdout=0.2, source_stride=3, targets_per_source=2, max_gap=10)
+    pairs = choose_pairs(points, cfg)
+    assert pairs["train"] and pairs["test"]
+    assert all(i < 48 and j < 48 for i, j in pairs["train"])  # never touches the held-out last 20%
+    assert all(i >= 48 and j > i for i, j in pairs["test"])
+    assert all(7 not in p for p in pairs["train"])
+    m = crop_matrices(base[None])[0].numpy()
+    masks = region_masks(base[:, :2] @ m[:, :2].T + m[:, 2], CROP_SIZE)
+    assert (masks & 1).mean() > 0.2 and (masks & 2).any() and (masks & 4).any()
+    assert not ((masks & 2) & ~(masks & 1) * 2).sum() > 0.2 * (masks & 2).sum()  # mouth lies mostly in the face
