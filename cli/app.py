@@ -127,7 +127,7 @@ FACE = typer.Option(None, "--face", help="Which face of the photo, 0-based left 
 MAX_SIZE = typer.Option(1280, "--max-size", help="Scale the photo down to this long side (px).")
 STRICT = typer.Option(False, "--strict", help="Exit 3 when any frame fails the identity check.")
 IDENTITY = typer.Option("default", "--identity", help="default | arcface[:PATH] (an insightface pack you have).")
-REFINE = typer.Option(True, "--refine/--no-refine", help="Draw over the warp with the GAN refiner (when shipped).")
+REFINE = typer.Option(True, "--refine/--no-refine", help="Draw over the warp with the GAN refiner when the shipped one beats the warp on held-out video.")
 
 
 def retarget_options(strength: float, absolute: bool, region: str, scale: list[str], mute: list[str],

@@ -60,11 +60,19 @@ class Models:
         return load_rig(self.device)
 
     @cached_property
-    def refiner(self):  # -> reenact.render.refine.Refiner | None (None when no refiner weights are shipped)
+    def refiner(self):  # -> reenact.render.refine.Refiner | None
+        """The GAN refiner, or None when its weights are absent or do not beat the warp on held-out video.
+
+        Its contract records held-out L1 on the mouth and eye regions for refined and warp-only output (written by
+        reenact/train/refiner.py); a checkpoint that is not better costs time for nothing, so it is not used.
+        """
         from reenact.render.refine import Refiner
-        from reenact.weights import contract_path
+        from reenact.weights import contract_path, read_contract
 
         if not contract_path("refiner").exists():
+            return None
+        score = read_contract("refiner").extra.get("held_out_l1", {})
+        if not score.get("region_refined", float("inf")) < score.get("region_warp", float("-inf")):
             return None
         return Refiner(device=self.device)
 

@@ -83,3 +83,31 @@ def test_blink_closes_the_eyes_as_the_face_model_sees_it(sample) -> None:
     x1, y1 = eye.max(0).astype(int)
     dark = lambda img: (img[y0:y1, x0:x1].mean(-1) < 70).mean()
     assert dark(out) < 0.5 * dark(sample[0])
+
+
+def test_refiner_is_used_only_when_it_beats_the_warp(sample, tmp_path, monkeypatch) -> None:
+    import json
+    import shutil
+
+    from reenact.analysis import Models
+    from reenact.render.refine import Refiner
+    from reenact.weights import weights_dir
+
+    rig = load_rig()
+    shutil.copy(weights_dir() / "refiner.safetensors", tmp_path)
+    contract = json.loads((weights_dir() / "refiner.json").read_text())
+    contract["extra"]["held_out_l1"] = {"region_refined": 5.0, "region_warp": 5.0}
+    (tmp_path / "refiner.json").write_text(json.dumps(contract))
+    monkeypatch.setenv("REENACT_WEIGHTS", str(tmp_path))
+    assert Models().refiner is None  # not better than the warp: not used
+    contract["extra"]["held_out_l1"] = {"region_refined": 4.0, "region_warp": 5.0}
+    (tmp_path / "refiner.json").write_text(json.dumps(contract))
+    refiner = Models().refiner
+    assert isinstance(refiner, Refiner)
+    image, face, _, _ = sample
+    renderer = FaceRenderer(image, face.points, np.zeros(52, np.float32), rig, refiner=refiner)
+    out = renderer.render(shapes(jawOpen=0.5))[0]
+    roi = renderer.warper.roi
+    mask = np.ones(image.shape[:2], bool)
+    mask[roi.y0:roi.y1, roi.x0:roi.x1] = False
+    assert out.shape == image.shape and np.array_equal(out[mask], image[mask])
