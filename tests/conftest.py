@@ -10,6 +10,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.append(_ROOT)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():  # noqa: ANN201
+    """One torch thread for the whole suite, as the library itself uses on a 2-core machine: two threads on shared
+    cores oversubscribe and run small networks up to 20x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -21,15 +21,6 @@ from reenact.identity_arcface import ARCFACE_TEMPLATE_5, arcface_affine, find_mo
 FIX = Path(__file__).parent / "fixtures" / "identity"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():  # noqa: ANN201
-    """One torch thread: on a shared 2-core machine, two threads oversubscribe and run up to 20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_onnx(path: Path, batch: int | str = "N", side: int = 112, seed: int = 0) -> np.ndarray:
     """Write AveragePool(8) -> Flatten -> MatMul(W) to `path`; return W (588, 512)."""
     onnx = pytest.importorskip("onnx")

@@ -15,15 +15,6 @@ from reenact.identity import compare, embed_faces, load_embedder
 FIX = Path(__file__).parent / "fixtures" / "identity"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():  # noqa: ANN201
-    """One torch thread: on a shared 2-core machine, two threads oversubscribe and run up to 20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def analyzer():  # noqa: ANN201
     try:

@@ -19,15 +19,6 @@ from reenact.identity import DlibEmbedder, dlib_chip, mesh_to_dlib5
 FIX = Path(__file__).parent / "fixtures" / "identity"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():  # noqa: ANN201
-    """One torch thread: on a shared 2-core machine, two threads oversubscribe and run up to 20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def ref() -> dict:
     z = np.load(FIX / "reference.npz")
