@@ -1,0 +1,144 @@
+"""The analysis commands: `extract` (tracks, landmarks), `train` and `identity`. Registered by app.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from reenact_cli.app import (
+    IDENTITY,
+    OUT,
+    OVERWRITE,
+    REPORT,
+    check_report_path,
+    device_of,
+    not_built,
+    parse_fps,
+    ui_of,
+    write_report,
+)
+
+
+def extract(
+    ctx: typer.Context,
+    media: Path = typer.Argument(..., help="Video or photo to analyse."),
+    output: Optional[Path] = OUT,
+    overwrite: bool = OVERWRITE,
+    fmt: Optional[str] = typer.Option(None, "--format", help="csv | json | openface | livelink (default: from the suffix)."),
+    landmarks: bool = typer.Option(False, "--landmarks", help="Write JSON with per-frame 478-point landmarks, box, pose, score and parameters."),
+    raw: bool = typer.Option(False, "--raw", help="No smoothing and no neutral calibration."),
+    smooth: str = typer.Option("offline", "--smooth", help="offline (zero-phase) | online (One Euro)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG plot of the main channels."),
+    face: Optional[int] = typer.Option(None, "--face", help="Which face of a photo (0-based, left to right)."),
+    fps: Optional[str] = typer.Option(None, "--fps", help="Frame rate of a track made from speech audio (default 25)."),
+    text: Optional[str] = typer.Option(None, "--text", help="Transcript of speech audio, for forced alignment."),
+) -> None:
+    """Write a per-frame track of expression parameters (AU / ARKit / pose / gaze), landmarks, or from speech audio
+    the viseme and mouth track."""
+    from reenact.extract import extract as run_extract
+    from reenact.pipeline import Models
+    from reenact.plot import save_plot
+
+    ui = ui_of(ctx)
+    output = output or Path(f"{media.stem}.{'json' if landmarks else 'csv'}")
+    if plot is not None:
+        check_report_path(plot, overwrite)
+    result, track = run_extract(media, output, Models(device_of(ctx)), fmt=fmt, landmarks=landmarks, raw=raw,
+                                smooth=smooth, overwrite=overwrite, face=face, progress=ui.progress,
+                                fps=parse_fps(fps) if fps else None, text=text)
+    if plot is not None:
+        save_plot(track, plot, overwrite, missing=track.meta.get("missing"))
+    info = result.as_dict()
+    ui.event("done", **info)
+    speed = f", {result.frames / result.seconds:.1f} frames/s" if result.seconds > 0 else ""
+    ui.info(f"wrote {output}: {result.frames} frame(s), {result.missing_frames} without a face{speed}.")
+
+
+def train(
+    ctx: typer.Context,
+    what: str = typer.Argument(..., help="estimator (refiner and audio-head: see the README's Development section)"),
+    data: list[Path] = typer.Option([], "--data", help="Your photos/videos or folders of them (repeatable)."),
+    out: Path = typer.Option(Path("trained"), "--out", help="Folder for the new weights (+ contract)."),
+    steps: int = typer.Option(10000, "--steps", min=1, help="Training steps (resumes from --workdir)."),
+    workdir: Path = typer.Option(Path(".cache/estimator"), "--workdir", help="Checkpoints and metrics."),
+) -> None:
+    """Train one of reenact's models (resumes from checkpoints). `estimator`: the mesh -> expression head, on
+    synthetic faces whose identities are learned from --data; the weights go to --out (copy them into weights/ to
+    use them)."""
+    from reenact.errors import InputError
+    from reenact.train.estimator import TrainConfig, collect_meshes, export
+    from reenact.train.estimator import train as train_estimator
+
+    ui = ui_of(ctx)
+    if what != "estimator":
+        not_built(f"train {what}", "run `python -m reenact.train.audio_head` / the refiner trainer as modules")
+    files = []
+    for p in data:
+        if p.is_dir():
+            files += sorted(q for q in p.rglob("*") if q.suffix.lower() in
+                            (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".mp4", ".mov", ".mkv", ".webm", ".avi"))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise InputError(f"--data {p} does not exist; give photos, videos or folders of them.")
+    cfg = TrainConfig(steps=steps, workdir=str(workdir))
+    if files:
+        ui.info(f"collecting face meshes from {len(files)} file(s)")
+        cfg.meshes = str(collect_meshes(files, workdir / "meshes.npz", device=device_of(ctx)))
+    net, metrics = train_estimator(cfg, log=lambda line, **_: ui.info(line))
+    path = export(net, cfg, metrics, out)
+    ui.event("done", output=str(path), heldout_mae=metrics)
+    ui.info(f"wrote {path} (held-out synthetic MAE {metrics.get('ARKit52 all', float('nan')):.4f}); copy "
+            f"{out}/estimator.* into weights/ to use it.")
+
+
+def identity(
+    ctx: typer.Context,
+    a: Path = typer.Argument(..., help="Reference photo."),
+    b: Path = typer.Argument(..., help="Photo or video to compare with A."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Cosine similarity for 'same person'."),
+    identity_model: str = IDENTITY,
+    report: Optional[Path] = REPORT,
+    overwrite: bool = OVERWRITE,
+) -> None:
+    """Say whether B shows the same person as A: prints the similarity, exits 0 when the same, 3 when not."""
+    from reenact.errors import EXIT_IDENTITY
+    from reenact.extract import IMAGE_SUFFIXES
+    from reenact.identity import compare
+    from reenact.io.image import read_image
+    from reenact.io.video import read_frames
+    from reenact.pipeline import Models
+
+    ui = ui_of(ctx)
+    models = Models(device_of(ctx), identity_model)
+    source = read_image(a)
+    source_points = models.analyzer.analyze(source, name=str(a)).points  # NoFaceError names the file
+
+    def largest(rgb):
+        faces = models.analyzer.analyze_all(rgb)
+        return max(faces, key=lambda f: float((f.box[2:] - f.box[:2]).prod())) if faces else None
+
+    if b.suffix.lower() in IMAGE_SUFFIXES:
+        result = compare(source, [read_image(b)], largest, models.embedder, threshold, source_points=source_points)
+    else:
+        tracker = models.analyzer.tracker()  # video: follow the face from frame to frame, re-detect when lost
+        with read_frames(b) as frames, ui.progress("comparing frames", frames.info.n_frames or None) as advance:
+            def each():
+                for frame in frames:
+                    advance(1)
+                    yield frame.rgb
+
+            result = compare(source, each(), tracker.update, models.embedder, threshold, source_points=source_points)
+    summary = result.summary()
+    write_report(report, {"a": str(a), "b": str(b), **summary, "similarities": result.similarities}, overwrite)
+    ui.event("done", **summary, same=result.ok)
+    verdict = "same person" if result.ok else "NOT the same person"
+    if summary["n"] == 1:
+        ui.out.print(f"{verdict}: similarity {summary['mean']:.3f} (threshold {summary['threshold']:.3f})")
+    else:
+        ui.out.print(f"{verdict}: {summary['n']} frames, similarity mean {summary['mean']:.3f}, min {summary['min']:.3f}, "
+                     f"{summary['n_below']} below the threshold {summary['threshold']:.3f}")
+    if not result.ok:
+        raise typer.Exit(EXIT_IDENTITY)
