@@ -12,7 +12,6 @@ import json
 import resource
 import tempfile
 import time
-import wave as wavfile
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def looped_speech(path: Path, seconds: float) -> Path:
-    from reenact.io.audio import load_audio
+    from reenact.io.audio import load_audio, write_wav
 
     wave, sr = load_audio(ROOT / "samples" / "speech.wav", sr=16000)
     reps = int(np.ceil(seconds * sr / len(wave)))
-    data = np.tile(wave, reps)[: int(seconds * sr)]
-    with wavfile.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sr)
-        w.writeframes((np.clip(data, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
+    return write_wav(path, np.tile(wave, reps)[: int(seconds * sr)], sr)
 
 
 def main() -> None:

@@ -23,14 +23,14 @@ class _Worker:
 
     def __init__(self, device: str, identity: str) -> None:
         from reenact.device import resolve_device
-        from reenact.pipeline import Models
+        from reenact.analysis import Models
 
         self.spec = (device, identity)
         self.models = Models(resolve_device(device), identity)
         self.sources: OrderedDict[tuple, Any] = OrderedDict()
 
     def source(self, path: Path, opts: JobOptions) -> tuple[Any, bool]:
-        from reenact.pipeline import load_source
+        from reenact.analysis import load_source
 
         try:
             st = path.stat()
@@ -87,7 +87,7 @@ def _attempt(fn: Callable[[], dict]) -> dict:
 def extract_track(driver: Path, smooth: str, cache: Path, device: str, identity: str, threads: int = 0) -> dict:
     """Track a driver once and write its cache file (atomically). Runs in a worker."""
     from reenact.io.atomic import atomic_output
-    from reenact.pipeline import video_track
+    from reenact.analysis import video_track
 
     def work() -> dict:
         track = video_track(driver, _worker(device, identity, threads).models, smooth)

@@ -40,15 +40,6 @@ def speech_track(audio: Path, fps: float, models: Models, text: str | None = Non
     return track
 
 
-def mouth_shapes(track: speech.SpeechTrack, n: int) -> np.ndarray:
-    """(n, 52) ARKit weights with the speech mouth channels filled (cut or padded with silence to n frames)."""
-    out = np.zeros((n, len(ARKIT52)), np.float32)
-    m = min(n, len(track))
-    cols = [_INDEX[name] for name in track.names]
-    out[:m, cols] = track.weights[:m]
-    return out
-
-
 def speech_columns(track: speech.SpeechTrack) -> list[int]:
     return [_INDEX[name] for name in track.names]
 

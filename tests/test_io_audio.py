@@ -92,3 +92,16 @@ def test_log_mel_rows_are_aligned_to_frames(fps: F) -> None:
     assert sub.shape == (400, 40)
     assert int(np.argmax(sub.mean(axis=1))) == 4 * k  # step 0 of frame k is centred on the frame's time
     assert np.all(sub[-4:] == sub[-1])  # frames past the audio are silence
+
+
+def test_write_wav_round_trips(tmp_path) -> None:
+    import numpy as np
+
+    from reenact.io.audio import load_audio, write_wav
+
+    t = np.arange(16000) / 16000
+    stereo = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.25 * np.sin(2 * np.pi * 220 * t)]).astype(np.float32)
+    path = write_wav(tmp_path / "s.wav", stereo, 16000)
+    back, sr = load_audio(path, sr=16000, mono=False)
+    assert sr == 16000 and back.shape == stereo.shape
+    assert np.abs(back - stereo).max() < 1e-3

@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import wave as wavfile
 from pathlib import Path
 
 import numpy as np
 
 from reenact.face import FaceAnalyzer
+from reenact.io.audio import write_wav
 from reenact.io.video import read_frames
 from reenact.pipeline import Models, RenderOptions
 from reenact.speak import SpeakOptions, speak
@@ -40,15 +40,6 @@ def clips(n: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
             l0, l1 = d["label_off"][k], d["label_off"][k + 1]
             out.append((f"{shard.stem}:{d['names'][k]}", d["audio"][a0:a1].astype(np.float32) / 32768, d["labels"][l0:l1]))
     return out
-
-
-def write_wav(path: Path, wave: np.ndarray, sr: int = 16000) -> Path:
-    with wavfile.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sr)
-        w.writeframes((np.clip(wave, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
 
 
 def main() -> None:

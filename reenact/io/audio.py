@@ -16,13 +16,15 @@ from fractions import Fraction
 from functools import lru_cache
 
 import av
+from pathlib import Path
+
 import numpy as np
 
 from reenact.errors import InputError, MediaError
 from reenact.io._audio_track import audio_stream
 from reenact.io._media import PathLike, as_fps, check_input_file, decode_failure, open_input
 
-__all__ = ["load_audio", "log_mel", "stream_audio"]
+__all__ = ["load_audio", "log_mel", "stream_audio", "write_wav"]
 
 
 def _decode(path: PathLike, sr: int, mono: bool) -> Iterator[np.ndarray]:
@@ -139,3 +141,18 @@ def log_mel(
         spec = np.abs(np.fft.rfft(frames, n=n_fft, axis=1)) ** 2  # (J, n_fft // 2 + 1)
         out[start:start + len(j)] = np.log(spec.astype(np.float32) @ basis.T + 1e-6)
     return out
+
+
+def write_wav(path: PathLike, wave: np.ndarray, sr: int = 16000) -> Path:
+    """Write float samples in [-1, 1], (n,) mono or (C, n), as 16-bit PCM WAV (clipped)."""
+    import wave as wavfile
+
+    data = np.asarray(wave, np.float32)
+    data = data[None] if data.ndim == 1 else data
+    pcm = (np.clip(data.T, -1.0, 1.0) * 32767).astype("<i2")  # (n, C) interleaved
+    with wavfile.open(str(path), "wb") as w:
+        w.setnchannels(data.shape[0])
+        w.setsampwidth(2)
+        w.setframerate(int(sr))
+        w.writeframes(pcm.tobytes())
+    return Path(path)
