@@ -125,13 +125,12 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
         def rot_of(i: np.ndarray) -> np.ndarray | None:
             return None if rotation is None else rotation[i]
 
-        def check(start: int, idx: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def check(start: int, idx: np.ndarray, frames: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             """Identity similarity of the batch's checked frames (runs on the helper thread)."""
             checked = idx[(idx % opts.check_every) == 0]
             if not len(checked):
                 return checked, np.zeros(0, np.float32)
-            pts = renderer.target_points(shapes[checked], rot_of(checked))
-            return checked, checker.check([frames[i - start] for i in checked], list(pts))
+            return checked, checker.check([frames[i - start] for i in checked], [points[i - start] for i in checked])
 
         def finish(start: int, idx: np.ndarray, frames: np.ndarray, result: Future) -> None:
             """Wait for the batch's identity check, soften and re-render failing frames, then encode the batch."""
@@ -141,11 +140,10 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
             if len(bad):  # fallback: halve the expression change on failing frames and re-render them
                 soft = source.shapes + 0.5 * (shapes[bad] - source.shapes)
                 soft_rot = None if rotation is None else 0.5 * rotation[bad]
-                frames[bad - start] = renderer.render(soft, soft_rot)
+                frames[bad - start], soft_points = renderer.render_with_points(soft, soft_rot)
                 report.fallback_frames.extend(int(b) for b in bad)
                 s = s.copy()
-                s[np.searchsorted(checked, bad)] = checker.check([frames[i - start] for i in bad],
-                                                                 list(renderer.target_points(soft, soft_rot)))
+                s[np.searchsorted(checked, bad)] = checker.check([frames[i - start] for i in bad], list(soft_points))
             for i, v in zip(checked, s):
                 sims[i] = float(v)
             t = timer("identity", t)
@@ -162,9 +160,9 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
         for start in range(0, n, opts.batch_size):
             idx = np.arange(start, min(start + opts.batch_size, n))
             t = time.perf_counter()
-            frames = renderer.render(shapes[idx], rot_of(idx))
+            frames, points = renderer.render_with_points(shapes[idx], rot_of(idx))
             timer("render", t)
-            current = (start, idx, frames, pool.submit(check, start, idx, frames))
+            current = (start, idx, frames, pool.submit(check, start, idx, frames, points))
             if previous is not None:
                 finish(*previous)
             previous = current
@@ -285,16 +283,17 @@ def edit(source_path: Path, output: Path, controls: "Controls", models: Models, 
         rows, sims = [], []
         for row in controls.each():
             shapes = np.stack([row.apply(source.shapes, k) for k in steps])
-            frames = renderer.render(shapes)
-            sims += list(checker.check(list(frames), list(renderer.target_points(shapes))))
+            frames, points = renderer.render_with_points(shapes)
+            sims += list(checker.check(list(frames), list(points)))
             cells = [label(cv2.resize(f[y0:y1, x0:x1], (256, 256), interpolation=cv2.INTER_AREA),
                            f"{row.labels()[0]} x{k:g}") for f, k in zip(frames, steps)]
             rows.append(np.hstack(cells))
         image = np.vstack(rows)
     else:
         shapes = controls.apply(source.shapes)[None]
-        image = renderer.render(shapes)[0]
-        sims = list(checker.check([image], list(renderer.target_points(shapes))))
+        frames, points = renderer.render_with_points(shapes)
+        image = frames[0]
+        sims = list(checker.check([image], list(points)))
     write_image(output, image, overwrite=overwrite)
     report = checker.report(sims)
     return {"output": str(output), "edits": controls.labels(), "identity": report.summary()}

@@ -41,8 +41,14 @@ class MouthPainter:
     def __init__(self, image: np.ndarray, points: np.ndarray, origin: tuple[int, int]) -> None:
         self.origin = np.asarray(origin, np.float32)
         self.src = points[:, :2] - self.origin  # ROI coords
-        self.image = image[int(origin[1]):, int(origin[0]):].astype(np.float32)  # photo from the ROI's corner on
         self.gap = lip_gap(self.src)
+        # Only the photo's mouth region is ever re-sampled: keep that patch (ROI coords of its corner in `corner`).
+        lips = self.src[np.concatenate([UPPER_INNER, LOWER_INNER])]
+        pad = mouth_width(self.src) * 0.5 + 4
+        x0, y0 = np.maximum(np.floor(lips.min(0) - pad).astype(int) + np.asarray(origin, int), 0)
+        x1, y1 = np.ceil(lips.max(0) + pad).astype(int) + np.asarray(origin, int)
+        self.image = image[y0:y1, x0:x1].astype(np.float32)
+        self.corner = np.array([x0, y0], np.float32) - self.origin
 
     def paint(self, roi: np.ndarray, target: np.ndarray) -> np.ndarray:
         """Redraw the mouth inside `roi` (H, W, 3 float 0..255, modified in place) for `target` (N, 2+ photo px)."""
@@ -83,8 +89,8 @@ class MouthPainter:
         # Real teeth from the photo, re-sampled 1:1 with their jaw where the photo shows them.
         up_zone = u < UPPER_SHARE * s_gap
         lo_zone = (v < (1 - UPPER_SHARE) * s_gap) & ~up_zone
-        map_y = np.where(up_zone, s_top + u, s_bottom - v).astype(np.float32)
-        map_x = np.broadcast_to(sx, xs.shape).astype(np.float32)
+        map_y = (np.where(up_zone, s_top + u, s_bottom - v) - self.corner[1]).astype(np.float32)
+        map_x = np.broadcast_to(sx - self.corner[0], xs.shape).astype(np.float32)
         real = cv2.remap(self.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         has_real = (up_zone | lo_zone).astype(np.float32)
         has_real = cv2.GaussianBlur(has_real, (3, 3), 0.7)[..., None]

@@ -83,6 +83,11 @@ class FaceRenderer:
     @torch.inference_mode()
     def render(self, shapes: np.ndarray, rotation: np.ndarray | None = None) -> np.ndarray:
         """(B, 52) target ARKit shapes -> (B, H, W, 3) uint8 frames of the full photo."""
+        return self.render_with_points(shapes, rotation)[0]
+
+    @torch.inference_mode()
+    def render_with_points(self, shapes: np.ndarray, rotation: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Like `render`, plus (B, 478, 3) the rendered faces' meshes in photo px (for the identity check)."""
         shapes_t = torch.as_tensor(shapes, dtype=torch.float32)
         rot_t = None if rotation is None else torch.as_tensor(rotation, dtype=torch.float32)
         disp = self.displacement(shapes_t, rot_t)  # (B, 478, 3)
@@ -95,4 +100,4 @@ class FaceRenderer:
         if self.refiner is not None:  # draws what a warp cannot (mouth interior, lids, wrinkles) over it
             origin = np.array([self.warper.roi.x0, self.warper.roi.y0, 0], np.float32)
             roi = self.refiner.refine(roi.to(self.device), targets - origin, shapes_t).cpu()
-        return self.warper.paste(self.image, roi)
+        return self.warper.paste(self.image, roi), targets
