@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reenact.analysis import MESH_BATCH
 from reenact.device import resolve_device
 from reenact.face import FaceAnalyzer
 from reenact.face.landmarks import roi_from_landmarks
@@ -82,13 +83,19 @@ def main() -> None:
             ms = timeit(lambda: fa.mesh(frames[:b], rois[:b]), args.repeats, sync)
             rows.append((f"{tag} net+crop, batch {b}", *(v / b for v in ms)))
         rows.append((f"{tag} + pose, analyze() per photo", *timeit(lambda: fa.analyze(frames[0]), args.repeats, sync)))
-        tr = fa.tracker()
-        tr.update(frames[0])
-        t, c = time.perf_counter(), time.process_time()
-        lost = sum(tr.update(f) is None for f in frames)
-        sync()
-        rows.append((f"{tag} tracked video ({lost} lost, {tr.detections_run} detector runs)",
-                     (time.perf_counter() - t) * 1000 / len(frames), (time.process_time() - c) * 1000 / len(frames)))
+        for batch in (1, MESH_BATCH):
+            tr = fa.tracker()
+            tr.update(frames[0])
+            t, c = time.perf_counter(), time.process_time()
+            if batch == 1:
+                found = [tr.update(f) for f in frames]
+            else:
+                found = [lm for i in range(0, len(frames), batch) for lm in tr.update_many(frames[i:i + batch])]
+            sync()
+            how = "frame by frame" if batch == 1 else f"batches of {batch}"
+            lost = sum(lm is None for lm in found)
+            rows.append((f"{tag} tracked video, {how} ({lost} lost, {tr.detections_run} detector runs)",
+                         (time.perf_counter() - t) * 1000 / len(frames), (time.process_time() - c) * 1000 / len(frames)))
     print(f"{'stage':60s} {'wall':>8s} {'cpu':>8s}  ms/frame")
     for name, wall, cpu in rows:
         print(f"{name:60s} {wall:8.2f} {cpu:8.2f}")

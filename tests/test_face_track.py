@@ -92,6 +92,32 @@ def test_tracking_flags_frames_without_face(analyzer):
     assert len(rec["landmarks"]) == 478 and set(rec["pose"]) == {"yaw", "pitch", "roll", "tx", "ty", "scale"}
 
 
+def test_batched_tracking_matches_frame_by_frame(analyzer):
+    with np.load(FIX / "clip.npz") as d:
+        frames, ref = d["frames"], d["mesh468"]
+    blank = np.zeros_like(frames[0])
+    h, w = frames[0].shape[:2]
+    # the face pans 3 % of the frame per frame: chunks need pass 2 (their own ROI) for the frames that moved
+    pan = [cv2.warpAffine(frames[0], np.float32([[1, 0, 0.03 * w * (k + 1)], [0, 1, 0]]), (w, h),
+                          borderMode=cv2.BORDER_REPLICATE) for k in range(6)]
+    seq = [*frames, blank, blank, *frames[::-1], *pan]
+    one = analyzer.tracker()
+    expected = [one.update(f) for f in seq]
+    many, out = analyzer.tracker(), []
+    for i in range(0, len(seq), 4):  # chunk edges fall inside the gap and the pan
+        out += many.update_many(seq[i:i + 4])
+    assert [i for i, o in enumerate(out) if o is None] == [6, 7]
+    for i, (a, b) in enumerate(zip(expected, out)):
+        if a is None:
+            continue
+        assert b.points.shape == (478, 3)
+        iod = np.linalg.norm(a.points[33, :2] - a.points[263, :2])
+        # the mesh moves by up to ~1 % of the eye distance when its crop moves by a few %: that is the tolerance
+        assert (np.linalg.norm(a.points[:, :2] - b.points[:, :2], axis=1) / iod).mean() < 0.015, i
+        if i < 6:  # and MediaPipe's own tracking mode
+            assert (np.linalg.norm(b.points[:468, :2] - ref[i, :, :2], axis=1) / iod).mean() < 0.01
+
+
 def test_pose_signs_on_flipped_images(analyzer, images):
     for i in (1, 4):  # franck (turned), cage (tilted)
         img = images[f"image_{i}"]

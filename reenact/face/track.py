@@ -4,6 +4,13 @@ As in MediaPipe's face_landmark_front graph: detection runs only when there is n
 gives the next frame's ROI (box of the 468 points, rotation from eye corner 33 to 263, 1.5x). When the mesh's
 presence score drops below the threshold the face is dropped and the detector runs on that same frame, so a
 frame is reported missing (None) only when the detector finds nothing either.
+
+`update_many` tracks a chunk of frames with batched mesh calls (a CPU runs a batch of 8 crops at about half the
+cost per crop of single calls). Pass 1 crops every frame of the chunk with the last tracked ROI. A frame whose own
+landmarks give an ROI within `DRIFT` of the one it was cropped with is kept as is: that is no further from its
+ideal crop than MediaPipe's previous-frame ROI is. Frames that moved further are re-run in one batch with the ROI
+of their own pass-1 landmarks (a better crop than the previous frame's); frames where the face was lost take the
+sequential path (detector). The result matches frame-by-frame tracking to well under 1 % of the eye distance.
 """
 
 from __future__ import annotations
@@ -14,6 +21,15 @@ import numpy as np
 
 from reenact.face.analyzer import MIN_PRESENCE, FaceAnalyzer, FaceLandmarks, as_rgb, make_landmarks
 from reenact.face.landmarks import Roi, roi_from_detection, roi_from_landmarks
+
+DRIFT = 0.04  # largest accepted ROI change (centre shift and size change as a fraction of the side; angle in rad)
+
+
+def drifted(used: Roi, own: Roi, tol: float) -> bool:
+    """Whether a frame's own landmark ROI is further than `tol` from the ROI its crop was taken with."""
+    shift = float(np.linalg.norm(own.centre - used.centre)) / used.side
+    angle = abs((own.angle - used.angle + np.pi) % (2 * np.pi) - np.pi)
+    return shift > tol or abs(np.log(own.side / used.side)) > tol or angle > tol
 
 
 class FaceTracker:
@@ -54,6 +70,55 @@ class FaceTracker:
                 return lm
         self.roi = self._detect_roi(rgb)  # no face tracked, or it was just lost: detect on this frame
         return self._mesh(rgb, iris) if self.roi is not None else None
+
+    def update_many(self, frames: list[np.ndarray], iris: bool = True) -> list[FaceLandmarks | None]:
+        """`update` over consecutive frames, with batched mesh calls (see the module note) and one iris batch."""
+        frames = [as_rgb(f, "video frame") for f in frames]
+        result: list[FaceLandmarks | None] = [None] * len(frames)
+        start = 0
+        while start < len(frames) and self.roi is None:  # nothing tracked: frame by frame until a face is found
+            result[start] = self.update(frames[start], iris=False)
+            start += 1
+        if start < len(frames):
+            self._track_batch(frames, result, start)
+        found = [i for i, lm in enumerate(result) if lm is not None]
+        mesh = self.analyzer.mesh
+        if iris and mesh.iris is not None and found:
+            irises = mesh.irises([frames[i] for i in found], np.stack([result[i].points for i in found]))
+            for i, points in zip(found, irises):
+                result[i].points = np.concatenate([result[i].points, points]).astype(np.float32)
+        return result
+
+    def _track_batch(self, frames: list[np.ndarray], result: list[FaceLandmarks | None], start: int) -> None:
+        """Mesh frames[start:] (468 points) into `result`: pass 1 with the tracked ROI, pass 2 for frames that moved."""
+        assert self.roi is not None
+        used, todo = self.roi, frames[start:]
+        pts, scores = self.analyzer.mesh(todo, [used] * len(todo), iris=False)
+        redo: list[tuple[int, Roi]] = []
+        for i, (p, s) in enumerate(zip(pts, scores), start):
+            if s < self.min_presence:
+                continue  # lost: the sequential path below re-detects
+            own = roi_from_landmarks(p)
+            if drifted(used, own, DRIFT):
+                redo.append((i, own))
+            else:
+                result[i] = make_landmarks(p, float(s))
+        if redo:
+            pts, scores = self.analyzer.mesh([frames[i] for i, _ in redo], [r for _, r in redo], iris=False)
+            for (i, _), p, s in zip(redo, pts, scores):
+                if s >= self.min_presence:
+                    result[i] = make_landmarks(p, float(s))
+        for i in range(start, len(frames)):
+            if result[i] is None:  # lost in both passes: track from the previous frame or re-detect, as `update` does
+                prev = result[i - 1] if i else None
+                self.roi = roi_from_landmarks(prev.points) if prev is not None else None
+                if self.roi is not None:
+                    self.last_centre = self.roi.centre.copy()
+                result[i] = self.update(frames[i], iris=False)
+        last = result[-1]
+        self.roi = roi_from_landmarks(last.points) if last is not None else None
+        if self.roi is not None:
+            self.last_centre = self.roi.centre.copy()
 
     def _mesh(self, rgb: np.ndarray, iris: bool = True) -> FaceLandmarks | None:
         assert self.roi is not None
