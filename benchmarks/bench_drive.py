@@ -1,8 +1,8 @@
 """End-to-end `drive` benchmark: per-stage ms/frame, frames per second, peak RSS.
 
     python benchmarks/bench_drive.py                         # samples/source.jpg x samples/driver.mp4 (6 s)
-    python benchmarks/bench_drive.py --size 640x480 --seconds 10 --source-size 512
-    python benchmarks/bench_drive.py --size 640x480 --seconds 600   # memory: compare peak RSS with --seconds 10
+    python benchmarks/bench_drive.py --size 640x480 --fps 25 --seconds 10 --source-size 512
+    python benchmarks/bench_drive.py --size 640x480 --fps 25 --seconds 600   # memory: compare peak RSS with --seconds 10
 
 A longer or larger driver is made by looping the sample driver's frames (resized) into a temporary file; making it
 is not timed. Each run is a fresh process so peak RSS is that run's own. Prints one JSON line per run.
@@ -22,13 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_driver(path: Path, size: tuple[int, int], seconds: float) -> Path:
+def make_driver(path: Path, size: tuple[int, int], seconds: float, fps: float | None = None) -> Path:
     import cv2
 
     from reenact.io.video import VideoWriter, read_frames
 
     with read_frames(ROOT / "samples" / "driver.mp4") as frames:
-        fps = frames.fps
+        fps = fps or frames.fps  # another rate replays the same frames faster or slower
         loop = [cv2.resize(f.rgb, size, interpolation=cv2.INTER_LINEAR) for f in frames]
     n = int(round(seconds * fps))
     with VideoWriter(path, fps, preset="ultrafast", crf=23) as w:
@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--driver", type=Path, default=None, help="default: the sample driver (or a generated one)")
     ap.add_argument("--size", default="", help="WxH of a generated driver, e.g. 640x480")
     ap.add_argument("--seconds", type=float, default=0.0, help="length of a generated driver")
+    ap.add_argument("--fps", type=float, default=None, help="frame rate of a generated driver (default: the sample's 24)")
     ap.add_argument("--source-size", type=int, default=1280, help="--max-size for the photo")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -73,7 +74,7 @@ def main() -> None:
         driver = args.driver or ROOT / "samples" / "driver.mp4"
         if args.size or args.seconds:
             w, h = (int(v) for v in (args.size or "360x288").split("x"))
-            driver = make_driver(Path(tmp) / "driver.mp4", (w, h), args.seconds or 6.0)
+            driver = make_driver(Path(tmp) / "driver.mp4", (w, h), args.seconds or 6.0, args.fps)
         cmd = [sys.executable, __file__, "--child", "--source", str(args.source), "--driver", str(driver),
                "--device", args.device, "--source-size", str(args.source_size)]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]

@@ -98,6 +98,7 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
 
     from reenact.identity import IdentityChecker
     from reenact.io.video import VideoWriter, read_frames
+    from reenact.io.writer import EncodeThread
     from reenact.render.renderer import FaceRenderer
 
     report = report or RunReport(str(output))
@@ -119,6 +120,7 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
                                                    crf=opts.crf + 4, preset=opts.preset,
                                                    expected_duration=Fraction(n) / fps))
             driver_frames = stack.enter_context(read_frames(preview[1], fps=fps))
+        encoder = stack.enter_context(EncodeThread(writer) if side is None else EncodeThread(writer, side))
         advance = stack.enter_context(progress("rendering", n))
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
 
@@ -147,12 +149,13 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
             for i, v in zip(checked, s):
                 sims[i] = float(v)
             t = timer("identity", t)
-            for f in frames:
-                writer.write(f)
-                if side is not None:
+            for f in frames:  # encoded on the encode thread; this waits only when it is 32 frames behind
+                if side is None:
+                    encoder.write(f)
+                else:
                     drv = next(driver_frames, None)
-                    side.write(side_by_side(drv.rgb if drv is not None else np.zeros_like(f), f))
-            timer("encode", t)
+                    encoder.write(f, side_by_side(drv.rgb if drv is not None else np.zeros_like(f), f))
+            timer("encode_wait", t)
             advance(len(idx))
 
         # Batch k is rendered here while batch k-1's identity check runs on a second thread (torch releases the GIL).
@@ -168,6 +171,7 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
             previous = current
         if previous is not None:
             finish(*previous)
+    timer.total["encode"] = encoder.busy_s  # the encode thread's own time, beside the stages above
     scored = [s for s in sims if s is not None]
     ident = checker.report(scored)
     report.identity = ident.summary()

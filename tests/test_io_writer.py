@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from fractions import Fraction as F
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from media_utils import audio_duration, draw_frame, make_audio, make_video
 
 from reenact.errors import MediaError, OutputError
 from reenact.io.video import VideoWriter, probe, read_frames
+from reenact.io.writer import EncodeThread
 
 FPS = F(30000, 1001)
 
@@ -197,3 +199,44 @@ def test_unwritable_folder_is_an_output_error(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(atomic.os, "access", lambda *a, **k: False)  # tests run as root, so chmod cannot show it
     with pytest.raises(OutputError, match="not writable"):
         VideoWriter(tmp_path / "out.mp4", 25)
+
+
+class _Sink:
+    def __init__(self, fail_at: int | None = None, delay: float = 0.0) -> None:
+        self.frames: list[int] = []
+        self.fail_at, self.delay = fail_at, delay
+
+    def write(self, rgb: np.ndarray) -> None:
+        time.sleep(self.delay)
+        if len(self.frames) == self.fail_at:
+            raise OutputError("disk full")
+        self.frames.append(int(rgb[0, 0, 0]))
+
+
+def test_encode_thread_keeps_order_and_feeds_every_sink():
+    a, b = _Sink(), _Sink()
+    frame = lambda i: np.full((2, 2, 3), i, np.uint8)  # noqa: E731
+    with EncodeThread(a, b, depth=4) as enc:
+        for i in range(50):
+            enc.write(frame(i), frame(100 + i))
+    assert a.frames == list(range(50)) and b.frames == list(range(100, 150))
+    assert enc.busy_s >= 0.0
+
+
+def test_encode_thread_raises_the_writers_error_in_the_caller():
+    sink = _Sink(fail_at=3)
+    with pytest.raises(OutputError, match="disk full"):
+        with EncodeThread(sink, depth=2) as enc:
+            for i in range(20):
+                enc.write(np.full((2, 2, 3), i, np.uint8))
+    assert sink.frames == [0, 1, 2]
+
+
+def test_encode_thread_drops_queued_frames_when_the_block_fails():
+    sink = _Sink(delay=0.05)  # a slow encoder: most frames are still queued when the block fails
+    with pytest.raises(RuntimeError):
+        with EncodeThread(sink, depth=64) as enc:
+            for i in range(10):
+                enc.write(np.full((2, 2, 3), i, np.uint8))
+            raise RuntimeError("render failed")
+    assert len(sink.frames) < 5  # the queued frames were dropped, not encoded into a file that will be discarded

@@ -17,9 +17,13 @@ Policies (see docs/media.md):
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 import av
 import av.container
@@ -182,6 +186,60 @@ class VideoWriter:
             except (av.error.FFmpegError, OSError):
                 pass  # the file is being thrown away; its trailer does not matter
         discard(self._tmp)
+
+
+class FrameSink(Protocol):
+    def write(self, rgb: np.ndarray) -> None: ...
+
+
+class EncodeThread:
+    """Feeds frames to a writer from one background thread, so encoding overlaps the caller's rendering.
+
+    libx264 and the colour conversion release the GIL, so on a 2-core machine the encoder runs beside the renderer
+    instead of after it. At most `depth` frames wait (memory stays bounded); a writer error is raised by the next
+    `write()` or by leaving the block, and an exception in the block drops whatever is still queued.
+    """
+
+    def __init__(self, *sinks: FrameSink, depth: int = 32) -> None:
+        self.sinks = sinks
+        self._queue: queue.Queue[tuple[np.ndarray, ...] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._stop = False
+        self.busy_s = 0.0  # time spent writing, on the encode thread (for per-stage timings)
+        self._thread = threading.Thread(target=self._run, name="reenact-encode", daemon=True)
+        self._thread.start()
+
+    def write(self, *frames: np.ndarray) -> None:
+        """One frame per sink, in the sinks' order."""
+        self._raise()
+        self._queue.put(frames)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None or self._stop:
+                continue  # drain without writing after a failure
+            start = time.perf_counter()
+            try:
+                for sink, frame in zip(self.sinks, item):
+                    sink.write(frame)
+            except BaseException as err:  # handed to the caller's thread by _raise()
+                self._error = err
+            self.busy_s += time.perf_counter() - start
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> EncodeThread:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop = exc_type is not None
+        self._queue.put(None)
+        self._thread.join()
+        if exc_type is None:
+            self._raise()
 
 
 def _short(err: BaseException) -> str:
