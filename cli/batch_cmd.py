@@ -59,8 +59,8 @@ def batch(
     """
     from reenact.batch import BatchConfig, JobOptions, plan_jobs, read_manifest, run_batch
     from reenact.errors import InputError
-    from reenact.retarget import parse_assignments
-    from reenact_cli.app import check_report_path, device_of, ui_of, write_report
+    from reenact.pipeline import RenderOptions
+    from reenact_cli.app import check_report_path, device_of, retarget_options, ui_of, write_report
 
     ui = ui_of(ctx)
     device_of(ctx)  # an unknown or missing device is a usage error before any work
@@ -68,10 +68,10 @@ def batch(
         raise InputError(f"--output {output} is a file; give a folder for the batch's videos.")
     if report is not None:
         check_report_path(report, overwrite=True)
-    options = JobOptions(strength=strength, absolute=absolute, region=region, scale=parse_assignments(scale, "--scale"),
-                         mute=list(mute), pose=pose, gaze=gaze, smooth=smooth, max_size=max_size, face=face,
-                         strict=strict, threshold=threshold, check_every=check_every, batch_size=batch_size, crf=crf,
-                         text=text, fps=fps, still=still, seed=seed)
+    render = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose, gaze),
+                           strict=strict, threshold=threshold, check_every=check_every, batch_size=batch_size, crf=crf)
+    options = JobOptions(render=render, smooth=smooth, max_size=max_size, face=face, text=text, fps=fps, still=still,
+                         seed=seed)
     if pairs is not None:
         if sources or drivers:
             raise InputError("Give either SOURCES and DRIVERS or --pairs, not both.")

@@ -35,12 +35,14 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from reenact.errors import InputError, ReenactError
+from reenact.pipeline import RenderOptions
+from reenact.retarget import RetargetOptions, parse_assignments
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
@@ -65,8 +67,6 @@ def _names(v: str) -> list[str]:
 
 
 def _scale(v: str) -> dict[str, float]:
-    from reenact.retarget import parse_assignments
-
     return parse_assignments([v.replace(":", "=")], "scale")
 
 
@@ -74,6 +74,7 @@ def _maybe(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return lambda v: None if v.strip().lower() in ("", "auto") else kind(v)
 
 
+_RETARGET_KEYS = {f.name for f in fields(RetargetOptions)}
 _PARSE: dict[str, Callable[[str], Any]] = {
     "strength": float, "absolute": _bool, "region": str.strip, "scale": _scale, "mute": _names, "pose": _bool,
     "gaze": _bool, "smooth": str.strip, "max_size": int, "face": _maybe(int), "strict": _bool,
@@ -82,25 +83,18 @@ _PARSE: dict[str, Callable[[str], Any]] = {
 }
 
 
+_RENDER_KEYS = ("strict", "threshold", "check_every", "batch_size", "crf")  # RenderOptions fields a job may set
+
+
 @dataclass
 class JobOptions:
-    """What one job may set (the `drive`/`speak` options); a manifest's options column overrides them per job."""
+    """What one job may set: the `drive`/`speak` render options plus the job's own settings. A manifest's options
+    column overrides them per job with the CLI's option names (`strength=0.8;mute=AU45;crf=20`)."""
 
-    strength: float = 1.0
-    absolute: bool = False
-    region: str = "all"
-    scale: dict[str, float] = field(default_factory=dict)
-    mute: list[str] = field(default_factory=list)
-    pose: bool = False
-    gaze: bool = True
+    render: RenderOptions = field(default_factory=RenderOptions)  # with the retargeting (strength, region, ...)
     smooth: str = "offline"  # offline | online | none; part of the track cache key
     max_size: int = 1280
     face: int | None = None
-    strict: bool = False
-    threshold: float | None = None
-    check_every: int = 1
-    batch_size: int = 16
-    crf: int = 18
     text: str | None = None  # audio drivers (`speak`): transcript for forced alignment
     fps: str = "25"  # audio drivers: output frame rate
     still: bool = False  # audio drivers: lips only, no blinks or head motion
@@ -118,13 +112,17 @@ class JobOptions:
                 changes[key] = _PARSE[key](value)
             except (ValueError, ReenactError) as err:
                 raise InputError(f"{where}: option {part!r} has a bad value ({err}).") from None
-        return replace(self, **changes).validate(where)
+        retarget = {k: changes.pop(k) for k in list(changes) if k in _RETARGET_KEYS}
+        render = {k: changes.pop(k) for k in list(changes) if k in _RENDER_KEYS}
+        render = replace(self.render, retarget=replace(self.render.retarget, **retarget), **render)
+        return replace(self, render=render, **changes).validate(where)
 
     def validate(self, where: str = "options") -> "JobOptions":
-        self.retarget().gains()  # region, --scale and --mute names
+        r = self.render
+        r.retarget.gains()  # region, --scale and --mute names
         if self.smooth not in ("offline", "online", "none"):
             raise InputError(f"{where}: smooth {self.smooth!r}; use offline, online or none.")
-        if not (0 <= self.crf <= 51 and self.batch_size >= 1 and self.check_every >= 1 and self.max_size >= 64):
+        if not (0 <= r.crf <= 51 and r.batch_size >= 1 and r.check_every >= 1 and self.max_size >= 64):
             raise InputError(f"{where}: use crf 0..51, batch size >= 1, check every >= 1 and max size >= 64.")
         self.rate()
         return self
@@ -139,17 +137,8 @@ class JobOptions:
             raise InputError(f"fps {self.fps!r}: give a rate between 1 and 240, such as 25 or 30000/1001.")
         return rate
 
-    def retarget(self):  # -> RetargetOptions
-        from reenact.retarget import RetargetOptions
-
-        return RetargetOptions(strength=self.strength, absolute=self.absolute, region=self.region,
-                               scale=dict(self.scale), mute=list(self.mute), gaze=self.gaze, pose=self.pose)
-
-    def render(self, overwrite: bool):  # -> RenderOptions
-        from reenact.pipeline import RenderOptions
-
-        return RenderOptions(retarget=self.retarget(), batch_size=self.batch_size, check_every=self.check_every,
-                             strict=self.strict, overwrite=overwrite, crf=self.crf, threshold=self.threshold)
+    def render_options(self, overwrite: bool) -> RenderOptions:
+        return replace(self.render, overwrite=overwrite)
 
 
 @dataclass

@@ -107,7 +107,7 @@ def speak_job(job: Job, output: Path, models: Any, opts: Any) -> Any:
         raise NotBuiltError(f"{job.driver.name} is audio, and speech-driven animation (`reenact speak`) is not "
                             f"built in this version; use a driving video.") from None
     o = job.options
-    sopts = SpeakOptions(fps=o.rate(), text=o.text, still=o.still, seed=o.seed, strength=o.strength)
+    sopts = SpeakOptions(fps=o.rate(), text=o.text, still=o.still, seed=o.seed, strength=o.render.retarget.strength)
     return speak(job.source, job.driver, output, models, opts, sopts, max_size=o.max_size, face=o.face)
 
 
@@ -120,7 +120,7 @@ def render_job(job: Job, track: Path | None, output: Path, overwrite: bool, devi
         from reenact.pipeline import RunReport, render_video, target_shapes
 
         w = _worker(device, identity, threads)
-        opts = job.options.render(overwrite)
+        opts = job.options.render_options(overwrite)
         cached = False
         if job.kind == "audio":  # `speak` takes the photo's path and analyses it itself
             report = speak_job(job, output, w.models, opts)

@@ -20,6 +20,8 @@ from typer.testing import CliRunner
 
 from reenact.batch import BatchConfig, JobOptions, expand, plan_jobs, plan_workers, read_manifest, run_batch
 from reenact.errors import InputError
+from reenact.pipeline import RenderOptions
+from reenact.retarget import RetargetOptions
 from reenact.io.video import probe, read_frames
 from reenact.io.writer import VideoWriter
 from reenact_cli.ui import UI
@@ -248,11 +250,11 @@ def test_manifest_parsing_and_errors(tmp_path: Path) -> None:
     good = tmp_path / "m.csv"
     good.write_text("# comment\np.jpg,v.mp4\n"
                     "p.jpg,v.mp4,second.mov,\"scale=AU12=1.4,jawOpen:0.5;mute=AU45;pose=yes\"\n")
-    jobs = read_manifest(good, tmp_path / "out", JobOptions(strength=0.7))
+    jobs = read_manifest(good, tmp_path / "out", JobOptions(RenderOptions(RetargetOptions(strength=0.7))))
     assert jobs[0].source == tmp_path / "p.jpg" and jobs[0].output == tmp_path / "out" / "p__v.mp4"
     assert jobs[1].output.name == "second.mov"
-    assert jobs[1].options.scale == {"AU12": 1.4, "jawOpen": 0.5} and jobs[1].options.mute == ["AU45"]
-    assert jobs[1].options.pose and jobs[1].options.strength == 0.7
+    r = jobs[1].options.render.retarget
+    assert r.scale == {"AU12": 1.4, "jawOpen": 0.5} and r.mute == ["AU45"] and r.pose and r.strength == 0.7
     for text, words in [("p.jpg,v.mp4,,colour=red\n", "colour"), ("p.jpg,v.mp4,,region=nose\n", "region"),
                         ("p.jpg,v.wav,,fps=0\n", "fps"),
                         ("p.jpg,v.mp4,o.mp4\np.jpg,v.mp4,o.mp4\n", "Two jobs"), ("p.jpg\n", "needs a source"),
