@@ -42,7 +42,10 @@ def run_once(source: Path, driver: Path, device: str, extra: list[str]) -> dict:
     """Run the pipeline in this process (called in a child) and print the JSON result."""
     import torch
 
+    from reenact.device import configure_threads
     from reenact.pipeline import Models, RenderOptions, drive
+
+    configure_threads(torch.device(device))  # as the CLI does
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

@@ -29,11 +29,13 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
+    from reenact.device import configure_threads
     from reenact.pipeline import Models, video_track
 
     w, h = (int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         driver = make_driver(Path(tmp) / "driver.mp4", (w, h), args.seconds)
+        configure_threads(torch.device(args.device))  # as the CLI does
         models = Models(torch.device(args.device))
         models.analyzer, models.estimator  # load before timing
         start = time.perf_counter()

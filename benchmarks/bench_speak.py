@@ -35,11 +35,13 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
+    from reenact.device import configure_threads
     from reenact.pipeline import Models, RenderOptions
     from reenact.speak import SpeakOptions, speak
 
     with tempfile.TemporaryDirectory() as tmp:
         audio = looped_speech(Path(tmp) / "speech.wav", args.seconds)
+        configure_threads(torch.device(args.device))  # as the CLI does
         models = Models(torch.device(args.device))
         start = time.perf_counter()
         report = speak(args.source, audio, Path(tmp) / "out.mp4", models, RenderOptions(), SpeakOptions())

@@ -76,9 +76,12 @@ def main_options(
 
 
 def device_of(ctx: typer.Context):  # -> torch.device; imported lazily so `--help` stays fast
-    from reenact.device import resolve_device
+    """The device of `--device`, with torch's CPU threads set for it (reenact.device.configure_threads)."""
+    from reenact.device import configure_threads, resolve_device
 
-    return resolve_device(ctx.ensure_object(dict).get("device", "auto"))
+    device = resolve_device(ctx.ensure_object(dict).get("device", "auto"))
+    configure_threads(device)
+    return device
 
 
 @app.command()

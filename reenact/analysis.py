@@ -31,15 +31,13 @@ def no_progress(label: str, total: int | None) -> Any:
 
 @dataclass
 class Models:
-    """Every network, loaded once on first use and shared by the jobs of a process."""
+    """Every network, loaded once on first use and shared by the jobs of a process.
+
+    It leaves torch's thread count alone: applications call `reenact.device.configure_threads` (the CLI does).
+    """
 
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     identity: str = "default"
-
-    def __post_init__(self) -> None:
-        from reenact.device import configure_threads
-
-        configure_threads(self.device)
 
     @cached_property
     def analyzer(self):  # -> reenact.face.FaceAnalyzer

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from reenact.batch import BatchConfig, Job, JobOptions, plan_workers
+from reenact.device import configure_threads
 from reenact.errors import EXIT_RUNTIME, InputError, NotBuiltError, ReenactError
 
 
@@ -62,9 +63,10 @@ _WORKER: _Worker | None = None  # one per process: a pool or Ray worker keeps it
 def _worker(device: str, identity: str, threads: int = 0) -> _Worker:
     global _WORKER
     if _WORKER is None or _WORKER.spec != (device, identity):
-        if threads:  # a pool or Ray worker: reenact.device.configure_threads reads this when Models is built
+        if threads:  # a pool or Ray worker: its share of the cores (reenact.batch.plan_workers)
             os.environ["REENACT_THREADS"] = str(threads)
         _WORKER = _Worker(device, identity)
+        configure_threads(_WORKER.models.device)
     return _WORKER
 
 
