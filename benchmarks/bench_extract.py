@@ -37,7 +37,7 @@ def main() -> None:
         driver = make_driver(Path(tmp) / "driver.mp4", (w, h), args.seconds)
         configure_threads(torch.device(args.device))  # as the CLI does
         models = Models(torch.device(args.device))
-        models.analyzer, models.estimator  # load before timing
+        _ = models.analyzer, models.estimator  # load before timing
         start = time.perf_counter()
         track = video_track(driver, models)
         wall = time.perf_counter() - start

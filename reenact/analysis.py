@@ -117,6 +117,7 @@ class Timer:
         self.total[stage] = self.total.get(stage, 0.0) + (now - start)
         return now
 
+
 MESH_BATCH = 8  # frames per batched mesh call while tracking (see reenact.face.track.FaceTracker.update_many)
 
 

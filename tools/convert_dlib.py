@@ -22,7 +22,6 @@ Layers are written input first: input_rgb_image_sized, con_4, affine_, relu, max
 from __future__ import annotations
 
 import argparse
-import struct
 import subprocess
 import sys
 import zipfile
@@ -119,7 +118,7 @@ def parse(data: bytes) -> dict[str, list]:
         r.string()
         n_out, n_in = r.int(), r.int()
         params = r.tensor().reshape(-1)
-        wshape, bshape = r.alias(), r.alias()
+        _, bshape = r.alias(), r.alias()  # the weight shape follows from n_in, n_out
         bias_mode = r.int()
         w = params[: n_in * n_out].reshape(n_in, n_out)  # dlib computes x @ W with W (inputs, outputs)
         has_bias = bias_mode == 0 and int(np.prod(bshape)) > 0
