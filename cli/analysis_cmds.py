@@ -56,34 +56,57 @@ def extract(
     ui.info(f"wrote {output}: {result.frames} frame(s), {result.missing_frames} without a face{speed}.")
 
 
+MEDIA = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".mp4", ".mov", ".mkv", ".webm", ".avi"}
+VIDEO = {".mp4", ".mov", ".mkv", ".webm", ".avi"}
+
+
+def _data_files(data: list[Path], suffixes: set[str]) -> list[Path]:
+    """--data paths (files or folders, searched recursively) -> the files with one of `suffixes`."""
+    from reenact.errors import InputError
+
+    files: list[Path] = []
+    for p in data:
+        if p.is_dir():
+            files += sorted(q for q in p.rglob("*") if q.suffix.lower() in suffixes)
+        elif p.exists():
+            if p.suffix.lower() not in suffixes:
+                raise InputError(f"--data {p}: use {', '.join(sorted(suffixes))} files or folders of them.")
+            files.append(p)
+        else:
+            raise InputError(f"--data {p} does not exist; give files or folders of them.")
+    return files
+
+
 def train(
     ctx: typer.Context,
-    what: str = typer.Argument(..., help="estimator (refiner and audio-head: see the README's Development section)"),
+    what: str = typer.Argument(..., help="estimator | refiner (audio-head: see the README's Development section)"),
     data: list[Path] = typer.Option([], "--data", help="Your photos/videos or folders of them (repeatable)."),
     out: Path = typer.Option(Path("trained"), "--out", help="Folder for the new weights (+ contract)."),
-    steps: int = typer.Option(10000, "--steps", min=1, help="Training steps (resumes from --workdir)."),
-    workdir: Path = typer.Option(Path(".cache/estimator"), "--workdir", help="Checkpoints and metrics."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps (default: the model's own)."),
+    workdir: Optional[Path] = typer.Option(None, "--workdir", help="Checkpoints, metrics, data (default .cache/WHAT); training resumes from it."),
+    init: Optional[Path] = typer.Option(None, "--init", help="refiner: generator weights to start from (e.g. weights/refiner.safetensors)."),
 ) -> None:
-    """Train one of reenact's models (resumes from checkpoints). `estimator`: the mesh -> expression head, on
-    synthetic faces whose identities are learned from --data; the weights go to --out (copy them into weights/ to
-    use them)."""
-    from reenact.errors import InputError
+    """Train one of reenact's models; it resumes from the checkpoints in --workdir.
+
+    `estimator`: the mesh -> expression head, on synthetic faces whose identities are learned from --data photos/videos.
+    `refiner`: the GAN refiner on same-person frame pairs of your talking-face --data videos (or pair shards made
+    before, *.npz); the last 15 % of every video is held out and scored. The weights go to --out: copy them into
+    weights/ to use them (a refiner is used only when its held-out score beats the warp's)."""
+    ui = ui_of(ctx)
+    workdir = workdir or Path(".cache") / what
+    if what == "estimator":
+        _train_estimator(ctx, ui, _data_files(data, MEDIA), out, steps, workdir)
+    elif what == "refiner":
+        _train_refiner(ctx, ui, data, out, steps, workdir, init)
+    else:
+        not_built(f"train {what}", "run `python -m reenact.train.audio_head` with the data of tools/make_speech_data.py")
+
+
+def _train_estimator(ctx: typer.Context, ui, files: list[Path], out: Path, steps: int | None, workdir: Path) -> None:
     from reenact.train.estimator import TrainConfig, collect_meshes, export
     from reenact.train.estimator import train as train_estimator
 
-    ui = ui_of(ctx)
-    if what != "estimator":
-        not_built(f"train {what}", "run `python -m reenact.train.audio_head` / the refiner trainer as modules")
-    files = []
-    for p in data:
-        if p.is_dir():
-            files += sorted(q for q in p.rglob("*") if q.suffix.lower() in
-                            (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".mp4", ".mov", ".mkv", ".webm", ".avi"))
-        elif p.exists():
-            files.append(p)
-        else:
-            raise InputError(f"--data {p} does not exist; give photos, videos or folders of them.")
-    cfg = TrainConfig(steps=steps, workdir=str(workdir))
+    cfg = TrainConfig(workdir=str(workdir)) if steps is None else TrainConfig(steps=steps, workdir=str(workdir))
     if files:
         ui.info(f"collecting face meshes from {len(files)} file(s)")
         cfg.meshes = str(collect_meshes(files, workdir / "meshes.npz", device=device_of(ctx)))
@@ -92,6 +115,37 @@ def train(
     ui.event("done", output=str(path), heldout_mae=metrics)
     ui.info(f"wrote {path} (held-out synthetic MAE {metrics.get('ARKit52 all', float('nan')):.4f}); copy "
             f"{out}/estimator.* into weights/ to use it.")
+
+
+def _train_refiner(ctx: typer.Context, ui, data: list[Path], out: Path, steps: int | None, workdir: Path,
+                   init: Path | None) -> None:
+    from reenact.errors import InputError
+    from reenact.train.refiner import export, train_refiner
+    from reenact.train.refiner_data import build_cache
+    from reenact.weights import read_contract
+
+    if not data:
+        raise InputError("`reenact train refiner` needs --data: talking-face videos (or pair shards, *.npz) or folders of them.")
+    if init is not None and not init.is_file():
+        raise InputError(f"--init {init} does not exist; give a refiner .safetensors file.")
+    files = _data_files(data, VIDEO | {".npz"})
+    videos = [f for f in files if f.suffix.lower() in VIDEO]
+    shards = [f for f in files if f.suffix.lower() == ".npz"]
+    if videos:
+        ui.info(f"making same-person frame pairs from {len(videos)} video(s)")
+        device_of(ctx)  # torch threads as configured for the command
+        shards += build_cache(videos, workdir / "data", log=ui.debug)
+    if not shards:
+        raise InputError("--data holds no videos or pair shards (*.npz); give talking-face videos.")
+    train_refiner(shards, workdir, steps=steps, device=ctx.ensure_object(dict).get("device", "auto"), init=init,
+                  log=ui.info)
+    path = export(workdir / "best.safetensors", directory=out, data_note=f"Also: {len(videos)} user video(s).")
+    held_out = read_contract("refiner", out).extra.get("held_out_l1", {})  # of the best generator so far
+    refined, warp = held_out.get("region_refined", float("nan")), held_out.get("region_warp", float("nan"))
+    ui.event("done", output=str(path), held_out=held_out)
+    ui.info(f"wrote {path}: held-out mouth/eye L1 {refined:.3f} refined vs {warp:.3f} warp-only"
+            + ("; copy it into weights/ to use it." if refined < warp else "; it does not beat the warp yet, so "
+               "the renderer would not use it: train longer (it resumes)."))
 
 
 def identity(

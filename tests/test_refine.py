@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -24,6 +26,7 @@ from reenact.render.refine import (
     to_crop,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 torch.set_num_threads(1)
 
 
@@ -168,3 +171,38 @@ def test_flip_permutation_and_pair_split() -> None:
     masks = region_masks(base[:, :2] @ m[:, :2].T + m[:, 2], CROP_SIZE)
     assert (masks & 1).mean() > 0.2 and (masks & 2).any() and (masks & 4).any()
     assert not ((masks & 2) & ~(masks & 1) * 2).sum() > 0.2 * (masks & 2).sum()  # mouth lies mostly in the face
+
+
+def test_train_refiner_command_on_a_users_video(tmp_path: Path) -> None:
+    """`reenact train refiner --data VIDEO`: pairs from the video, a short run, an exported weight + contract."""
+    from cli_utils import run
+
+    from reenact.io.video import VideoWriter, read_frames
+    from reenact.weights import read_contract
+
+    clip = tmp_path / "me talking.mp4"
+    with read_frames(ROOT / "samples" / "driver.mp4") as frames, VideoWriter(clip, frames.fps, preset="ultrafast") as w:
+        for _, f in zip(range(40), frames):
+            w.write(f.rgb)
+    code, text = run("train", "refiner", "--data", str(clip), "--steps", "2", "--workdir", str(tmp_path / "work"),
+                     "--out", str(tmp_path / "out"))
+    assert code == 0, text
+    contract = read_contract("refiner", tmp_path / "out")
+    assert contract.extra["trained_steps"] == 2 and "region_warp" in contract.extra["held_out_l1"]
+    assert "1 user video" in contract.training_data and "warp-only" in text
+    assert sorted(p.name.split("_")[-2] for p in (tmp_path / "work" / "data").glob("*.npz")) == ["test", "train"]
+
+
+def test_train_command_bad_inputs(tmp_path: Path) -> None:
+    from cli_utils import run
+
+    assert run("train", "refiner")[0] == 2  # no --data
+    code, text = run("train", "refiner", "--data", str(tmp_path / "nope"))
+    assert code == 2 and "does not exist" in text
+    (tmp_path / "notes.txt").write_text("x")
+    code, text = run("train", "refiner", "--data", str(tmp_path / "notes.txt"))
+    assert code == 2 and "notes.txt" in text
+    code, text = run("train", "refiner", "--data", str(tmp_path), "--init", str(tmp_path / "g.safetensors"))
+    assert code == 2 and "--init" in text
+    code, text = run("train", "audio-head")
+    assert code == 2 and "make_speech_data" in text
