@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fer_model import LABELS, MiniXception, classify, preprocess  # noqa: E402
+from fer_model import LABELS, MiniXception, classify, preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "fer"
@@ -149,7 +149,6 @@ def parity_photos() -> list[Path]:
 def parity(net: MiniXception) -> dict:
     """Compare with fer's own runtime on real photos; also the FaceMesh box of eval_emotions against fer's boxes."""
     import cv2
-
     from fer_model import face_box, iou
 
     if not VENV_PY.exists():
@@ -164,7 +163,7 @@ def parity(net: MiniXception) -> dict:
     ours = classify(net, ours_in)
     on_ref_inputs = classify(net, ref["face"])
     report = {
-        "faces": int(len(ours)), "photos": int(len(gray)),
+        "faces": len(ours), "photos": len(gray),
         "max_abs_input_diff": float(np.abs(ours_in - ref["face"]).max()),
         "max_abs_prob_diff_same_input": float(np.abs(on_ref_inputs - ref["keras"]).max()),
         "max_abs_prob_diff_end_to_end": float(np.abs(ours - ref["keras"]).max()),
