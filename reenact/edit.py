@@ -1,8 +1,12 @@
 """Parameter-driven edits of a still photo: Action Units, ARKit shapes, discrete emotions, valence/arousal/dominance.
 
 Edits are absolute for the channels they name and leave every other channel at the photo's own value: `--au 12=0`
-removes a smile the photo has, `--au 12=0.8` sets one. Emotions and V/A/D set the channels their AU prototype uses
-(at least the photo's own value, so a happy photo made `surprise` keeps its smile unless told otherwise).
+removes a smile the photo has, `--au 12=0.8` sets one. An emotion or a V/A/D point is a whole facial expression, so it
+takes the place of the photo's own: `--emotion X:k` blends every expression channel (all but gaze) from the photo's
+value to X's prototype, k of the way (`angry:1` on a smiling photo drops the smile; `neutral:1` neutralises the face,
+`neutral:0.5` halves the photo's expression). SliderGAN's emotion edits work the same way (the class prototype
+replaces the expression); adding the prototype on top of a photo's smile made anger and disgust unrecognisable to an
+expression classifier (docs/emotion_eval.md). `--au`/`--arkit` values apply after the emotion, so they can adjust it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from reenact.emotion import emotion_to_arkit, parse_emotion, vad_to_au
 from reenact.errors import InputError
 from reenact.params import ARKIT52, au_to_arkit
 from reenact.retarget import arkit_indices, parse_assignments
+
+
+_EXPRESSION = np.array([not n.startswith("eyeLook") for n in ARKIT52])  # every channel but gaze
 
 
 @dataclass
@@ -53,13 +60,14 @@ class Controls:
     def apply(self, source: np.ndarray, scale: float = 1.0) -> np.ndarray:
         """(52,) source ARKit shapes -> (52,) edited shapes; `scale` sweeps every control from the source (0) to it (1)."""
         target = source.astype(np.float32).copy()
-        prototype = np.zeros(len(ARKIT52), np.float32)
-        if self.emotion:
-            prototype = np.maximum(prototype, emotion_to_arkit(*self.emotion))
-        if self.vad:
-            prototype = np.maximum(prototype, np.clip(au_to_arkit(vad_to_au(*self.vad)), 0.0, 1.0))
-        used = prototype > 0
-        target[used] = np.maximum(source[used], prototype[used])
+        if self.emotion or self.vad:
+            full = np.zeros(len(ARKIT52), np.float32)  # (52,) the expression asked for, at full strength
+            if self.emotion:
+                full = np.maximum(full, emotion_to_arkit(self.emotion[0], 1.0))
+            if self.vad:
+                full = np.maximum(full, np.clip(au_to_arkit(vad_to_au(*self.vad)), 0.0, 1.0))
+            k = self.emotion[1] if self.emotion else 1.0
+            target[_EXPRESSION] = (1.0 - k) * source[_EXPRESSION] + k * full[_EXPRESSION]
         for name, v in {**self.au, **self.arkit}.items():
             target[arkit_indices(name)] = v
         return source + scale * (target - source)

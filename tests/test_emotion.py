@@ -61,3 +61,31 @@ def test_classify_recovers_emotion():
     for name in ("happy", "sad", "surprise", "fear", "angry", "disgust", "contempt"):
         got, k = E.classify(E.emotion_to_au(name, 0.7))
         assert got == name and k == pytest.approx(0.7, abs=1e-4)
+
+
+def test_vad_ratings_are_the_1977_table_rows():
+    # Russell & Mehrabian (1977) Table 4 rows (docs/params.md: how they were checked).
+    assert E.VAD["happy"] == (0.81, 0.51, 0.46) and E.VAD["angry"] == (-0.51, 0.59, 0.25)
+    assert E.VAD["sad"] == (-0.63, -0.27, -0.33) and E.VAD["fear"] == (-0.64, 0.60, -0.43)
+    assert set(E.VAD_TERMS) == set(E.EMOTIONS) - {"neutral"}
+    assert all(max(map(abs, v)) <= 1.0 for v in E.VAD.values())
+
+
+def test_emotion_edit_replaces_the_photos_expression() -> None:
+    from reenact.edit import Controls
+    from reenact.params import ARKIT52
+
+    i = {n: k for k, n in enumerate(ARKIT52)}
+    smiling = np.zeros(52, np.float32)
+    smiling[[i["mouthSmileLeft"], i["mouthSmileRight"]]] = 0.8
+    smiling[i["eyeLookInLeft"]] = 0.3  # gaze is not expression: kept
+    angry = Controls.parse([], [], "angry", None).apply(smiling)
+    assert angry[i["mouthSmileLeft"]] < 0.05 and angry[i["browDownLeft"]] > 0.3 and angry[i["eyeLookInLeft"]] == 0.3
+    neutral = Controls.parse([], [], "neutral", None).apply(smiling)
+    assert np.abs(np.delete(neutral, i["eyeLookInLeft"])).max() == 0.0
+    half = Controls.parse([], [], "neutral:0.5", None).apply(smiling)
+    assert abs(half[i["mouthSmileLeft"]] - 0.4) < 1e-6
+    # --au / --arkit adjust the emotion afterwards; the sweep scale goes from the photo (0) to the edit (1)
+    c = Controls.parse(["12=0.2"], [], "happy", None)
+    assert abs(c.apply(smiling)[i["mouthSmileLeft"]] - Controls.parse(["12=0.2"], [], None, None).apply(smiling)[i["mouthSmileLeft"]]) < 1e-6
+    np.testing.assert_allclose(c.apply(smiling, scale=0.0), smiling)
