@@ -31,8 +31,9 @@ from reenact.retarget import RetargetOptions, retarget, retarget_pose
 
 if TYPE_CHECKING:
     from reenact.edit import Controls
+    from reenact.identity import IdentityReport
 
-__all__ = ["Models", "RenderOptions", "RunReport", "Source", "drive", "edit", "load_source", "render",
+__all__ = ["Models", "RenderOptions", "RunReport", "Source", "drive", "edit", "load_source", "render", "render_edit",
            "render_video", "target_shapes", "video_track"]
 
 
@@ -267,37 +268,41 @@ def render(source_path: Path, track_path: Path, output: Path, models: Models, op
     return render_video(source, shapes, rotation, fps, output, models, opts, audio=audio, progress=progress)
 
 
+def render_edit(source: Source, controls: "Controls", models: Models, grid: bool = False,
+                steps: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0), refine: bool = True
+                ) -> tuple[np.ndarray, "IdentityReport"]:
+    """The edited photo (H, W, 3) uint8 RGB, or with `grid` one row per control sweeping `steps`, and the identity
+    check of every rendered image against the photo."""
+    from reenact.edit import crop_box, label
+    from reenact.identity import IdentityChecker
+    from reenact.render.renderer import FaceRenderer
+
+    renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device,
+                            models.refiner if refine else None)
+    checker = IdentityChecker(models.embedder, source.image, source.points)
+    if not grid:
+        frames, points = renderer.render_with_points(controls.apply(source.shapes)[None])
+        return frames[0], checker.report(list(checker.check([frames[0]], list(points))))
+    x0, y0, x1, y1 = crop_box(source.points, source.image.shape)
+    rows, sims = [], []
+    for row in controls.each():
+        frames, points = renderer.render_with_points(np.stack([row.apply(source.shapes, k) for k in steps]))
+        sims += list(checker.check(list(frames), list(points)))
+        cells = [label(cv2.resize(f[y0:y1, x0:x1], (256, 256), interpolation=cv2.INTER_AREA),
+                       f"{row.labels()[0]} x{k:g}") for f, k in zip(frames, steps)]
+        rows.append(np.hstack(cells))
+    return np.vstack(rows), checker.report(sims)
+
+
 def edit(source_path: Path, output: Path, controls: "Controls", models: Models, grid: bool = False,
          overwrite: bool = False, max_size: int = 1280, face: int | None = None,
          steps: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0), refine: bool = True) -> dict[str, Any]:
     """Write the edited photo (or, with `grid`, one row per control sweeping its intensity) to `output`."""
-    from reenact.edit import crop_box, label
-    from reenact.identity import IdentityChecker
     from reenact.io.atomic import check_output_path
     from reenact.io.image import write_image
-    from reenact.render.renderer import FaceRenderer
 
     check_output_path(output, overwrite)
     source = load_source(source_path, models, max_size, face)
-    renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device,
-                            models.refiner if refine else None)
-    checker = IdentityChecker(models.embedder, source.image, source.points)
-    if grid:
-        x0, y0, x1, y1 = crop_box(source.points, source.image.shape)
-        rows, sims = [], []
-        for row in controls.each():
-            shapes = np.stack([row.apply(source.shapes, k) for k in steps])
-            frames, points = renderer.render_with_points(shapes)
-            sims += list(checker.check(list(frames), list(points)))
-            cells = [label(cv2.resize(f[y0:y1, x0:x1], (256, 256), interpolation=cv2.INTER_AREA),
-                           f"{row.labels()[0]} x{k:g}") for f, k in zip(frames, steps)]
-            rows.append(np.hstack(cells))
-        image = np.vstack(rows)
-    else:
-        shapes = controls.apply(source.shapes)[None]
-        frames, points = renderer.render_with_points(shapes)
-        image = frames[0]
-        sims = list(checker.check([image], list(points)))
+    image, report = render_edit(source, controls, models, grid, steps, refine)
     write_image(output, image, overwrite=overwrite)
-    report = checker.report(sims)
     return {"output": str(output), "edits": controls.labels(), "identity": report.summary()}
