@@ -12,12 +12,14 @@ import argparse
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
 from reenact.analysis import MESH_BATCH
 from reenact.device import resolve_device
 from reenact.face import FaceAnalyzer
+from reenact.face.detect import BlazeFaceDetector
 from reenact.face.landmarks import roi_from_landmarks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +40,10 @@ def load_frames(n: int) -> list[np.ndarray]:
     with np.load(ROOT / "tests/fixtures/face/clip.npz") as d:
         clip = list(d["frames"])
     return (clip * (n // len(clip) + 1))[:n]
+
+
+def small_face_photo() -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(ROOT / "tests/fixtures/face/small_faces.png")), cv2.COLOR_BGR2RGB)
 
 
 def timeit(fn, repeats: int, sync) -> tuple[float, float]:
@@ -77,6 +83,12 @@ def main() -> None:
             for b in (1, 8):
                 batch = frames[:b]
                 rows.append((f"detect, batch {b}", *(v / b for v in timeit(lambda: fa.detector(batch), args.repeats, sync))))
+            full = BlazeFaceDetector(device, model="full")
+            for b in (1, 8):
+                batch = frames[:b]
+                rows.append((f"detect full range, batch {b}", *(v / b for v in timeit(lambda: full(batch), args.repeats, sync))))
+            small = small_face_photo()  # 1280x960, faces ~1/10: short range finds none, so "auto" also runs full range
+            rows.append(("detect auto, small faces in a 1280x960 photo", *timeit(lambda: fa.detector([small]), args.repeats, sync)))
         lm = fa.analyze(frames[0])
         rois = [roi_from_landmarks(lm.points)] * 8
         for b in (1, 8):

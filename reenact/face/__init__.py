@@ -1,6 +1,6 @@
 """Face analysis: BlazeFace detection, 478-point FaceMesh + iris landmarks, tracking, pose and alignment.
 
-Ported from MediaPipe 0.10.21's models (weights/blazeface_short, facemesh, iris); no MediaPipe at run time.
+Ported from MediaPipe 0.10.21's models (weights/blazeface_short, blazeface_full, facemesh, iris); no MediaPipe at run time.
 
     from reenact.face import FaceAnalyzer, track_video
     fa = FaceAnalyzer(device)
