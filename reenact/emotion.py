@@ -5,8 +5,8 @@ strongest action is 1.0) scaled by an intensity in [0, 1].
 
 Continuous: built as in the continuous-emotion paper (seed 004): the class centroids are our prototypes, and the
 valence, arousal and dominance axes are found by linear regression of the centroids on the categories' published
-pleasure-arousal-dominance ratings (Russell & Mehrabian 1977, as commonly tabulated; contempt is not in that study and
-its rating is our estimate). `AXES` (no intercept, so (0, 0, 0) is neutral) gives `au_to_vad`; `vad_to_au` adds a
+pleasure-arousal-dominance ratings (Russell & Mehrabian 1977, Table 4: mean ratings of 151 emotion terms on -1..+1
+scales; the rows used are named in `VAD_TERMS`, and docs/params.md says how they were checked). `AXES` (no intercept, so (0, 0, 0) is neutral) gives `au_to_vad`; `vad_to_au` adds a
 thin-plate-spline residual on top of the regression so that each category's rating lands exactly on its prototype
 (a purely linear 3-d map blurs the 7 prototypes into muddy mixtures). Numbers in docs/params.md.
 """
@@ -42,7 +42,8 @@ ALIASES: dict[str, str] = {
     "mad": "angry", "disgusted": "disgust", "contemptuous": "contempt", "calm": "neutral", "none": "neutral",
 }
 
-# Pleasure (valence), arousal, dominance in [-1, 1]. Russell & Mehrabian (1977); contempt: our estimate.
+# Pleasure (valence), arousal, dominance in [-1, 1]: Russell & Mehrabian (1977), "Evidence for a three-factor theory
+# of emotions", J. Research in Personality 11:273-294, Table 4, the row of the term in VAD_TERMS.
 VAD: dict[str, tuple[float, float, float]] = {
     "neutral": (0.0, 0.0, 0.0),
     "happy": (0.81, 0.51, 0.46),
@@ -51,8 +52,10 @@ VAD: dict[str, tuple[float, float, float]] = {
     "fear": (-0.64, 0.60, -0.43),
     "angry": (-0.51, 0.59, 0.25),
     "disgust": (-0.60, 0.35, 0.11),
-    "contempt": (-0.55, 0.10, 0.45),
+    "contempt": (-0.23, 0.31, 0.18),
 }
+VAD_TERMS: dict[str, str] = {"happy": "Happy", "sad": "Sad", "surprise": "Surprised", "fear": "Fearful",
+                             "angry": "Angry", "disgust": "Disgusted", "contempt": "Contempt"}
 EMOTIONS: tuple[str, ...] = tuple(PROTOTYPES)
 
 
