@@ -87,3 +87,33 @@ def test_extract_track(est, rig):
     assert blink[22:28].mean() > 0.6 and blink[:15].mean() < 0.1
     with pytest.raises(NoFaceError):
         extract_track([None, None], 30.0, est)
+
+
+def test_rig_fit_recovers_weights_and_ignores_identity(rig):
+    from reenact.train.estimator_real import fit_rig, mesh_residual
+
+    g = torch.Generator().manual_seed(3)
+    w = (torch.rand(64, 52, generator=g) < 0.15) * torch.rand(64, 52, generator=g)
+    # An identity offset orthogonal to the rig's span (as Identities builds them) must not change the fit.
+    b = rig.basis.flatten(1).double()  # (52, P*3)
+    ident = torch.randn(b.shape[1], generator=g, dtype=torch.float64) * 0.05
+    ident = ident - b.T @ torch.linalg.lstsq(b.T, ident[:, None]).solution[:, 0]
+    canon = rig(w) + ident.view(478, 3).float()
+    got = fit_rig(canon - rig.neutral, rig.basis)  # the default prior makes the solution unique
+    same = fit_rig(rig(w) - rig.neutral, rig.basis)
+    assert (got - same).abs().max() < 1e-3
+    assert (got - w).abs().mean() < 0.03  # the small L1/L2 prior shrinks a little
+    # The residual metric: ~0 for the fitted weights (the identity is constant), clearly > 0 for no expression.
+    assert mesh_residual(got, canon, rig.neutral, rig.basis) < 0.3
+    assert mesh_residual(torch.zeros_like(w), canon, rig.neutral, rig.basis) > 1.0
+
+
+def test_real_frames_keep_the_test_clip_out(tmp_path, rig):
+    from reenact.train.estimator_real import RealFrames
+
+    face = (rig(torch.zeros(4, 52)) * 10 + 300).numpy()
+    np.savez(tmp_path / "m.npz", franck_mp4=face, clip=face[:3], photos=face[:2])
+    real = RealFrames(tmp_path / "m.npz", rig.neutral, torch.arange(0, 468, 7), rig.basis)
+    assert len(real) == 5 and real.labels.shape == (5, 52) and real.labels.max() < 0.05
+    pts, labels, canon = real.sample(8, torch.Generator().manual_seed(0), TrainConfig())
+    assert pts.shape == (8, 478, 3) and labels.shape == (8, 52) and canon.shape == (8, 478, 3)

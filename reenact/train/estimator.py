@@ -1,14 +1,19 @@
-"""Train the estimator head on unlimited synthetic meshes with known parameters (SliderGAN's "known parameters").
+"""Train the estimator head on unlimited synthetic meshes with known parameters (SliderGAN's "known parameters"),
+plus real tracked frames labelled by rig fits.
 
     .venv/bin/python -m reenact.train.estimator [--steps 10000] [--meshes .cache/rig/meshes.npz]
 
 Each batch: sparse random ARKit weights (symmetric pairs likely, exclusive pairs never both, mouthClose <= jawOpen)
 -> the rig (weights/rig_arkit52) on a random identity (canonical mesh + PCA of real FaceMesh meshes with the rig's
 expression span projected out + random regional proportions) -> random head pose, size and position in pixels ->
-landmark noise -> the same Procrustes normalisation as run time -> MLP -> L1 to the known weights.
+landmark noise -> the same Procrustes normalisation as run time -> MLP -> smooth L1 to the known weights.
+A quarter of each batch is real tracked frames from the same meshes file (never the held-out franck.mp4), re-posed
+the same way, with two losses: smooth L1 to their bounded least-squares rig fit, and the self-consistency
+|rig(estimate) - real mesh|^2 (reenact/train/estimator_real.py).
 
 Resumable: checkpoints (model + Adam moments, safetensors) go to .cache/estimator/; rerunning continues. Runs on one
-CPU thread in well under 30 minutes. Writes weights/estimator.safetensors + .json and prints held-out MAE per group.
+CPU thread in well under 30 minutes. Writes weights/estimator.safetensors + .json, prints held-out MAE per group and
+the agreement with direct measurements on the held-out real clip.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ from reenact.errors import InputError
 from reenact.estimate import EstimatorNet, normalize
 from reenact.params import ARKIT52, arkit_to_au
 from reenact.rig import load_rig, procrustes
+from reenact.train.estimator_real import RealFrames, real_video_agreement
+
+__all__ = ["TrainConfig", "Identities", "synth_batch", "train", "evaluate", "export", "collect_meshes",
+           "real_video_agreement"]
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "eyes (blink/squint/wide)": tuple(n for n in ARKIT52 if n.startswith(("eyeBlink", "eyeSquint", "eyeWide"))),
@@ -61,6 +70,13 @@ class TrainConfig:
     meshes: str = ".cache/rig/meshes.npz"
     workdir: str = ".cache/estimator"
     eval_every: int = 1000
+    real_fraction: float = 0.25  # share of each batch drawn from real tracked frames (estimator_real.RealFrames)
+    real_min_frames: int = 200  # fewer real frames than this (a few photos): synthetic only, they would be memorised
+    real_label_weight: float = 1.0  # smooth-L1 to the frames' rig-fit labels
+    real_mesh_weight: float = 0.01  # self-consistency: |rig(estimate) - real mesh|^2 in mm^2 per vertex
+    fit_l1: float = 0.03  # the rig fit's prior (estimator_real.fit_rig), cm^2 per unit weight
+    fit_l2: float = 0.1
+    init: str = ""  # start from these weights (e.g. "estimator": the shipped head) instead of from scratch
     extra: dict = field(default_factory=dict)
 
 
@@ -219,7 +235,13 @@ def train(cfg: TrainConfig, log=print) -> tuple[EstimatorNet, dict[str, float]]:
     net = EstimatorNet(478, tuple(cfg.hidden), 52, len(rigid))
     net.neutral.copy_(neutral)
     net.rigid.copy_(rigid)
+    if cfg.init:
+        from reenact.weights import load_model
+
+        net.load_state_dict({k: v.float() for k, v in load_model(cfg.init, "cpu").state_dict().items()})
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    real = RealFrames(Path(cfg.meshes), neutral, rigid, basis, cfg.fit_l1, cfg.fit_l2) if cfg.real_fraction else None
+    n_real = int(round(cfg.batch * cfg.real_fraction)) if real is not None and len(real) >= cfg.real_min_frames else 0
     work = Path(cfg.workdir)
     work.mkdir(parents=True, exist_ok=True)
     ckpt = work / "ckpt.safetensors"
@@ -230,10 +252,20 @@ def train(cfg: TrainConfig, log=print) -> tuple[EstimatorNet, dict[str, float]]:
         lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
         for group in opt.param_groups:
             group["lr"] = lr
-        pts, target = synth_batch(cfg.batch, g, basis, ids, cfg)
+        pts, target = synth_batch(cfg.batch - n_real, g, basis, ids, cfg)
         with torch.no_grad():
             canon, _ = normalize(pts, net.neutral, net.rigid)
         loss = torch.nn.functional.smooth_l1_loss(net(canon), target, beta=0.02)
+        if n_real:
+            pts, labels, _ = real.sample(n_real, g, cfg)
+            with torch.no_grad():
+                canon, _ = normalize(pts, net.neutral, net.rigid)
+            pred = net(canon)  # (n_real, 52)
+            loss_real = cfg.real_label_weight * torch.nn.functional.smooth_l1_loss(pred, labels, beta=0.02)
+            if cfg.real_mesh_weight:  # rig(estimate) should reproduce the real mesh (in mm, squared)
+                res = torch.einsum("nk,kpc->npc", pred, basis) - (canon - neutral)
+                loss_real = loss_real + cfg.real_mesh_weight * 100 * res.pow(2).sum(-1).mean()
+            loss = (loss * (cfg.batch - n_real) + loss_real * n_real) / cfg.batch
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -247,57 +279,42 @@ def train(cfg: TrainConfig, log=print) -> tuple[EstimatorNet, dict[str, float]]:
     return net, evaluate(net, basis, ids, cfg)
 
 
-def real_video_agreement(meshes: Path, key: str = "franck_mp4", fps: float = 25.0) -> dict[str, float]:
-    """Agreement of the shipped estimator with direct geometric measurements on a real tracked video.
-
-    Eye aspect ratio (Soukupová & Čech 2016) against the blink channels, and the inner-lip gap (normalised by the
-    eye distance) against jawOpen and AU25+AU26. Pearson correlations, raw and smoothed tracks.
-    """
-    from reenact.estimate import CHANNELS, Estimator
-    from reenact.smooth import smooth_track
-
-    pts = np.load(meshes)[key]
-    raw = Estimator().estimate(pts)
-    smooth, _ = smooth_track(raw, CHANNELS, fps)
-    ok = np.isfinite(pts).all(axis=(1, 2))
-    p = pts[ok]
-
-    def dist(a, b):
-        return np.linalg.norm(p[:, a, :2] - p[:, b, :2], axis=1)
-
-    def ear(i1, i2, i3, i4, i5, i6):
-        return (dist(i2, i6) + dist(i3, i5)) / (2 * dist(i1, i4))
-
-    ear_mean = (ear(362, 385, 387, 263, 373, 380) + ear(33, 160, 158, 133, 153, 144)) / 2
-    lip_gap = dist(13, 14) / dist(33, 263)
-    out = {}
-    for label, vals in (("raw", raw[ok]), ("smoothed", smooth[ok])):
-        c = {n: vals[:, CHANNELS.index(n)] for n in CHANNELS}
-        blink = (c["eyeBlinkLeft"] + c["eyeBlinkRight"]) / 2
-        out[f"corr(eyeBlink, -EAR) {label}"] = float(np.corrcoef(blink, -ear_mean)[0, 1])
-        out[f"corr(AU45, -EAR) {label}"] = float(np.corrcoef(c["AU45"], -ear_mean)[0, 1])
-        out[f"corr(jawOpen, lip gap) {label}"] = float(np.corrcoef(c["jawOpen"], lip_gap)[0, 1])
-        out[f"corr(AU25+AU26, lip gap) {label}"] = float(np.corrcoef(c["AU25"] + c["AU26"], lip_gap)[0, 1])
-    out["frames"] = int(ok.sum())
-    return out
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description="Train the estimator head on synthetic rig meshes.")
+    ap = argparse.ArgumentParser(description="Train the estimator head on synthetic rig meshes (+ real frames).")
     ap.add_argument("--steps", type=int, default=TrainConfig.steps)
+    ap.add_argument("--lr", type=float, default=TrainConfig.lr)
     ap.add_argument("--meshes", default=TrainConfig.meshes)
     ap.add_argument("--workdir", default=TrainConfig.workdir)
+    ap.add_argument("--real-fraction", type=float, default=TrainConfig.real_fraction)
+    ap.add_argument("--real-mesh-weight", type=float, default=TrainConfig.real_mesh_weight)
+    ap.add_argument("--init", default="", help="start from these weights, e.g. `estimator` (fine-tune)")
+    ap.add_argument("--out", type=Path, default=None, help="folder for the weights (default: weights/)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--eval-real", action="store_true", help="only measure the shipped weights on franck.mp4 meshes")
+    ap.add_argument("--eval-real", action="store_true", help="only measure weights (--out or the shipped ones) on "
+                                                             "the franck.mp4 meshes")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.eval_real:
-        print(json.dumps(real_video_agreement(Path(args.meshes)), indent=1))
+        print(json.dumps(real_video_agreement(Path(args.meshes), estimator=_estimator(args.out)), indent=1))
         return
-    cfg = TrainConfig(steps=args.steps, meshes=args.meshes, workdir=args.workdir)
+    cfg = TrainConfig(steps=args.steps, lr=args.lr, meshes=args.meshes, workdir=args.workdir, init=args.init,
+                      real_fraction=args.real_fraction, real_mesh_weight=args.real_mesh_weight)
     net, metrics = train(cfg)
     print(json.dumps({"heldout_mae": {k: round(v, 4) for k, v in metrics.items()}}, indent=1), flush=True)
-    export(net, cfg, metrics)
+    path = export(net, cfg, metrics, args.out)
+    if Path(args.meshes).exists() and "franck_mp4" in np.load(args.meshes).files:
+        real = real_video_agreement(Path(args.meshes), estimator=_estimator(path.parent))
+        print(json.dumps({"real_video": real}, indent=1), flush=True)
+
+
+def _estimator(directory: Path | None):
+    from reenact.estimate import Estimator
+    from reenact.weights import load_model
+
+    est = Estimator()
+    if directory is not None:
+        est.net = load_model("estimator", "cpu", directory)  # type: ignore[assignment]
+    return est
 
 
 def export(net: EstimatorNet, cfg: TrainConfig, metrics: dict[str, float], directory: Path | None = None) -> Path:
@@ -315,7 +332,10 @@ def export(net: EstimatorNet, cfg: TrainConfig, metrics: dict[str, float], direc
         channels=list(ARKIT52),
         training_data="synthetic: sparse random ARKit weights through weights/rig_arkit52 on random identities (PCA "
                       f"of face meshes from {cfg.meshes}, expression span removed, plus regional proportions), "
-                      "random pose/size/position and landmark noise",
+                      "random pose/size/position and landmark noise"
+                      + (f"; {cfg.real_fraction:.0%} of each batch real tracked frames from the same meshes (held-out "
+                         "clips excluded), re-posed, labelled by bounded least-squares rig fits"
+                         if cfg.real_fraction else ""),
         licence="Apache-2.0", source="trained by reenact", script="reenact/train/estimator.py",
         extra={"config": {k: v for k, v in asdict(cfg).items() if k != "extra"},
                "heldout_mae": {k: round(v, 4) for k, v in metrics.items()}, "mlp_dtype": "float16"}), directory)
