@@ -6,9 +6,10 @@ strongest action is 1.0) scaled by an intensity in [0, 1].
 Continuous: built as in the continuous-emotion paper (seed 004): the class centroids are our prototypes, and the
 valence, arousal and dominance axes are found by linear regression of the centroids on the categories' published
 pleasure-arousal-dominance ratings (Russell & Mehrabian 1977, Table 4: mean ratings of 151 emotion terms on -1..+1
-scales; the rows used are named in `VAD_TERMS`, and docs/params.md says how they were checked). `AXES` (no intercept, so (0, 0, 0) is neutral) gives `au_to_vad`; `vad_to_au` adds a
-thin-plate-spline residual on top of the regression so that each category's rating lands exactly on its prototype
-(a purely linear 3-d map blurs the 7 prototypes into muddy mixtures). Numbers in docs/params.md.
+scales; the rows used are named in `VAD_TERMS`, and docs/params.md says how they were checked). `AXES` (no
+intercept, so (0, 0, 0) is neutral) gives `au_to_vad`; `vad_to_au` adds a thin-plate-spline residual on top of
+the regression so that each category's rating lands exactly on its prototype (a purely linear 3-d map blurs the 7
+prototypes into muddy mixtures). Numbers in docs/params.md.
 """
 
 from __future__ import annotations

@@ -35,8 +35,8 @@ from reenact.params import ARKIT52, arkit_to_au
 from reenact.rig import load_rig, procrustes
 from reenact.train.estimator_real import RealFrames, real_video_agreement
 
-__all__ = ["TrainConfig", "Identities", "synth_batch", "train", "evaluate", "export", "collect_meshes",
-           "real_video_agreement"]
+__all__ = ["Identities", "TrainConfig", "collect_meshes", "evaluate", "export", "real_video_agreement", "synth_batch",
+           "train"]
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "eyes (blink/squint/wide)": tuple(n for n in ARKIT52 if n.startswith(("eyeBlink", "eyeSquint", "eyeWide"))),
@@ -70,13 +70,16 @@ class TrainConfig:
     meshes: str = ".cache/rig/meshes.npz"
     workdir: str = ".cache/estimator"
     eval_every: int = 1000
-    real_fraction: float = 0.25  # share of each batch drawn from real tracked frames (estimator_real.RealFrames)
+    real_steps: int = 2000  # phase 2, after `steps`: fine-tune with real tracked frames in every batch
+    real_lr: float = 5e-4  # phase 2 peak learning rate (cosine to 0 again)
+    real_fraction: float = 0.25  # share of each phase-2 batch drawn from real tracked frames (RealFrames)
     real_min_frames: int = 200  # fewer real frames than this (a few photos): synthetic only, they would be memorised
     real_label_weight: float = 1.0  # smooth-L1 to the frames' rig-fit labels
     real_mesh_weight: float = 0.01  # self-consistency: |rig(estimate) - real mesh|^2 in mm^2 per vertex
     fit_l1: float = 0.03  # the rig fit's prior (estimator_real.fit_rig), cm^2 per unit weight
     fit_l2: float = 0.1
-    init: str = ""  # start from these weights (e.g. "estimator": the shipped head) instead of from scratch
+    rig_dir: str = ""  # folder of a candidate rig_arkit52 to train on (default: the shipped one)
+    init: str = ""  # start from these weights (a folder with estimator.*, or a name in weights/) = fine-tune
     extra: dict = field(default_factory=dict)
 
 
@@ -116,7 +119,7 @@ class Identities:
         coef = torch.linalg.lstsq(b.T, res.T).solution  # (52, N)
         res = res - (b.T @ coef).T
         res = res - res.mean(0)
-        u, s, vt = torch.linalg.svd(res, full_matrices=False)
+        _, s, vt = torch.linalg.svd(res, full_matrices=False)
         k = int((s > 1e-3 * s[0]).sum().clamp(max=24))
         std = s[:k] / math.sqrt(max(len(res) - 1, 1))
         return (vt[:k] * std[:, None]).reshape(k, 478, 3)  # each component scaled by its std
@@ -228,7 +231,7 @@ def _load_ckpt(path: Path, net: EstimatorNet, opt: torch.optim.Optimizer) -> int
 
 def train(cfg: TrainConfig, log=print) -> tuple[EstimatorNet, dict[str, float]]:
     torch.manual_seed(cfg.seed)
-    rig = load_rig()
+    rig = _rig(cfg.rig_dir)
     basis, neutral = rig.basis, rig.neutral
     ids = Identities(neutral, basis, Path(cfg.meshes))
     rigid = rigid_vertices(basis)
@@ -238,39 +241,46 @@ def train(cfg: TrainConfig, log=print) -> tuple[EstimatorNet, dict[str, float]]:
     if cfg.init:
         from reenact.weights import load_model
 
-        net.load_state_dict({k: v.float() for k, v in load_model(cfg.init, "cpu").state_dict().items()})
+        init = load_model("estimator", "cpu", Path(cfg.init)) if Path(cfg.init).is_dir() else load_model(cfg.init)
+        net.load_state_dict({k: v.float() for k, v in init.state_dict().items()})
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     real = RealFrames(Path(cfg.meshes), neutral, rigid, basis, cfg.fit_l1, cfg.fit_l2) if cfg.real_fraction else None
-    n_real = int(round(cfg.batch * cfg.real_fraction)) if real is not None and len(real) >= cfg.real_min_frames else 0
+    n_real = round(cfg.batch * cfg.real_fraction) if real is not None and len(real) >= cfg.real_min_frames else 0
+    total = cfg.steps + (cfg.real_steps if n_real else 0)  # phase 1 synthetic only, phase 2 with real frames
     work = Path(cfg.workdir)
     work.mkdir(parents=True, exist_ok=True)
     ckpt = work / "ckpt.safetensors"
     step = _load_ckpt(ckpt, net, opt) if ckpt.exists() else 0
     g = torch.Generator().manual_seed(cfg.seed * 1000 + step)  # a resumed run draws new samples
     t0 = time.time()
-    while step < cfg.steps:
-        lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+    while step < total:
+        phase2 = step >= cfg.steps
+        if phase2 and step == cfg.steps:  # a fresh optimiser, as a fine-tune of the phase-1 weights would have
+            opt = torch.optim.Adam(net.parameters(), lr=cfg.real_lr)
+        lr = (cfg.real_lr * 0.5 * (1 + math.cos(math.pi * (step - cfg.steps) / cfg.real_steps)) if phase2 else
+              cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
         for group in opt.param_groups:
             group["lr"] = lr
-        pts, target = synth_batch(cfg.batch - n_real, g, basis, ids, cfg)
+        nr = n_real if phase2 else 0
+        pts, target = synth_batch(cfg.batch - nr, g, basis, ids, cfg)
         with torch.no_grad():
             canon, _ = normalize(pts, net.neutral, net.rigid)
         loss = torch.nn.functional.smooth_l1_loss(net(canon), target, beta=0.02)
-        if n_real:
-            pts, labels, _ = real.sample(n_real, g, cfg)
+        if nr:
+            pts, labels, _ = real.sample(nr, g, cfg)
             with torch.no_grad():
                 canon, _ = normalize(pts, net.neutral, net.rigid)
-            pred = net(canon)  # (n_real, 52)
+            pred = net(canon)  # (nr, 52)
             loss_real = cfg.real_label_weight * torch.nn.functional.smooth_l1_loss(pred, labels, beta=0.02)
             if cfg.real_mesh_weight:  # rig(estimate) should reproduce the real mesh (in mm, squared)
                 res = torch.einsum("nk,kpc->npc", pred, basis) - (canon - neutral)
                 loss_real = loss_real + cfg.real_mesh_weight * 100 * res.pow(2).sum(-1).mean()
-            loss = (loss * (cfg.batch - n_real) + loss_real * n_real) / cfg.batch
+            loss = (loss * (cfg.batch - nr) + loss_real * nr) / cfg.batch
         opt.zero_grad()
         loss.backward()
         opt.step()
         step += 1
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+        if step % cfg.eval_every == 0 or step in (cfg.steps, total):
             _save_ckpt(ckpt, net, opt, step)
             m = evaluate(net, basis, ids, cfg, n=1024)
             log(json.dumps({"step": step, "loss": round(float(loss.detach()), 5), "lr": round(lr, 6),
@@ -285,9 +295,12 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=TrainConfig.lr)
     ap.add_argument("--meshes", default=TrainConfig.meshes)
     ap.add_argument("--workdir", default=TrainConfig.workdir)
+    ap.add_argument("--real-steps", type=int, default=TrainConfig.real_steps)
     ap.add_argument("--real-fraction", type=float, default=TrainConfig.real_fraction)
     ap.add_argument("--real-mesh-weight", type=float, default=TrainConfig.real_mesh_weight)
-    ap.add_argument("--init", default="", help="start from these weights, e.g. `estimator` (fine-tune)")
+    ap.add_argument("--rig-dir", default="", help="train on the rig_arkit52 in this folder (default: weights/)")
+    ap.add_argument("--init", default="", help="fine-tune: start from the estimator.* in this folder (or a name "
+                                               "in weights/)")
     ap.add_argument("--out", type=Path, default=None, help="folder for the weights (default: weights/)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eval-real", action="store_true", help="only measure weights (--out or the shipped ones) on "
@@ -295,16 +308,24 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.eval_real:
-        print(json.dumps(real_video_agreement(Path(args.meshes), estimator=_estimator(args.out)), indent=1))
+        real = real_video_agreement(Path(args.meshes), estimator=_estimator(args.out), rig=_rig(args.rig_dir))
+        print(json.dumps(real, indent=1))
         return
     cfg = TrainConfig(steps=args.steps, lr=args.lr, meshes=args.meshes, workdir=args.workdir, init=args.init,
+                      rig_dir=args.rig_dir, real_steps=args.real_steps,
                       real_fraction=args.real_fraction, real_mesh_weight=args.real_mesh_weight)
     net, metrics = train(cfg)
     print(json.dumps({"heldout_mae": {k: round(v, 4) for k, v in metrics.items()}}, indent=1), flush=True)
     path = export(net, cfg, metrics, args.out)
     if Path(args.meshes).exists() and "franck_mp4" in np.load(args.meshes).files:
-        real = real_video_agreement(Path(args.meshes), estimator=_estimator(path.parent))
+        real = real_video_agreement(Path(args.meshes), estimator=_estimator(path.parent), rig=_rig(args.rig_dir))
         print(json.dumps({"real_video": real}, indent=1), flush=True)
+
+
+def _rig(directory: str = ""):
+    from reenact.weights import load_model
+
+    return load_model("rig_arkit52", "cpu", Path(directory)) if directory else load_rig()
 
 
 def _estimator(directory: Path | None):
@@ -333,11 +354,12 @@ def export(net: EstimatorNet, cfg: TrainConfig, metrics: dict[str, float], direc
         training_data="synthetic: sparse random ARKit weights through weights/rig_arkit52 on random identities (PCA "
                       f"of face meshes from {cfg.meshes}, expression span removed, plus regional proportions), "
                       "random pose/size/position and landmark noise"
-                      + (f"; {cfg.real_fraction:.0%} of each batch real tracked frames from the same meshes (held-out "
-                         "clips excluded), re-posed, labelled by bounded least-squares rig fits"
-                         if cfg.real_fraction else ""),
+                      + (f"; then {cfg.real_steps} fine-tuning steps with {cfg.real_fraction:.0%} of each batch real "
+                         "tracked frames from the same meshes (held-out franck.mp4 excluded), re-posed, labelled by "
+                         "bounded least-squares rig fits, plus a rig self-consistency loss"
+                         if cfg.real_fraction and cfg.real_steps else ""),
         licence="Apache-2.0", source="trained by reenact", script="reenact/train/estimator.py",
-        extra={"config": {k: v for k, v in asdict(cfg).items() if k != "extra"},
+        extra={"config": {k: v for k, v in asdict(cfg).items() if k not in ("extra", "rig_dir")},
                "heldout_mae": {k: round(v, 4) for k, v in metrics.items()}, "mlp_dtype": "float16"}), directory)
 
 
