@@ -95,9 +95,10 @@ def test_rig_fit_recovers_weights_and_ignores_identity(rig):
     g = torch.Generator().manual_seed(3)
     w = (torch.rand(64, 52, generator=g) < 0.15) * torch.rand(64, 52, generator=g)
     # An identity offset orthogonal to the rig's span (as Identities builds them) must not change the fit.
-    b = rig.basis.flatten(1).double()  # (52, P*3)
-    ident = torch.randn(b.shape[1], generator=g, dtype=torch.float64) * 0.05
-    ident = ident - b.T @ torch.linalg.lstsq(b.T, ident[:, None]).solution[:, 0]
+    u, sv, _ = torch.linalg.svd(rig.basis.flatten(1).double().T, full_matrices=False)  # (P*3, 52)
+    u = u[:, sv > 1e-6 * sv[0]]  # the span (jawLeft = -jawRight makes the basis rank-deficient)
+    ident = torch.randn(u.shape[0], generator=g, dtype=torch.float64) * 0.05
+    ident = ident - u @ (u.T @ ident)
     canon = rig(w) + ident.view(478, 3).float()
     got = fit_rig(canon - rig.neutral, rig.basis)  # the default prior makes the solution unique
     same = fit_rig(rig(w) - rig.neutral, rig.basis)
