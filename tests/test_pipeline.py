@@ -52,7 +52,8 @@ def test_drive_end_to_end(driver: Path, tmp_path: Path) -> None:
     with read_frames(out) as frames:
         imgs = [f.rgb.astype(int) for f in frames]
     assert max(np.abs(im - imgs[0]).max() for im in imgs) > 40
-    assert np.abs(imgs[-1][:20] - imgs[0][:20]).max() <= 3  # the top rows (background) stay put
+    top = np.abs(imgs[-1][:20] - imgs[0][:20])  # the top rows (background) stay put, up to H.264 noise
+    assert top.mean() < 0.5 and top.max() <= 8
 
 
 def test_extract_then_render(driver: Path, tmp_path: Path) -> None:
