@@ -17,6 +17,7 @@ import numpy as np
 from reenact import speech
 from reenact.analysis import Models, ProgressFactory, load_source, no_progress
 from reenact.errors import InputError
+from reenact.idle import idle_track
 from reenact.params import ARKIT52, Track
 from reenact.pipeline import RenderOptions, RunReport, render_video
 
@@ -68,7 +69,7 @@ def speak(source_path: Path, audio: Path, output: Path, models: Models, opts: Re
     shapes[:, cols] = np.clip(source.shapes[cols] + sopts.strength * track.weights, 0.0, 1.0)
     rotation = None
     if not sopts.still:
-        idle, names = speech.idle_track(n, float(sopts.fps), track.loudness, seed=sopts.seed)
+        idle, names = idle_track(n, float(sopts.fps), track.loudness, seed=sopts.seed)
         for j, name in enumerate(names):
             if name in _INDEX:
                 shapes[:, _INDEX[name]] = np.clip(shapes[:, _INDEX[name]] + idle[:, j], 0.0, 1.0)

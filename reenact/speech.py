@@ -1,8 +1,8 @@
-"""Speech -> Viseme15 posteriors -> ARKit mouth weights, plus idle life (blinks, brows, head motion).
+"""Speech -> Viseme15 posteriors -> ARKit mouth weights (idle life is in reenact.idle).
 
 Two sources of visemes:
   * the trained `AudioHead` (log-mel at 100 Hz -> viseme logits + jaw/energy amplitudes), the default;
-  * `align_transcript` (pocketsphinx forced alignment of a known text), optional, for best timing.
+  * `reenact.transcript.align_transcript` (pocketsphinx forced alignment of a known text), optional, for best timing.
 Both give 100 Hz viseme posteriors that `mouth_from_visemes` turns into per-video-frame ARKit weights with
 coarticulation. Long audio goes through `stream_speech_track` in overlapping windows, so memory stays flat.
 """
@@ -93,85 +93,6 @@ def phones_to_visemes(phones: list[tuple[str, float, float]], table: dict[str, t
     return out
 
 
-# ---------------------------------------------------------------- text and forced alignment (pocketsphinx)
-_ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
-        "seventeen eighteen nineteen".split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-
-
-def _number(n: int) -> list[str]:
-    if n < 20:
-        return [_ONES[n]]
-    if n < 100:
-        return [_TENS[n // 10]] + ([_ONES[n % 10]] if n % 10 else [])
-    if n < 1000:
-        return [_ONES[n // 100], "hundred"] + (_number(n % 100) if n % 100 else [])
-    if n < 1_000_000:
-        return _number(n // 1000) + ["thousand"] + (_number(n % 1000) if n % 1000 else [])
-    return [_ONES[int(d)] for d in str(n)]
-
-
-def normalize_text(text: str) -> list[str]:
-    """Lower-case words for the pronouncing dictionary: digits spelled out, bracketed notes and punctuation dropped."""
-    text = re.sub(r"\[[^\]]*\]", " ", text.lower()).replace("&", " and ").replace("%", " percent ")
-    words: list[str] = []
-    for tok in re.findall(r"[a-z']+|\d+", text.replace("-", " ")):
-        words.extend(_number(int(tok)) if tok.isdigit() else [tok.strip("'")] if tok.strip("'") else [])
-    return words
-
-
-_DECODERS: dict[int, object] = {}
-
-
-def _decoder(sr: int):  # pocketsphinx is optional: imported only when a transcript is given
-    try:
-        from pocketsphinx import Decoder
-    except ImportError as exc:
-        raise InputError("--text/--transcript needs the optional package pocketsphinx: pip install pocketsphinx.") from exc
-    if sr not in _DECODERS:
-        _DECODERS[sr] = Decoder(samprate=sr, bestpath=False, loglevel="FATAL")
-    return _DECODERS[sr]
-
-
-def align_transcript(wave: np.ndarray, sr: int, text: str) -> list[PhoneSegment]:
-    """Force-align `text` to mono `wave` (16 kHz or 8 kHz) with pocketsphinx; ARPAbet phones with times in seconds.
-
-    Words missing from the pronouncing dictionary are dropped (their sound is absorbed by neighbours)."""
-    wave = _mono16k(wave, sr)
-    dec = _decoder(SR)
-    words = [w for w in normalize_text(text) if dec.lookup_word(w) is not None]
-    if not words:
-        raise InputError("The transcript has no words pocketsphinx knows; check the --text/--transcript language.")
-    pcm = (np.clip(wave, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
-    try:
-        dec.set_align_text(" ".join(words))
-        for _ in range(2):  # first pass: word search; second pass: phone/state alignment of its result
-            dec.start_utt()
-            dec.process_raw(pcm, full_utt=True)
-            dec.end_utt()
-            if _ == 0:
-                dec.set_alignment()
-        segs = [PhoneSegment(p.name, p.start / RATE, (p.start + p.duration) / RATE, w.name)
-                for w in dec.get_alignment() for p in w]
-    except (RuntimeError, ValueError) as exc:
-        raise InputError(f"Could not align the transcript to the audio ({exc}); check that they match.") from exc
-    return _trim_edges(segs, wave)
-
-
-def _trim_edges(segs: list[PhoneSegment], wave: np.ndarray) -> list[PhoneSegment]:
-    """pocketsphinx stretches the first/last phone over leading/trailing silence; cut them at the speech edges."""
-    db = frame_db(wave)
-    loud = np.nonzero(db > db.max() - 35.0)[0] if len(db) else np.array([], int)
-    if not len(loud) or not segs:
-        return segs
-    first, last = loud[0] / RATE, (loud[-1] + 1) / RATE
-    if segs[0].start < first - 0.05:
-        segs[0].start = float(min(first, segs[0].end))
-    if segs[-1].end > last + 0.05:
-        segs[-1].end = float(max(last, segs[-1].start))
-    return segs
-
-
 def frame_db(wave: np.ndarray) -> np.ndarray:
     """RMS level per 10 ms frame in dBFS, (len(wave) // HOP,)."""
     n = len(wave) // HOP
@@ -179,7 +100,7 @@ def frame_db(wave: np.ndarray) -> np.ndarray:
     return (10.0 * np.log10(np.mean(frames**2, axis=1) + 1e-12)).astype(np.float32)
 
 
-def _mono16k(wave: np.ndarray, sr: int) -> np.ndarray:
+def mono16k(wave: np.ndarray, sr: int) -> np.ndarray:
     wave = np.asarray(wave, dtype=np.float32)
     if wave.ndim == 2:  # (samples, channels) or (channels, samples): average the short axis
         wave = wave.mean(axis=int(np.argmin(wave.shape)))
@@ -429,85 +350,18 @@ def speech_to_track(wave: np.ndarray, sr: int, fps: float, text: str | None = No
     """Audio samples (any rate, mono or stereo) -> per-video-frame visemes and ARKit mouth weights.
 
     With `text`, phone timings come from pocketsphinx forced alignment instead of the audio head."""
-    wave = _mono16k(wave, sr)
+    wave = mono16k(wave, sr)
     if not len(wave):
         raise InputError("The audio is empty (zero samples); give a recording at least one frame long.")
     if text is None:
         return concat_tracks(stream_speech_track([wave], fps, model, device))
     if fps <= 0:
         raise InputError(f"fps must be positive, got {fps}.")
+    from reenact.transcript import align_transcript
+
     segs = align_transcript(wave, SR, text)
     n = len(wave) // HOP + 1
     labels = segments_to_frames(phones_to_visemes([(s.phone, s.start, s.end) for s in segs]), n)
     post = np.eye(len(VISEMES), dtype=np.float32)[labels]  # (T, 15)
     db = frame_db(np.concatenate([wave, np.zeros(HOP, np.float32)]))[:n]
     return track_from_posteriors(post, None, db, fps, n_video_frames(len(wave), fps))
-
-
-# ---------------------------------------------------------------- idle life
-IDLE = ("eyeBlinkLeft", "eyeBlinkRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight", "yaw", "pitch", "roll")
-
-
-class IdleLife:
-    """Blinks (~17/min, gamma-distributed intervals), brow raises on stressed syllables, slow head sway plus nods
-    that follow loudness. Stateful, so a stream can be fed block by block; the same seed gives the same motion."""
-
-    def __init__(self, fps: float, seed: int = 0, blinks_per_min: float = 17.0) -> None:
-        if fps <= 0:
-            raise InputError(f"fps must be positive, got {fps}.")
-        self.fps, self.rng, self.frame = fps, np.random.default_rng(seed), 0
-        self.mean_gap = 60.0 / blinks_per_min
-        self.next_blink = self._gap() * 0.5
-        self.blinks: list[float] = []  # start times (s) of blinks that may still be visible
-        self.slow, self.fast = 0.0, 0.0  # loudness envelopes (~1.5 s and ~80 ms)
-        sway = self.rng.uniform(0.05, 0.35, (3, 3))  # per-axis sum of 3 slow sinusoids (Hz)
-        self.sway = (sway, self.rng.uniform(0, 2 * np.pi, (3, 3)), np.array([1.6, 1.0, 0.8]))  # amplitude in degrees
-
-    def _gap(self) -> float:
-        return max(0.6, float(self.rng.gamma(4.0, self.mean_gap / 4.0)))
-
-    @staticmethod
-    def _blink_shape(dt: np.ndarray) -> np.ndarray:  # closes in 80 ms, holds 40 ms, reopens in 180 ms
-        close, hold, open_ = 0.08, 0.04, 0.18
-        up = np.clip(dt / close, 0, 1)
-        down = np.clip(1 - (dt - close - hold) / open_, 0, 1)
-        return np.where((dt >= 0) & (dt < close + hold + open_), np.minimum(up, down), 0.0) ** 0.8
-
-    def step(self, n_frames: int, loudness: np.ndarray | None = None) -> np.ndarray:
-        """The next `n_frames` rows, (n_frames, len(IDLE)); `loudness` (n_frames,) in [0, 1] or None for silence."""
-        loud = np.zeros(n_frames, np.float32) if loudness is None else np.asarray(loudness, np.float32).reshape(-1)
-        if len(loud) != n_frames:
-            raise InputError(f"Idle life got {len(loud)} loudness values for {n_frames} frames; pass one per frame.")
-        t = (self.frame + np.arange(n_frames)) / self.fps
-        out = np.zeros((n_frames, len(IDLE)), np.float32)
-        end = t[-1] + 1.0 / self.fps if n_frames else 0.0
-        while self.next_blink < end:
-            self.blinks.append(self.next_blink)
-            self.next_blink += self._gap()
-        for start in self.blinks:  # sample each blink at sub-frame steps and keep the max so none falls between
-            sub = (t[:, None] + np.linspace(0, 1.0 / self.fps, 4, endpoint=False)[None]) - start
-            out[:, 0] = np.maximum(out[:, 0], self._blink_shape(sub).max(1))
-        self.blinks = [b for b in self.blinks if b > end - 0.5]
-        out[:, 1] = out[:, 0]
-        stress = np.zeros(n_frames, np.float32)
-        a_slow, a_fast = 1.0 - np.exp(-1.0 / (1.5 * self.fps)), 1.0 - np.exp(-1.0 / (0.08 * self.fps))
-        for i, x in enumerate(loud):  # causal envelopes: stress = fast loudness above its slow average
-            self.slow += a_slow * (x - self.slow)
-            self.fast += a_fast * (x - self.fast)
-            stress[i] = max(0.0, self.fast - self.slow - 0.05)
-        stress = np.clip(stress * 3.0, 0.0, 1.0)
-        out[:, 2] = 0.25 * stress
-        out[:, 3] = out[:, 4] = 0.2 * stress
-        freq, phase, amp = self.sway
-        sway = (np.sin(2 * np.pi * freq[None] * t[:, None, None] + phase[None]).sum(-1) / 3.0) * amp  # (n, 3)
-        out[:, 5:8] = sway * (1.0 + 0.5 * loud[:, None])
-        out[:, 6] -= 2.0 * stress  # a small nod (pitch down) on stressed syllables
-        self.frame += n_frames
-        return out
-
-
-def idle_track(n_frames: int, fps: float, loudness: np.ndarray | None = None, seed: int = 0
-               ) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Idle life for `n_frames` video frames: (n_frames, 8) rows named IDLE (blinks, brows in [0, 1]; yaw, pitch,
-    roll in degrees). `loudness` (n_frames,) in [0, 1] (SpeechTrack.loudness) drives brows and nods."""
-    return IdleLife(fps, seed).step(n_frames, loudness), IDLE

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from reenact import speech
+from reenact import speech, transcript
 from reenact.errors import InputError
 
 FIX = Path(__file__).parent / "fixtures" / "speech"
@@ -93,14 +93,14 @@ def test_bad_input(head):
 
 
 def test_normalize_text():
-    assert speech.normalize_text("Press 1, or 162 [beep] it's") == ["press", "one", "or", "one", "hundred", "sixty",
+    assert transcript.normalize_text("Press 1, or 162 [beep] it's") == ["press", "one", "or", "one", "hundred", "sixty",
                                                                      "two", "it's"]
 
 
 def test_align_transcript(papa):
     pytest.importorskip("pocketsphinx")
     wave, sr, meta = papa
-    segs = speech.align_transcript(wave, sr, meta["text"])
+    segs = transcript.align_transcript(wave, sr, meta["text"])
     vis = speech.phones_to_visemes([(s.phone, s.start, s.end) for s in segs])
     found = [(a + b) / 2 for v, a, b in vis if v == "PP"]
     truth = [(a + b) / 2 for v, a, b in meta["visemes"] if v == "PP"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reenact import speech
+from reenact import idle, speech
 
 V, M = speech.V, speech.M
 
@@ -60,14 +60,14 @@ def test_silence_is_neutral():
 
 def test_blink_rate_and_seeds():
     fps, minutes = 25, 10
-    rows, names = speech.idle_track(fps * 60 * minutes, fps, seed=3)
+    rows, names = idle.idle_track(fps * 60 * minutes, fps, seed=3)
     blink = rows[:, names.index("eyeBlinkLeft")]
     rate = ((blink[1:] > 0.5) & (blink[:-1] <= 0.5)).sum() / minutes
     assert 10 <= rate <= 25
     assert blink.max() > 0.95 and np.allclose(blink, rows[:, names.index("eyeBlinkRight")])
-    other, _ = speech.idle_track(fps * 60, fps, seed=4)
+    other, _ = idle.idle_track(fps * 60, fps, seed=4)
     assert not np.allclose(rows[: fps * 60], other)
-    again, _ = speech.idle_track(fps * 60, fps, seed=3)
+    again, _ = idle.idle_track(fps * 60, fps, seed=3)
     np.testing.assert_array_equal(again, rows[: fps * 60])
     head = rows[:, [names.index("yaw"), names.index("pitch"), names.index("roll")]]
     assert 0.2 < np.abs(head).max() < 6.0  # slight, never frozen
@@ -78,8 +78,8 @@ def test_idle_streams_in_blocks_and_follows_loudness():
     loud = np.zeros(fps * 20, np.float32)
     loud[fps * 5: fps * 15: 10] = 1.0  # syllable-like bursts
     loud = np.convolve(loud, np.ones(4) / 4, "same")
-    whole, names = speech.idle_track(len(loud), fps, loud, seed=7)
-    life = speech.IdleLife(fps, seed=7)
+    whole, names = idle.idle_track(len(loud), fps, loud, seed=7)
+    life = idle.IdleLife(fps, seed=7)
     blocks = np.concatenate([life.step(len(loud[i:i + 97]), loud[i:i + 97]) for i in range(0, len(loud), 97)])
     np.testing.assert_allclose(blocks, whole, atol=1e-5)
     brow = whole[:, names.index("browInnerUp")]

@@ -28,7 +28,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from reenact import speech  # noqa: E402
+from reenact import speech, transcript  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "speech"
@@ -129,7 +129,7 @@ def fetch_asterisk() -> tuple[Path, dict[str, str]]:
     prompts = {}
     for line in gzip.open(txt, "rt", encoding="utf-8", errors="replace"):
         name, sep, text = line.partition(":")
-        if sep and not line.startswith(";") and speech.normalize_text(text):
+        if sep and not line.startswith(";") and transcript.normalize_text(text):
             prompts[name.strip()] = text.strip()
     return next(root.rglob("en_US_f_Allison")), prompts
 
@@ -149,7 +149,7 @@ def save(path: Path, items: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
 
 
 def aligned_labels(wave: np.ndarray, text: str) -> np.ndarray:
-    segs = speech.align_transcript(wave, speech.SR, text)
+    segs = transcript.align_transcript(wave, speech.SR, text)
     vis = speech.phones_to_visemes([(s.phone, s.start, s.end) for s in segs])
     return speech.segments_to_frames(vis, len(wave) // speech.HOP)
 
@@ -161,7 +161,7 @@ def make_asterisk(prompts: dict[str, str], folder: Path) -> None:
         if not path.exists():
             continue
         wave, sr = sf.read(path, dtype="float32")
-        wave = speech._mono16k(wave, sr)
+        wave = speech.mono16k(wave, sr)
         try:
             labels = aligned_labels(wave, text)
         except speech.InputError as exc:
@@ -207,7 +207,7 @@ def make_flite(prompts: dict[str, str], vocab: list[str]) -> None:
                     wav = Path(tmp) / "x.wav"
                     subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(wav)], check=True)
                     wave, sr = sf.read(wav, dtype="float32")
-                    wave = speech._mono16k(wave, sr)
+                    wave = speech.mono16k(wave, sr)
                     try:
                         items.append((f"{voice}/{i}", wave, aligned_labels(wave, text)))
                     except speech.InputError as exc:
