@@ -24,6 +24,15 @@ _SAMPLE_FMT = {"pcm_s16le": "s16", "libmp3lame": "fltp", "aac": "fltp", "libopus
                "alac": "s16p"}
 
 
+FACE_FIXTURES = Path(__file__).parent / "fixtures" / "face"
+
+
+def face_fixture(name: str) -> dict[str, np.ndarray]:
+    """Every array of tests/fixtures/face/NAME.npz (reference outputs of the original runtimes, test images)."""
+    with np.load(FACE_FIXTURES / f"{name}.npz") as d:
+        return {k: d[k] for k in d.files}
+
+
 def draw_frame(index: int, size: tuple[int, int]) -> np.ndarray:
     """(H, W, 3) uint8: gradient background, `index` in binary as 8 blocks on the top band."""
     w, h = size

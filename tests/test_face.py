@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from media_utils import face_fixture
 
 from reenact.face import FaceAnalyzer, load_canonical
 from reenact.face.detect import BlazeFaceDetector, iou
 from reenact.weights import load_model
 
-FIX = Path(__file__).parent / "fixtures" / "face"
-
 
 @pytest.fixture(scope="module")
 def nets() -> dict[str, np.ndarray]:
-    with np.load(FIX / "nets.npz") as d:
-        return {k: d[k] for k in d.files}
+    return face_fixture("nets")
 
 
 @pytest.fixture(scope="module")
 def images() -> dict[str, np.ndarray]:
-    with np.load(FIX / "images.npz") as d:
-        return {k: d[k] for k in d.files}
+    return face_fixture("images")
 
 
 @pytest.fixture(scope="module")

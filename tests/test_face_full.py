@@ -6,12 +6,11 @@ the images.npz photos and on the canvas) and small_faces.png (1280x960, two face
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 import torch
+from media_utils import FACE_FIXTURES, face_fixture
 
 from reenact.errors import InputError, NoFaceError
 from reenact.face import FaceAnalyzer
@@ -19,19 +18,18 @@ from reenact.face.detect import AutoDetector, BlazeFaceDetector, iou
 from reenact.weights import load_model
 from tools.convert_mediapipe import SparseDim, densify
 
-FIX = Path(__file__).parent / "fixtures" / "face"
+FIX = FACE_FIXTURES
 
 
 @pytest.fixture(scope="module")
 def full() -> dict[str, np.ndarray]:
-    with np.load(FIX / "full.npz") as d:
-        return {k: d[k] for k in d.files}
+    return face_fixture("full")
 
 
 @pytest.fixture(scope="module")
 def photos() -> list[np.ndarray]:
-    with np.load(FIX / "images.npz") as d:
-        return [d[f"image_{i}"] for i in range(len(d["names"]))]
+    d = face_fixture("images")
+    return [d[f"image_{i}"] for i in range(len(d["names"]))]
 
 
 @pytest.fixture(scope="module")

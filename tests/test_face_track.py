@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 import torch
+from media_utils import FACE_FIXTURES, face_fixture
 
 from reenact.errors import InputError, NoFaceError
 from reenact.face import FaceAnalyzer, track_video
-from reenact.face.align import crop_matrix, invert, paste_back, transform_points, warp_to_crop
+from reenact.face.align import (
+    crop_matrix,
+    invert,
+    paste_back,
+    transform_points,
+    warp_to_crop,
+)
 
-FIX = Path(__file__).parent / "fixtures" / "face"
+FIX = FACE_FIXTURES
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +29,7 @@ def analyzer() -> FaceAnalyzer:
 
 @pytest.fixture(scope="module")
 def images() -> dict[str, np.ndarray]:
-    with np.load(FIX / "images.npz") as d:
-        return {k: d[k] for k in d.files}
+    return face_fixture("images")
 
 
 def test_no_face_names_the_file(analyzer):
