@@ -160,3 +160,17 @@ def test_train_estimator_on_user_photos(tmp_path: Path) -> None:
     assert net.contract.kwargs["n_out"] == 52
     assert (tmp_path / "work" / "meshes.npz").exists()
     assert run("train", "refiner")[0] == 2
+
+
+def test_models_leave_torch_threads_alone() -> None:
+    import torch
+
+    from reenact.pipeline import Models
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(before + 1)
+    try:
+        Models(torch.device("cpu")).estimator  # building and loading must not touch the process-wide setting
+        assert torch.get_num_threads() == before + 1
+    finally:
+        torch.set_num_threads(before)
