@@ -158,9 +158,6 @@ class MeshWarper:
         self.interp = self.interp.coalesce().to(device)
         roi_img = image[self.roi.y0:self.roi.y1, self.roi.x0:self.roi.x1]
         self.source = torch.from_numpy(roi_img.copy()).to(device).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
-        ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32),
-                                torch.arange(w, device=device, dtype=torch.float32), indexing="ij")
-        self.base = torch.stack([xs, ys], -1)  # (H, W, 2) pixel coords inside the ROI
         self.coarse_base = torch.tensor(np.stack([gx, gy], -1), dtype=torch.float32, device=device)  # (h, w, 2)
         self.step = ((w - 1) / max(self.coarse[1] - 1, 1), (h - 1) / max(self.coarse[0] - 1, 1))  # coarse spacing px
         self.scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=device)
@@ -206,9 +203,11 @@ class MeshWarper:
             e_best = torch.minimum(e_newton, e_fixed)
             better = (e_best < err)[..., None]
             src, err = torch.where(better, best, src), torch.where(better[..., 0], e_best, err)
-        offset = (src - base).permute(0, 3, 1, 2)  # (B, 2, h, w)
-        offset = F.interpolate(offset, size=self.roi.size, mode="bilinear", align_corners=True)
-        return (self.base + offset.permute(0, 2, 3, 1)) * self.scale - 1  # (B, H, W, 2) in [-1, 1]
+        # Upsample the coarse sampling grid itself: the coarse grid spans the ROI corner to corner, so bilinear
+        # upsampling with align_corners reproduces the identity part exactly and no full-size arithmetic is left.
+        coarse = (src * self.scale - 1).permute(0, 3, 1, 2)  # (B, 2, h, w) in [-1, 1]
+        grid = F.interpolate(coarse, size=self.roi.size, mode="bilinear", align_corners=True)
+        return grid.permute(0, 2, 3, 1)  # (B, H, W, 2) in [-1, 1]
 
     def warp(self, disp: torch.Tensor) -> torch.Tensor:
         """(B, N, 2) displacement -> (B, 3, H, W) warped ROI, float in 0..255."""
