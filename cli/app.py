@@ -130,6 +130,8 @@ FACE = typer.Option(None, "--face", help="Which face of the photo, 0-based left 
 MAX_SIZE = typer.Option(1280, "--max-size", help="Scale the photo down to this long side (px).")
 STRICT = typer.Option(False, "--strict", help="Exit 3 when any frame fails the identity check.")
 IDENTITY = typer.Option("default", "--identity", help="default | arcface[:PATH] (an insightface pack you have).")
+CRF = typer.Option(18, "--crf", help="H.264 quality: 0 lossless .. 51 worst; 18 looks lossless, 23 is x264's default.")
+PRESET = typer.Option("veryfast", "--preset", help="x264 speed: ultrafast .. veryslow (slower = smaller file at the same quality).")
 REFINE = typer.Option(True, "--refine/--no-refine", help="Draw over the warp with the GAN refiner when the shipped one beats the warp on held-out video.")
 
 
@@ -171,7 +173,8 @@ def drive(
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Identity similarity threshold (cosine)."),
     check_every: int = typer.Option(1, "--check-every", min=1, help="Identity-check every N-th frame."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Frames rendered per batch."),
-    crf: int = typer.Option(18, "--crf", help="H.264 quality (0 lossless .. 51 worst)."),
+    crf: int = CRF,
+    preset: str = PRESET,
 ) -> None:
     """Make the person in SOURCE perform the expressions of the person in DRIVER; the driver's audio is kept."""
     from reenact.pipeline import Models, RenderOptions
@@ -181,7 +184,7 @@ def drive(
     output = output or Path(f"{source.stem}_{driver.stem}.mp4")
     opts = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose, gaze),
                          batch_size=batch_size, check_every=check_every, strict=strict, overwrite=overwrite, crf=crf,
-                         threshold=threshold, refine=refine)
+                         preset=preset, threshold=threshold, refine=refine)
     if report is not None:
         check_report_path(report, overwrite)
     models = Models(device_of(ctx), identity_model)
@@ -242,6 +245,8 @@ def speak(
     strict: bool = STRICT,
     identity_model: str = IDENTITY,
     refine: bool = REFINE,
+    crf: int = CRF,
+    preset: str = PRESET,
 ) -> None:
     """Animate the lips of SOURCE from speech AUDIO, with natural blinks and head motion; the audio is muxed in."""
     from reenact.errors import InputError
@@ -260,7 +265,7 @@ def speak(
     output = output or Path(f"{source.stem}_{audio.stem}.mp4")
     if report is not None:
         check_report_path(report, overwrite)
-    opts = RenderOptions(strict=strict, overwrite=overwrite, refine=refine)
+    opts = RenderOptions(strict=strict, overwrite=overwrite, refine=refine, crf=crf, preset=preset)
     sopts = SpeakOptions(fps=parse_fps(fps), text=text, still=still, seed=seed, strength=strength)
     result = run_speak(source, audio, output, Models(device_of(ctx), identity_model), opts, sopts, max_size=max_size,
                        face=face, progress=ui.progress)
@@ -290,6 +295,8 @@ def render(
     strict: bool = STRICT,
     identity_model: str = IDENTITY,
     refine: bool = REFINE,
+    crf: int = CRF,
+    preset: str = PRESET,
 ) -> None:
     """Animate SOURCE from a parameter TRACK (AU / ARKit / viseme columns over time)."""
     from reenact.pipeline import Models, RenderOptions
@@ -298,7 +305,7 @@ def render(
     ui = ui_of(ctx)
     output = output or Path(f"{source.stem}_{track.stem}.mp4")
     opts = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose),
-                         strict=strict, overwrite=overwrite, refine=refine)
+                         strict=strict, overwrite=overwrite, refine=refine, crf=crf, preset=preset)
     rate = parse_fps(fps) if fps else None
     if report is not None:
         check_report_path(report, overwrite)

@@ -11,6 +11,8 @@ from typing import Any, Optional
 
 import typer
 
+from reenact_cli.app import CRF, PRESET
+
 TABLE_ROWS = 50  # larger batches list only their failures
 
 
@@ -44,7 +46,8 @@ def batch(
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Identity similarity threshold (cosine)."),
     check_every: int = typer.Option(1, "--check-every", min=1, help="Identity-check every N-th frame."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Frames rendered per batch."),
-    crf: int = typer.Option(18, "--crf", help="H.264 quality (0 lossless .. 51 worst)."),
+    crf: int = CRF,
+    preset: str = PRESET,
     text: Optional[str] = typer.Option(None, "--text", help="Audio drivers: transcript for forced alignment (one "
                                        "for all; per job: text= in --pairs)."),
     fps: str = typer.Option("25", "--fps", help="Audio drivers: output frame rate."),
@@ -69,7 +72,8 @@ def batch(
     if report is not None:
         check_report_path(report, overwrite=True)
     render = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose, gaze),
-                           strict=strict, threshold=threshold, check_every=check_every, batch_size=batch_size, crf=crf)
+                           strict=strict, threshold=threshold, check_every=check_every, batch_size=batch_size, crf=crf,
+                           preset=preset)
     options = JobOptions(render=render, smooth=smooth, max_size=max_size, face=face, text=text, fps=fps, still=still,
                          seed=seed)
     if pairs is not None:

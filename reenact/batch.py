@@ -78,12 +78,12 @@ _RETARGET_KEYS = {f.name for f in fields(RetargetOptions)}
 _PARSE: dict[str, Callable[[str], Any]] = {
     "strength": float, "absolute": _bool, "region": str.strip, "scale": _scale, "mute": _names, "pose": _bool,
     "gaze": _bool, "smooth": str.strip, "max_size": int, "face": _maybe(int), "strict": _bool,
-    "threshold": _maybe(float), "check_every": int, "batch_size": int, "crf": int, "text": str, "fps": str.strip,
+    "threshold": _maybe(float), "check_every": int, "batch_size": int, "crf": int, "preset": str.strip, "text": str, "fps": str.strip,
     "still": _bool, "seed": int,
 }
 
 
-_RENDER_KEYS = ("strict", "threshold", "check_every", "batch_size", "crf")  # RenderOptions fields a job may set
+_RENDER_KEYS = ("strict", "threshold", "check_every", "batch_size", "crf", "preset")  # RenderOptions fields a job may set
 
 
 @dataclass
@@ -114,16 +114,19 @@ class JobOptions:
                 raise InputError(f"{where}: option {part!r} has a bad value ({err}).") from None
         retarget = {k: changes.pop(k) for k in list(changes) if k in _RETARGET_KEYS}
         render = {k: changes.pop(k) for k in list(changes) if k in _RENDER_KEYS}
-        render = replace(self.render, retarget=replace(self.render.retarget, **retarget), **render)
-        return replace(self, render=render, **changes).validate(where)
+        try:  # RenderOptions checks its own values (crf, preset, ...) when built
+            new = replace(self.render, retarget=replace(self.render.retarget, **retarget), **render)
+        except InputError as err:
+            raise InputError(f"{where}: {err}") from None
+        return replace(self, render=new, **changes).validate(where)
 
     def validate(self, where: str = "options") -> "JobOptions":
         r = self.render
         r.retarget.gains()  # region, --scale and --mute names
         if self.smooth not in ("offline", "online", "none"):
             raise InputError(f"{where}: smooth {self.smooth!r}; use offline, online or none.")
-        if not (0 <= r.crf <= 51 and r.batch_size >= 1 and r.check_every >= 1 and self.max_size >= 64):
-            raise InputError(f"{where}: use crf 0..51, batch size >= 1, check every >= 1 and max size >= 64.")
+        if self.max_size < 64:
+            raise InputError(f"{where}: max size {self.max_size}: use at least 64.")
         self.rate()
         return self
 

@@ -296,3 +296,14 @@ def test_ray_not_installed_is_a_clear_input_error(tmp_path: Path, monkeypatch: p
     jobs = plan_jobs(str(tmp_path / "p.jpg"), str(audio), tmp_path / "out")
     with pytest.raises(InputError, match=r"reenact\[ray\]"):
         run_batch(jobs, tmp_path / "out", BatchConfig(device="cpu", ray_address="local"))
+
+
+def test_manifest_render_options_are_checked_per_row(tmp_path: Path) -> None:
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text("source,driver,output,options\nsamples/source.jpg,samples/driver.mp4,a.mp4,preset=slow;crf=20\n"
+                        "samples/source.jpg,samples/driver.mp4,b.mp4,preset=fastest\n")
+    with pytest.raises(InputError, match=r"job 2: --preset 'fastest'"):
+        read_manifest(manifest, tmp_path / "out")
+    manifest.write_text("source,driver,output,options\nsamples/source.jpg,samples/driver.mp4,a.mp4,preset=slow;crf=20\n")
+    job = read_manifest(manifest, tmp_path / "out")[0]
+    assert (job.options.render.preset, job.options.render.crf) == ("slow", 20)

@@ -63,3 +63,9 @@ def test_bad_option_values_are_exit_2(tmp_path: Path) -> None:
     assert run("drive", str(SOURCE), str(DRIVER), "-o", out, "--region", "nose")[0] == 2
     assert run("drive", str(SOURCE), str(DRIVER), "-o", out, "--scale", "AU99=2")[0] == 2
     assert run("drive", str(SOURCE), str(DRIVER), "-o", out, "--mute", "smile")[0] == 2
+    for command in (["drive", str(SOURCE), str(DRIVER)], ["speak", str(SOURCE), "samples/speech.wav"]):
+        code, err = run(*command, "-o", out, "--preset", "fastest")
+        assert code == 2 and "--preset 'fastest'" in err and "veryslow" in err
+        code, err = run(*command, "-o", out, "--crf", "70")
+        assert code == 2 and "--crf 70" in err
+    assert not (tmp_path / "o.mp4").exists()

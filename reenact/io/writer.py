@@ -37,7 +37,7 @@ from reenact.io.atomic import check_output_path, commit, discard, temp_name
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 _BT709 = 1  # AVCOL_PRI_BT709 == AVCOL_TRC_BT709 == AVCOL_SPC_BT709
 _RANGE_MPEG = 1  # limited ("TV") range, what players expect from yuv420p H.264
-_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 class VideoWriter:
@@ -63,8 +63,8 @@ class VideoWriter:
         self.format: str = fmt
         if not 0 <= crf <= 51:
             raise OutputError(f"CRF {crf} is out of range; use 0 (lossless) to 51 (worst), 18 is visually lossless.")
-        if preset not in _PRESETS:
-            raise OutputError(f"Unknown x264 preset {preset!r}; use one of {', '.join(_PRESETS)}.")
+        if preset not in PRESETS:
+            raise OutputError(f"Unknown x264 preset {preset!r}; use one of {', '.join(PRESETS)}.")
         if audio_mode not in ("auto", "copy", "encode"):
             raise OutputError(f"Unknown audio mode {audio_mode!r}; use 'auto', 'copy' or 'encode'.")
         self.fps = as_fps(fps)
