@@ -158,6 +158,10 @@ def identity(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Say whether B shows the same person as A: prints the similarity, exits 0 when the same, 3 when not."""
+    import itertools
+    from collections import deque
+
+    from reenact.analysis import MESH_BATCH
     from reenact.errors import EXIT_IDENTITY
     from reenact.extract import IMAGE_SUFFIXES
     from reenact.identity import compare
@@ -177,14 +181,21 @@ def identity(
     if b.suffix.lower() in IMAGE_SUFFIXES:
         result = compare(source, [read_image(b)], largest, models.embedder, threshold, source_points=source_points)
     else:
-        tracker = models.analyzer.tracker()  # video: follow the face from frame to frame, re-detect when lost
+        # Video: follow the face from frame to frame (re-detect when lost), MESH_BATCH frames per mesh call. The
+        # identity alignment needs the 468-point mesh only. `compare` asks for each frame's face right after taking
+        # the frame, so the tracked chunk waits in a queue in frame order.
+        tracker, tracked = models.analyzer.tracker(), deque()
         with read_frames(b) as frames, ui.progress("comparing frames", frames.info.n_frames or None) as advance:
             def each():
-                for frame in frames:
-                    advance(1)
-                    yield frame.rgb
+                chunk = [f.rgb for f in itertools.islice(frames, MESH_BATCH)]
+                while chunk:
+                    tracked.extend(tracker.update_many(chunk, iris=False))
+                    yield from chunk
+                    advance(len(chunk))
+                    chunk = [f.rgb for f in itertools.islice(frames, MESH_BATCH)]
 
-            result = compare(source, each(), tracker.update, models.embedder, threshold, source_points=source_points)
+            result = compare(source, each(), lambda rgb: tracked.popleft(), models.embedder, threshold,
+                             source_points=source_points)
     summary = result.summary()
     write_report(report, {"a": str(a), "b": str(b), **summary, "similarities": result.similarities}, overwrite)
     ui.event("done", **summary, same=result.ok)

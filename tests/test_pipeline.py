@@ -148,6 +148,16 @@ def test_identity_command(tmp_path: Path) -> None:
     write_image(blank, np.full((120, 120, 3), 200, np.uint8))
     code, out = run("identity", str(blank), str(SOURCE))
     assert code == 2 and "wall.png" in out
+    # a clip whose face leaves for 3 frames, 13 frames long (not a whole number of tracking batches)
+    with read_frames(SOURCE.parent / "driver.mp4") as frames:
+        face = [f.rgb for _, f in zip(range(10), frames)]
+    clip = tmp_path / "gap.mp4"
+    with VideoWriter(clip, 24, preset="ultrafast") as w:
+        for rgb in face[:5] + [np.zeros_like(face[0])] * 3 + face[5:]:
+            w.write(rgb)
+    code, out = run("identity", str(SOURCE), str(clip), "--report", str(report), "--overwrite")
+    sims = json.loads(report.read_text())["similarities"]
+    assert code == 3 and len(sims) == 13 and sims[5:8] == [-1.0, -1.0, -1.0] and min(sims[:5] + sims[8:]) > 0.3
 
 
 def test_train_estimator_on_user_photos(tmp_path: Path) -> None:
