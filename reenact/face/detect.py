@@ -40,7 +40,6 @@ class DetectorConfig:
 SHORT = DetectorConfig("blazeface_short", 128, (8, 16, 16, 16), 2, 0.5)  # aspect 1.0 + the interpolated scale
 FULL = DetectorConfig("blazeface_full", 192, (4,), 1, 0.6, min_box=10.0)  # interpolated_scale_aspect_ratio 0: one anchor per cell
 CONFIGS = {"short": SHORT, "full": FULL}
-INPUT, MIN_SCORE = SHORT.size, SHORT.min_score  # short-range defaults, kept for callers of the old names
 
 
 @dataclass
@@ -75,20 +74,20 @@ def anchors(config: DetectorConfig = SHORT) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-def letterbox_matrix(h: int, w: int, size: int = INPUT) -> np.ndarray:
+def letterbox_matrix(h: int, w: int, size: int) -> np.ndarray:
     """2x3 affine image px -> letterboxed input px (aspect kept, centred, zero border)."""
     k = size / max(h, w)
     return np.array([[k, 0, (size - w * k) / 2], [0, k, (size - h * k) / 2]], np.float64)
 
 
-def preprocess(rgb: np.ndarray, size: int = INPUT) -> tuple[np.ndarray, np.ndarray]:
+def preprocess(rgb: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (H, W, 3) -> letterboxed uint8 (size, size, 3) and its matrix."""
     m = letterbox_matrix(*rgb.shape[:2], size)
     return cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT), m
 
 
-def decode(reg: np.ndarray, logits: np.ndarray, min_score: float = MIN_SCORE,
-           config: DetectorConfig = SHORT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decode(reg: np.ndarray, logits: np.ndarray, min_score: float,
+           config: DetectorConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Raw outputs of one image -> (boxes (N, 4) xyxy, keypoints (N, 6, 2), scores (N,)) in input px, before NMS."""
     scores = (1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -100.0, 100.0)))).astype(np.float32)
     keep = scores >= min_score
