@@ -217,7 +217,9 @@ class MeshWarper:
 
     def paste(self, image: np.ndarray, roi_frames: torch.Tensor) -> np.ndarray:
         """Put (B, 3, H, W) ROI frames back into copies of the full photo -> (B, H_img, W_img, 3) uint8."""
-        roi = roi_frames.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        out = np.repeat(image[None], len(roi), axis=0)
+        roi = roi_frames.clamp(0, 255).add_(0.5).to(torch.uint8)  # +0.5 and truncation: rounding in one pass
+        roi = roi.permute(0, 2, 3, 1).cpu().numpy()  # (B, h, w, 3)
+        out = np.empty((len(roi), *image.shape), np.uint8)
+        out[:] = image
         out[:, self.roi.y0:self.roi.y1, self.roi.x0:self.roi.x1] = roi
         return out
