@@ -28,7 +28,7 @@ import argparse
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -392,14 +392,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", nargs="*", type=Path, default=[CACHE / "data"])
     ap.add_argument("--out", type=Path, default=CACHE)
-    ap.add_argument("--steps", type=int, default=RefinerTrainConfig.steps)
-    ap.add_argument("--batch", type=int, default=RefinerTrainConfig.batch)
-    ap.add_argument("--gan", choices=["ragan", "wgan-gp"], default="ragan")
-    ap.add_argument("--gan-warmup", type=int, default=RefinerTrainConfig.gan_warmup)
-    ap.add_argument("--w-region", type=float, default=RefinerTrainConfig.w_region)
-    ap.add_argument("--w-mean", type=float, default=RefinerTrainConfig.w_mean)
+    for f in fields(RefinerTrainConfig):  # every scalar training setting, e.g. --w-id 0 --lr-g 2e-4 --gan wgan-gp
+        default = getattr(RefinerTrainConfig, f.name)
+        if not isinstance(default, tuple):
+            ap.add_argument("--" + f.name.replace("_", "-"), type=type(default), default=default)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-resume", action="store_true")
     ap.add_argument("--init", type=Path, default=None, help="generator weights to start from when not resuming")
     ap.add_argument("--export", action="store_true", help="only export out/best.safetensors to weights/")
@@ -407,8 +404,9 @@ def main() -> None:
     if args.export:
         print(export(args.out / "best.safetensors"))
         return
-    cfg = RefinerTrainConfig(steps=args.steps, batch=args.batch, gan=args.gan, threads=args.threads,
-                             gan_warmup=args.gan_warmup, w_region=args.w_region, w_mean=args.w_mean)
+    if args.gan not in ("ragan", "wgan-gp"):
+        ap.error("--gan: ragan or wgan-gp")
+    cfg = RefinerTrainConfig(**{f.name: getattr(args, f.name) for f in fields(RefinerTrainConfig) if hasattr(args, f.name)})
     train_refiner(args.data, args.out, resume=not args.no_resume, cfg=cfg, device=args.device, init=args.init,
                   log=lambda s: print(s, flush=True))
 
