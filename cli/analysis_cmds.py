@@ -84,7 +84,7 @@ def train(
     out: Path = typer.Option(Path("trained"), "--out", help="Folder for the new weights (+ contract)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps (default: the model's own)."),
     workdir: Optional[Path] = typer.Option(None, "--workdir", help="Checkpoints, metrics, data (default .cache/WHAT); training resumes from it."),
-    init: Optional[Path] = typer.Option(None, "--init", help="refiner: generator weights to start from (e.g. weights/refiner.safetensors)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="refiner: generator weights to start from (default: a fresh generator)."),
 ) -> None:
     """Train one of reenact's models; it resumes from the checkpoints in --workdir.
 
