@@ -19,6 +19,7 @@ from reenact_cli.app import (
     ui_of,
     write_report,
 )
+from reenact_cli.ui import UI
 
 
 def extract(
@@ -102,7 +103,7 @@ def train(
         not_built(f"train {what}", "run `python -m reenact.train.audio_head` with the data of tools/make_speech_data.py")
 
 
-def _train_estimator(ctx: typer.Context, ui, files: list[Path], out: Path, steps: int | None, workdir: Path) -> None:
+def _train_estimator(ctx: typer.Context, ui: UI, files: list[Path], out: Path, steps: int | None, workdir: Path) -> None:
     from reenact.train.estimator import TrainConfig, collect_meshes, export
     from reenact.train.estimator import train as train_estimator
 
@@ -117,7 +118,7 @@ def _train_estimator(ctx: typer.Context, ui, files: list[Path], out: Path, steps
             f"{out}/estimator.* into weights/ to use it.")
 
 
-def _train_refiner(ctx: typer.Context, ui, data: list[Path], out: Path, steps: int | None, workdir: Path,
+def _train_refiner(ctx: typer.Context, ui: UI, data: list[Path], out: Path, steps: int | None, workdir: Path,
                    init: Path | None) -> None:
     from reenact.errors import InputError
     from reenact.train.refiner import export, train_refiner
@@ -133,7 +134,7 @@ def _train_refiner(ctx: typer.Context, ui, data: list[Path], out: Path, steps: i
     shards = [f for f in files if f.suffix.lower() == ".npz"]
     if videos:
         ui.info(f"making same-person frame pairs from {len(videos)} video(s)")
-        device_of(ctx)  # torch threads as configured for the command
+        device_of(ctx)  # checks --device; pair building then runs with the command's thread policy
         shards += build_cache(videos, workdir / "data", log=ui.debug)
     if not shards:
         raise InputError("--data holds no videos or pair shards (*.npz); give talking-face videos.")

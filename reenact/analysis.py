@@ -128,6 +128,7 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
     `on_frame(frame, landmarks_or_None)` sees every frame as it is tracked (e.g. to stream landmarks to a file).
     """
     from reenact.estimate import CHANNELS
+    from reenact.face.track import add_irises
     from reenact.io.video import read_frames
     from reenact.smooth import smooth_track
 
@@ -136,17 +137,12 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
     inflight: deque[Future[np.ndarray]] = deque()
     nan = np.full((478, 3), np.nan, np.float32)
     tracker = models.analyzer.tracker()
-    mesh = models.analyzer.mesh
     timer = Timer()
 
     def finish(chunk: list[tuple[Any, Any]]) -> np.ndarray:
         """Iris (one batch of eye crops for the chunk) + estimator: (len(chunk), C) rows. Runs on the helper thread."""
         t = time.perf_counter()
-        found = [(f, lm) for f, lm in chunk if lm is not None]
-        if found and mesh.iris is not None:
-            irises = mesh.irises([f.rgb for f, _ in found], np.stack([lm.points for _, lm in found]))
-            for (_, lm), iris in zip(found, irises):
-                lm.points = np.concatenate([lm.points, iris]).astype(np.float32)
+        add_irises(models.analyzer.mesh, [f.rgb for f, _ in chunk], [lm for _, lm in chunk])
         if on_frame is not None:
             for f, lm in chunk:
                 on_frame(f, lm)

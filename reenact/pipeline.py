@@ -50,12 +50,9 @@ class RenderOptions:
     refine: bool = True  # use the GAN refiner when its weights are shipped (`--no-refine`: warp only)
 
     def __post_init__(self) -> None:  # fail before any work, not when the encoder opens after tracking
-        from reenact.io.writer import PRESETS
+        from reenact.io.writer import check_x264
 
-        if not 0 <= self.crf <= 51:
-            raise InputError(f"--crf {self.crf}: use 0 (lossless) to 51 (worst); 18 looks lossless.")
-        if self.preset not in PRESETS:
-            raise InputError(f"--preset {self.preset!r}: use one of {', '.join(PRESETS)}.")
+        check_x264(self.crf, self.preset)
         if self.batch_size < 1 or self.check_every < 1:
             raise InputError("--batch-size and --check-every must be at least 1.")
 

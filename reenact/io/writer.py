@@ -40,6 +40,14 @@ _RANGE_MPEG = 1  # limited ("TV") range, what players expect from yuv420p H.264
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
+def check_x264(crf: int, preset: str) -> None:
+    """The encoder settings `VideoWriter` accepts; `RenderOptions` checks them before any work with this too."""
+    if not 0 <= crf <= 51:
+        raise OutputError(f"--crf {crf}: use 0 (lossless) to 51 (worst); 18 looks lossless.")
+    if preset not in PRESETS:
+        raise OutputError(f"--preset {preset!r}: use one of {', '.join(PRESETS)}.")
+
+
 class VideoWriter:
     """Streaming H.264 writer. Call `write(rgb)` per frame; `close()` (or leaving the `with` block) finishes."""
 
@@ -61,10 +69,7 @@ class VideoWriter:
         if fmt is None:
             raise OutputError(f"Cannot write video {self.path}: use the extension .mp4, .mov or .mkv.")
         self.format: str = fmt
-        if not 0 <= crf <= 51:
-            raise OutputError(f"CRF {crf} is out of range; use 0 (lossless) to 51 (worst), 18 is visually lossless.")
-        if preset not in PRESETS:
-            raise OutputError(f"Unknown x264 preset {preset!r}; use one of {', '.join(PRESETS)}.")
+        check_x264(crf, preset)
         if audio_mode not in ("auto", "copy", "encode"):
             raise OutputError(f"Unknown audio mode {audio_mode!r}; use 'auto', 'copy' or 'encode'.")
         self.fps = as_fps(fps)
