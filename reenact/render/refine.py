@@ -7,7 +7,7 @@ skin, wrinkles) and leaves everything else to the warp through a learned attenti
     out   = A * crop + (1 - A) * C                                 A = 1 keeps the warped pixel
 
 `Refiner.refine` works on the renderer's warped ROI: it crops (batched `grid_sample`), runs the net, maps A and C
-back through the inverse similarity and composites in the ROI. Outside the crop A = 1, and (1 - A) is feathered to 0
+back through the inverse similarity and adds the correction (1 - A)(C - crop) to the ROI at its own resolution. Outside the crop A = 1, and (1 - A) is feathered to 0
 over the crop's border band, so the refined region has no seam. `Critic` (training only) is a PatchGAN without
 normalisation with a parameter-regression head on the same trunk (GANimation's D_y, SliderGAN's D_p).
 """
@@ -28,6 +28,31 @@ from reenact.face.align import crop_matrix
 CROP_SIZE = 128
 FACE_FRACTION = 0.72  # tighter than reenact.face.align's 0.62: more crop pixels on mouth and eyes, chin still inside
 N_PARAMS = 52
+
+
+SHARPNESS_MIN = 0.9  # unseen faces: Laplacian variance refined / warp-only; below it the refiner visibly blurs
+SKIN_CHANGE_MAX = 2.0  # unseen faces: mean |refined - warp| (0..255) on skin away from mouth and eyes
+
+
+def gate(extra: dict) -> str | None:
+    """Why a refiner whose contract carries `extra` must not be used, or None when it may.
+
+    It must beat the warp on the held-out frames of its training videos (extra["held_out_l1"], written by
+    reenact.train.refiner.export) and keep unseen faces sharp and their skin unchanged (extra["unseen"], written by
+    reenact.train.refiner_check.record_unseen): a refiner that only learned its training people does more harm than
+    good to everyone else."""
+    held = extra.get("held_out_l1", {})
+    refined, warp = held.get("region_refined", float("inf")), held.get("region_warp", float("-inf"))
+    if not refined < warp:
+        return f"it does not beat the warp on held-out video (mouth/eye L1 {refined:.3f} vs {warp:.3f})"
+    unseen = extra.get("unseen")
+    if not unseen:
+        return "it was not checked on unseen faces (tools/eval_refiner.py --unseen --record)"
+    if unseen["sharpness_min"] < SHARPNESS_MIN:
+        return f"it blurs unseen faces (sharpness {unseen['sharpness_min']:.2f} of the warp's, needs {SHARPNESS_MIN})"
+    if unseen["skin_change_max"] > SKIN_CHANGE_MAX:
+        return f"it changes the skin of unseen faces ({unseen['skin_change_max']:.1f} grey levels, at most {SKIN_CHANGE_MAX})"
+    return None
 
 
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
@@ -219,10 +244,14 @@ class Refiner:
         if x1 > x0 and y1 > y0:
             shifted = m.clone()
             shifted[:, :, 2] += m[:, :, :2] @ torch.tensor([float(x0), float(y0)], device=m.device)  # box px -> crop px
-            back = from_crop(torch.cat([(color + 1) * 127.5, weight], 1), shifted, (y1 - y0, x1 - x0))  # 0 outside crop
+            # The correction, not the colour, goes back: in the crop A x + (1 - A) C = x + (1 - A)(C - x), but pasting C
+            # itself would replace the ROI's detail with the 128 px crop upsampled (a 300 px face at a third of its
+            # resolution: blurred skin wherever A < 1). Adding the upsampled correction keeps the warp's detail.
+            delta = weight * (color - crop) * 127.5  # (B, 3, S, S) in 0..255 units, 0 where A = 1
+            back = from_crop(torch.cat([delta, weight], 1), shifted, (y1 - y0, x1 - x0))  # 0 outside the crop
             box = roi[:, :, y0:y1, x0:x1]
-            # = (1 - w) box + w C; exactly box where w = 0 (outside the crop, its feathered border, or A = 1)
-            out[:, :, y0:y1, x0:x1] = box + back[:, 3:] * (back[:, :3] - box)
+            # exactly box where the weight is 0 (outside the crop, its feathered border, or A = 1)
+            out[:, :, y0:y1, x0:x1] = (box + back[:, :3]).clamp(0, 255)
             if return_attention:
                 keep[:, :, y0:y1, x0:x1] = 1 - back[:, 3:]
         return (out, keep) if return_attention else out

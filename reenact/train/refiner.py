@@ -80,6 +80,7 @@ class RefinerTrainConfig:
     eval_pairs: int = 160
     seed: int = 0
     threads: int = 1
+    color_jitter: float = 0.0  # colour-matrix / gamma augmentation strength (PairSet.batch); 0.1 is strong
 
 
 FLIP = [ARKIT52.index(n.replace("Left", "#").replace("Right", "Left").replace("#", "Right"))
@@ -116,7 +117,11 @@ class PairSet:
         h = self.hardness / max(float(self.hardness.sum()), 1e-6)
         return 0.5 / self.n + 0.5 * h
 
-    def batch(self, idx: np.ndarray, augment: bool, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
+    def batch(self, idx: np.ndarray, augment: bool, rng: np.random.Generator | None = None, jitter: float = 0.0
+              ) -> dict[str, torch.Tensor]:
+        """jitter > 0: also a random colour matrix (I + N(0, jitter)), contrast and gamma per pair, the same on input
+        and target. Three people's skin is all the clips show; without it the generator learns their colours and
+        tints a stranger's face toward them."""
         dev = self.device
         to = lambda t: t[idx].to(dev).float() / 127.5 - 1
         b = {"warped": to(self.warped), "target": to(self.target), "masks": self.masks[idx].to(dev),
@@ -133,6 +138,13 @@ class PairSet:
             bias = torch.from_numpy(rng.uniform(-0.1, 0.1, (len(idx), 1, 1, 1)))
             for k in ("warped", "target"):  # the same photometric change on input and target
                 b[k] = ((b[k] + 1) * gain.to(dev).float() - 1 + bias.to(dev).float()).clamp(-1, 1)
+            if jitter > 0:
+                n = len(idx)
+                mix = torch.from_numpy(np.eye(3) + rng.normal(0, jitter, (n, 3, 3))).float().to(dev)  # (B, 3, 3)
+                gamma = torch.from_numpy(np.exp(rng.uniform(-2 * jitter, 2 * jitter, (n, 1, 1, 1)))).float().to(dev)
+                for k in ("warped", "target"):
+                    x = torch.einsum("bij,bjhw->bihw", mix, (b[k] + 1) / 2).clamp(0, 1) ** gamma
+                    b[k] = (x * 2 - 1).clamp(-1, 1)
         return b
 
 
@@ -292,7 +304,7 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
         for name, lr in (("g", cfg.lr_g), ("d", cfg.lr_d)):
             for group in opts[name].param_groups:
                 group["lr"] = lr * decay
-        b = train_set.batch(rng.choice(train_set.n, cfg.batch, p=probs), augment=True, rng=rng)
+        b = train_set.batch(rng.choice(train_set.n, cfg.batch, p=probs), augment=True, rng=rng, jitter=cfg.color_jitter)
         color, logits = g_run(b["warped"], b["params"], raw=True)
         attn = torch.sigmoid(logits)
         fake = compose(b["warped"], color, attn)
