@@ -174,8 +174,7 @@ def test_shipped_contract_loads_and_refines() -> None:
 
 
 def test_flip_permutation_and_pair_split() -> None:
-    from reenact.train.refiner import FLIP
-    from reenact.train.refiner_data import PairConfig, choose_pairs, region_masks
+    from reenact.train.refiner_data import FLIP, PairConfig, choose_pairs, region_masks
 
     assert sorted(FLIP) == list(range(52)) and [FLIP[i] for i in FLIP] == list(range(52))
     assert ARKIT52[FLIP[ARKIT52.index("eyeBlinkLeft")]] == "eyeBlinkRight"

@@ -36,9 +36,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reenact.render.refine import Refiner, compose
-from reenact.train.refiner import PairSet
 from reenact.train.refiner_check import check_unseen, record_unseen
-from reenact.train.refiner_data import MASK_EYES, MASK_FACE, MASK_MOUTH, load_shards
+from reenact.train.refiner_data import (
+    MASK_EYES,
+    MASK_FACE,
+    MASK_MOUTH,
+    PairSet,
+    load_shards,
+)
 from reenact.weights import load_model
 
 BEGIN, END = "<!-- eval:begin -->", "<!-- eval:end -->"

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from reenact.identity import dlib_chip_affine, mesh_to_dlib5, warp_chips_torch
+from reenact.identity import warp_chips_torch
 from reenact.params import ARKIT52
 from reenact.render.refine import (
     CROP_SIZE,
@@ -45,9 +45,14 @@ from reenact.render.refine import (
     Critic,
     RefinerNet,
     compose,
-    crop_matrices,
 )
-from reenact.train.refiner_data import MASK_EYES, MASK_FACE, MASK_MOUTH, load_shards
+from reenact.train.refiner_data import (
+    MASK_EYES,
+    MASK_FACE,
+    MASK_MOUTH,
+    PairSet,
+    load_shards,
+)
 
 CACHE = Path(".cache/refiner")
 
@@ -81,71 +86,6 @@ class RefinerTrainConfig:
     seed: int = 0
     threads: int = 1
     color_jitter: float = 0.0  # colour-matrix / gamma augmentation strength (PairSet.batch); 0.1 is strong
-
-
-FLIP = [ARKIT52.index(n.replace("Left", "#").replace("Right", "Left").replace("#", "Right"))
-        if ("Left" in n or "Right" in n) else i for i, n in enumerate(ARKIT52)]
-
-
-class PairSet:
-    """In-memory pairs as uint8 tensors, with target ARKit from the Estimator and dlib chip affines per pair."""
-
-    def __init__(self, arrays: dict[str, np.ndarray], size: int = CROP_SIZE, face_fraction: float = FACE_FRACTION,
-                 device: torch.device | None = None) -> None:
-        from reenact.estimate import Estimator
-
-        device = device or torch.device("cpu")
-        self.n = len(arrays["warped"])
-        img = lambda k: torch.from_numpy(arrays[k]).permute(0, 3, 1, 2).contiguous()
-        self.warped, self.target = img("warped"), img("target")
-        self.masks = torch.from_numpy(arrays["masks"])[:, None]  # (N, 1, S, S) uint8 bits
-        self.params = torch.from_numpy(Estimator().estimate(arrays["points"])[:, :52]).float()  # (N, 52)
-        m = crop_matrices(arrays["points"], size, face_fraction).double().numpy()  # frame px -> crop px
-        pts = arrays["points"][:, :, :2] @ m[:, :, :2].transpose(0, 2, 1) + m[:, None, :, 2]  # (N, 478, 2) crop px
-        self.chips = torch.tensor(np.stack([np.linalg.inv(np.vstack([dlib_chip_affine(mesh_to_dlib5(p)), [0, 0, 1]]))[:2]
-                                            for p in pts]), dtype=torch.float32)  # (N, 2, 3) chip px -> crop px
-        self.size, self.device = size, device
-        # How much the warp misses on mouth and eyes, per pair: training samples hard pairs more often (most pairs
-        # need no repainting at all, and those teach the refiner little).
-        moving = (self.masks & (MASK_MOUTH | MASK_EYES)) > 0
-        err = torch.stack([(self.warped[i].float() - self.target[i].float()).abs().mean(0)[moving[i, 0]].mean()
-                           for i in range(self.n)])
-        self.hardness = torch.nan_to_num(err, nan=0.0).numpy()
-
-    def sampling_weights(self) -> np.ndarray:
-        """(N,) probabilities: half uniform, half proportional to the warp's error on mouth and eyes."""
-        h = self.hardness / max(float(self.hardness.sum()), 1e-6)
-        return 0.5 / self.n + 0.5 * h
-
-    def batch(self, idx: np.ndarray, augment: bool, rng: np.random.Generator | None = None, jitter: float = 0.0
-              ) -> dict[str, torch.Tensor]:
-        """jitter > 0: also a random colour matrix (I + N(0, jitter)), contrast and gamma per pair, the same on input
-        and target. Three people's skin is all the clips show; without it the generator learns their colours and
-        tints a stranger's face toward them."""
-        dev = self.device
-        to = lambda t: t[idx].to(dev).float() / 127.5 - 1
-        b = {"warped": to(self.warped), "target": to(self.target), "masks": self.masks[idx].to(dev),
-             "params": self.params[idx].to(dev), "chips": self.chips[idx].to(dev)}
-        if augment and rng is not None:
-            flip = torch.from_numpy(rng.random(len(idx)) < 0.5).to(dev)
-            for k in ("warped", "target", "masks"):
-                b[k] = torch.where(flip[:, None, None, None], b[k].flip(-1), b[k])
-            b["params"] = torch.where(flip[:, None], b["params"][:, FLIP], b["params"])
-            mirror = torch.tensor([[-1.0, 0, self.size - 1], [0, 1, 0], [0, 0, 1]], device=dev)
-            chips = torch.cat([b["chips"], torch.tensor([0, 0, 1.0], device=dev).expand(len(idx), 1, 3)], 1)
-            b["chips"] = torch.where(flip[:, None, None], (mirror @ chips)[:, :2], b["chips"])
-            gain = torch.from_numpy(rng.uniform(0.8, 1.2, (len(idx), 1, 1, 1)) * rng.uniform(0.93, 1.07, (len(idx), 3, 1, 1)))
-            bias = torch.from_numpy(rng.uniform(-0.1, 0.1, (len(idx), 1, 1, 1)))
-            for k in ("warped", "target"):  # the same photometric change on input and target
-                b[k] = ((b[k] + 1) * gain.to(dev).float() - 1 + bias.to(dev).float()).clamp(-1, 1)
-            if jitter > 0:
-                n = len(idx)
-                mix = torch.from_numpy(np.eye(3) + rng.normal(0, jitter, (n, 3, 3))).float().to(dev)  # (B, 3, 3)
-                gamma = torch.from_numpy(np.exp(rng.uniform(-2 * jitter, 2 * jitter, (n, 1, 1, 1)))).float().to(dev)
-                for k in ("warped", "target"):
-                    x = torch.einsum("bij,bjhw->bihw", mix, (b[k] + 1) / 2).clamp(0, 1) ** gamma
-                    b[k] = (x * 2 - 1).clamp(-1, 1)
-        return b
 
 
 def region_weight(masks: torch.Tensor, extra: float) -> torch.Tensor:
