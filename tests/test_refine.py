@@ -16,6 +16,7 @@ from reenact.params import ARKIT52
 from reenact.render.refine import (
     CROP_SIZE,
     FACE_FRACTION,
+    MASK_MOUTH,
     Critic,
     Refiner,
     RefinerNet,
@@ -24,6 +25,7 @@ from reenact.render.refine import (
     feather,
     from_crop,
     gate,
+    region_prior,
     to_crop,
 )
 
@@ -117,6 +119,26 @@ def test_refine_keeps_the_rois_own_detail() -> None:
     roi = torch.from_numpy(np.random.default_rng(3).uniform(0, 255, (1, 3, 300, 300)).astype(np.float32))  # pure noise
     out = Refiner(net).refine(roi, face_points(scale=14.0)[None], np.zeros((1, 52)))
     assert float((out - roi).abs().max()) < 1e-3
+
+
+def test_region_prior_repaints_only_around_mouth_and_eyes() -> None:
+    """A refiner whose contract says prior: A = 0 and a foreign colour everywhere still changes only the mouth and
+    the eyes; the cheeks and the forehead stay the warp's, and the change fades in without a seam."""
+    from types import SimpleNamespace
+
+    net = constant_attention(RefinerNet(residual=False), -60.0)
+    net.contract = SimpleNamespace(extra={"prior": True})
+    roi, pts = smooth_image(), face_points()
+    out = Refiner(net).refine(roi, pts[None], np.zeros((1, 52)))
+    changed = (out - roi).abs().amax(1)[0].numpy()
+    at = lambda i: changed[int(round(pts[i, 1])), int(round(pts[i, 0]))]  # noqa: E731
+    assert at(13) > 1 and at(159) > 1  # inner upper lip, left upper eyelid
+    assert max(at(10), at(50), at(280)) < 0.01  # forehead, both cheeks
+    bits = torch.zeros(1, 1, 32, 32, dtype=torch.uint8)
+    bits[..., 12:20, 12:20] = MASK_MOUTH
+    prior = region_prior(bits)[0, 0]
+    assert float(prior[12:20, 12:20].min()) > 0.95 and float(prior[0, 0]) == 0
+    assert float(prior[16].diff().abs().max()) < 0.3  # soft edge
 
 
 def test_gate_needs_held_out_and_unseen_faces() -> None:

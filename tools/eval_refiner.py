@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reenact.render.refine import Refiner, compose
+from reenact.render.refine import Refiner, apply_prior, compose
 from reenact.train.refiner_check import check_unseen, record_unseen
 from reenact.train.refiner_data import (
     MASK_EYES,
@@ -82,6 +82,8 @@ def run(data: list[Path], batch: int = 32) -> tuple[dict, dict[str, np.ndarray]]
         for s in range(0, pairs.n, batch):
             b = pairs.batch(np.arange(s, min(s + batch, pairs.n)), augment=False)
             color, attn = net(b["warped"], b["params"])
+            if net.contract.extra.get("prior", False):  # as Refiner.refine does at run time
+                attn = apply_prior(attn, b["masks"])
             outs.append(((compose(b["warped"], color, attn) + 1) * 127.5).clamp(0, 255).permute(0, 2, 3, 1).numpy())
             attns.append(attn[:, 0].numpy())
     refined, attn = np.concatenate(outs), np.concatenate(attns)

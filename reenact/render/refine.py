@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import pairwise
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -24,10 +25,13 @@ from torch import nn
 
 from reenact.errors import InputError
 from reenact.face.align import crop_matrix
+from reenact.face.canonical import load_canonical
 
 CROP_SIZE = 128
 FACE_FRACTION = 0.72  # tighter than reenact.face.align's 0.62: more crop pixels on mouth and eyes, chin still inside
 N_PARAMS = 52
+MASK_FACE, MASK_MOUTH, MASK_EYES = 1, 2, 4  # region bits (training shards and the run-time prior)
+PRIOR_SIGMA = 2.0  # crop px: how softly the region prior fades out around mouth and eyes
 
 
 SHARPNESS_MIN = 0.9  # unseen faces: Laplacian variance refined / warp-only; below it the refiner visibly blurs
@@ -128,6 +132,24 @@ def compose(warped: torch.Tensor, color: torch.Tensor, attention: torch.Tensor) 
     return attention * warped + (1 - attention) * color
 
 
+def region_prior(masks: torch.Tensor, sigma: float = PRIOR_SIGMA) -> torch.Tensor:
+    """(B, 1, S, S) uint8 region bits -> (B, 1, S, S) float: 1 on the mouth and eye regions, grown by 2 sigma and
+    fading to 0 over 3 sigma around that, so the repainted area never ends in a seam."""
+    r, half = max(round(2 * sigma), 1), max(round(3 * sigma), 1)
+    hard = ((masks & (MASK_MOUTH | MASK_EYES)) > 0).float()
+    grown = F.max_pool2d(hard, 2 * r + 1, stride=1, padding=r)
+    x = torch.arange(-half, half + 1, dtype=torch.float32, device=masks.device)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = k / k.sum()
+    soft = F.conv2d(grown, k.view(1, 1, 1, -1), padding=(0, half))
+    return F.conv2d(soft, k.view(1, 1, -1, 1), padding=(half, 0)).clamp(0, 1)
+
+
+def apply_prior(attention: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """A refiner with the region prior repaints only around mouth and eyes: A_eff = 1 - prior (1 - A)."""
+    return 1 - region_prior(masks) * (1 - attention)
+
+
 class Critic(nn.Module):
     """PatchGAN critic without normalisation (WGAN-GP forbids batch norm) + parameter-regression head.
 
@@ -157,6 +179,28 @@ def crop_matrices(points: np.ndarray | torch.Tensor, size: int = CROP_SIZE, face
     if pts.ndim != 3 or pts.shape[1] < 468:
         raise InputError(f"The refiner needs (B, 478, 2|3) face points, got {pts.shape}.")
     return torch.tensor(np.stack([crop_matrix(p, size, face_fraction) for p in pts]), dtype=torch.float32)
+
+
+def region_masks(points_crop: np.ndarray, size: int) -> np.ndarray:
+    """(478, 2) mesh in crop px -> (size, size) uint8 bit mask: face hull, mouth (outer lips, dilated), eyes."""
+    mesh = load_canonical()
+    out = np.zeros((size, size), np.uint8)
+    width = float(np.ptp(points_crop[:468, 0]))
+    grow = max(round(0.04 * width), 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+
+    def hull(idx: np.ndarray, dilate: bool) -> np.ndarray:
+        m = np.zeros((size, size), np.uint8)
+        pts = np.round(points_crop[idx, :2]).astype(np.int32)
+        cv2.fillConvexPoly(m, cv2.convexHull(pts), 1)
+        return cv2.dilate(m, kernel) if dilate else m
+
+    out |= hull(np.arange(468), False) * MASK_FACE
+    out |= hull(mesh.group("lips_outer"), True) * MASK_MOUTH
+    for side in ("left", "right"):  # eyelids and brows move together (blink, squint, AU1/2/4)
+        idx = np.concatenate([mesh.group(f"{side}_eye"), mesh.group(f"{side}_eyebrow_upper")])
+        out |= hull(idx, True) * MASK_EYES
+    return out
 
 
 def _invert(m: torch.Tensor) -> torch.Tensor:
@@ -217,6 +261,7 @@ class Refiner:
         self.size = int(net.size)
         self.face_fraction = float(face_fraction or extra.get("face_fraction", FACE_FRACTION))
         self.mask = feather(self.size, max(self.size // 16, 2)).to(device)  # (1, 1, S, S)
+        self.prior = bool(extra.get("prior", False))  # repaint only around mouth and eyes (see region_prior)
 
     @torch.inference_mode()
     def refine(self, warped_roi: torch.Tensor, target_points: np.ndarray | torch.Tensor, shapes: np.ndarray | torch.Tensor,
@@ -233,6 +278,13 @@ class Refiner:
         m = crop_matrices(target_points, self.size, self.face_fraction).to(self.device)  # (B, 2, 3) ROI px -> crop px
         crop = (to_crop(roi, m, self.size) / 127.5 - 1).contiguous(memory_format=torch.channels_last)  # (B, 3, S, S)
         color, attn = self.net(crop, params.clamp(0, 1))
+        if self.prior:
+            pts = np.asarray(target_points.detach().cpu() if isinstance(target_points, torch.Tensor) else target_points,
+                             np.float64)[:, :, :2]
+            mm = m.double().cpu().numpy()
+            crop_pts = pts @ mm[:, :, :2].transpose(0, 2, 1) + mm[:, None, :, 2]  # (B, 478, 2) crop px
+            bits = np.stack([region_masks(p, self.size) for p in crop_pts])[:, None]  # (B, 1, S, S)
+            attn = apply_prior(attn, torch.from_numpy(bits).to(self.device))
         weight = (1 - attn) * self.mask  # (B, 1, S, S): how much generated colour, 0 at the crop border
         # Map back only inside the box the crops cover in the ROI (the rest stays the warp): saves most of the cost.
         corners = torch.tensor([[0.0, 0, 1], [self.size - 1, 0, 1], [0, self.size - 1, 1], [self.size - 1, self.size - 1, 1]],

@@ -44,6 +44,7 @@ from reenact.render.refine import (
     FACE_FRACTION,
     Critic,
     RefinerNet,
+    apply_prior,
     compose,
 )
 from reenact.train.refiner_data import (
@@ -86,6 +87,7 @@ class RefinerTrainConfig:
     seed: int = 0
     threads: int = 1
     color_jitter: float = 0.0  # colour-matrix / gamma augmentation strength (PairSet.batch); 0.1 is strong
+    prior: bool = False  # repaint only around mouth and eyes (render.refine.region_prior); recorded in the contract
 
 
 def region_weight(masks: torch.Tensor, extra: float) -> torch.Tensor:
@@ -156,7 +158,7 @@ def _load_ckpt(path: Path, nets: dict[str, torch.nn.Module], opts: dict[str, tor
 
 
 @torch.no_grad()
-def evaluate(g: RefinerNet, data: PairSet, idx: np.ndarray) -> dict[str, float]:
+def evaluate(g: RefinerNet, data: PairSet, idx: np.ndarray, prior: bool = False) -> dict[str, float]:
     """Held-out L1 (0..255) on mouth+eyes and on the whole crop, refined vs warp-only; mean 1 - A in/out of face."""
     sums = {"region_refined": 0.0, "region_warp": 0.0, "all_refined": 0.0, "all_warp": 0.0, "attn_in": 0.0,
             "attn_out": 0.0}
@@ -164,6 +166,8 @@ def evaluate(g: RefinerNet, data: PairSet, idx: np.ndarray) -> dict[str, float]:
     for s in range(0, len(idx), 32):
         b = data.batch(idx[s:s + 32], augment=False)
         color, attn = g(b["warped"], b["params"])
+        if prior:
+            attn = apply_prior(attn, b["masks"])
         out = compose(b["warped"], color, attn)
         reg = ((b["masks"] & (MASK_MOUTH | MASK_EYES)) > 0).float()
         face = ((b["masks"] & MASK_FACE) > 0).float()
@@ -247,35 +251,37 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
         b = train_set.batch(rng.choice(train_set.n, cfg.batch, p=probs), augment=True, rng=rng, jitter=cfg.color_jitter)
         color, logits = g_run(b["warped"], b["params"], raw=True)
         attn = torch.sigmoid(logits)
-        fake = compose(b["warped"], color, attn)
-        # critic step: real and fake in one forward (DDP wants one forward per backward)
-        scores, params = d_run(torch.cat([b["target"], fake.detach()]))
-        d_real, d_fake = scores.chunk(2)
-        loss_d = gan_losses(cfg, d_real, d_fake, for_g=False) + cfg.w_param_d * F.mse_loss(params[: cfg.batch], b["params"])
-        if cfg.gan == "wgan-gp":
-            loss_d = loss_d + cfg.gp * gradient_penalty(d, b["target"], fake.detach())
-        opts["d"].zero_grad(set_to_none=True)
-        loss_d.backward()
-        opts["d"].step()
-        # generator step against the (frozen, unwrapped) critic
-        # The critic's heads are poor early on and G learns to fool them with artefacts (seen here: the parameter
-        # head was exploited within 250 steps), so G listens to the critic only once it has trained a while.
-        ramp = min(max((step - cfg.gan_warmup) / max(cfg.gan_warmup, 1), 0.0), 1.0)
-        d.requires_grad_(False)
-        f_scores, f_params = d(fake)
-        d.requires_grad_(True)
+        fake = compose(b["warped"], color, apply_prior(attn, b["masks"]) if cfg.prior else attn)
+        # The critic is read only by its parameter head's own loss or by G after the warm-up: skip its cost otherwise.
+        critic_on = cfg.w_param_d > 0 or step >= cfg.gan_warmup
+        if critic_on:  # critic step: real and fake in one forward (DDP wants one forward per backward)
+            scores, params = d_run(torch.cat([b["target"], fake.detach()]))
+            d_real, d_fake = scores.chunk(2)
+            loss_d = gan_losses(cfg, d_real, d_fake, for_g=False) + cfg.w_param_d * F.mse_loss(params[: cfg.batch], b["params"])
+            if cfg.gan == "wgan-gp":
+                loss_d = loss_d + cfg.gp * gradient_penalty(d, b["target"], fake.detach())
+            opts["d"].zero_grad(set_to_none=True)
+            loss_d.backward()
+            opts["d"].step()
         moving = ((b["masks"] & (MASK_MOUTH | MASK_EYES)) > 0).float()
         terms = {
             "rec": cfg.w_rec * ((fake - b["target"]).abs() * region_weight(b["masks"], cfg.w_region)).mean(),
             # C only gets gradient through (1 - A): with A near 1 it learns nothing and A never opens (the
             # saturation trap). A direct L1 on C where things move lets C become good first; A then opens there.
             "color": cfg.w_color * ((color - b["target"]).abs() * (region_weight(b["masks"], 1.0) - 1)).mean(),
-            "adv": ramp * cfg.w_adv * gan_losses(cfg, d_real.detach(), f_scores, for_g=True),
-            "param": ramp * cfg.w_param_g * F.mse_loss(f_params, b["params"]),
             "tv": cfg.w_tv * tv(attn),
             "mean": cfg.w_mean * ((1 - attn) * (1 - 0.9 * moving)).mean(),
             "guard": ((logits.abs() - cfg.logit_bound).clamp(min=0) ** 2).mean(),
         }
+        # The critic's heads are poor early on and G learns to fool them with artefacts (seen here: the parameter
+        # head was exploited within 250 steps), so G listens to the critic only once it has trained a while.
+        ramp = min(max((step - cfg.gan_warmup) / max(cfg.gan_warmup, 1), 0.0), 1.0)
+        if critic_on and ramp > 0:  # generator terms against the (frozen, unwrapped) critic
+            d.requires_grad_(False)
+            f_scores, f_params = d(fake)
+            d.requires_grad_(True)
+            terms["adv"] = ramp * cfg.w_adv * gan_losses(cfg, d_real.detach(), f_scores, for_g=True)
+            terms["param"] = ramp * cfg.w_param_g * F.mse_loss(f_params, b["params"])
         if cfg.w_id > 0 and step % cfg.id_every == 0:
             half = max(cfg.batch // 2, 1)
             chip = lambda x, n=half, a=b["chips"][:half]: warp_chips_torch((x[:n] + 1) * 127.5, a, 150)
@@ -290,11 +296,11 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
         opts["g"].step()
         done = step + 1
         if rank == 0 and (done % 50 == 0 or done == cfg.steps):
-            log(json.dumps({"step": done, "loss_d": round(loss_d.item(), 4), **{k: round(v.item(), 4) for k, v in terms.items()},
+            log(json.dumps({"step": done, **({"loss_d": round(loss_d.item(), 4)} if critic_on else {}), **{k: round(v.item(), 4) for k, v in terms.items()},
                             "s": round(time.time() - t0, 1)}))
         if rank == 0 and (done % cfg.eval_every == 0 or done == cfg.steps):
             g.eval()
-            last = evaluate(g, test_set, eval_idx) if test_set is not None else {}
+            last = evaluate(g, test_set, eval_idx, cfg.prior) if test_set is not None else {}
             g.train()
             score = last.get("region_refined", float("inf"))
             if score < meta["best"] or not best_path.exists():
@@ -335,7 +341,7 @@ def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", direc
         source="trained by reenact",
         script="tools/make_refiner_data.py + python -m reenact.train.refiner --export",
         extra={"face_fraction": FACE_FRACTION, "trained_steps": int(meta["step"]), "held_out_l1": held_out,
-               "gan": c["gan"]},
+               "gan": c["gan"], "prior": bool(c.get("prior", False))},
     )
     return save(name, state, contract, directory)
 
@@ -346,7 +352,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=CACHE)
     for f in fields(RefinerTrainConfig):  # every scalar training setting, e.g. --w-id 0 --lr-g 2e-4 --gan wgan-gp
         default = getattr(RefinerTrainConfig, f.name)
-        if not isinstance(default, tuple):
+        if isinstance(default, bool):
+            ap.add_argument("--" + f.name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=default)
+        elif not isinstance(default, tuple):
             ap.add_argument("--" + f.name.replace("_", "-"), type=type(default), default=default)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-resume", action="store_true")

@@ -19,19 +19,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from reenact.face.canonical import load_canonical
 from reenact.face.pose import estimate_pose
 from reenact.identity import dlib_chip_affine, mesh_to_dlib5
 from reenact.params import ARKIT52
 from reenact.render.mouth import MouthPainter
-from reenact.render.refine import CROP_SIZE, FACE_FRACTION, crop_matrices, to_crop
+from reenact.render.refine import (  # noqa: F401  (the mask bits are part of the shard format)
+    CROP_SIZE,
+    FACE_FRACTION,
+    MASK_EYES,
+    MASK_FACE,
+    MASK_MOUTH,
+    crop_matrices,
+    region_masks,
+    to_crop,
+)
 from reenact.render.warp import MeshWarper
-
-MASK_FACE, MASK_MOUTH, MASK_EYES = 1, 2, 4
 
 
 @dataclass
@@ -46,28 +51,6 @@ class PairConfig:
     max_shift: float = 0.06  # face-centre move allowed, fraction of the face width
     max_scale: float = 0.05  # relative face-size change allowed
     seed: int = 0
-
-
-def region_masks(points_crop: np.ndarray, size: int) -> np.ndarray:
-    """(478, 2) mesh in crop px -> (size, size) uint8 bit mask: face hull, mouth (outer lips, dilated), eyes."""
-    mesh = load_canonical()
-    out = np.zeros((size, size), np.uint8)
-    width = float(np.ptp(points_crop[:468, 0]))
-    grow = max(round(0.04 * width), 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-
-    def hull(idx: np.ndarray, dilate: bool) -> np.ndarray:
-        m = np.zeros((size, size), np.uint8)
-        pts = np.round(points_crop[idx, :2]).astype(np.int32)
-        cv2.fillConvexPoly(m, cv2.convexHull(pts), 1)
-        return cv2.dilate(m, kernel) if dilate else m
-
-    out |= hull(np.arange(468), False) * MASK_FACE
-    out |= hull(mesh.group("lips_outer"), True) * MASK_MOUTH
-    for side in ("left", "right"):  # eyelids and brows move together (blink, squint, AU1/2/4)
-        idx = np.concatenate([mesh.group(f"{side}_eye"), mesh.group(f"{side}_eyebrow_upper")])
-        out |= hull(idx, True) * MASK_EYES
-    return out
 
 
 def pose_ok(a: np.ndarray, b: np.ndarray, cfg: PairConfig) -> bool:
