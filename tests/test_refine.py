@@ -143,6 +143,15 @@ def test_region_prior_repaints_only_around_mouth_and_eyes() -> None:
     assert float(prior[16].diff().abs().max()) < 0.3  # soft edge
 
 
+def test_a_source_conditioned_refiner_needs_the_photos_roi() -> None:
+    refiner = Refiner(RefinerNet(size=64, widths=(8, 16), n_res=1, use_source=True))
+    roi, pts = smooth_image(), face_points()[None]
+    with pytest.raises(InputError, match="source_roi"):
+        refiner.refine(roi, pts, np.zeros((1, 52)))
+    out = refiner.refine(roi.expand(2, -1, -1, -1), np.repeat(pts, 2, 0), np.zeros((2, 52)), source_roi=smooth_image(seed=5))
+    assert out.shape == (2, 3, 300, 300) and torch.isfinite(out).all()
+
+
 def test_gate_needs_held_out_and_unseen_faces() -> None:
     held = {"region_refined": 4.4, "region_warp": 5.0}
     good = {"sharpness_min": 0.95, "skin_change_max": 1.0}

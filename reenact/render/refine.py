@@ -280,9 +280,13 @@ class Refiner:
 
     @torch.inference_mode()
     def refine(self, warped_roi: torch.Tensor, target_points: np.ndarray | torch.Tensor, shapes: np.ndarray | torch.Tensor,
-               return_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+               return_attention: bool = False, source_roi: torch.Tensor | None = None
+               ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """warped_roi (B, 3, H, W) float 0..255 (after mouth paint), target_points (B, 478, 2|3) in ROI px, shapes
-        (B, 52) target ARKit -> (B, 3, H, W) float 0..255 [, (B, 1, H, W) attention in the ROI, 1 = warp kept]."""
+        (B, 52) target ARKit -> (B, 3, H, W) float 0..255 [, (B, 1, H, W) attention in the ROI, 1 = warp kept].
+
+        source_roi (1|B, 3, H, W) 0..255: the same ROI of the unwarped photo, for a net that also looks at the
+        person's own appearance (contract kwargs use_source); ignored otherwise."""
         if warped_roi.ndim != 4 or warped_roi.shape[1] != 3:
             raise InputError(f"The refiner needs (B, 3, H, W) warped frames, got {tuple(warped_roi.shape)}.")
         roi = warped_roi.to(self.device, torch.float32)
@@ -292,7 +296,13 @@ class Refiner:
             raise InputError(f"The refiner needs ({roi.shape[0]}, {self.net.n_params}) target shapes, got {tuple(params.shape)}.")
         m = crop_matrices(target_points, self.size, self.face_fraction).to(self.device)  # (B, 2, 3) ROI px -> crop px
         crop = (to_crop(roi, m, self.size) / 127.5 - 1).contiguous(memory_format=torch.channels_last)  # (B, 3, S, S)
-        color, attn = self.net(crop, params.clamp(0, 1))
+        source = None
+        if self.net.use_source:
+            if source_roi is None or source_roi.shape[-2:] != roi.shape[-2:]:
+                raise InputError("This refiner also needs the unwarped photo's ROI (source_roi), the size of the warped one.")
+            src = source_roi.to(self.device, torch.float32).expand(roi.shape[0], -1, -1, -1)
+            source = (to_crop(src, m, self.size) / 127.5 - 1).contiguous(memory_format=torch.channels_last)
+        color, attn = self.net(crop, params.clamp(0, 1), source)
         if self.prior:
             pts = np.asarray(target_points.detach().cpu() if isinstance(target_points, torch.Tensor) else target_points,
                              np.float64)[:, :, :2]

@@ -62,6 +62,8 @@ class FaceRenderer:
         self.source_points = torch.tensor(points, dtype=torch.float32, device=device)  # (478, 3)
         self.source_shapes = torch.tensor(source_shapes, dtype=torch.float32, device=device)
         self.mouth = MouthPainter(image, points, (self.warper.roi.x0, self.warper.roi.y0))
+        box = self.warper.roi
+        self.source_roi = torch.from_numpy(np.ascontiguousarray(image[box.y0:box.y1, box.x0:box.x1])).permute(2, 0, 1)[None]  # (1, 3, h, w)
 
     def displacement(self, shapes: torch.Tensor, rotation: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 52) target shapes [+ (B, 3) yaw/pitch/roll change] -> (B, 478, 3) photo-space vertex displacement."""
@@ -99,5 +101,5 @@ class FaceRenderer:
         roi = torch.from_numpy(frames).permute(0, 3, 1, 2)
         if self.refiner is not None:  # draws what a warp cannot (mouth interior, lids, wrinkles) over it
             origin = np.array([self.warper.roi.x0, self.warper.roi.y0, 0], np.float32)
-            roi = self.refiner.refine(roi.to(self.device), targets - origin, shapes_t).cpu()
+            roi = self.refiner.refine(roi.to(self.device), targets - origin, shapes_t, source_roi=self.source_roi).cpu()
         return self.warper.paste(self.image, roi), targets

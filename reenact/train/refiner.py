@@ -89,6 +89,7 @@ class RefinerTrainConfig:
     seed: int = 0
     threads: int = 1
     color_jitter: float = 0.0  # colour-matrix / gamma augmentation strength (PairSet.batch); 0.1 is strong
+    use_source: bool = False  # G also sees the unwarped source crop (the person's own teeth, lids, lighting)
     prior: str = ""  # repaint only there: "" (anywhere), "mouth", "eyes", "mouth+eyes" (render.refine.region_prior)
 
 
@@ -167,7 +168,7 @@ def evaluate(g: RefinerNet, data: PairSet, idx: np.ndarray, prior: str = "") -> 
     cnt = {"region": 0.0, "all": 0.0, "in": 0.0, "out": 0.0}
     for s in range(0, len(idx), 32):
         b = data.batch(idx[s:s + 32], augment=False)
-        color, attn = g(b["warped"], b["params"])
+        color, attn = g(b["warped"], b["params"], b["source"] if g.use_source else None)
         attn = apply_prior(attn, b["masks"], prior_bits(prior))
         out = compose(b["warped"], color, attn)
         reg = ((b["masks"] & (MASK_MOUTH | MASK_EYES)) > 0).float()
@@ -226,7 +227,7 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
     eval_idx = np.linspace(0, test_set.n - 1, min(cfg.eval_pairs, test_set.n)).astype(int) if test_set else None
     torch.manual_seed(cfg.seed + rank)
     rng = np.random.default_rng(cfg.seed + rank)
-    g = RefinerNet(size=CROP_SIZE, widths=cfg.widths, n_res=cfg.n_res, cond=cfg.cond).to(dev)
+    g = RefinerNet(size=CROP_SIZE, widths=cfg.widths, n_res=cfg.n_res, cond=cfg.cond, use_source=cfg.use_source).to(dev)
     d = Critic(size=CROP_SIZE).to(dev)
     opts = {"g": torch.optim.Adam(g.parameters(), cfg.lr_g, betas=(0.5, 0.999)),
             "d": torch.optim.Adam(d.parameters(), cfg.lr_d, betas=(0.5, 0.999))}
@@ -250,7 +251,7 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
             for group in opts[name].param_groups:
                 group["lr"] = lr * decay
         b = train_set.batch(rng.choice(train_set.n, cfg.batch, p=probs), augment=True, rng=rng, jitter=cfg.color_jitter)
-        color, logits = g_run(b["warped"], b["params"], raw=True)
+        color, logits = g_run(b["warped"], b["params"], b["source"] if cfg.use_source else None, raw=True)
         attn = torch.sigmoid(logits)
         fake = compose(b["warped"], color, apply_prior(attn, b["masks"], prior_bits(cfg.prior)))
         # The critic is read only by its parameter head's own loss or by G after the warm-up: skip its cost otherwise.
@@ -323,7 +324,7 @@ def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", direc
     with safe_open(str(best), "pt") as f:
         meta = json.loads(f.metadata()["meta"])
     c = meta["config"]
-    kwargs = {"size": CROP_SIZE, "widths": list(c["widths"]), "n_params": 52, "cond": c["cond"], "use_source": False,
+    kwargs = {"size": CROP_SIZE, "widths": list(c["widths"]), "n_params": 52, "cond": c["cond"], "use_source": bool(c.get("use_source", False)),
               "n_res": c["n_res"], "residual": True}
     RefinerNet(**kwargs).load_state_dict(state, strict=True)  # fail here, not at load time
     held_out = {k: round(float(meta[k]), 4) for k in ("region_refined", "region_warp", "all_refined", "all_warp",
@@ -353,7 +354,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=CACHE)
     for f in fields(RefinerTrainConfig):  # every scalar training setting, e.g. --w-id 0 --lr-g 2e-4 --gan wgan-gp
         default = getattr(RefinerTrainConfig, f.name)
-        if not isinstance(default, tuple):
+        if isinstance(default, bool):
+            ap.add_argument("--" + f.name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=default)
+        elif not isinstance(default, tuple):
             ap.add_argument("--" + f.name.replace("_", "-"), type=type(default), default=default)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-resume", action="store_true")

@@ -213,7 +213,7 @@ class PairSet:
         device = device or torch.device("cpu")
         self.n = len(arrays["warped"])
         img = lambda k: torch.from_numpy(arrays[k]).permute(0, 3, 1, 2).contiguous()
-        self.warped, self.target = img("warped"), img("target")
+        self.warped, self.target, self.source = img("warped"), img("target"), img("source")
         self.masks = torch.from_numpy(arrays["masks"])[:, None]  # (N, 1, S, S) uint8 bits
         self.params = torch.from_numpy(Estimator().estimate(arrays["points"])[:, :52]).float()  # (N, 52)
         m = crop_matrices(arrays["points"], size, face_fraction).double().numpy()  # frame px -> crop px
@@ -240,11 +240,11 @@ class PairSet:
         tints a stranger's face toward them."""
         dev = self.device
         to = lambda t: t[idx].to(dev).float() / 127.5 - 1
-        b = {"warped": to(self.warped), "target": to(self.target), "masks": self.masks[idx].to(dev),
+        b = {"warped": to(self.warped), "target": to(self.target), "source": to(self.source), "masks": self.masks[idx].to(dev),
              "params": self.params[idx].to(dev), "chips": self.chips[idx].to(dev)}
         if augment and rng is not None:
             flip = torch.from_numpy(rng.random(len(idx)) < 0.5).to(dev)
-            for k in ("warped", "target", "masks"):
+            for k in ("warped", "target", "source", "masks"):
                 b[k] = torch.where(flip[:, None, None, None], b[k].flip(-1), b[k])
             b["params"] = torch.where(flip[:, None], b["params"][:, FLIP], b["params"])
             mirror = torch.tensor([[-1.0, 0, self.size - 1], [0, 1, 0], [0, 0, 1]], device=dev)
@@ -252,13 +252,13 @@ class PairSet:
             b["chips"] = torch.where(flip[:, None, None], (mirror @ chips)[:, :2], b["chips"])
             gain = torch.from_numpy(rng.uniform(0.8, 1.2, (len(idx), 1, 1, 1)) * rng.uniform(0.93, 1.07, (len(idx), 3, 1, 1)))
             bias = torch.from_numpy(rng.uniform(-0.1, 0.1, (len(idx), 1, 1, 1)))
-            for k in ("warped", "target"):  # the same photometric change on input and target
+            for k in ("warped", "target", "source"):  # the same photometric change on inputs and target
                 b[k] = ((b[k] + 1) * gain.to(dev).float() - 1 + bias.to(dev).float()).clamp(-1, 1)
             if jitter > 0:
                 n = len(idx)
                 mix = torch.from_numpy(np.eye(3) + rng.normal(0, jitter, (n, 3, 3))).float().to(dev)  # (B, 3, 3)
                 gamma = torch.from_numpy(np.exp(rng.uniform(-2 * jitter, 2 * jitter, (n, 1, 1, 1)))).float().to(dev)
-                for k in ("warped", "target"):
+                for k in ("warped", "target", "source"):
                     x = torch.einsum("bij,bjhw->bihw", mix, (b[k] + 1) / 2).clamp(0, 1) ** gamma
                     b[k] = (x * 2 - 1).clamp(-1, 1)
         return b
