@@ -152,6 +152,20 @@ def test_a_source_conditioned_refiner_needs_the_photos_roi() -> None:
     assert out.shape == (2, 3, 300, 300) and torch.isfinite(out).all()
 
 
+def test_a_source_conditioned_generator_starts_as_the_plain_one() -> None:
+    from reenact.train.refiner import init_generator
+
+    plain = RefinerNet(size=64, widths=(8, 16), n_res=1).eval()
+    with torch.no_grad():
+        plain.color.weight.normal_(0, 0.1)  # make the colour head do something
+    cond = RefinerNet(size=64, widths=(8, 16), n_res=1, use_source=True).eval()
+    init_generator(cond, plain.state_dict())
+    x, p, src = torch.rand(1, 3, 64, 64) * 2 - 1, torch.rand(1, 52), torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        a, b = plain(x, p), cond(x, p, src)
+    assert torch.allclose(a[0], b[0], atol=1e-5) and torch.allclose(a[1], b[1], atol=1e-5)
+
+
 def test_gate_needs_held_out_and_unseen_faces() -> None:
     held = {"region_refined": 4.4, "region_warp": 5.0}
     good = {"sharpness_min": 0.95, "skin_change_max": 1.0}

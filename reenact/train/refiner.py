@@ -186,6 +186,15 @@ def evaluate(g: RefinerNet, data: PairSet, idx: np.ndarray, prior: str = "") -> 
             "attn_in": sums["attn_in"] / cnt["in"], "attn_out": sums["attn_out"] / max(cnt["out"], 1)}
 
 
+def init_generator(g: RefinerNet, state: dict[str, torch.Tensor]) -> None:
+    """Load another generator's weights into `g`. A source-conditioned G can start from a plain one: its stem gets
+    zero weights on the source channels, so it begins as that generator and learns what the source adds."""
+    stem = state["stem.weight"]  # (C_out, 3 [+ 3] + cond, 3, 3): warped [, source], parameter maps
+    if g.use_source and stem.shape[1] == g.stem.weight.shape[1] - 3:
+        state = {**state, "stem.weight": torch.cat([stem[:, :3], torch.zeros_like(stem[:, :3]), stem[:, 3:]], 1)}
+    g.load_state_dict(state)
+
+
 def _distributed() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not torch.distributed.is_initialized():
@@ -239,7 +248,7 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
         meta = _load_ckpt(ckpt, {"g": g, "d": d}, opts)
         log(json.dumps({"resumed": meta["step"]}))
     elif init is not None:
-        g.load_state_dict(load_file(str(init)))
+        init_generator(g, load_file(str(init)))
         log(json.dumps({"init": str(init)}))
     g_run = DDP(g) if world > 1 else g
     d_run = DDP(d) if world > 1 else d
