@@ -6,7 +6,8 @@ uses one (`reenact.render.refine.gate`), its contract must also say how it does 
 
 * renders each photo with a mouth opening, a blink and a smile, warp-only and refined;
 * sharpness: variance of the Laplacian over the face box, refined / warp-only (below ~0.9 the refiner blurs);
-* skin change: mean |refined - warp-only| (0..255) on the face away from mouth and eyes, where a warp needs no help;
+* skin change: mean |refined - warp-only| (0..255) on the face away from the rendered mouth and eyes, where a warp
+  needs no help;
 * identity: cosine similarity of each render to the photo (the identity network), warp-only and refined.
 """
 
@@ -62,13 +63,13 @@ def check_unseen(refiner, photos: list[Path], models=None, sheet: Path | None = 
         x1, y1 = np.ceil(src.points[:, :2].max(0)).astype(int)
         face = (slice(y0, y1), slice(x0, x1))
         sharp = lambda frames: float(np.mean([cv2.Laplacian(_luma(f[face]), cv2.CV_32F).var() for f in frames]))
-        skin = _skin_mask(src.points, src.image.shape[:2], face)
+        skin = np.stack([_skin_mask(p, src.image.shape[:2], face) for p in points])  # (3, H, W) around each target mesh
         checker = IdentityChecker(models.embedder, src.image, src.points)
         out[photo.name] = {
             "identity_warp": round(float(np.mean(checker.check(list(warp), list(points)))), 4),
             "identity_refined": round(float(np.mean(checker.check(list(refined), list(points)))), 4),
             "sharpness_ratio": round(sharp(refined) / max(sharp(warp), 1e-6), 4),
-            "skin_change": round(float(np.abs(refined.astype(np.float32) - warp.astype(np.float32)).mean(-1)[:, skin].mean()), 3),
+            "skin_change": round(float(np.abs(refined.astype(np.float32) - warp.astype(np.float32)).mean(-1)[skin].mean()), 3),
         }
         tile = lambda im: cv2.resize(np.ascontiguousarray(im[face]), (TILE, TILE), interpolation=cv2.INTER_AREA)
         rows.append(np.concatenate([tile(f) for f in (*warp, *refined)], 1))
