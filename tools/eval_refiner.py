@@ -164,16 +164,20 @@ def write_table(doc: Path, marker: str, text: str) -> None:
         doc.write_text(head + begin + "\n" + text + "\n" + end + rest.partition(end)[2])
 
 
-def record_people(res: dict) -> dict:
-    """Write the unseen-people result into weights/refiner.json (extra["unseen_people"]), where the gate reads it."""
+def record(res: dict, key: str) -> dict:
+    """Write an evaluation into weights/refiner.json under extra[key] ("held_out_l1" or "unseen_people"), where the
+    renderer's gate reads it."""
     from reenact.weights import contract_path, read_contract
 
     summary = {"pairs": res["pairs"], "videos": res["videos"],
                "region_refined": round(res["region"]["refined"]["L1"], 4), "region_warp": round(res["region"]["warp-only"]["L1"], 4),
+               "face_refined": round(res["face"]["refined"]["L1"], 4), "face_warp": round(res["face"]["warp-only"]["L1"], 4),
+               "attn_in": round(res["attention"]["used"]["inside face"], 4),
+               "attn_out": round(res["attention"]["used"]["outside face"], 4),
                **{f"{r}_{k}": {m: round(v, 4) for m, v in res[r][k].items()} for r in ("mouth", "eyes")
                   for k in ("warp-only", "refined")}}
     contract = read_contract("refiner")
-    contract.extra["unseen_people"] = summary
+    contract.extra[key] = summary
     contract_path("refiner").write_text(contract.to_json())
     return summary
 
@@ -189,8 +193,8 @@ def main() -> None:
     ap.add_argument("--unseen", nargs="*", type=Path, default=None, help="photos of people outside the training clips")
     ap.add_argument("--unseen-image", type=Path, default=Path("docs/images/refiner_unseen.png"),
                     help="with --unseen: the warp vs refined sheet")
-    ap.add_argument("--record", action="store_true", help="with --unseen or --people: write the result into the "
-                    "refiner's contract (the renderer's gate reads it)")
+    ap.add_argument("--record", action="store_true", help="write the result into the refiner's contract (the "
+                    "renderer's gate reads it): held_out_l1, unseen_people (--people) or unseen (--unseen)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.unseen is not None:
@@ -205,8 +209,8 @@ def main() -> None:
     print(json.dumps(res, indent=1))
     compare_image(arr, args.image or Path(f"docs/images/refiner_{'people' if args.people else 'compare'}.png"))
     write_table(args.doc, "people" if args.people else "eval", table(res))
-    if args.record and args.people:
-        record_people(res)
+    if args.record:
+        record(res, "unseen_people" if args.people else "held_out_l1")
 
 
 if __name__ == "__main__":

@@ -326,10 +326,14 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
 
 def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", directory: Path | None = None,
            data_note: str = "") -> Path:
-    """Write weights/NAME.safetensors + .json from a `best.safetensors` generator checkpoint."""
+    """Write weights/NAME.safetensors + .json from a `best.safetensors` generator, or from the generator of a
+    training checkpoint (`ckpt.safetensors`: the last step; its held-out score is then measured by
+    tools/eval_refiner.py --record)."""
     from reenact.weights import Contract, save
 
     state = load_file(str(best))
+    if any(k.startswith("g.") for k in state):  # a training checkpoint: G, D and Adam moments
+        state = {k[2:]: v for k, v in state.items() if k.startswith("g.")}
     with safe_open(str(best), "pt") as f:
         meta = json.loads(f.metadata()["meta"])
     c = meta["config"]
@@ -371,9 +375,10 @@ def main() -> None:
     ap.add_argument("--no-resume", action="store_true")
     ap.add_argument("--init", type=Path, default=None, help="generator weights to start from when not resuming")
     ap.add_argument("--export", action="store_true", help="only export out/best.safetensors to weights/")
+    ap.add_argument("--last", action="store_true", help="with --export: the last step's generator instead of the best")
     args = ap.parse_args()
     if args.export:
-        print(export(args.out / "best.safetensors"))
+        print(export(args.out / ("ckpt.safetensors" if args.last else "best.safetensors")))
         return
     if args.gan not in ("ragan", "wgan-gp"):
         ap.error("--gan: ragan or wgan-gp")
