@@ -251,6 +251,8 @@ def test_flip_permutation_and_pair_split() -> None:
     masks = region_masks(base[:, :2] @ m[:, :2].T + m[:, 2], CROP_SIZE)
     assert (masks & 1).mean() > 0.2 and (masks & 2).any() and (masks & 4).any()
     assert not ((masks & 2) & ~(masks & 1) * 2).sum() > 0.2 * (masks & 2).sum()  # mouth lies mostly in the face
+    inner, outer = (masks & 8) > 0, (masks & 2) > 0
+    assert inner.any() and inner.sum() < outer.sum() and (inner & ~outer).sum() == 0  # the opening, inside the lips
 
 
 def test_train_refiner_command_on_a_users_video(tmp_path: Path) -> None:

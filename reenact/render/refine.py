@@ -30,7 +30,7 @@ from reenact.face.canonical import load_canonical
 CROP_SIZE = 128
 FACE_FRACTION = 0.72  # tighter than reenact.face.align's 0.62: more crop pixels on mouth and eyes, chin still inside
 N_PARAMS = 52
-MASK_FACE, MASK_MOUTH, MASK_EYES = 1, 2, 4  # region bits (training shards and the run-time prior)
+MASK_FACE, MASK_MOUTH, MASK_EYES, MASK_INNER = 1, 2, 4, 8  # region bits (training shards and the run-time prior)
 PRIOR_SIGMA = 2.0  # crop px: how softly a region prior fades out around its regions
 
 
@@ -137,7 +137,7 @@ def compose(warped: torch.Tensor, color: torch.Tensor, attention: torch.Tensor) 
     return attention * warped + (1 - attention) * color
 
 
-PRIORS = {"": 0, "mouth": MASK_MOUTH, "eyes": MASK_EYES, "mouth+eyes": MASK_MOUTH | MASK_EYES}
+PRIORS = {"": 0, "mouth": MASK_MOUTH, "eyes": MASK_EYES, "mouth+eyes": MASK_MOUTH | MASK_EYES, "inner-mouth": MASK_INNER}
 
 
 def prior_bits(name: str) -> int:
@@ -197,7 +197,8 @@ def crop_matrices(points: np.ndarray | torch.Tensor, size: int = CROP_SIZE, face
 
 
 def region_masks(points_crop: np.ndarray, size: int) -> np.ndarray:
-    """(478, 2) mesh in crop px -> (size, size) uint8 bit mask: face hull, mouth (outer lips, dilated), eyes."""
+    """(478, 2) mesh in crop px -> (size, size) uint8 bit mask: face hull, mouth (outer lips, dilated), eyes,
+    inner mouth (inner lips, dilated)."""
     mesh = load_canonical()
     out = np.zeros((size, size), np.uint8)
     width = float(np.ptp(points_crop[:468, 0]))
@@ -212,6 +213,7 @@ def region_masks(points_crop: np.ndarray, size: int) -> np.ndarray:
 
     out |= hull(np.arange(468), False) * MASK_FACE
     out |= hull(mesh.group("lips_outer"), True) * MASK_MOUTH
+    out |= hull(mesh.group("lips_inner"), True) * MASK_INNER  # the opening (a thin band when the lips are closed)
     for side in ("left", "right"):  # eyelids and brows move together (blink, squint, AU1/2/4)
         idx = np.concatenate([mesh.group(f"{side}_eye"), mesh.group(f"{side}_eyebrow_upper")])
         out |= hull(idx, True) * MASK_EYES

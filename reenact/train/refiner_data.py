@@ -31,6 +31,7 @@ from reenact.render.refine import (  # noqa: F401  (the mask bits are part of th
     FACE_FRACTION,
     MASK_EYES,
     MASK_FACE,
+    MASK_INNER,
     MASK_MOUTH,
     crop_matrices,
     region_masks,
@@ -218,6 +219,8 @@ class PairSet:
         self.params = torch.from_numpy(Estimator().estimate(arrays["points"])[:, :52]).float()  # (N, 52)
         m = crop_matrices(arrays["points"], size, face_fraction).double().numpy()  # frame px -> crop px
         pts = arrays["points"][:, :, :2] @ m[:, :, :2].transpose(0, 2, 1) + m[:, None, :, 2]  # (N, 478, 2) crop px
+        if not (arrays["masks"] & MASK_INNER).any():  # shards made before the inner-mouth bit existed
+            self.masks = torch.from_numpy(np.stack([region_masks(p, size) for p in pts]))[:, None]
         self.chips = torch.tensor(np.stack([np.linalg.inv(np.vstack([dlib_chip_affine(mesh_to_dlib5(p)), [0, 0, 1]]))[:2]
                                             for p in pts]), dtype=torch.float32)  # (N, 2, 3) chip px -> crop px
         self.size, self.device = size, device
