@@ -52,11 +52,11 @@ def main() -> None:
     shapes = np.random.default_rng(0).uniform(0, 0.5, (b, 52)).astype(np.float32)
     crop, p = torch.rand(b, 3, size, size) * 2 - 1, torch.from_numpy(shapes)
     with torch.inference_mode():
-        net_wall, net_cpu = timed(lambda: net(crop, p), args.repeats)
-    full_wall, full_cpu = timed(lambda: refiner.refine(roi, pts, shapes), args.repeats)
+        net_wall, net_cpu = timed(lambda: net(crop, p, crop if net.use_source else None), args.repeats)
+    full_wall, full_cpu = timed(lambda: refiner.refine(roi, pts, shapes, source_roi=roi[:1]), args.repeats)
     weights = weights_dir() / "refiner.safetensors"
     print(json.dumps({
-        "crop": size, "batch": b, "prior": refiner.prior, "threads": args.threads, "roi": args.roi, "params": params,
+        "crop": size, "batch": b, "prior": refiner.prior, "use_source": net.use_source, "threads": args.threads, "roi": args.roi, "params": params,
         "weights_mb": round(weights.stat().st_size / 1e6, 2),
         "net_ms_per_frame": {"cpu": round(1000 * net_cpu / b, 2), "wall": round(1000 * net_wall / b, 2)},
         "refine_ms_per_frame": {"cpu": round(1000 * full_cpu / b, 2), "wall": round(1000 * full_wall / b, 2)},
