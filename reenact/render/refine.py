@@ -152,7 +152,7 @@ def region_prior(masks: torch.Tensor, bits: int = MASK_MOUTH | MASK_EYES, sigma:
     fading to 0 over 3 sigma around that, so the repainted area never ends in a seam."""
     r, half = max(round(2 * sigma), 1), max(round(3 * sigma), 1)
     hard = ((masks & bits) > 0).float()
-    grown = F.max_pool2d(hard, 2 * r + 1, stride=1, padding=r)
+    grown = F.max_pool2d(F.max_pool2d(hard, (1, 2 * r + 1), 1, (0, r)), (2 * r + 1, 1), 1, (r, 0))  # square dilation, separable
     x = torch.arange(-half, half + 1, dtype=torch.float32, device=masks.device)
     k = torch.exp(-0.5 * (x / sigma) ** 2)
     k = k / k.sum()
@@ -196,9 +196,10 @@ def crop_matrices(points: np.ndarray | torch.Tensor, size: int = CROP_SIZE, face
     return torch.tensor(np.stack([crop_matrix(p, size, face_fraction) for p in pts]), dtype=torch.float32)
 
 
-def region_masks(points_crop: np.ndarray, size: int) -> np.ndarray:
+def region_masks(points_crop: np.ndarray, size: int, bits: int = MASK_FACE | MASK_MOUTH | MASK_EYES | MASK_INNER
+                 ) -> np.ndarray:
     """(478, 2) mesh in crop px -> (size, size) uint8 bit mask: face hull, mouth (outer lips, dilated), eyes,
-    inner mouth (inner lips, dilated)."""
+    inner mouth (inner lips, dilated); only the regions in `bits` (the run-time prior needs one or two)."""
     mesh = load_canonical()
     out = np.zeros((size, size), np.uint8)
     width = float(np.ptp(points_crop[:468, 0]))
@@ -211,12 +212,16 @@ def region_masks(points_crop: np.ndarray, size: int) -> np.ndarray:
         cv2.fillConvexPoly(m, cv2.convexHull(pts), 1)
         return cv2.dilate(m, kernel) if dilate else m
 
-    out |= hull(np.arange(468), False) * MASK_FACE
-    out |= hull(mesh.group("lips_outer"), True) * MASK_MOUTH
-    out |= hull(mesh.group("lips_inner"), True) * MASK_INNER  # the opening (a thin band when the lips are closed)
-    for side in ("left", "right"):  # eyelids and brows move together (blink, squint, AU1/2/4)
-        idx = np.concatenate([mesh.group(f"{side}_eye"), mesh.group(f"{side}_eyebrow_upper")])
-        out |= hull(idx, True) * MASK_EYES
+    if bits & MASK_FACE:
+        out |= hull(np.arange(468), False) * MASK_FACE
+    if bits & MASK_MOUTH:
+        out |= hull(mesh.group("lips_outer"), True) * MASK_MOUTH
+    if bits & MASK_INNER:
+        out |= hull(mesh.group("lips_inner"), True) * MASK_INNER  # the opening (a thin band when the lips are closed)
+    if bits & MASK_EYES:
+        for side in ("left", "right"):  # eyelids and brows move together (blink, squint, AU1/2/4)
+            idx = np.concatenate([mesh.group(f"{side}_eye"), mesh.group(f"{side}_eyebrow_upper")])
+            out |= hull(idx, True) * MASK_EYES
     return out
 
 
@@ -310,7 +315,7 @@ class Refiner:
                              np.float64)[:, :, :2]
             mm = m.double().cpu().numpy()
             crop_pts = pts @ mm[:, :, :2].transpose(0, 2, 1) + mm[:, None, :, 2]  # (B, 478, 2) crop px
-            bits = np.stack([region_masks(p, self.size) for p in crop_pts])[:, None]  # (B, 1, S, S)
+            bits = np.stack([region_masks(p, self.size, self.prior) for p in crop_pts])[:, None]  # (B, 1, S, S)
             attn = apply_prior(attn, torch.from_numpy(bits).to(self.device), self.prior)
         weight = (1 - attn) * self.mask  # (B, 1, S, S): how much generated colour, 0 at the crop border
         # Map back only inside the box the crops cover in the ROI (the rest stays the warp): saves most of the cost.
