@@ -288,5 +288,7 @@ def test_train_command_bad_inputs(tmp_path: Path) -> None:
     assert code == 2 and "notes.txt" in text
     code, text = run("train", "refiner", "--data", str(tmp_path), "--init", str(tmp_path / "g.safetensors"))
     assert code == 2 and "--init" in text
+    code, text = run("train", "refiner", "--data", str(tmp_path), "--check", str(tmp_path / "who.jpg"))
+    assert code == 2 and "--check" in text and "Traceback" not in text
     code, text = run("train", "audio-head")
     assert code == 2 and "make_speech_data" in text
