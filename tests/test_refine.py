@@ -255,6 +255,21 @@ def test_flip_permutation_and_pair_split() -> None:
     assert inner.any() and inner.sum() < outer.sum() and (inner & ~outer).sum() == 0  # the opening, inside the lips
 
 
+def test_identity_samples_ask_for_no_change() -> None:
+    from reenact.train.refiner_data import PairSet
+
+    rng = np.random.default_rng(0)
+    n = 4
+    img = lambda: rng.integers(0, 256, (n, CROP_SIZE, CROP_SIZE, 3), dtype=np.uint8)  # noqa: E731
+    pts = np.stack([face_points(roll=0.0)] * n) * 2  # a face of a few hundred px in its frame
+    pairs = PairSet({"warped": img(), "target": img(), "source": img(), "points": pts.astype(np.float32),
+                     "masks": np.zeros((n, CROP_SIZE, CROP_SIZE), np.uint8)})
+    b = pairs.batch(np.arange(n), augment=False, rng=np.random.default_rng(1), identity=1.0)
+    assert torch.equal(b["warped"], b["target"]) and torch.equal(b["source"], b["target"])
+    b = pairs.batch(np.arange(n), augment=False, rng=np.random.default_rng(1), identity=0.0)
+    assert not torch.equal(b["warped"], b["target"])
+
+
 def test_train_refiner_command_on_a_users_video(tmp_path: Path) -> None:
     """`reenact train refiner --data VIDEO`: pairs from the video, a short run, an exported weight + contract."""
     from cli_utils import run

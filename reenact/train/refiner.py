@@ -91,6 +91,7 @@ class RefinerTrainConfig:
     seed: int = 0
     threads: int = 1
     color_jitter: float = 0.0  # colour-matrix / gamma augmentation strength (PairSet.batch); 0.1 is strong
+    identity: float = 0.0  # fraction of "nothing to change" samples (a real frame with its own parameters)
     use_source: bool = False  # G also sees the unwarped source crop (the person's own teeth, lids, lighting)
     prior: str = ""  # repaint only there: "" (anywhere), "mouth", "eyes", "mouth+eyes" (render.refine.region_prior)
 
@@ -264,7 +265,8 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
         for name, lr in (("g", cfg.lr_g), ("d", cfg.lr_d)):
             for group in opts[name].param_groups:
                 group["lr"] = lr * decay
-        b = train_set.batch(rng.choice(train_set.n, cfg.batch, p=probs), augment=True, rng=rng, jitter=cfg.color_jitter)
+        b = train_set.batch(rng.choice(train_set.n, cfg.batch, p=probs), augment=True, rng=rng, jitter=cfg.color_jitter,
+                              identity=cfg.identity)
         color, logits = g_run(b["warped"], b["params"], b["source"] if cfg.use_source else None, raw=True)
         attn = torch.sigmoid(logits)
         fake = compose(b["warped"], color, apply_prior(attn, b["masks"], prior_bits(cfg.prior)))

@@ -236,8 +236,8 @@ class PairSet:
         h = self.hardness / max(float(self.hardness.sum()), 1e-6)
         return 0.5 / self.n + 0.5 * h
 
-    def batch(self, idx: np.ndarray, augment: bool, rng: np.random.Generator | None = None, jitter: float = 0.0
-              ) -> dict[str, torch.Tensor]:
+    def batch(self, idx: np.ndarray, augment: bool, rng: np.random.Generator | None = None, jitter: float = 0.0,
+              identity: float = 0.0) -> dict[str, torch.Tensor]:
         """jitter > 0: also a random colour matrix (I + N(0, jitter)), contrast and gamma per pair, the same on input
         and target. Three people's skin is all the clips show; without it the generator learns their colours and
         tints a stranger's face toward them."""
@@ -245,6 +245,12 @@ class PairSet:
         to = lambda t: t[idx].to(dev).float() / 127.5 - 1
         b = {"warped": to(self.warped), "target": to(self.target), "source": to(self.source), "masks": self.masks[idx].to(dev),
              "params": self.params[idx].to(dev), "chips": self.chips[idx].to(dev)}
+        if identity > 0 and rng is not None:
+            # "Nothing to change" samples: the real target frame as input, with its own parameters, must come back as
+            # it is. At run time every part of the face the expression does not move is exactly that case.
+            same = torch.from_numpy(rng.random(len(idx)) < identity).to(dev)[:, None, None, None]
+            b["warped"] = torch.where(same, b["target"], b["warped"])
+            b["source"] = torch.where(same, b["target"], b["source"])
         if augment and rng is not None:
             flip = torch.from_numpy(rng.random(len(idx)) < 0.5).to(dev)
             for k in ("warped", "target", "source", "masks"):
