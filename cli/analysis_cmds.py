@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
+
 from reenact_cli.app import (
     IDENTITY,
     OUT,
@@ -23,16 +25,16 @@ from reenact_cli.ui import UI
 def extract(
     ctx: typer.Context,
     media: Path = typer.Argument(..., help="Video or photo to analyse."),
-    output: Path | None = OUT,
+    output: Optional[Path] = OUT,
     overwrite: bool = OVERWRITE,
-    fmt: str | None = typer.Option(None, "--format", help="csv | json | openface | livelink (default: from the suffix)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="csv | json | openface | livelink (default: from the suffix)."),
     landmarks: bool = typer.Option(False, "--landmarks", help="Write JSON with per-frame 478-point landmarks, box, pose, score and parameters."),
     raw: bool = typer.Option(False, "--raw", help="No smoothing and no neutral calibration."),
     smooth: str = typer.Option("offline", "--smooth", help="offline (zero-phase) | online (One Euro)."),
-    plot: Path | None = typer.Option(None, "--plot", help="Also write a PNG plot of the main channels."),
-    face: int | None = typer.Option(None, "--face", help="Which face of a photo (0-based, left to right)."),
-    fps: str | None = typer.Option(None, "--fps", help="Frame rate of a track made from speech audio (default 25)."),
-    text: str | None = typer.Option(None, "--text", help="Transcript of speech audio, for forced alignment."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG plot of the main channels."),
+    face: Optional[int] = typer.Option(None, "--face", help="Which face of a photo (0-based, left to right)."),
+    fps: Optional[str] = typer.Option(None, "--fps", help="Frame rate of a track made from speech audio (default 25)."),
+    text: Optional[str] = typer.Option(None, "--text", help="Transcript of speech audio, for forced alignment."),
 ) -> None:
     """Write a per-frame track of expression parameters (AU / ARKit / pose / gaze), landmarks, or from speech audio
     the viseme and mouth track."""
@@ -82,9 +84,9 @@ def train(
     what: str = typer.Argument(..., help="estimator | refiner (audio-head: see the README's Development section)"),
     data: list[Path] = typer.Option([], "--data", help="Your photos/videos or folders of them (repeatable)."),
     out: Path = typer.Option(Path("trained"), "--out", help="Folder for the new weights (+ contract)."),
-    steps: int | None = typer.Option(None, "--steps", min=1, help="Training steps (default: the model's own)."),
-    workdir: Path | None = typer.Option(None, "--workdir", help="Checkpoints, metrics, data (default .cache/WHAT); training resumes from it."),
-    init: Path | None = typer.Option(None, "--init", help="refiner: generator weights to start from (default: a fresh generator)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps (default: the model's own)."),
+    workdir: Optional[Path] = typer.Option(None, "--workdir", help="Checkpoints, metrics, data (default .cache/WHAT); training resumes from it."),
+    init: Optional[Path] = typer.Option(None, "--init", help="refiner: generator weights to start from (default: a fresh generator)."),
     check: list[Path] = typer.Option([], "--check", help="refiner: photos of people outside --data to check it on (default: the sample photo)."),
 ) -> None:
     """Train one of reenact's models; it resumes from the checkpoints in --workdir.
@@ -162,9 +164,9 @@ def identity(
     ctx: typer.Context,
     a: Path = typer.Argument(..., help="Reference photo."),
     b: Path = typer.Argument(..., help="Photo or video to compare with A."),
-    threshold: float | None = typer.Option(None, "--threshold", help="Cosine similarity for 'same person'."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Cosine similarity for 'same person'."),
     identity_model: str = IDENTITY,
-    report: Path | None = REPORT,
+    report: Optional[Path] = REPORT,
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Say whether B shows the same person as A: prints the similarity, exits 0 when the same, 3 when not."""

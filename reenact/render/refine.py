@@ -6,9 +6,10 @@ skin, wrinkles) and leaves everything else to the warp through a learned attenti
             C = clamp(crop + 2 tanh(head), -1, 1): a residual on the warped crop (starts as the warp itself)
     out   = A * crop + (1 - A) * C                                 A = 1 keeps the warped pixel
 
-`Refiner.refine` works on the renderer's warped ROI: it crops (batched `grid_sample`), runs the net, maps A and C
-back through the inverse similarity and adds the correction (1 - A)(C - crop) to the ROI at its own resolution. Outside the crop A = 1, and (1 - A) is feathered to 0
-over the crop's border band, so the refined region has no seam. `Critic` (training only) is a PatchGAN without
+`Refiner.refine` works on the renderer's warped ROI: it crops (batched `grid_sample`), runs the net, maps the
+correction (1 - A)(C - crop) back through the inverse similarity and adds it to the ROI at the ROI's own
+resolution. Outside the crop A = 1, and (1 - A) is feathered to 0 over the crop's border band, so the refined region
+has no seam. `Critic` (training only) is a PatchGAN without
 normalisation with a parameter-regression head on the same trunk (GANimation's D_y, SliderGAN's D_p).
 """
 
