@@ -42,7 +42,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reenact.render.refine import Refiner, apply_prior, compose, prior_bits
-from reenact.train.refiner_check import check_unseen, record_unseen
+from reenact.train.refiner_check import check_unseen, luma, record_unseen
 from reenact.train.refiner_data import (
     MASK_EYES,
     MASK_FACE,
@@ -51,10 +51,6 @@ from reenact.train.refiner_data import (
     load_shards,
 )
 from reenact.weights import load_model
-
-def luma(img: np.ndarray) -> np.ndarray:  # (N, S, S, 3) float 0..255 -> (N, S, S)
-    return img @ np.array([0.299, 0.587, 0.114])
-
 
 def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-pixel SSIM of two (S, S) luma images in 0..255 (Wang et al. 2004 constants)."""

@@ -197,6 +197,13 @@ def crop_matrices(points: np.ndarray | torch.Tensor, size: int = CROP_SIZE, face
     return torch.tensor(np.stack([crop_matrix(p, size, face_fraction) for p in pts]), dtype=torch.float32)
 
 
+def to_crop_points(points: np.ndarray | torch.Tensor, m: torch.Tensor) -> np.ndarray:
+    """(B, 478, 2|3) face points, (B, 2, 3) matrices from crop_matrices -> (B, 478, 2) float64 points in crop px."""
+    pts = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, np.float64)[:, :, :2]
+    mm = m.detach().double().cpu().numpy()
+    return pts @ mm[:, :, :2].transpose(0, 2, 1) + mm[:, None, :, 2]
+
+
 def region_masks(points_crop: np.ndarray, size: int, bits: int = MASK_FACE | MASK_MOUTH | MASK_EYES | MASK_INNER
                  ) -> np.ndarray:
     """(478, 2) mesh in crop px -> (size, size) uint8 bit mask: face hull, mouth (outer lips, dilated), eyes,
@@ -312,10 +319,7 @@ class Refiner:
             source = (to_crop(src, m, self.size) / 127.5 - 1).contiguous(memory_format=torch.channels_last)
         color, attn = self.net(crop, params.clamp(0, 1), source)
         if self.prior:
-            pts = np.asarray(target_points.detach().cpu() if isinstance(target_points, torch.Tensor) else target_points,
-                             np.float64)[:, :, :2]
-            mm = m.double().cpu().numpy()
-            crop_pts = pts @ mm[:, :, :2].transpose(0, 2, 1) + mm[:, None, :, 2]  # (B, 478, 2) crop px
+            crop_pts = to_crop_points(target_points, m)  # (B, 478, 2)
             bits = np.stack([region_masks(p, self.size, self.prior) for p in crop_pts])[:, None]  # (B, 1, S, S)
             attn = apply_prior(attn, torch.from_numpy(bits).to(self.device), self.prior)
         weight = (1 - attn) * self.mask  # (B, 1, S, S): how much generated colour, 0 at the crop border

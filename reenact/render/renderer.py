@@ -62,8 +62,9 @@ class FaceRenderer:
         self.source_points = torch.tensor(points, dtype=torch.float32, device=device)  # (478, 3)
         self.source_shapes = torch.tensor(source_shapes, dtype=torch.float32, device=device)
         self.mouth = MouthPainter(image, points, (self.warper.roi.x0, self.warper.roi.y0))
-        box = self.warper.roi
-        self.source_roi = torch.from_numpy(image[box.y0:box.y1, box.x0:box.x1].copy()).permute(2, 0, 1)[None]  # (1, 3, h, w)
+        box = self.warper.roi  # a source-conditioned refiner also sees the photo's own ROI (1, 3, h, w)
+        self.source_roi = (torch.from_numpy(image[box.y0:box.y1, box.x0:box.x1].copy()).permute(2, 0, 1)[None]
+                           if refiner is not None and refiner.net.use_source else None)
 
     def displacement(self, shapes: torch.Tensor, rotation: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 52) target shapes [+ (B, 3) yaw/pitch/roll change] -> (B, 478, 3) photo-space vertex displacement."""

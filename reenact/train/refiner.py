@@ -332,10 +332,10 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
 
 
 def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", directory: Path | None = None,
-           data_note: str = "") -> Path:
+           data_note: str = "", prior: str | None = None) -> Path:
     """Write weights/NAME.safetensors + .json from a `best.safetensors` generator, or from the generator of a
     training checkpoint (`ckpt.safetensors`: the last step; its held-out score is then measured by
-    tools/eval_refiner.py --record)."""
+    tools/eval_refiner.py --record). `prior`: the region prior to record instead of the one it was trained with."""
     from reenact.weights import Contract, save
 
     state = load_file(str(best))
@@ -363,7 +363,7 @@ def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", direc
         source="trained by reenact",
         script="tools/make_refiner_data.py + python -m reenact.train.refiner --export",
         extra={"face_fraction": FACE_FRACTION, "trained_steps": int(meta["step"]), "held_out_l1": held_out,
-               "gan": c["gan"], "prior": c.get("prior") or ""},
+               "gan": c["gan"], "prior": c.get("prior") or "" if prior is None else prior},
     )
     return save(name, state, contract, directory)
 
@@ -383,9 +383,11 @@ def main() -> None:
     ap.add_argument("--init", type=Path, default=None, help="generator weights to start from when not resuming")
     ap.add_argument("--export", action="store_true", help="only export out/best.safetensors to weights/")
     ap.add_argument("--last", action="store_true", help="with --export: the last step's generator instead of the best")
+    ap.add_argument("--to", type=Path, default=None, help="with --export: this folder instead of weights/ (--prior overrides)")
     args = ap.parse_args()
     if args.export:
-        print(export(args.out / ("ckpt.safetensors" if args.last else "best.safetensors")))
+        best = args.out / ("ckpt.safetensors" if args.last else "best.safetensors")
+        print(export(best, directory=args.to, prior=args.prior or None))
         return
     if args.gan not in ("ragan", "wgan-gp"):
         ap.error("--gan: ragan or wgan-gp")

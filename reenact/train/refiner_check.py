@@ -24,7 +24,7 @@ TESTS = (("jawOpen", 0.6), ("eyeBlinkLeft", 1.0), ("mouthSmileLeft", 0.8))  # ey
 TILE = 192
 
 
-def _luma(img: np.ndarray) -> np.ndarray:  # (..., 3) 0..255 -> (...) float32
+def luma(img: np.ndarray) -> np.ndarray:  # (..., 3) 0..255 -> (...) float32 (BT.601)
     return (img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.float32)
 
 
@@ -62,7 +62,7 @@ def check_unseen(refiner, photos: list[Path], models=None, sheet: Path | None = 
         x0, y0 = np.maximum(np.floor(src.points[:, :2].min(0)).astype(int), 0)
         x1, y1 = np.ceil(src.points[:, :2].max(0)).astype(int)
         face = (slice(y0, y1), slice(x0, x1))
-        sharp = lambda frames: float(np.mean([cv2.Laplacian(_luma(f[face]), cv2.CV_32F).var() for f in frames]))
+        sharp = lambda frames: float(np.mean([cv2.Laplacian(luma(f[face]), cv2.CV_32F).var() for f in frames]))
         skin = np.stack([_skin_mask(p, src.image.shape[:2], face) for p in points])  # (3, H, W) around each target mesh
         checker = IdentityChecker(models.embedder, src.image, src.points)
         out[photo.name] = {

@@ -36,6 +36,7 @@ from reenact.render.refine import (  # noqa: F401  (the mask bits are part of th
     crop_matrices,
     region_masks,
     to_crop,
+    to_crop_points,
 )
 from reenact.render.warp import MeshWarper
 
@@ -115,8 +116,7 @@ def render_pairs(source: np.ndarray, source_points: np.ndarray, targets: list[np
         src = to_crop(torch.from_numpy(source).permute(2, 0, 1)[None].float().expand(len(targets), -1, -1, -1),
                       m_img, cfg.size)
     u8 = lambda t: t.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    pts_crop = target_points[:, :, :2] @ m_img[:, :, :2].numpy().transpose(0, 2, 1) + m_img[:, None, :, 2].numpy()
-    masks = np.stack([region_masks(p, cfg.size) for p in pts_crop])
+    masks = np.stack([region_masks(p, cfg.size) for p in to_crop_points(target_points, m_img)])
     return {"warped": u8(warped), "target": u8(tgt), "source": u8(src), "masks": masks,
             "points": target_points.astype(np.float32)}
 
@@ -217,8 +217,7 @@ class PairSet:
         self.warped, self.target, self.source = img("warped"), img("target"), img("source")
         self.masks = torch.from_numpy(arrays["masks"])[:, None]  # (N, 1, S, S) uint8 bits
         self.params = torch.from_numpy(Estimator().estimate(arrays["points"])[:, :52]).float()  # (N, 52)
-        m = crop_matrices(arrays["points"], size, face_fraction).double().numpy()  # frame px -> crop px
-        pts = arrays["points"][:, :, :2] @ m[:, :, :2].transpose(0, 2, 1) + m[:, None, :, 2]  # (N, 478, 2) crop px
+        pts = to_crop_points(arrays["points"], crop_matrices(arrays["points"], size, face_fraction))  # (N, 478, 2)
         if not (arrays["masks"] & MASK_INNER).any():  # shards made before the inner-mouth bit existed
             self.masks = torch.from_numpy(np.stack([region_masks(p, size) for p in pts]))[:, None]
         self.chips = torch.tensor(np.stack([np.linalg.inv(np.vstack([dlib_chip_affine(mesh_to_dlib5(p)), [0, 0, 1]]))[:2]
