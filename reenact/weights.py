@@ -153,6 +153,13 @@ def save(name: str, state: dict[str, torch.Tensor], contract: Contract, director
     return path
 
 
+def record_extra(name: str, key: str, value: Any, directory: Path | None = None) -> None:
+    """Set extra[key] in NAME.json (a measurement made after export); the weights file and its sha256 are unchanged."""
+    contract = read_contract(name, directory)
+    contract.extra[key] = value
+    contract_path(name, directory).write_text(contract.to_json())
+
+
 def shipped() -> list[Contract]:
     """Contracts of every weight in weights_dir(), sorted by name."""
     d = weights_dir()

@@ -163,7 +163,7 @@ def write_table(doc: Path, marker: str, text: str) -> None:
 def record(res: dict, key: str) -> dict:
     """Write an evaluation into weights/refiner.json under extra[key] ("held_out_l1" or "unseen_people"), where the
     renderer's gate reads it."""
-    from reenact.weights import contract_path, read_contract
+    from reenact.weights import record_extra
 
     summary = {"pairs": res["pairs"], "videos": res["videos"],
                "region_refined": round(res["region"]["refined"]["L1"], 4), "region_warp": round(res["region"]["warp-only"]["L1"], 4),
@@ -172,9 +172,7 @@ def record(res: dict, key: str) -> dict:
                "attn_out": round(res["attention"]["used"]["outside face"], 4),
                **{f"{r}_{k}": {m: round(v, 4) for m, v in res[r][k].items()} for r in ("mouth", "eyes")
                   for k in ("warp-only", "refined")}}
-    contract = read_contract("refiner")
-    contract.extra[key] = summary
-    contract_path("refiner").write_text(contract.to_json())
+    record_extra("refiner", key, summary)
     return summary
 
 

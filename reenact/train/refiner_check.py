@@ -97,12 +97,10 @@ def record_unseen(directory: Path | None, photos: list[Path], sheet: Path | None
     """Check the refiner in `directory` (default weights/) on `photos` and write the summary into its contract's
     extra["unseen"] (the weights file is unchanged, so its sha256 stays valid). Returns the summary."""
     from reenact.render.refine import Refiner
-    from reenact.weights import contract_path, load_model, read_contract
+    from reenact.weights import load_model, record_extra
 
     per_photo = check_unseen(Refiner(net=load_model("refiner", directory=directory)), photos, sheet=sheet)
     summary = {**summarise(per_photo), "per_photo": per_photo}
-    contract = read_contract("refiner", directory)
-    contract.extra["unseen"] = summary
-    contract_path("refiner", directory).write_text(contract.to_json())
+    record_extra("refiner", "unseen", summary, directory)
     return summary
 
