@@ -93,6 +93,7 @@ class RefinerTrainConfig:
     color_jitter: float = 0.0  # colour-matrix / gamma augmentation strength (PairSet.batch); 0.1 is strong
     identity: float = 0.0  # fraction of "nothing to change" samples (a real frame with its own parameters)
     use_source: bool = False  # G also sees the unwarped source crop (the person's own teeth, lids, lighting)
+    stills: float = 0.0  # share of the samples drawn from round-trip still pairs (refiner_stills) when the data has them
     prior: str = ""  # repaint only there: "" (anywhere), "mouth", "eyes", "mouth+eyes" (render.refine.region_prior)
 
 
@@ -259,7 +260,7 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
     g_run = DDP(g) if world > 1 else g
     d_run = DDP(d) if world > 1 else d
     t0, last = time.time(), {}
-    probs = train_set.sampling_weights()
+    probs = train_set.sampling_weights(cfg.stills)
     for step in range(meta["step"], cfg.steps):
         decay = min(1.0, 4.0 * (1 - step / cfg.steps))  # constant, then linear to 0 over the last quarter
         for name, lr in (("g", cfg.lr_g), ("d", cfg.lr_d)):

@@ -156,6 +156,8 @@ def load_shards(paths: list[Path], split: str) -> dict[str, np.ndarray]:
             if str(d["split"]) == split:
                 parts.append({k: d[k] for k in ("warped", "target", "source", "masks", "points", "pairs")})
                 parts[-1]["video"] = np.array([str(d["video"])] * len(d["warped"]))
+                # round-trip pairs from a photo (reenact.train.refiner_stills) rather than two frames of a video
+                parts[-1]["still"] = np.full(len(d["warped"]), "kind" in d and str(d["kind"]) == "still")
     if not parts:
         return {}
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -229,11 +231,21 @@ class PairSet:
         err = torch.stack([(self.warped[i].float() - self.target[i].float()).abs().mean(0)[moving[i, 0]].mean()
                            for i in range(self.n)])
         self.hardness = torch.nan_to_num(err, nan=0.0).numpy()
+        self.still = np.asarray(arrays.get("still", np.zeros(self.n, bool)), bool)  # (N,) round-trip photo pairs
 
-    def sampling_weights(self) -> np.ndarray:
-        """(N,) probabilities: half uniform, half proportional to the warp's error on mouth and eyes."""
-        h = self.hardness / max(float(self.hardness.sum()), 1e-6)
-        return 0.5 / self.n + 0.5 * h
+    def sampling_weights(self, stills: float = 0.0) -> np.ndarray:
+        """(N,) probabilities: half uniform, half proportional to the warp's error on mouth and eyes; with `stills`
+        > 0 and both kinds present, that share of the mass goes to round-trip still pairs, the rest to video pairs
+        (most still pairs are easy, so by hardness alone they would hardly be drawn)."""
+        def weights(h: np.ndarray) -> np.ndarray:
+            return 0.5 / len(h) + 0.5 * h / max(float(h.sum()), 1e-6)
+
+        if not (0 < stills < 1 and self.still.any() and not self.still.all()):
+            return weights(self.hardness)
+        p = np.zeros(self.n)
+        p[self.still] = stills * weights(self.hardness[self.still])
+        p[~self.still] = (1 - stills) * weights(self.hardness[~self.still])
+        return p
 
     def batch(self, idx: np.ndarray, augment: bool, rng: np.random.Generator | None = None, jitter: float = 0.0,
               identity: float = 0.0) -> dict[str, torch.Tensor]:

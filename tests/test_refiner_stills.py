@@ -1,0 +1,55 @@
+"""Round-trip refiner pairs from still photos (reenact/train/refiner_stills.py) and their share of the samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reenact.params import ARKIT52
+from reenact.render.refine import CROP_SIZE, MASK_MOUTH
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def models():  # noqa: ANN201
+    from reenact.analysis import Models
+
+    return Models()
+
+
+def test_round_trip_pairs_restore_the_photo(models, tmp_path: Path) -> None:  # noqa: ANN001
+    from reenact.train.refiner_data import load_shards
+    from reenact.train.refiner_stills import StillConfig, build_stills
+
+    bank = np.zeros((2, 52), np.float32)
+    bank[:, ARKIT52.index("jawOpen")] = 0.9  # the way out opens the mouth wide, the way back closes it again
+    paths = build_stills([ROOT / "samples" / "source.jpg"], tmp_path, bank, models, StillConfig(per_face=3, emotion_share=0.34))
+    assert [p.name for p in paths] == ["stills_000.npz"]
+    pairs = load_shards([tmp_path], "train")
+    assert len(pairs["warped"]) == 3 and pairs["warped"].shape[1:] == (CROP_SIZE, CROP_SIZE, 3)
+    assert pairs["still"].all() and set(pairs["video"]) == {"source.jpg"}
+    # The target is the photo itself, cut with its own mesh: every pair of one face has the same target.
+    assert np.array_equal(pairs["target"][0], pairs["target"][1]) and np.array_equal(pairs["points"][0], pairs["points"][2])
+    diff = np.abs(pairs["warped"].astype(np.float32) - pairs["target"]).mean(-1)  # (3, S, S)
+    mouth = (pairs["masks"] & MASK_MOUTH) > 0
+    # The round trip comes back close to the photo (same mesh) but not exactly: what the refiner has to restore.
+    assert 0 < diff[~mouth].mean() < 6 and diff[mouth].mean() > diff[~mouth].mean()
+    # W1, the way out, opened the mouth: it differs from the photo far more than the way back does.
+    assert np.abs(pairs["source"][0].astype(np.float32) - pairs["target"][0])[mouth[0]].mean() > diff[0][mouth[0]].mean()
+
+
+def test_stills_share_of_the_samples() -> None:
+    from reenact.train.refiner_data import PairSet
+
+    n = 10
+    pairs = PairSet.__new__(PairSet)  # only the sampling fields: no images needed
+    pairs.n, pairs.hardness = n, np.linspace(0, 9, n)
+    pairs.still = np.arange(n) >= 7
+    p = pairs.sampling_weights(0.3)
+    assert p.sum() == pytest.approx(1) and p[pairs.still].sum() == pytest.approx(0.3) and (p > 0).all()
+    assert pairs.sampling_weights(0.0)[pairs.still].sum() == pytest.approx(0.5 * 3 / n + 0.5 * 24 / 45)
+    pairs.still = np.zeros(n, bool)  # no still pairs in the data: the share is ignored
+    assert pairs.sampling_weights(0.3).sum() == pytest.approx(1)
