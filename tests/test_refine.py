@@ -18,6 +18,7 @@ from reenact.render.refine import (
     FACE_FRACTION,
     MASK_EYES,
     MASK_MOUTH,
+    WINDOW_MARGIN,
     Critic,
     Refiner,
     RefinerNet,
@@ -26,6 +27,7 @@ from reenact.render.refine import (
     feather,
     from_crop,
     gate,
+    prior_window,
     region_prior,
     to_crop,
 )
@@ -141,6 +143,68 @@ def test_region_prior_repaints_only_around_mouth_and_eyes() -> None:
     assert float(region_prior(bits, MASK_EYES).max()) == 0
     assert float(prior[12:20, 12:20].min()) > 0.95 and float(prior[0, 0]) == 0
     assert float(prior[16].diff().abs().max()) < 0.3  # soft edge
+
+
+def long_reach_net(prior: str) -> RefinerNet:
+    """A random refiner whose output depends on far-away pixels (amplified bottleneck), with a region prior."""
+    from types import SimpleNamespace
+
+    torch.manual_seed(0)
+    net = RefinerNet().eval()
+    with torch.no_grad():
+        for block in net.res:
+            block.a.weight.mul_(3)
+            block.b.weight.mul_(3)
+        net.color.weight.normal_(0, 0.1)
+        net.attention.weight.normal_(0, 0.1)
+        net.attention.bias.zero_()
+    net.contract = SimpleNamespace(extra={"prior": prior})
+    return net
+
+
+def test_windowed_refine_matches_the_full_crop_on_real_faces() -> None:
+    """With a region prior the net runs on a window of the crop only; on real photos and meshes the refined ROI
+    stays within a small fraction of a grey level of the full crop's, and a window without margin would not."""
+    faces = np.load(ROOT / "tests" / "fixtures" / "face" / "images.npz")
+    seen: list[tuple[int, ...]] = []
+    for prior in ("inner-mouth", "mouth"):
+        net = long_reach_net(prior)
+        hook = net.stem.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape)))
+        full, windowed, tight = (Refiner(net, window_margin=m) for m in (None, WINDOW_MARGIN, 0))
+        worst, tight_worst = 0.0, 0.0
+        for i in range(3):
+            roi = torch.from_numpy(faces[f"image_{i}"]).permute(2, 0, 1)[None].float()  # (1, 3, H, W) 0..255
+            pts, shapes = faces[f"mesh478_{i}"], np.full((1, 52), 0.3, np.float32)
+            seen.clear()
+            ref = full.refine(roi, pts, shapes)
+            assert seen[-1][-2:] == (CROP_SIZE, CROP_SIZE) and float((ref - roi).abs().max()) > 5  # it does repaint
+            out = windowed.refine(roi, pts, shapes)
+            assert seen[-1][-2] < CROP_SIZE and all(s % 8 == 0 for s in seen[-1][-2:])  # a window, on the 1/8 grid
+            worst = max(worst, float((out - ref).abs().max()))
+            tight_worst = max(tight_worst, float((tight.refine(roi, pts, shapes) - ref).abs().max()))
+        hook.remove()
+        assert worst < 0.05, (prior, worst)
+        assert tight_worst > 0.5, (prior, tight_worst)  # the margin matters: this test can tell
+
+
+def test_without_prior_the_net_sees_the_whole_crop() -> None:
+    net = long_reach_net("")
+    seen: list[tuple[int, ...]] = []
+    net.stem.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape)))
+    roi, pts = smooth_image(), face_points()[None]
+    a, b = Refiner(net).refine(roi, pts, np.zeros((1, 52))), Refiner(net, window_margin=None).refine(roi, pts, np.zeros((1, 52)))
+    assert torch.equal(a, b) and float((a - roi).abs().max()) > 1
+    assert [s[-2:] for s in seen] == [(CROP_SIZE, CROP_SIZE)] * 2
+
+
+def test_prior_window_is_aligned_and_covers_the_prior() -> None:
+    prior = torch.zeros(2, 1, 128, 128)
+    prior[0, :, 70:90, 40:60] = 0.5
+    prior[1, :, 75:100, 50:90] = 1.0
+    y0, y1, x0, x1 = prior_window(prior, 10, 8)
+    assert (y0, y1, x0, x1) == (56, 112, 24, 104)  # union 70..99 x 40..89, +10 px, out to multiples of 8
+    assert prior_window(prior, 60, 8) == (8, 128, 0, 128)  # clipped to the crop
+    assert prior_window(torch.zeros(1, 1, 64, 64), 10, 8) is None
 
 
 def test_a_source_conditioned_refiner_needs_the_photos_roi() -> None:

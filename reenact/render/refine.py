@@ -6,7 +6,8 @@ skin, wrinkles) and leaves everything else to the warp through a learned attenti
             C = clamp(crop + 2 tanh(head), -1, 1): a residual on the warped crop (starts as the warp itself)
     out   = A * crop + (1 - A) * C                                 A = 1 keeps the warped pixel
 
-`Refiner.refine` works on the renderer's warped ROI: it crops (batched `grid_sample`), runs the net, maps the
+`Refiner.refine` works on the renderer's warped ROI: it crops (batched `grid_sample`), runs the net (with a region
+prior only on the window of the crop around the prior's regions, `prior_window`: the same output, cheaper), maps the
 correction (1 - A)(C - crop) back through the inverse similarity and adds it to the ROI at the ROI's own
 resolution. Outside the crop A = 1, and (1 - A) is feathered to 0 over the crop's border band, so the refined region
 has no seam. `Critic` (training only) is a PatchGAN without
@@ -272,11 +273,49 @@ def feather(size: int, band: int) -> torch.Tensor:
     return (ramp[:, None] * ramp[None, :])[None, None]
 
 
+# A region prior throws away (1 - A) outside its regions, so the net only has to see a window of the crop around them.
+# Near the window's edge the U-Net sees zero padding instead of the face, and that reaches far: 4 convs at 1/8 scale in
+# the bottleneck alone see +-32 crop px. Trained candidates with a prior differ from the full crop by up to 8 grey
+# levels with a 32 px margin, 2.7 with 40, 0.005 with 48 (real faces, mouth and inner-mouth priors; measured with
+# benchmarks/bench_refiner.py --photo --weights).
+WINDOW_MARGIN = 48
+
+
+def prior_window(prior: torch.Tensor, margin: int, align: int) -> tuple[int, int, int, int] | None:
+    """(B, 1, S, S) region prior -> the crop window (y0, y1, x0, x1) the net must see for it, None when it is empty:
+    the prior's support over the batch, grown by `margin` px and snapped outward to multiples of `align` (2 ** the
+    net's stride-2 levels), so every level's samples are the same samples as in the full crop's grid."""
+    size = prior.shape[-1]
+    spans = []
+    for line in (prior.amax((0, 1, 3)), prior.amax((0, 1, 2))):  # (S,) rows, (S,) columns
+        idx = torch.nonzero(line > 0)
+        if not len(idx):
+            return None
+        lo, hi = int(idx[0]) - margin, int(idx[-1]) + 1 + margin
+        spans += [max(lo // align * align, 0), min(-(-hi // align) * align, size)]
+    return spans[0], spans[1], spans[2], spans[3]
+
+
+def run_window(net: RefinerNet, crop: torch.Tensor, params: torch.Tensor, source: torch.Tensor | None,
+               window: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The net on crop[..., y0:y1, x0:x1] only -> full-size colour (B, 3, S, S) and attention (B, 1, S, S), with
+    C = the crop and A = 1 outside the window: no correction there."""
+    y0, y1, x0, x1 = window
+    part = lambda x: x[..., y0:y1, x0:x1].contiguous(memory_format=torch.channels_last)  # (B, C, h, w)
+    c, a = net(part(crop), params, None if source is None else part(source))
+    color, attn = crop.clone(), torch.ones_like(crop[:, :1])
+    color[..., y0:y1, x0:x1], attn[..., y0:y1, x0:x1] = c, a
+    return color, attn
+
+
 class Refiner:
     """Run-time wrapper the renderer calls. `net` None: load weights/refiner.safetensors through its contract."""
 
     def __init__(self, net: RefinerNet | None = None, device: torch.device | None = None,
-                 name: str = "refiner", face_fraction: float | None = None) -> None:
+                 name: str = "refiner", face_fraction: float | None = None, window_margin: int | None = WINDOW_MARGIN
+                 ) -> None:
+        """window_margin: crop px of context around a region prior's support when the net runs on a window of the
+        crop only (prior_window); None runs it on the whole crop (the reference the window is checked against)."""
         device = device or torch.device("cpu")
         if net is None:
             from reenact.weights import load_model
@@ -292,6 +331,7 @@ class Refiner:
         self.face_fraction = float(face_fraction or extra.get("face_fraction", FACE_FRACTION))
         self.mask = feather(self.size, max(self.size // 16, 2)).to(device)  # (1, 1, S, S)
         self.prior = prior_bits(extra.get("prior", ""))  # region bits the refiner may repaint; 0 = anywhere
+        self.window_margin = window_margin
 
     @torch.inference_mode()
     def refine(self, warped_roi: torch.Tensor, target_points: np.ndarray | torch.Tensor, shapes: np.ndarray | torch.Tensor,
@@ -317,14 +357,23 @@ class Refiner:
                 raise InputError("This refiner also needs the unwarped photo's ROI (source_roi), the size of the warped one.")
             src = source_roi.to(self.device, torch.float32).expand(roi.shape[0], -1, -1, -1)
             source = (to_crop(src, m, self.size) / 127.5 - 1).contiguous(memory_format=torch.channels_last)
-        color, attn = self.net(crop, params.clamp(0, 1), source)
+        window = (0, self.size, 0, self.size)  # (y0, y1, x0, x1) crop px the net runs on
         if self.prior:
             crop_pts = to_crop_points(target_points, m)  # (B, 478, 2)
             bits = np.stack([region_masks(p, self.size, self.prior) for p in crop_pts])[:, None]  # (B, 1, S, S)
-            attn = apply_prior(attn, torch.from_numpy(bits).to(self.device), self.prior)
+            prior = region_prior(torch.from_numpy(bits).to(self.device), self.prior)  # (B, 1, S, S), 0 = keep the warp
+            if self.window_margin is not None:  # (1 - A) is thrown away outside the prior: skip computing it there
+                window = prior_window(prior, self.window_margin, 2 ** len(self.net.down))
+                if window is None:  # no prior region in any crop: nothing to repaint
+                    return (roi.clone(), torch.ones_like(roi[:, :1])) if return_attention else roi.clone()
+            color, attn = run_window(self.net, crop, params.clamp(0, 1), source, window)
+            attn = 1 - prior * (1 - attn)  # apply_prior, with the prior computed once (it costs ~1 ms/frame)
+        else:
+            color, attn = self.net(crop, params.clamp(0, 1), source)
         weight = (1 - attn) * self.mask  # (B, 1, S, S): how much generated colour, 0 at the crop border
-        # Map back only inside the box the crops cover in the ROI (the rest stays the warp): saves most of the cost.
-        corners = torch.tensor([[0.0, 0, 1], [self.size - 1, 0, 1], [0, self.size - 1, 1], [self.size - 1, self.size - 1, 1]],
+        # Map back only inside the box the window covers in the ROI (the rest stays the warp): saves most of the cost.
+        wy0, wy1, wx0, wx1 = (float(v) for v in window)
+        corners = torch.tensor([[wx0, wy0, 1], [wx1 - 1, wy0, 1], [wx0, wy1 - 1, 1], [wx1 - 1, wy1 - 1, 1]],
                                device=m.device) @ _invert(m).transpose(1, 2)  # (B, 4, 2) ROI px
         h, w = roi.shape[-2:]
         x0, y0 = (int(max(0, min(v, hi))) for v, hi in ((float(corners[..., 0].min()), w), (float(corners[..., 1].min()), h)))
