@@ -142,3 +142,14 @@ def test_tiny_face_at_full_range_floor(analyzer):
     assert dets and all(d.model == "full" and d.width > 24 for d in dets)  # found, with an inflated box
     with pytest.raises(InputError, match="tiny.png is too small for its 600x600 image"):
         analyzer.analyze(big, name="tiny.png")
+
+
+def test_analyze_all_both_ranges_finds_a_groups_small_faces(analyzer, photos, canvas):
+    """A large face beside two small ones: "auto" stops at what short range found, both ranges merged find all
+    three, each once (refiner training stills use group photos)."""
+    group = canvas.copy()  # the two small faces lie above y = 480
+    large = cv2.resize(photos[3], None, fx=2, fy=2)  # a face of ~200 px
+    group[520:520 + large.shape[0], 450:450 + large.shape[1]] = large
+    assert len(analyzer.analyze_all(group)) == 1
+    faces = analyzer.analyze_all(group, both_ranges=True)
+    assert len(faces) == 3 and [f.box[0] for f in faces] == sorted(f.box[0] for f in faces)

@@ -248,17 +248,8 @@ def held_out() -> set[str]:
 
 def face_widths(analyzer: FaceAnalyzer, rgb: np.ndarray) -> list[int]:  # rgb (H, W, 3) uint8
     """Widths (px) of every meshed face: short- and full-range detections merged, so small faces in a group count."""
-    import numpy as np
-
-    from reenact.face.detect import iou
-    from reenact.face.landmarks import roi_from_detection
-
-    dets = analyzer.detector.short([rgb])[0]
-    for d in analyzer.detector.full([rgb])[0]:
-        if not dets or iou(d.box, np.stack([e.box for e in dets])).max() < 0.3:
-            dets.append(d)
-    meshes = analyzer.landmarks([rgb] * len(dets), [roi_from_detection(d.box, d.keypoints) for d in dets])
-    return sorted((round(float(m.box[2] - m.box[0])) for m in meshes if m is not None), reverse=True)
+    meshes = analyzer.analyze_all(rgb, both_ranges=True)
+    return sorted((round(float(m.box[2] - m.box[0])) for m in meshes), reverse=True)
 
 
 def write_manifest(cache: Path) -> Path:

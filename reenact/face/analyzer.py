@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from reenact.errors import InputError, NoFaceError
-from reenact.face.detect import CONFIGS, Detection, make_detector
+from reenact.face.detect import CONFIGS, AutoDetector, Detection, make_detector
 from reenact.face.landmarks import MeshModel, Roi, roi_from_detection
 from reenact.face.pose import Pose, estimate_pose
 
@@ -81,10 +81,12 @@ class FaceAnalyzer:
         pts, scores = self.mesh(frames, rois)
         return [make_landmarks(p, s) if s >= MIN_PRESENCE else None for p, s in zip(pts, scores)]
 
-    def analyze_all(self, rgb: np.ndarray, name: str = "image") -> list[FaceLandmarks]:
-        """Every face in the image (left to right), meshes computed in one batch."""
+    def analyze_all(self, rgb: np.ndarray, name: str = "image", both_ranges: bool = False) -> list[FaceLandmarks]:
+        """Every face in the image (left to right), meshes computed in one batch. both_ranges (with the "auto"
+        detector): short- and full-range detections merged, which also finds the small faces of a group photo (the
+        indices then differ from `analyze(face=N)`'s)."""
         rgb = as_rgb(rgb, name)
-        dets = self.detect(rgb, name)
+        dets = self.detector.both(rgb) if both_ranges and isinstance(self.detector, AutoDetector) else self.detect(rgb, name)
         out = self.landmarks([rgb] * len(dets), [roi_from_detection(d.box, d.keypoints) for d in dets])
         return [f for f in out if f is not None]
 

@@ -183,6 +183,16 @@ class AutoDetector:
         return results
 
 
+    def both(self, frame: np.ndarray) -> list[Detection]:
+        """Short- and full-range faces of one frame merged (full-range boxes overlapping a short-range one dropped):
+        the small faces of a group photo as well as the large ones, left to right."""
+        dets = self.short([frame])[0]
+        for d in self.full([frame])[0]:
+            if not dets or iou(d.box, np.stack([e.box for e in dets])).max() < 0.3:
+                dets.append(d)
+        return sorted(dets, key=lambda d: float(d.box[0]))
+
+
 def make_detector(kind: str, device: torch.device = torch.device("cpu")) -> BlazeFaceDetector | AutoDetector:
     """The detector for kind "auto" (an AutoDetector), "short" or "full" (a BlazeFaceDetector)."""
     if kind == "auto":

@@ -80,7 +80,7 @@ def build_stills(photos: list[Path], out: Path, bank: np.ndarray, models, cfg: S
         if max(image.shape[:2]) > cfg.max_size:  # as load_source does: the renderer never sees larger photos
             k = cfg.max_size / max(image.shape[:2])
             image = cv2.resize(image, (round(image.shape[1] * k), round(image.shape[0] * k)), interpolation=cv2.INTER_AREA)
-        faces = models.analyzer.analyze_all(image, name=str(photo))
+        faces = models.analyzer.analyze_all(image, name=str(photo), both_ranges=True)  # group photos too
         parts = []
         for f, lm in enumerate(faces):
             width, yaw = float(np.ptp(lm.points[:468, 0])), estimate_pose(lm.points).yaw
