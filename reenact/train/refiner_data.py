@@ -180,6 +180,20 @@ def track(path: Path) -> np.ndarray:
                      for lm in track_video(_frames(path), analyzer)])
 
 
+def write_shards(name: str, frames: Callable[[], Iterator[np.ndarray]], points: np.ndarray, out: Path, cfg: PairConfig,
+                 splits: tuple[str, ...] = ("test", "train"), log: Callable[[str], None] = lambda s: None) -> list[Path]:
+    """Pairs of one frame sequence (see build_video) -> `out/NAME_{split}_NNN.npz` shards, `video` = name."""
+    counts: dict[str, int] = {}
+    written: list[Path] = []
+    for split, arrays in build_video(frames, points, cfg, splits):
+        path = out / f"{Path(name).stem}_{split}_{counts.get(split, 0):03d}.npz"
+        counts[split] = counts.get(split, 0) + 1
+        np.savez_compressed(path, video=np.array(name), split=np.array(split), **arrays)
+        written.append(path)
+        log(f"{path}: {len(arrays['warped'])} pairs")
+    return written
+
+
 def build_cache(videos: list[Path], out: Path, cfg: PairConfig | None = None, meshes: Path | None = None,
                 splits: tuple[str, ...] = ("test", "train"), log: Callable[[str], None] = lambda s: None) -> list[Path]:
     """Write pair shards `out/VIDEO_{split}_NNN.npz` for talking-face videos (what `reenact train refiner --data
@@ -192,13 +206,7 @@ def build_cache(videos: list[Path], out: Path, cfg: PairConfig | None = None, me
     for video in videos:
         key = video.name.replace(".", "_")
         points = cache[key] if cache is not None and key in cache.files else track(video)
-        counts: dict[str, int] = {}
-        for split, arrays in build_video(lambda v=video: _frames(v), points, cfg, splits):
-            path = out / f"{video.stem}_{split}_{counts.get(split, 0):03d}.npz"
-            counts[split] = counts.get(split, 0) + 1
-            np.savez_compressed(path, video=np.array(video.name), split=np.array(split), **arrays)
-            written.append(path)
-            log(f"{path}: {len(arrays['warped'])} pairs")
+        written += write_shards(video.name, lambda v=video: _frames(v), points, out, cfg, splits, log)
     return written
 
 
