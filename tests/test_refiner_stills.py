@@ -53,3 +53,36 @@ def test_stills_share_of_the_samples() -> None:
     assert pairs.sampling_weights(0.0)[pairs.still].sum() == pytest.approx(0.5 * 3 / n + 0.5 * 24 / 45)
     pairs.still = np.zeros(n, bool)  # no still pairs in the data: the share is ignored
     assert pairs.sampling_weights(0.3).sum() == pytest.approx(1)
+
+
+def test_expression_grid_tiles_are_aligned_and_colour_matched(models, tmp_path: Path) -> None:  # noqa: ANN001
+    """tools/make_refiner_data.py --grid: a fresh person's expression grid -> tiles with the face at one place and
+    scale and the same skin exposure, like frames of a video with a still head."""
+    import cv2
+
+    from reenact.io.image import read_image
+    from reenact.render.refine import MASK_FACE, region_masks
+    from reenact.render.renderer import FaceRenderer
+    from tools.make_refiner_data import grid_frames
+
+    photo = read_image(ROOT / "samples" / "source.jpg")
+    src = models.analyzer.analyze(photo)
+    shapes = models.estimator.estimate(src.points)[0, :52]
+    targets = np.repeat(shapes[None], 4, 0)
+    targets[1:, ARKIT52.index("jawOpen")] = [0.3, 0.6, 0.2]
+    frames = FaceRenderer(photo, src.points, shapes, models.rig).render(targets)  # (4, H, W, 3)
+    h, w = photo.shape[:2]
+    tiles = []
+    for k, frame in enumerate(frames):  # each "photo" framed and exposed differently
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), 0, 1 - 0.08 * k)
+        m[:, 2] += (12 * k, -9 * k)
+        tiles.append(np.clip(cv2.warpAffine(frame, m, (w, h), borderMode=cv2.BORDER_REPLICATE) * (1 - 0.1 * k), 0, 255))
+    grid = np.concatenate([np.concatenate(tiles[:2], 1), np.concatenate(tiles[2:], 1)], 0).astype(np.uint8)
+    path = tmp_path / "grid.png"
+    cv2.imwrite(str(path), grid[..., ::-1])
+    aligned, points = grid_frames(path, 2, {3}, models, size=192)
+    assert len(aligned) == 3 and aligned[0].shape == (192, 192, 3) and points.shape == (3, 478, 3)
+    nose, eyes = 4, [33, 263]  # rigid points land where the first tile has them
+    assert np.abs(points[:, [nose, *eyes], :2] - points[:1, [nose, *eyes], :2]).max() < 2.0
+    skin = [aligned[i][region_masks(points[i], 192) == MASK_FACE].mean(0) for i in range(3)]
+    assert np.abs(np.array(skin) - skin[0]).max() < 2.0  # exposure matched (the tiles differed by 10-20 %)
