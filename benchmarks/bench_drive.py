@@ -1,6 +1,6 @@
 """End-to-end `drive` benchmark: per-stage ms/frame, frames per second, peak RSS.
 
-    python benchmarks/bench_drive.py                         # samples/source.jpg x samples/driver.mp4 (6 s)
+    python benchmarks/bench_drive.py [--no-refine]           # samples/source.jpg x samples/driver.mp4 (6 s)
     python benchmarks/bench_drive.py --size 640x480 --fps 25 --seconds 10 --source-size 512
     python benchmarks/bench_drive.py --size 640x480 --fps 25 --seconds 600   # memory: compare peak RSS with --seconds 10
 
@@ -38,7 +38,7 @@ def make_driver(path: Path, size: tuple[int, int], seconds: float, fps: float | 
     return path
 
 
-def run_once(source: Path, driver: Path, device: str, extra: list[str]) -> dict:
+def run_once(source: Path, driver: Path, device: str, max_size: int, refine: bool) -> dict:
     """Run the pipeline in this process (called in a child) and print the JSON result."""
     import torch
 
@@ -49,14 +49,14 @@ def run_once(source: Path, driver: Path, device: str, extra: list[str]) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        report = drive(source, driver, Path(tmp) / "out.mp4", Models(torch.device(device)), RenderOptions(),
-                       max_size=int(extra[0]) if extra else 1280)
+        report = drive(source, driver, Path(tmp) / "out.mp4", Models(torch.device(device)), RenderOptions(refine=refine),
+                       max_size=max_size)
         wall = time.perf_counter() - start
     n = report.frames
     per_frame = {k: round(v / n, 2) for k, v in report.timings_ms.items() if k not in ("per_frame", "track_total")}
     return {"frames": n, "fps_video": report.fps, "wall_s": round(wall, 2), "end_to_end_fps": round(n / wall, 1),
             "ms_per_frame": per_frame, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "torch_threads": torch.get_num_threads(), "device": device}
+            "torch_threads": torch.get_num_threads(), "device": device, "refine": refine}
 
 
 def main() -> None:
@@ -68,10 +68,11 @@ def main() -> None:
     ap.add_argument("--fps", type=float, default=None, help="frame rate of a generated driver (default: the sample's 24)")
     ap.add_argument("--source-size", type=int, default=1280, help="--max-size for the photo")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-refine", action="store_true", help="warp only, as `drive --no-refine`")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(run_once(args.source, args.driver, args.device, [str(args.source_size)])))
+        print(json.dumps(run_once(args.source, args.driver, args.device, args.source_size, not args.no_refine)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         driver = args.driver or ROOT / "samples" / "driver.mp4"
@@ -79,7 +80,7 @@ def main() -> None:
             w, h = (int(v) for v in (args.size or "360x288").split("x"))
             driver = make_driver(Path(tmp) / "driver.mp4", (w, h), args.seconds or 6.0, args.fps)
         cmd = [sys.executable, __file__, "--child", "--source", str(args.source), "--driver", str(driver),
-               "--device", args.device, "--source-size", str(args.source_size)]
+               "--device", args.device, "--source-size", str(args.source_size)] + (["--no-refine"] if args.no_refine else [])
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         result = json.loads(out)
         result.update({"driver": f"{args.size or 'sample'} {args.seconds or 'sample'} s", "source": args.source.name})
