@@ -232,12 +232,14 @@ def test_a_source_conditioned_generator_starts_as_the_plain_one() -> None:
 
 def test_gate_needs_held_out_and_unseen_faces() -> None:
     held = {"region_refined": 4.4, "region_warp": 5.0}
-    good = {"sharpness_min": 0.95, "skin_change_max": 1.0}
+    good = {"sharpness_min": 0.95, "skin_change_max": 1.0, "mouth_open_min": 0.97}
     assert gate({"held_out_l1": held, "unseen": good}) is None
     assert "held-out" in gate({"held_out_l1": {"region_refined": 5.0, "region_warp": 5.0}, "unseen": good})
     assert "unseen" in gate({"held_out_l1": held})
     assert "blurs" in gate({"held_out_l1": held, "unseen": {**good, "sharpness_min": 0.5}})
     assert "skin" in gate({"held_out_l1": held, "unseen": {**good, "skin_change_max": 4.0}})
+    assert "less open" in gate({"held_out_l1": held, "unseen": {**good, "mouth_open_min": 0.83}})
+    assert "less open" in gate({"held_out_l1": held, "unseen": {"sharpness_min": 0.95, "skin_change_max": 1.0}})
     assert gate({}) is not None
     people = {"region_refined": 9.0, "region_warp": 8.0}
     assert "outside its training" in gate({"held_out_l1": held, "unseen": good, "unseen_people": people})
@@ -352,7 +354,7 @@ def test_train_refiner_command_on_a_users_video(tmp_path: Path) -> None:
     assert contract.extra["trained_steps"] == 2 and "region_warp" in contract.extra["held_out_l1"]
     assert "1 user video" in contract.training_data and "renderer would not use it" in text
     unseen = contract.extra["unseen"]  # checked on the sample photo, a person outside the video
-    assert unseen["photos"] == ["source.jpg"] and unseen["sharpness_min"] > 0 and unseen["skin_change_max"] >= 0
+    assert unseen["photos"] == ["source.jpg"] and unseen["sharpness_min"] > 0 and unseen["skin_change_max"] >= 0 and unseen["mouth_open_min"] > 0
     assert sorted(p.name.split("_")[-2] for p in (tmp_path / "work" / "data").glob("*.npz")) == ["test", "train"]
 
 

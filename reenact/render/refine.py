@@ -38,6 +38,7 @@ PRIOR_SIGMA = 2.0  # crop px: how softly a region prior fades out around its reg
 
 SHARPNESS_MIN = 0.9  # unseen faces: Laplacian variance refined / warp-only; below it the refiner visibly blurs
 SKIN_CHANGE_MAX = 2.0  # unseen faces: mean |refined - warp| (0..255) on skin away from mouth and eyes
+MOUTH_OPEN_MIN = 0.9  # unseen faces: tracked inner-lip gap of a jaw-open render, refined / warp-only
 
 
 def gate(extra: dict) -> str | None:
@@ -45,9 +46,10 @@ def gate(extra: dict) -> str | None:
 
     It must beat the warp on the held-out frames of its training videos (extra["held_out_l1"], written by
     reenact.train.refiner.export), on videos of other people where they were measured (extra["unseen_people"],
-    tools/eval_refiner.py --people --record; the shipped refiner always carries it), and keep unseen faces sharp and
-    their skin unchanged (extra["unseen"], reenact.train.refiner_check.record_unseen): a refiner that only learned
-    its training people does more harm than good to everyone else."""
+    tools/eval_refiner.py --people --record; the shipped refiner always carries it), and keep unseen faces sharp,
+    their skin unchanged and their open mouths as open as the warp draws them (extra["unseen"],
+    reenact.train.refiner_check.record_unseen): a refiner that only learned its training people, or that paints over
+    an open mouth, does more harm than good to everyone else."""
     held = extra.get("held_out_l1", {})
     refined, warp = held.get("region_refined", float("inf")), held.get("region_warp", float("-inf"))
     if not refined < warp:
@@ -63,6 +65,9 @@ def gate(extra: dict) -> str | None:
         return f"it blurs unseen faces (sharpness {unseen['sharpness_min']:.2f} of the warp's, needs {SHARPNESS_MIN})"
     if unseen["skin_change_max"] > SKIN_CHANGE_MAX:
         return f"it changes the skin of unseen faces ({unseen['skin_change_max']:.1f} grey levels, at most {SKIN_CHANGE_MAX})"
+    if unseen.get("mouth_open_min", 0.0) < MOUTH_OPEN_MIN:  # records made before this check count as failing it
+        return (f"it makes open mouths read as less open (the face tracker measures {unseen.get('mouth_open_min', 0.0):.2f} "
+                f"of the warp's lip gap, needs {MOUTH_OPEN_MIN}; tools/eval_refiner.py --unseen --record)")
     return None
 
 

@@ -8,7 +8,10 @@ uses one (`reenact.render.refine.gate`), its contract must also say how it does 
 * sharpness: variance of the Laplacian over the face box, refined / warp-only (below ~0.9 the refiner blurs);
 * skin change: mean |refined - warp-only| (0..255) on the face away from the rendered mouth and eyes, where a warp
   needs no help;
-* identity: cosine similarity of each render to the photo (the identity network), warp-only and refined.
+* identity: cosine similarity of each render to the photo (the identity network), warp-only and refined;
+* mouth opening: the inner-lip gap the face tracker measures on the jaw-open render, refined / warp-only. A refiner
+  that fills an open mouth with lip- or tongue-coloured paint makes it read as less open: to the tracker, to an
+  expression classifier (surprise stops being recognised) and to a viewer.
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ from reenact.params import ARKIT52
 
 TESTS = (("jawOpen", 0.6), ("eyeBlinkLeft", 1.0), ("mouthSmileLeft", 0.8))  # eyeBlinkLeft also closes the right eye
 TILE = 192
+INNER_LIPS = ((13, 14), (82, 87), (312, 317))  # MediaPipe upper/lower inner-lip pairs: centre, left, right
+
+
+def lip_gap(analyzer, frame: np.ndarray) -> float:
+    """Mean inner-lip gap (px) of the largest face in `frame` as the face tracker sees it."""
+    p = analyzer.analyze(frame).points
+    return float(np.mean([p[lo, 1] - p[up, 1] for up, lo in INNER_LIPS]))
 
 
 def luma(img: np.ndarray) -> np.ndarray:  # (..., 3) 0..255 -> (...) float32 (BT.601)
@@ -40,7 +50,8 @@ def _skin_mask(points: np.ndarray, shape: tuple[int, int], face: tuple[slice, sl
 
 
 def check_unseen(refiner, photos: list[Path], models=None, sheet: Path | None = None) -> dict[str, dict[str, float]]:
-    """Per photo: identity (warp, refined), sharpness ratio and skin change of `refiner` (a render.refine.Refiner).
+    """Per photo: identity (warp, refined), sharpness ratio, skin change and mouth-opening ratio of `refiner` (a
+    render.refine.Refiner).
 
     sheet: also write an image, one row per photo: the face in the three renders warp-only, then refined."""
     from reenact.analysis import Models, load_source
@@ -70,6 +81,7 @@ def check_unseen(refiner, photos: list[Path], models=None, sheet: Path | None = 
             "identity_refined": round(float(np.mean(checker.check(list(refined), list(points)))), 4),
             "sharpness_ratio": round(sharp(refined) / max(sharp(warp), 1e-6), 4),
             "skin_change": round(float(np.abs(refined.astype(np.float32) - warp.astype(np.float32)).mean(-1)[skin].mean()), 3),
+            "mouth_open_ratio": round(lip_gap(models.analyzer, refined[0]) / max(lip_gap(models.analyzer, warp[0]), 1e-3), 4),
         }
         tile = lambda im: cv2.resize(np.ascontiguousarray(im[face]), (TILE, TILE), interpolation=cv2.INTER_AREA)
         rows.append(np.concatenate([tile(f) for f in (*warp, *refined)], 1))
@@ -90,6 +102,7 @@ def summarise(per_photo: dict[str, dict[str, float]]) -> dict:
     return {"photos": sorted(per_photo),
             "sharpness_min": min(v["sharpness_ratio"] for v in vals),
             "skin_change_max": max(v["skin_change"] for v in vals),
+            "mouth_open_min": min(v["mouth_open_ratio"] for v in vals),
             "identity_drop_max": round(max(v["identity_warp"] - v["identity_refined"] for v in vals), 4)}
 
 
