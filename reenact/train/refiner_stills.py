@@ -11,8 +11,8 @@ reconstruction on unpaired images, GANimation eq. 5):
 What the round trip lost must come back (teeth and lip texture of an open mouth that q closed and the way back
 painted; lips squeezed or stretched and resampled twice) and everything it kept must stay exactly as it is: on
 faces no training video shows. The warp is not differentiable per pair, so unlike GANimation's cycle the refiner
-runs only on the way back. The shard format is refiner_data's (split "train"; `video` = the photo's name; `kind` = "still", which
-the trainer's `--stills` share reads).
+runs only on the way back. The shard format is refiner_data's (split "train"; `video` = the photo's name;
+`kind` = "still", which the trainer's `--stills` share reads).
 """
 
 from __future__ import annotations
