@@ -86,3 +86,46 @@ def test_expression_grid_tiles_are_aligned_and_colour_matched(models, tmp_path: 
     assert np.abs(points[:, [nose, *eyes], :2] - points[:1, [nose, *eyes], :2]).max() < 2.0
     skin = [aligned[i][region_masks(points[i], 192) == MASK_FACE].mean(0) for i in range(3)]
     assert np.abs(np.array(skin) - skin[0]).max() < 2.0  # exposure matched (the tiles differed by 10-20 %)
+
+
+class _PaintOverMouth:
+    """A stand-in refiner that paints the lower part of the mouth opening over with the lower lip's colour, so the
+    mouth reads as less open: the failure the mouth-opening check exists for (docs/refiner.md, Results)."""
+
+    class net:  # noqa: N801 (what FaceRenderer reads of a refiner's network)
+        use_source = False
+
+    def __init__(self, paint: bool) -> None:
+        self.paint = paint
+
+    def refine(self, roi, points, shapes, source_roi=None):  # noqa: ANN001, ANN201
+        import cv2
+        import torch
+
+        from reenact.face.canonical import load_canonical
+
+        out = roi.clone()
+        if self.paint:
+            inner = load_canonical().group("lips_inner")
+            for b in range(len(out)):
+                frame = out[b].permute(1, 2, 0).numpy().copy()
+                mask = np.zeros(frame.shape[:2], np.uint8)
+                cv2.fillPoly(mask, [np.round(points[b][inner, :2]).astype(np.int32)], 1)
+                ys = np.nonzero(mask.any(1))[0]
+                mask[: ys[0] + int(0.4 * (ys[-1] - ys[0]))] = 0  # the lower 60 % of the opening
+                lip = frame[ys[-1] + 3, np.nonzero(mask.any(0))[0]].mean(0)  # the lower lip's colour just below it
+                alpha = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.0)[..., None]  # soft, as a generator paints
+                frame = frame * (1 - alpha) + lip * alpha
+                out[b] = torch.from_numpy(frame).permute(2, 0, 1)
+        return out
+
+
+def test_photo_check_sees_an_open_mouth_painted_shut(models) -> None:  # noqa: ANN001
+    from reenact.render.refine import MOUTH_OPEN_MIN
+    from reenact.train.refiner_check import check_unseen
+
+    photo = [ROOT / "samples" / "source.jpg"]
+    kept = check_unseen(_PaintOverMouth(False), photo, models)["source.jpg"]
+    shut = check_unseen(_PaintOverMouth(True), photo, models)["source.jpg"]
+    assert abs(kept["mouth_open_ratio"] - 1) < 0.02 and kept["skin_change"] == 0
+    assert shut["mouth_open_ratio"] < MOUTH_OPEN_MIN and shut["sharpness_ratio"] > 0.9  # sharp, yet shut
