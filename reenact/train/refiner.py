@@ -54,6 +54,7 @@ from reenact.render.refine import (
 from reenact.train.refiner_data import (
     MASK_EYES,
     MASK_FACE,
+    MASK_INNER,
     MASK_MOUTH,
     PairSet,
     load_shards,
@@ -94,6 +95,7 @@ class RefinerTrainConfig:
     identity: float = 0.0  # fraction of "nothing to change" samples (a real frame with its own parameters)
     use_source: bool = False  # G also sees the unwarped source crop (the person's own teeth, lids, lighting)
     stills: float = 0.0  # share of the samples drawn from round-trip still pairs (refiner_stills) when the data has them
+    w_inner: float = 1.0  # L1 weight inside the mouth opening; 0 leaves it to the critic (L1 paints its average: grey)
     prior: str = ""  # repaint only there: "" (anywhere), "mouth", "eyes", "mouth+eyes" (render.refine.region_prior)
 
 
@@ -283,11 +285,12 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
             loss_d.backward()
             opts["d"].step()
         moving = ((b["masks"] & (MASK_MOUTH | MASK_EYES)) > 0).float()
+        inner = 1 - (1 - cfg.w_inner) * ((b["masks"] & MASK_INNER) > 0).float()  # (B, 1, S, S)
         terms = {
-            "rec": cfg.w_rec * ((fake - b["target"]).abs() * region_weight(b["masks"], cfg.w_region)).mean(),
+            "rec": cfg.w_rec * ((fake - b["target"]).abs() * region_weight(b["masks"], cfg.w_region) * inner).mean(),
             # C only gets gradient through (1 - A): with A near 1 it learns nothing and A never opens (the
             # saturation trap). A direct L1 on C where things move lets C become good first; A then opens there.
-            "color": cfg.w_color * ((color - b["target"]).abs() * (region_weight(b["masks"], 1.0) - 1)).mean(),
+            "color": cfg.w_color * ((color - b["target"]).abs() * (region_weight(b["masks"], 1.0) - 1) * inner).mean(),
             "tv": cfg.w_tv * tv(attn),
             "mean": cfg.w_mean * ((1 - attn) * (1 - 0.9 * moving)).mean(),
             "guard": ((logits.abs() - cfg.logit_bound).clamp(min=0) ** 2).mean(),
