@@ -39,9 +39,9 @@ def test_speak_moves_the_lips_with_the_speech(tmp_path: Path) -> None:
     env = np.array([np.sqrt(np.mean(wave[i * hop:(i + 1) * hop] ** 2)) for i in range(len(gaps))])
     r = np.corrcoef(gaps, env)[0, 1]
     assert r > 0.3, r
-    # Visibly opens and closes: the face is ~65 px tall here. The refiner's interior (dark red, tongue-coloured) reads
-    # ~15 % less open to the tracker than the warp's black cavity (2.9 vs 3.4 px); resting lips stay under 1.5 (next test).
-    assert gaps.max() - gaps.min() > 2.5
+    # Visibly opens and closes: the face is ~65 px tall here (3.4 px warp only, 3.8 with the shipped refiner; a refiner
+    # that painted the opening grey measured 2.9). Resting lips stay under 1.5 (next test).
+    assert gaps.max() - gaps.min() > 3
     assert json.loads(report.read_text())["identity"]["n_below"] == 0
 
 
