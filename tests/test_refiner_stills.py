@@ -42,17 +42,15 @@ def test_round_trip_pairs_restore_the_photo(models, tmp_path: Path) -> None:  # 
 
 
 def test_stills_share_of_the_samples() -> None:
-    from reenact.train.refiner_data import PairSet
+    from reenact.train.refiner_data import sampling_weights
 
     n = 10
-    pairs = PairSet.__new__(PairSet)  # only the sampling fields: no images needed
-    pairs.n, pairs.hardness = n, np.linspace(0, 9, n)
-    pairs.still = np.arange(n) >= 7
-    p = pairs.sampling_weights(0.3)
-    assert p.sum() == pytest.approx(1) and p[pairs.still].sum() == pytest.approx(0.3) and (p > 0).all()
-    assert pairs.sampling_weights(0.0)[pairs.still].sum() == pytest.approx(0.5 * 3 / n + 0.5 * 24 / 45)
-    pairs.still = np.zeros(n, bool)  # no still pairs in the data: the share is ignored
-    assert pairs.sampling_weights(0.3).sum() == pytest.approx(1)
+    hardness, still = np.linspace(0, 9, n), np.arange(n) >= 7
+    p = sampling_weights(hardness, still, 0.3)
+    assert p.sum() == pytest.approx(1) and p[still].sum() == pytest.approx(0.3) and (p > 0).all()
+    assert sampling_weights(hardness, still, 0.0)[still].sum() == pytest.approx(0.5 * 3 / n + 0.5 * 24 / 45)
+    # no still pairs in the data: the share is ignored
+    assert sampling_weights(hardness, np.zeros(n, bool), 0.3).sum() == pytest.approx(1)
 
 
 def test_expression_grid_tiles_are_aligned_and_colour_matched(models, tmp_path: Path) -> None:  # noqa: ANN001

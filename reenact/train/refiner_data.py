@@ -214,6 +214,21 @@ FLIP = [ARKIT52.index(n.replace("Left", "#").replace("Right", "Left").replace("#
         if ("Left" in n or "Right" in n) else i for i, n in enumerate(ARKIT52)]
 
 
+def sampling_weights(hardness: np.ndarray, still: np.ndarray, stills: float = 0.0) -> np.ndarray:
+    """(N,) probabilities from (N,) warp errors on mouth and eyes and (N,) bool round-trip-still flags: half uniform,
+    half proportional to the error; with `stills` > 0 and both kinds present, that share of the mass goes to the
+    still pairs, the rest to video pairs (most still pairs are easy, so by error alone they would hardly be drawn)."""
+    def weights(h: np.ndarray) -> np.ndarray:
+        return 0.5 / len(h) + 0.5 * h / max(float(h.sum()), 1e-6)
+
+    if not (0 < stills < 1 and still.any() and not still.all()):
+        return weights(hardness)
+    p = np.zeros(len(hardness))
+    p[still] = stills * weights(hardness[still])
+    p[~still] = (1 - stills) * weights(hardness[~still])
+    return p
+
+
 class PairSet:
     """In-memory pairs as uint8 tensors, with target ARKit from the Estimator and dlib chip affines per pair."""
 
@@ -242,18 +257,8 @@ class PairSet:
         self.still = np.asarray(arrays.get("still", np.zeros(self.n, bool)), bool)  # (N,) round-trip photo pairs
 
     def sampling_weights(self, stills: float = 0.0) -> np.ndarray:
-        """(N,) probabilities: half uniform, half proportional to the warp's error on mouth and eyes; with `stills`
-        > 0 and both kinds present, that share of the mass goes to round-trip still pairs, the rest to video pairs
-        (most still pairs are easy, so by hardness alone they would hardly be drawn)."""
-        def weights(h: np.ndarray) -> np.ndarray:
-            return 0.5 / len(h) + 0.5 * h / max(float(h.sum()), 1e-6)
-
-        if not (0 < stills < 1 and self.still.any() and not self.still.all()):
-            return weights(self.hardness)
-        p = np.zeros(self.n)
-        p[self.still] = stills * weights(self.hardness[self.still])
-        p[~self.still] = (1 - stills) * weights(self.hardness[~self.still])
-        return p
+        """(N,) probabilities of drawing each pair (see `sampling_weights`)."""
+        return sampling_weights(self.hardness, self.still, stills)
 
     def batch(self, idx: np.ndarray, augment: bool, rng: np.random.Generator | None = None, jitter: float = 0.0,
               identity: float = 0.0) -> dict[str, torch.Tensor]:

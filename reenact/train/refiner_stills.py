@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from reenact.emotion import EMOTIONS, emotion_to_arkit
@@ -35,7 +34,7 @@ class StillConfig:
     emotion_share: float = 0.3  # of them emotion prototypes at a random intensity, the rest rows of the bank
     min_face: float = 60.0  # px: smaller faces are upsampled into the crop and would teach blur
     max_yaw: float = 35.0  # degrees: near-profile faces warp badly and are rare at run time
-    max_size: int = 1280  # px: photos are downscaled to this as `reenact.analysis.load_source` does
+    max_size: int = 1280  # px: long side, the size `reenact.analysis.load_source` gives the renderer
     seed: int = 0
 
 
@@ -76,10 +75,7 @@ def build_stills(photos: list[Path], out: Path, bank: np.ndarray, models, cfg: S
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for n, photo in enumerate(photos):
-        image = read_image(photo)
-        if max(image.shape[:2]) > cfg.max_size:  # as load_source does: the renderer never sees larger photos
-            k = cfg.max_size / max(image.shape[:2])
-            image = cv2.resize(image, (round(image.shape[1] * k), round(image.shape[0] * k)), interpolation=cv2.INTER_AREA)
+        image = read_image(photo, max_side=cfg.max_size)  # larger photos never reach the renderer
         faces = models.analyzer.analyze_all(image, name=str(photo), both_ranges=True)  # group photos too
         parts = []
         for f, lm in enumerate(faces):
