@@ -3,11 +3,13 @@ net, uncrop, composite) on a renderer-sized ROI; with a region prior, full crop 
 so a neighbour's load hits both alike) and how far apart their outputs are.
 
     .venv/bin/python benchmarks/bench_refiner.py [--threads 1] [--batch 8] [--roi 320] [--repeats 10] [--prior mouth]
-        [--photo samples/source.jpg] [--weights DIR]
+        [--photo samples/source.jpg] [--weights DIR] [--margin PX]
 
 --photo: real warped ROIs of that photo (the renderer's, jaw opening 0 -> 0.8 over the batch) instead of random
 pixels under the canonical mesh. --weights: the refiner exported to DIR (python -m reenact.train.refiner --export
 --to DIR), e.g. a candidate trained with a prior, whose output differs enough to compare full and windowed.
+--margin: the windowed run's context margin instead of the contract's (how a net's window_margin is chosen: the
+smallest margin whose windowed output stays within a few hundredths of a grey level of the full crop's).
 Reports process CPU ms per frame (~ uncontended single-core time on a shared machine; median, and min-max over the
 repeats as the noise) and wall ms per frame.
 """
@@ -97,11 +99,14 @@ def main() -> None:
     ap.add_argument("--prior", default=None, help='force a region prior: "", mouth, eyes, mouth+eyes, inner-mouth (default: the contract\'s)')
     ap.add_argument("--photo", type=Path, default=None, help="real warped ROIs of this photo instead of random pixels")
     ap.add_argument("--weights", type=Path, default=None, help="folder with refiner.safetensors + .json (default: weights/)")
+    ap.add_argument("--margin", type=int, default=None, help="window margin in crop px (default: the contract's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     refiner = Refiner(load_model("refiner", directory=args.weights))  # type: ignore[arg-type]
     if args.prior is not None:
         refiner.prior = prior_bits(args.prior)
+    if args.margin is not None:
+        refiner.window_margin = args.margin
     full = Refiner(refiner.net, window_margin=None)
     full.prior = refiner.prior
     net, size, b = refiner.net, refiner.size, args.batch

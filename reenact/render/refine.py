@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -154,10 +155,15 @@ def prior_bits(name: str) -> int:
     return PRIORS[name]
 
 
+def prior_reach(sigma: float = PRIOR_SIGMA) -> tuple[int, int]:
+    """(r, half): region_prior grows the regions by r px, then fades over half px; it is 0 beyond r + half."""
+    return max(round(2 * sigma), 1), max(round(3 * sigma), 1)
+
+
 def region_prior(masks: torch.Tensor, bits: int = MASK_MOUTH | MASK_EYES, sigma: float = PRIOR_SIGMA) -> torch.Tensor:
     """(B, 1, S, S) uint8 region bits -> (B, 1, S, S) float: 1 on the regions in `bits`, grown by 2 sigma and
     fading to 0 over 3 sigma around that, so the repainted area never ends in a seam."""
-    r, half = max(round(2 * sigma), 1), max(round(3 * sigma), 1)
+    r, half = prior_reach(sigma)
     hard = ((masks & bits) > 0).float()
     grown = F.max_pool2d(F.max_pool2d(hard, (1, 2 * r + 1), 1, (0, r)), (2 * r + 1, 1), 1, (r, 0))  # square dilation, separable
     x = torch.arange(-half, half + 1, dtype=torch.float32, device=masks.device)
@@ -257,9 +263,11 @@ def _affine_grid(m: torch.Tensor, out_hw: tuple[int, int], in_hw: tuple[int, int
     return (src * scale - 1).view(-1, h, w, 2)
 
 
-def to_crop(images: torch.Tensor, m: torch.Tensor, size: int = CROP_SIZE) -> torch.Tensor:
-    """(B, C, H, W) images, (B, 2, 3) image px -> crop px -> (B, C, size, size) crops (bilinear, border replicate)."""
-    grid = _affine_grid(_invert(m).to(images), (size, size), images.shape[-2:])
+def to_crop(images: torch.Tensor, m: torch.Tensor, size: int | tuple[int, int] = CROP_SIZE) -> torch.Tensor:
+    """(B, C, H, W) images, (B, 2, 3) image px -> crop px -> (B, C, size, size) crops (bilinear, border replicate);
+    size (h, w): the crop's top-left h x w part only."""
+    hw = (size, size) if isinstance(size, int) else size
+    grid = _affine_grid(_invert(m).to(images), hw, images.shape[-2:])
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
@@ -282,7 +290,8 @@ def feather(size: int, band: int) -> torch.Tensor:
 # Near the window's edge the U-Net sees zero padding instead of the face, and that reaches far: 4 convs at 1/8 scale in
 # the bottleneck alone see +-32 crop px. Trained candidates with a prior differ from the full crop by up to 8 grey
 # levels with a 32 px margin, 2.7 with 40, 0.005 with 48 (real faces, mouth and inner-mouth priors; measured with
-# benchmarks/bench_refiner.py --photo --weights).
+# benchmarks/bench_refiner.py --photo --weights). A shallower net sees less far: its contract records the margin it
+# needs (extra["window_margin"], measured the same way); this is the default for a contract without one.
 WINDOW_MARGIN = 48
 
 
@@ -301,26 +310,23 @@ def prior_window(prior: torch.Tensor, margin: int, align: int) -> tuple[int, int
     return spans[0], spans[1], spans[2], spans[3]
 
 
-def run_window(net: RefinerNet, crop: torch.Tensor, params: torch.Tensor, source: torch.Tensor | None,
-               window: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The net on crop[..., y0:y1, x0:x1] only -> full-size colour (B, 3, S, S) and attention (B, 1, S, S), with
-    C = the crop and A = 1 outside the window: no correction there."""
-    y0, y1, x0, x1 = window
-    part = lambda x: x[..., y0:y1, x0:x1].contiguous(memory_format=torch.channels_last)  # (B, C, h, w)
-    c, a = net(part(crop), params, None if source is None else part(source))
-    color, attn = crop.clone(), torch.ones_like(crop[:, :1])
-    color[..., y0:y1, x0:x1], attn[..., y0:y1, x0:x1] = c, a
-    return color, attn
+def shift(m: torch.Tensor, x0: float, y0: float) -> torch.Tensor:
+    """(B, 2, 3) image px -> crop px matrices -> image px -> (crop - (x0, y0)) px: the crop's window from (x0, y0)."""
+    out = m.clone()
+    out[:, 0, 2] -= x0
+    out[:, 1, 2] -= y0
+    return out
 
 
 class Refiner:
     """Run-time wrapper the renderer calls. `net` None: load weights/refiner.safetensors through its contract."""
 
     def __init__(self, net: RefinerNet | None = None, device: torch.device | None = None,
-                 name: str = "refiner", face_fraction: float | None = None, window_margin: int | None = WINDOW_MARGIN
-                 ) -> None:
+                 name: str = "refiner", face_fraction: float | None = None,
+                 window_margin: int | None | Literal["contract"] = "contract") -> None:
         """window_margin: crop px of context around a region prior's support when the net runs on a window of the
-        crop only (prior_window); None runs it on the whole crop (the reference the window is checked against)."""
+        crop only (prior_window); "contract": the net's contract's extra["window_margin"], else WINDOW_MARGIN; None
+        runs it on the whole crop (the reference the window is checked against)."""
         device = device or torch.device("cpu")
         if net is None:
             from reenact.weights import load_model
@@ -336,7 +342,7 @@ class Refiner:
         self.face_fraction = float(face_fraction or extra.get("face_fraction", FACE_FRACTION))
         self.mask = feather(self.size, max(self.size // 16, 2)).to(device)  # (1, 1, S, S)
         self.prior = prior_bits(extra.get("prior", ""))  # region bits the refiner may repaint; 0 = anywhere
-        self.window_margin = window_margin
+        self.window_margin = int(extra.get("window_margin", WINDOW_MARGIN)) if window_margin == "contract" else window_margin
 
     @torch.inference_mode()
     def refine(self, warped_roi: torch.Tensor, target_points: np.ndarray | torch.Tensor, shapes: np.ndarray | torch.Tensor,
@@ -355,46 +361,48 @@ class Refiner:
         if params.shape != (roi.shape[0], self.net.n_params):
             raise InputError(f"The refiner needs ({roi.shape[0]}, {self.net.n_params}) target shapes, got {tuple(params.shape)}.")
         m = crop_matrices(target_points, self.size, self.face_fraction).to(self.device)  # (B, 2, 3) ROI px -> crop px
-        crop = (to_crop(roi, m, self.size) / 127.5 - 1).contiguous(memory_format=torch.channels_last)  # (B, 3, S, S)
+        y0, y1, x0, x1 = 0, self.size, 0, self.size  # the window of the crop the net runs on
+        if self.prior:
+            crop_pts = to_crop_points(target_points, m)  # (B, 478, 2)
+            bits = torch.from_numpy(np.stack([region_masks(p, self.size, self.prior) for p in crop_pts])[:, None])
+            if self.window_margin is not None:  # (1 - A) is thrown away outside the prior: skip computing it there
+                window = prior_window((bits & self.prior) > 0, self.window_margin + sum(prior_reach()),
+                                      2 ** len(self.net.down))
+                if window is None:  # no prior region in any crop: nothing to repaint
+                    return (roi.clone(), torch.ones_like(roi[:, :1])) if return_attention else roi.clone()
+                y0, y1, x0, x1 = window
+            # exact on the window: its margin holds every region pixel the soft prior inside it depends on
+            prior = region_prior(bits[..., y0:y1, x0:x1].to(self.device), self.prior)  # (B, 1, h, w), 0 = keep the warp
+        mw = shift(m, x0, y0)  # (B, 2, 3) ROI px -> window px
+        to_net = lambda x: (to_crop(x, mw, (y1 - y0, x1 - x0)) / 127.5 - 1).contiguous(memory_format=torch.channels_last)
+        crop = to_net(roi)  # (B, 3, h, w) in [-1, 1]
         source = None
         if self.net.use_source:
             if source_roi is None or source_roi.shape[-2:] != roi.shape[-2:]:
                 raise InputError("This refiner also needs the unwarped photo's ROI (source_roi), the size of the warped one.")
-            src = source_roi.to(self.device, torch.float32).expand(roi.shape[0], -1, -1, -1)
-            source = (to_crop(src, m, self.size) / 127.5 - 1).contiguous(memory_format=torch.channels_last)
-        window = (0, self.size, 0, self.size)  # (y0, y1, x0, x1) crop px the net runs on
+            source = to_net(source_roi.to(self.device, torch.float32).expand(roi.shape[0], -1, -1, -1))
+        color, attn = self.net(crop, params.clamp(0, 1), source)  # (B, 3, h, w), (B, 1, h, w)
         if self.prior:
-            crop_pts = to_crop_points(target_points, m)  # (B, 478, 2)
-            bits = np.stack([region_masks(p, self.size, self.prior) for p in crop_pts])[:, None]  # (B, 1, S, S)
-            prior = region_prior(torch.from_numpy(bits).to(self.device), self.prior)  # (B, 1, S, S), 0 = keep the warp
-            if self.window_margin is not None:  # (1 - A) is thrown away outside the prior: skip computing it there
-                window = prior_window(prior, self.window_margin, 2 ** len(self.net.down))
-                if window is None:  # no prior region in any crop: nothing to repaint
-                    return (roi.clone(), torch.ones_like(roi[:, :1])) if return_attention else roi.clone()
-            color, attn = run_window(self.net, crop, params.clamp(0, 1), source, window)
-            attn = 1 - prior * (1 - attn)  # apply_prior, with the prior computed once (it costs ~1 ms/frame)
-        else:
-            color, attn = self.net(crop, params.clamp(0, 1), source)
-        weight = (1 - attn) * self.mask  # (B, 1, S, S): how much generated colour, 0 at the crop border
+            attn = 1 - prior * (1 - attn)  # apply_prior, with the prior computed on the window only
+        weight = (1 - attn) * self.mask[..., y0:y1, x0:x1]  # (B, 1, h, w): how much generated colour, 0 at the crop border
         # Map back only inside the box the window covers in the ROI (the rest stays the warp): saves most of the cost.
-        wy0, wy1, wx0, wx1 = (float(v) for v in window)
-        corners = torch.tensor([[wx0, wy0, 1], [wx1 - 1, wy0, 1], [wx0, wy1 - 1, 1], [wx1 - 1, wy1 - 1, 1]],
+        corners = torch.tensor([[x0, y0, 1], [x1 - 1, y0, 1], [x0, y1 - 1, 1], [x1 - 1, y1 - 1, 1]], dtype=torch.float32,
                                device=m.device) @ _invert(m).transpose(1, 2)  # (B, 4, 2) ROI px
         h, w = roi.shape[-2:]
-        x0, y0 = (int(max(0, min(v, hi))) for v, hi in ((float(corners[..., 0].min()), w), (float(corners[..., 1].min()), h)))
-        x1, y1 = (int(max(0, min(v, hi))) for v, hi in ((float(corners[..., 0].max()) + 2, w), (float(corners[..., 1].max()) + 2, h)))
+        bx0, by0 = (int(max(0, min(v, hi))) for v, hi in ((float(corners[..., 0].min()), w), (float(corners[..., 1].min()), h)))
+        bx1, by1 = (int(max(0, min(v, hi))) for v, hi in ((float(corners[..., 0].max()) + 2, w), (float(corners[..., 1].max()) + 2, h)))
         out, keep = roi.clone(), torch.ones_like(roi[:, :1])
-        if x1 > x0 and y1 > y0:
-            shifted = m.clone()
-            shifted[:, :, 2] += m[:, :, :2] @ torch.tensor([float(x0), float(y0)], device=m.device)  # box px -> crop px
+        if bx1 > bx0 and by1 > by0:
+            boxed = mw.clone()
+            boxed[:, :, 2] += mw[:, :, :2] @ torch.tensor([float(bx0), float(by0)], device=m.device)  # box px -> window px
             # The correction, not the colour, goes back: in the crop A x + (1 - A) C = x + (1 - A)(C - x), but pasting C
             # itself would replace the ROI's detail with the 128 px crop upsampled (a 300 px face at a third of its
             # resolution: blurred skin wherever A < 1). Adding the upsampled correction keeps the warp's detail.
-            delta = weight * (color - crop) * 127.5  # (B, 3, S, S) in 0..255 units, 0 where A = 1
-            back = from_crop(torch.cat([delta, weight], 1), shifted, (y1 - y0, x1 - x0))  # 0 outside the crop
-            box = roi[:, :, y0:y1, x0:x1]
+            delta = weight * (color - crop) * 127.5  # (B, 3, h, w) in 0..255 units, 0 where A = 1
+            back = from_crop(torch.cat([delta, weight], 1), boxed, (by1 - by0, bx1 - bx0))  # 0 outside the window
+            box = roi[:, :, by0:by1, bx0:bx1]
             # exactly box where the weight is 0 (outside the crop, its feathered border, or A = 1)
-            out[:, :, y0:y1, x0:x1] = (box + back[:, :3]).clamp(0, 255)
+            out[:, :, by0:by1, bx0:bx1] = (box + back[:, :3]).clamp(0, 255)
             if return_attention:
-                keep[:, :, y0:y1, x0:x1] = 1 - back[:, 3:]
+                keep[:, :, by0:by1, bx0:bx1] = 1 - back[:, 3:]
         return (out, keep) if return_attention else out

