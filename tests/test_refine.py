@@ -232,7 +232,7 @@ def test_a_source_conditioned_generator_starts_as_the_plain_one() -> None:
 
 def test_gate_needs_held_out_and_unseen_faces() -> None:
     held = {"region_refined": 4.4, "region_warp": 5.0}
-    good = {"sharpness_min": 0.95, "skin_change_max": 1.0, "mouth_open_min": 0.97}
+    good = {"sharpness_min": 0.95, "skin_change_max": 1.0, "mouth_open_min": 0.97, "mouth_open_max": 1.03}
     assert gate({"held_out_l1": held, "unseen": good}) is None
     assert "held-out" in gate({"held_out_l1": {"region_refined": 5.0, "region_warp": 5.0}, "unseen": good})
     assert "unseen" in gate({"held_out_l1": held})
@@ -240,6 +240,8 @@ def test_gate_needs_held_out_and_unseen_faces() -> None:
     assert "skin" in gate({"held_out_l1": held, "unseen": {**good, "skin_change_max": 4.0}})
     assert "less open" in gate({"held_out_l1": held, "unseen": {**good, "mouth_open_min": 0.83}})
     assert "less open" in gate({"held_out_l1": held, "unseen": {"sharpness_min": 0.95, "skin_change_max": 1.0}})
+    assert "more open" in gate({"held_out_l1": held, "unseen": {**good, "mouth_open_max": 1.16}})
+    assert "more open" in gate({"held_out_l1": held, "unseen": {k: v for k, v in good.items() if k != "mouth_open_max"}})
     assert gate({}) is not None
     people = {"region_refined": 9.0, "region_warp": 8.0}
     assert "outside its training" in gate({"held_out_l1": held, "unseen": good, "unseen_people": people})

@@ -87,13 +87,14 @@ def test_expression_grid_tiles_are_aligned_and_colour_matched(models, tmp_path: 
 
 
 class _PaintOverMouth:
-    """A stand-in refiner that paints the lower part of the mouth opening over with the lower lip's colour, so the
-    mouth reads as less open: the failure the mouth-opening check exists for (docs/refiner.md, Results)."""
+    """A stand-in refiner that repaints the mouth opening the wrong way: "shut" paints its lower part over with the
+    lower lip's colour (the mouth reads as less open: the failure the mouth-opening check exists for, docs/refiner.md,
+    Results), "blob" paints a dark cavity over the lips around it (reads as more open); "" changes nothing."""
 
     class net:  # noqa: N801 (what FaceRenderer reads of a refiner's network)
         use_source = False
 
-    def __init__(self, paint: bool) -> None:
+    def __init__(self, paint: str) -> None:
         self.paint = paint
 
     def refine(self, roi, points, shapes, source_roi=None):  # noqa: ANN001, ANN201
@@ -110,20 +111,25 @@ class _PaintOverMouth:
                 mask = np.zeros(frame.shape[:2], np.uint8)
                 cv2.fillPoly(mask, [np.round(points[b][inner, :2]).astype(np.int32)], 1)
                 ys = np.nonzero(mask.any(1))[0]
-                mask[: ys[0] + int(0.4 * (ys[-1] - ys[0]))] = 0  # the lower 60 % of the opening
-                lip = frame[ys[-1] + 3, np.nonzero(mask.any(0))[0]].mean(0)  # the lower lip's colour just below it
+                if self.paint == "shut":
+                    mask[: ys[0] + int(0.4 * (ys[-1] - ys[0]))] = 0  # the lower 60 % of the opening
+                    colour = frame[ys[-1] + 3, np.nonzero(mask.any(0))[0]].mean(0)  # the lower lip's colour below it
+                else:  # the opening grown by half its height over the lips, painted as a cavity
+                    grow = max(int(0.5 * (ys[-1] - ys[0])), 2)
+                    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+                    colour = np.array([40.0, 20.0, 20.0])
                 alpha = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.0)[..., None]  # soft, as a generator paints
-                frame = frame * (1 - alpha) + lip * alpha
+                frame = frame * (1 - alpha) + colour * alpha
                 out[b] = torch.from_numpy(frame).permute(2, 0, 1)
         return out
 
 
-def test_photo_check_sees_an_open_mouth_painted_shut(models) -> None:  # noqa: ANN001
-    from reenact.render.refine import MOUTH_OPEN_MIN
+def test_photo_check_sees_an_open_mouth_painted_shut_or_over(models) -> None:  # noqa: ANN001
+    from reenact.render.refine import MOUTH_OPEN_MAX, MOUTH_OPEN_MIN
     from reenact.train.refiner_check import check_unseen
 
     photo = [ROOT / "samples" / "source.jpg"]
-    kept = check_unseen(_PaintOverMouth(False), photo, models)["source.jpg"]
-    shut = check_unseen(_PaintOverMouth(True), photo, models)["source.jpg"]
+    kept, shut, blob = (check_unseen(_PaintOverMouth(p), photo, models)["source.jpg"] for p in ("", "shut", "blob"))
     assert abs(kept["mouth_open_ratio"] - 1) < 0.02 and kept["skin_change"] == 0
     assert shut["mouth_open_ratio"] < MOUTH_OPEN_MIN and shut["sharpness_ratio"] > 0.9  # sharp, yet shut
+    assert blob["mouth_open_ratio"] > MOUTH_OPEN_MAX  # a cavity painted over the lips reads as a wider opening

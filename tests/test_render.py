@@ -104,7 +104,7 @@ def test_refiner_is_used_only_when_it_beats_the_warp(sample, tmp_path, monkeypat
     contract["extra"]["unseen"] = {"sharpness_min": 0.5, "skin_change_max": 1.0}
     (tmp_path / "refiner.json").write_text(json.dumps(contract))
     assert Models().refiner is None  # better on held-out video but blurs unseen faces: not used
-    contract["extra"]["unseen"] = {"sharpness_min": 0.95, "skin_change_max": 1.0, "mouth_open_min": 0.95}
+    contract["extra"]["unseen"] = {"sharpness_min": 0.95, "skin_change_max": 1.0, "mouth_open_min": 0.95, "mouth_open_max": 1.02}
     (tmp_path / "refiner.json").write_text(json.dumps(contract))
     refiner = Models().refiner
     assert isinstance(refiner, Refiner)

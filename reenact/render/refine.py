@@ -40,6 +40,7 @@ PRIOR_SIGMA = 2.0  # crop px: how softly a region prior fades out around its reg
 SHARPNESS_MIN = 0.9  # unseen faces: Laplacian variance refined / warp-only; below it the refiner visibly blurs
 SKIN_CHANGE_MAX = 2.0  # unseen faces: mean |refined - warp| (0..255) on skin away from mouth and eyes
 MOUTH_OPEN_MIN = 0.9  # unseen faces: tracked inner-lip gap of a jaw-open render, refined / warp-only
+MOUTH_OPEN_MAX = 1.1  # ... and at most this: a cavity painted over the lips reads as a wider opening
 
 
 def gate(extra: dict) -> str | None:
@@ -48,7 +49,7 @@ def gate(extra: dict) -> str | None:
     It must beat the warp on the held-out frames of its training videos (extra["held_out_l1"], written by
     reenact.train.refiner.export), on videos of other people where they were measured (extra["unseen_people"],
     tools/eval_refiner.py --people --record; the shipped refiner always carries it), and keep unseen faces sharp,
-    their skin unchanged and their open mouths as open as the warp draws them (extra["unseen"],
+    their skin unchanged and their open mouths as open as the warp draws them, no less and no more (extra["unseen"],
     reenact.train.refiner_check.record_unseen): a refiner that only learned its training people, or that paints over
     an open mouth, does more harm than good to everyone else."""
     held = extra.get("held_out_l1", {})
@@ -69,6 +70,10 @@ def gate(extra: dict) -> str | None:
     if unseen.get("mouth_open_min", 0.0) < MOUTH_OPEN_MIN:  # records made before this check count as failing it
         return (f"it makes open mouths read as less open (the face tracker measures {unseen.get('mouth_open_min', 0.0):.2f} "
                 f"of the warp's lip gap, needs {MOUTH_OPEN_MIN}; tools/eval_refiner.py --unseen --record)")
+    if unseen.get("mouth_open_max", float("inf")) > MOUTH_OPEN_MAX:  # records made before this check fail it too
+        return (f"it makes open mouths read as more open (the face tracker measures {unseen.get('mouth_open_max', float('inf')):.2f} "
+                f"of the warp's lip gap, at most {MOUTH_OPEN_MAX}: it paints the opening over the lips; "
+                f"tools/eval_refiner.py --unseen --record)")
     return None
 
 

@@ -103,6 +103,7 @@ def summarise(per_photo: dict[str, dict[str, float]]) -> dict:
             "sharpness_min": min(v["sharpness_ratio"] for v in vals),
             "skin_change_max": max(v["skin_change"] for v in vals),
             "mouth_open_min": min(v["mouth_open_ratio"] for v in vals),
+            "mouth_open_max": max(v["mouth_open_ratio"] for v in vals),
             "identity_drop_max": round(max(v["identity_warp"] - v["identity_refined"] for v in vals), 4)}
 
 
