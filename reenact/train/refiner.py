@@ -340,8 +340,9 @@ STILLS_NOTE = ("Plus round-trip pairs from still photos of other people ({share:
                "itself the target; the photos are the registry photos of tools/fetch_data.py --manifest that no "
                "evaluation tests on (tools/make_refiner_data.py --stills). ")
 
-DISTILLED_NOTE = ("Distilled (reenact/train/refiner_distill.py: L1 to the teacher's output inside its region prior) "
-                  "from a larger refiner trained on the same pairs; the run chain of both follows. ")
+DISTILLED_NOTE = ("Distilled (reenact/train/refiner_distill.py: L1 to the teacher's composite, colour and attention "
+                  "maps inside its region prior) from a larger refiner trained on the same pairs; the run chain of "
+                  "both follows. ")
 
 
 def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", directory: Path | None = None,
