@@ -192,6 +192,24 @@ def evaluate(g: RefinerNet, data: PairSet, idx: np.ndarray, prior: str = "") -> 
             "attn_in": sums["attn_in"] / cnt["in"], "attn_out": sums["attn_out"] / max(cnt["out"], 1)}
 
 
+def eval_and_save(g: RefinerNet, test_set: PairSet | None, eval_idx: np.ndarray | None, cfg: RefinerTrainConfig,
+                  meta: dict, done: int, out_dir: Path, nets: dict[str, torch.nn.Module],
+                  opts: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
+    """Score G on the held-out pairs, keep it as out_dir/best.safetensors when it is the best so far (updates
+    meta["best"]), write the resumable out_dir/ckpt.safetensors for step `done`; returns the evaluation."""
+    g.eval()
+    last = evaluate(g, test_set, eval_idx, cfg.prior) if test_set is not None and eval_idx is not None else {}
+    g.train()
+    score, best_path = last.get("region_refined", float("inf")), out_dir / "best.safetensors"
+    if score < meta["best"] or not best_path.exists():
+        meta["best"] = score
+        save_file({k: v.detach().contiguous().cpu() for k, v in g.state_dict().items()}, str(best_path),
+                  metadata={"meta": json.dumps({"step": done, **last, "config": asdict(cfg)})})
+    meta["step"] = done
+    _save_ckpt(out_dir / "ckpt.safetensors", nets, opts, {**meta, "config": asdict(cfg)})
+    return last
+
+
 def init_generator(g: RefinerNet, state: dict[str, torch.Tensor]) -> None:
     """Load another generator's weights into `g`. A source-conditioned G can start from a plain one: its stem gets
     zero weights on the source channels, so it begins as that generator and learns what the source adds."""
@@ -251,7 +269,7 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
             "d": torch.optim.Adam(d.parameters(), cfg.lr_d, betas=(0.5, 0.999))}
     ident = load_model("dlib_face_recognition", dev).float()
     ident.requires_grad_(False)
-    ckpt, best_path = out_dir / "ckpt.safetensors", out_dir / "best.safetensors"
+    ckpt = out_dir / "ckpt.safetensors"
     meta = {"step": 0, "best": float("inf")}
     if resume and ckpt.exists():
         meta = _load_ckpt(ckpt, {"g": g, "d": d}, opts)
@@ -321,16 +339,7 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
             log(json.dumps({"step": done, **({"loss_d": round(loss_d.item(), 4)} if critic_on else {}), **{k: round(v.item(), 4) for k, v in terms.items()},
                             "s": round(time.time() - t0, 1)}))
         if rank == 0 and (done % cfg.eval_every == 0 or done == cfg.steps):
-            g.eval()
-            last = evaluate(g, test_set, eval_idx, cfg.prior) if test_set is not None else {}
-            g.train()
-            score = last.get("region_refined", float("inf"))
-            if score < meta["best"] or not best_path.exists():
-                meta["best"] = score
-                save_file({k: v.detach().contiguous().cpu() for k, v in g.state_dict().items()}, str(best_path),
-                          metadata={"meta": json.dumps({"step": done, **last, "config": asdict(cfg)})})
-            meta["step"] = done
-            _save_ckpt(ckpt, {"g": g, "d": d}, opts, {**meta, "config": asdict(cfg)})
+            last = eval_and_save(g, test_set, eval_idx, cfg, meta, done, out_dir, {"g": g, "d": d}, opts)
             log(json.dumps({"eval": done, **{k: round(v, 4) for k, v in last.items()}, "best": round(meta["best"], 4)}))
     return last
 

@@ -20,12 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 from reenact.render.refine import (
     CROP_SIZE,
@@ -35,7 +33,7 @@ from reenact.render.refine import (
     prior_bits,
     region_prior,
 )
-from reenact.train.refiner import RefinerTrainConfig, _load_ckpt, _save_ckpt, evaluate
+from reenact.train.refiner import RefinerTrainConfig, _load_ckpt, eval_and_save
 from reenact.train.refiner_data import PairSet, load_shards
 
 
@@ -73,7 +71,7 @@ def distill(teacher: RefinerNet, data: list[Path], out_dir: Path, cfg: RefinerTr
     student = RefinerNet(size=CROP_SIZE, widths=cfg.widths, n_res=cfg.n_res, cond=cfg.cond)
     opt = torch.optim.Adam(student.parameters(), cfg.lr_g, betas=(0.9, 0.999))
     out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt, best_path = out_dir / "ckpt.safetensors", out_dir / "best.safetensors"
+    ckpt = out_dir / "ckpt.safetensors"
     meta = {"step": 0, "best": float("inf")}
     if resume and ckpt.exists():
         meta = _load_ckpt(ckpt, {"g": student}, {"g": opt})
@@ -94,16 +92,7 @@ def distill(teacher: RefinerNet, data: list[Path], out_dir: Path, cfg: RefinerTr
             log(json.dumps({"step": done, "loss": round(float(np.mean(running)), 4), "s": round(time.time() - t0, 1)}))
             running = []
         if done % cfg.eval_every == 0 or done == cfg.steps:
-            student.eval()
-            last = evaluate(student, test_set, eval_idx, cfg.prior) if test_set is not None else {}
-            student.train()
-            score = last.get("region_refined", float("inf"))
-            if score < meta["best"] or not best_path.exists():
-                meta["best"] = score
-                save_file({k: v.detach().contiguous() for k, v in student.state_dict().items()}, str(best_path),
-                          metadata={"meta": json.dumps({"step": done, **last, "config": asdict(cfg)})})
-            meta["step"] = done
-            _save_ckpt(ckpt, {"g": student}, {"g": opt}, {**meta, "config": asdict(cfg)})
+            last = eval_and_save(student, test_set, eval_idx, cfg, meta, done, out_dir, {"g": student}, {"g": opt})
             log(json.dumps({"eval": done, **{k: round(v, 4) for k, v in last.items()}, "best": round(meta["best"], 4)}))
     return last
 
