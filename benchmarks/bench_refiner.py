@@ -9,7 +9,7 @@ so a neighbour's load hits both alike) and how far apart their outputs are.
 pixels under the canonical mesh. --weights: the refiner exported to DIR (python -m reenact.train.refiner --export
 --to DIR), e.g. a candidate trained with a prior, whose output differs enough to compare full and windowed.
 --margin: the windowed run's context margin instead of the contract's (how a net's window_margin is chosen: the
-smallest margin whose windowed output stays within a few hundredths of a grey level of the full crop's).
+smallest margin whose windowed output stays within a few thousandths of a grey level of the full crop's).
 Reports process CPU ms per frame (~ uncontended single-core time on a shared machine; median, and min-max over the
 repeats as the noise) and wall ms per frame.
 """

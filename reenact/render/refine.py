@@ -316,7 +316,8 @@ def prior_window(prior: torch.Tensor, margin: int, align: int) -> tuple[int, int
 
 
 def shift(m: torch.Tensor, x0: float, y0: float) -> torch.Tensor:
-    """(B, 2, 3) image px -> crop px matrices -> image px -> (crop - (x0, y0)) px: the crop's window from (x0, y0)."""
+    """(B, 2, 3) image px -> crop px matrices -> image px -> window px, for the window of the crop whose top-left
+    corner is crop px (x0, y0)."""
     out = m.clone()
     out[:, 0, 2] -= x0
     out[:, 1, 2] -= y0
