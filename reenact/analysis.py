@@ -72,6 +72,13 @@ class Models:
         return Refiner(device=self.device)
 
     @cached_property
+    def shading(self):  # -> reenact.render.shade.ExpressionShading | None
+        """The expression-shading maps, or None when their weights are absent (a warp-only install)."""
+        from reenact.weights import contract_path, load_model
+
+        return load_model("shading", self.device) if contract_path("shading").exists() else None
+
+    @cached_property
     def embedder(self):  # -> reenact.identity.Embedder
         from reenact.identity import load_embedder
 

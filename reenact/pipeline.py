@@ -113,7 +113,8 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
     timer = Timer()
     t = time.perf_counter()
     refiner = models.refiner if opts.refine else None
-    renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device, refiner)
+    renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device, refiner,
+                            models.shading if opts.refine else None)
     checker = IdentityChecker(models.embedder, source.image, source.points, opts.threshold)
     report.refiner = refiner is not None
     t = timer("setup", t)
@@ -285,7 +286,7 @@ def render_edit(source: Source, controls: "Controls", models: Models, grid: bool
     from reenact.render.renderer import FaceRenderer
 
     renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device,
-                            models.refiner if refine else None)
+                            models.refiner if refine else None, models.shading if refine else None)
     checker = IdentityChecker(models.embedder, source.image, source.points)
     if not grid:
         frames, points = renderer.render_with_points(controls.apply(source.shapes)[None])

@@ -85,7 +85,7 @@ def targets(source_shapes: np.ndarray, intensities: tuple[float, ...]) -> list[t
     return rows + [("absolute", c, k, emotion_to_arkit(c, k)) for k in intensities for c in CLASSES]
 
 
-def evaluate_photo(path: Path, models, net, refine: bool, intensities: tuple[float, ...]) -> dict:
+def evaluate_photo(path: Path, models, net, refine: bool, intensities: tuple[float, ...], shade: bool = True) -> dict:
     """Render one photo with every control and classify each render; returns probabilities and sheet cells."""
     from reenact.analysis import load_source
     from reenact.edit import crop_box
@@ -93,7 +93,7 @@ def evaluate_photo(path: Path, models, net, refine: bool, intensities: tuple[flo
 
     source = load_source(path, models)  # as `reenact edit` (max_size 1280, largest face)
     renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device,
-                            models.refiner if refine else None)
+                            models.refiner if refine else None, models.shading if shade else None)
     rows = targets(source.shapes, intensities)
     shapes = np.stack([t for *_, t in rows]).astype(np.float32)  # (R, 52)
     frames = np.concatenate([renderer.render(shapes[i:i + 8]) for i in range(0, len(shapes), 8)])  # (R, H, W, 3)
@@ -173,7 +173,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gan", type=int, default=40, help="number of DCGAN faces")
     ap.add_argument("--intensities", default="0.5,1", help="emotion intensities (edit accepts 0..1)")
-    ap.add_argument("--no-refine", action="store_true", help="as `reenact edit --no-refine`")
+    ap.add_argument("--no-refine", action="store_true", help="as `reenact edit --no-refine` (no refiner, no shading)")
+    ap.add_argument("--no-shading", action="store_true", help="the refiner without the expression shading")
     ap.add_argument("--sheet", type=Path, default=ROOT / "docs" / "images" / "emotion_eval.png")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -189,13 +190,15 @@ def main() -> None:
     for name, paths in sets.items():
         for p in paths:
             try:
-                results[name][p.stem] = evaluate_photo(p, models, net, not args.no_refine, intensities)
+                results[name][p.stem] = evaluate_photo(p, models, net, not args.no_refine, intensities,
+                                                           not (args.no_refine or args.no_shading))
             except NoFaceError:
                 skipped.append(p.name)
     results["all"] = {**results["photos"], **results["gan"]}
     summary = {name: summarise(r, intensities) for name, r in results.items()}
     refiner = models.refiner is not None and not args.no_refine
-    meta = {"refiner": refiner, "skipped_no_face": skipped, "slidergan_rad": SLIDERGAN, "ganimation": GANIMATION,
+    shading = models.shading is not None and not (args.no_refine or args.no_shading)
+    meta = {"refiner": refiner, "shading": shading, "skipped_no_face": skipped, "slidergan_rad": SLIDERGAN, "ganimation": GANIMATION,
             "per_photo": {k: {"photo": v["photo"].round(4).tolist(),
                               "renders": [[m, c, kk, p.round(4).tolist()] for m, c, kk, p in v["renders"]]}
                           for k, v in results["all"].items()}, "labels": list(fer_model.LABELS)}
@@ -203,7 +206,8 @@ def main() -> None:
     text = markdown(summary, intensities)
     (OUT / "emotion_eval.md").write_text(text)
     print(text)
-    print(f"renderer: {'warp + refiner' if refiner else 'warp only (no refiner in use)'}; no face found: {skipped or 'none'}")
+    drawn = [n for n, on in (("shading", shading), ("refiner", refiner)) if on]
+    print(f"renderer: warp{''.join(' + ' + n for n in drawn)}; no face found: {skipped or 'none'}")
     contact_sheet({**results["photos"], **results["gan"]}, args.sheet)
     print(f"wrote .cache/fer/emotion_eval.json, .cache/fer/emotion_eval.md, {args.sheet}")
 

