@@ -73,10 +73,14 @@ class Models:
 
     @cached_property
     def shading(self):  # -> reenact.render.shade.ExpressionShading | None
-        """The expression-shading maps, or None when their weights are absent (a warp-only install)."""
-        from reenact.weights import contract_path, load_model
+        """The expression-shading maps, or None when their weights are absent or their contract fails
+        `render.shade.gate` (maps that do not carry over to people outside their fit; none is shipped today)."""
+        from reenact.render.shade import gate
+        from reenact.weights import contract_path, load_model, read_contract
 
-        return load_model("shading", self.device) if contract_path("shading").exists() else None
+        if not contract_path("shading").exists() or gate(read_contract("shading").extra) is not None:
+            return None
+        return load_model("shading", self.device)
 
     @cached_property
     def embedder(self):  # -> reenact.identity.Embedder

@@ -11,7 +11,7 @@ from reenact.face import FaceAnalyzer
 from reenact.io.image import read_image
 from reenact.params import ARKIT52, AU17
 from reenact.render.renderer import FaceRenderer
-from reenact.render.shade import TEX, ExpressionShading, TextureSpace
+from reenact.render.shade import TEX, ExpressionShading, TextureSpace, gate
 from reenact.rig import load_rig
 from reenact.train.shading import Sequence, fit
 
@@ -91,12 +91,12 @@ def test_renderer_applies_the_gain_on_the_face_only(sample) -> None:
     assert np.array_equal(a[far], b[far])  # off the face nothing changes
 
 
-def test_shipped_maps_contract_records_the_fit() -> None:
-    from reenact.weights import load_model
-
-    model = load_model("shading")
-    fit_report = model.contract.extra["fit"]
-    assert model.contract.channels == list(AU17)
-    assert fit_report["explained_held_out"] > 0  # predicts real shading changes on frames it never saw
-    assert all(np.isfinite(v) for v in fit_report["explained_new_person"].values())
-    assert float(model.maps.abs().max()) < 1.0  # a gain of at most e per unit AU
+def test_gate_refuses_maps_that_do_not_carry_over_to_new_people() -> None:
+    good = {"fit": {"explained_held_out": 0.1, "explained_new_person": {"a": 0.05, "b": 0.02}}}
+    assert gate(good) is None
+    assert "held-out" in gate({"fit": {"explained_held_out": -0.01, "explained_new_person": {"a": 0.1, "b": 0.1}}})
+    assert "left out" in gate({"fit": {"explained_held_out": 0.1, "explained_new_person": {"a": 0.1, "b": -0.3}}})
+    assert "left out" in gate({"fit": {"explained_held_out": 0.1, "explained_new_person": {"a": 0.1}}})
+    worse = {"skin": {"warp-only": {"L1": 5.0}, "shaded": {"L1": 5.2}}}
+    assert "no closer" in gate({**good, "held_out_pairs": worse})
+    assert gate({}) is not None  # no fit report, no shading

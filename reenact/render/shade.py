@@ -127,6 +127,23 @@ def _texel_bary(space: TextureSpace) -> tuple[np.ndarray, np.ndarray]:
     return barycentric(space.uv.astype(np.float64), space.tris, grid, (n, n))
 
 
+def gate(extra: dict) -> str | None:
+    """Why a set of maps must not be used (None: it may). Its contract's fit report must show that the maps predict
+    real shading changes on frames they never saw and, with each person left out of the fit in turn, on that person
+    (a map that only knows the people it was fitted on paints their creases onto everyone else); and, when the
+    held-out pairs were measured (tools/eval_shading.py --record), that the shaded skin is closer to the real frames."""
+    fit = extra.get("fit") or {}
+    if not (fit.get("explained_held_out") or 0) > 0:
+        return "the maps do not predict the shading of held-out frames (extra.fit.explained_held_out <= 0)"
+    people = fit.get("explained_new_person") or {}
+    if len(people) < 2 or min(people.values()) <= 0:
+        return "the maps do not predict the shading of every person left out of the fit (extra.fit.explained_new_person)"
+    pairs = (extra.get("held_out_pairs") or {}).get("skin")
+    if pairs and not pairs["shaded"]["L1"] < pairs["warp-only"]["L1"]:
+        return "shaded held-out frames are no closer to the real ones than the warp's (extra.held_out_pairs)"
+    return None
+
+
 class ExpressionShading(torch.nn.Module):
     """maps (K, TEX, TEX): change of log luminance per unit of each AU17 channel; lo/hi (K,): the range of AU
     changes the maps were fitted on (a change is clipped to it: a linear model is not trusted far outside)."""

@@ -93,13 +93,14 @@ def choose_pairs(points: np.ndarray, cfg: PairConfig) -> dict[str, list[tuple[in
 
 
 def render_pairs(source: np.ndarray, source_points: np.ndarray, targets: list[np.ndarray], target_points: np.ndarray,
-                 cfg: PairConfig) -> dict[str, np.ndarray]:
-    """One source frame (H, W, 3) uint8 + its mesh, K target frames + meshes (K, 478, 3) -> crops as in the shard."""
+                 cfg: PairConfig, gain: torch.Tensor | None = None) -> dict[str, np.ndarray]:
+    """One source frame (H, W, 3) uint8 + its mesh, K target frames + meshes (K, 478, 3) -> crops as in the shard.
+    `gain`: (K, 1, h, w) luminance gain over the source's face ROI (expression shading; tools/eval_shading.py)."""
     warper = MeshWarper(source, source_points[:, :2])
     origin = np.array([warper.roi.x0, warper.roi.y0], np.float32)
     disp = torch.as_tensor(target_points[:, :, :2] - source_points[None, :, :2], dtype=torch.float32)
     with torch.inference_mode():
-        roi = warper.warp(disp)  # (K, 3, h, w) 0..255
+        roi = warper.warp(disp, gain)  # (K, 3, h, w) 0..255
     frames = roi.permute(0, 2, 3, 1).numpy().copy()
     painter = MouthPainter(source, source_points, (warper.roi.x0, warper.roi.y0))
     for frame, pts in zip(frames, target_points):

@@ -11,9 +11,9 @@ turned head changes the shading of the whole face, and is not an expression. The
 the change of log luminance on the change of AUs. Frames whose residual is far above the others' (a hand over the
 face, a failed track) are dropped and the fit repeated once.
 
-Every `--holdout` block of one second of video (default: one in four) is never fitted; the held-out explained
-variance (how much of the real change of shading the maps predict on frames they never saw) is recorded in the
-contract next to the training fit's.
+The last 15 % of each video (`--holdout`, the refiner's held-out segment) is never fitted; the held-out explained
+variance (how much of the real change of shading the maps predict on frames they never saw) and, leaving each person
+out in turn, the explained variance on a person the maps never saw, are recorded in the contract.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import torch
 from reenact.params import AU17, POSE
 from reenact.render.shade import TEX, ExpressionShading, TextureSpace
 
+HOLDOUT = 0.15  # last fraction of each video never fitted: reenact.train.refiner_data.PairConfig.holdout
 N_POSE = 3  # yaw, pitch, roll: nuisance regressors
 MAX_ANGLE = 25.0  # degrees: frames turned further are skipped (much of the face is seen edge-on)
 
@@ -45,9 +46,12 @@ class Sequence:
     au: list[np.ndarray] = field(default_factory=list)  # (17,) each
     pose: list[np.ndarray] = field(default_factory=list)  # (3,) degrees each
     held: list[bool] = field(default_factory=list)  # never fitted
+    points: list[np.ndarray] = field(default_factory=list)  # (478, 3) photo px each, for tools/eval_shading.py
+    index: list[int] = field(default_factory=list)  # frame number in its video (tile number in a grid)
+    frames: int = 0  # frames in the video (tiles in the grid)
 
 
-def add_frame(seq: Sequence, image: np.ndarray, points: np.ndarray, values: np.ndarray, held: bool) -> bool:
+def add_frame(seq: Sequence, image: np.ndarray, points: np.ndarray, values: np.ndarray, held: bool, index: int) -> bool:
     """Unwrap one frame into `seq` (values: the estimator's row for its mesh). False when skipped (turned head)."""
     from reenact.estimate import CHANNELS
 
@@ -60,16 +64,18 @@ def add_frame(seq: Sequence, image: np.ndarray, points: np.ndarray, values: np.n
     seq.au.append(values[[CHANNELS.index(a) for a in AU17]].astype(np.float32))
     seq.pose.append(pose.astype(np.float32))
     seq.held.append(held)
+    seq.points.append(np.asarray(points, np.float32))
+    seq.index.append(index)
     return True
 
 
-def video_sequence(path: Path, every: int = 1, holdout: int = 4) -> Sequence:
-    """Every `every`-th frame of a video; one-second blocks number k with k % holdout == holdout - 1 held out."""
+def video_sequence(path: Path, every: int = 1, holdout: float = HOLDOUT) -> Sequence:
+    """Every `every`-th frame of a video; the last `holdout` fraction is held out (the refiner's rule, so the
+    refiner's held-out pairs are never fitted here either)."""
     from reenact.estimate import Estimator
     from reenact.face import FaceAnalyzer, track_video
-    from reenact.io.video import probe, read_frames
+    from reenact.io.video import read_frames
 
-    fps = float(probe(path).fps) or 25.0
     analyzer, estimator = FaceAnalyzer(torch.device("cpu")), Estimator()
     seq = Sequence(path.stem)
 
@@ -79,10 +85,11 @@ def video_sequence(path: Path, every: int = 1, holdout: int = 4) -> Sequence:
                 yield f.rgb
 
     for i, (rgb, lm) in enumerate(zip(frames(), track_video(frames(), analyzer))):
-        if lm is None or i % every:
-            continue
-        held = holdout > 0 and int(i / fps) % holdout == holdout - 1
-        add_frame(seq, rgb, lm.points, estimator.estimate(lm.points)[0], held)
+        seq.frames = i + 1
+        if lm is not None and i % every == 0:
+            add_frame(seq, rgb, lm.points, estimator.estimate(lm.points)[0], False, i)
+    split_at = round(seq.frames * (1 - holdout))  # as reenact.train.refiner_data.choose_pairs
+    seq.held = [i >= split_at for i in seq.index]
     return seq
 
 
@@ -101,20 +108,25 @@ def grid_sequence(path: Path, tiles: int, skip: set[int]) -> Sequence:
         r, c = divmod(k, tiles)
         tile = np.ascontiguousarray(image[r * th:(r + 1) * th, c * tw:(c + 1) * tw])
         lm = analyzer.analyze(tile, name=f"{path.name} tile {k}")
-        add_frame(seq, tile, lm.points, estimator.estimate(lm.points)[0], held=False)
+        add_frame(seq, tile, lm.points, estimator.estimate(lm.points)[0], held=False, index=k)
+    seq.frames = tiles * tiles
     return seq
 
 
 def save_sequences(seqs: list[Sequence], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {f"{i}/{k}": np.stack(getattr(s, k)) for i, s in enumerate(seqs) for k in ("tex", "ok", "au", "pose", "held")}
-    np.savez_compressed(path, names=np.array([s.name for s in seqs]), **arrays)
+    arrays = {f"{i}/{k}": np.stack(getattr(s, k)) for i, s in enumerate(seqs) for k in FIELDS}
+    np.savez_compressed(path, names=np.array([s.name for s in seqs]), frames=np.array([s.frames for s in seqs]),
+                        **arrays)
 
 
 def load_sequences(path: Path) -> list[Sequence]:
     with np.load(path) as z:
-        return [Sequence(str(n), *[list(z[f"{i}/{k}"]) for k in ("tex", "ok", "au", "pose", "held")])
+        return [Sequence(str(n), *[list(z[f"{i}/{k}"]) for k in FIELDS], frames=int(z["frames"][i]))
                 for i, n in enumerate(z["names"])]
+
+
+FIELDS = ("tex", "ok", "au", "pose", "held", "points", "index")
 
 
 @dataclass
@@ -252,7 +264,7 @@ def main() -> None:
     ap.add_argument("--grid", type=Path, nargs="*", default=[])
     ap.add_argument("--tiles", type=int, default=5)
     ap.add_argument("--skip", type=int, nargs="*", default=[])
-    ap.add_argument("--holdout", type=int, default=4)
+    ap.add_argument("--holdout", type=float, default=HOLDOUT, help="last fraction of each video never fitted")
     ap.add_argument("--ridge", type=float, default=2.0, help="ridge penalty (the AU changes span about 0..1)")
     ap.add_argument("--trim", type=float, default=3.0, help="drop frames whose residual is this many times their sequence's median")
     ap.add_argument("--smooth", type=float, default=0.7, help="Gaussian blur of the maps, texels")
