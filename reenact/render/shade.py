@@ -20,7 +20,7 @@ the skin it belongs to.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import cv2
 import numpy as np
@@ -38,8 +38,7 @@ SHADE_STRIDE = 2  # the gain is computed at half the ROI's resolution and upsamp
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
     """(..., 3) uint8/float RGB -> (...) float32 BT.601 luma in 0..255."""
-    rgb = np.asarray(rgb, np.float32)
-    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    return np.asarray(rgb, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def _raster(points: np.ndarray, tris: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -69,12 +68,12 @@ class TextureSpace:
         uv = (xy - lo) * scale + 1 + ((TEX - 3) - (hi - lo) * scale) / 2  # centred, one texel of border
         return TextureSpace(uv.astype(np.float32), canon.triangles.astype(np.int64))
 
-    @property
+    @cached_property
     def mask(self) -> np.ndarray:
         """(TEX, TEX) bool: texels on the face."""
         return _raster(self.uv, self.tris, (self.size, self.size))
 
-    @property
+    @cached_property
     def skin(self) -> np.ndarray:
         """(TEX, TEX) float in [0, 1]: where shading may act, with soft edges. The face without its outline (hair and
         background leak in), eyes, brows and lips: there the tracker's small misplacements of high-contrast edges

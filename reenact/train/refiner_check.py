@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from reenact.params import ARKIT52
+from reenact.render.shade import luminance as luma
 
 TESTS = (("jawOpen", 0.6), ("eyeBlinkLeft", 1.0), ("mouthSmileLeft", 0.8))  # eyeBlinkLeft also closes the right eye
 TILE = 192
@@ -32,10 +33,6 @@ def lip_gap(analyzer, frame: np.ndarray) -> float:
     """Mean inner-lip gap (px) of the largest face in `frame` as the face tracker sees it."""
     p = analyzer.analyze(frame).points
     return float(np.mean([p[lo, 1] - p[up, 1] for up, lo in INNER_LIPS]))
-
-
-def luma(img: np.ndarray) -> np.ndarray:  # (..., 3) 0..255 -> (...) float32 (BT.601)
-    return (img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.float32)
 
 
 def _skin_mask(points: np.ndarray, shape: tuple[int, int], face: tuple[slice, slice]) -> np.ndarray:

@@ -113,6 +113,9 @@ def grid_sequence(path: Path, tiles: int, skip: set[int]) -> Sequence:
     return seq
 
 
+FIELDS = ("tex", "ok", "au", "pose", "held", "points", "index")  # Sequence's per-frame lists, as saved
+
+
 def save_sequences(seqs: list[Sequence], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"{i}/{k}": np.stack(getattr(s, k)) for i, s in enumerate(seqs) for k in FIELDS}
@@ -126,15 +129,13 @@ def load_sequences(path: Path) -> list[Sequence]:
                 for i, n in enumerate(z["names"])]
 
 
-FIELDS = ("tex", "ok", "au", "pose", "held", "points", "index")
-
 
 @dataclass
 class Design:
     """Stacked, centred data of all sequences: y (N, T) log-luminance change on the texels used, x (N, 17 + 3)."""
 
     y: np.ndarray
-    w: np.ndarray  # (N, T) 1 where the texel was valid in that frame
+    w: np.ndarray  # (N, T) weight: 0 where the texel was not valid in that frame (fit balances people with it)
     x: np.ndarray
     held: np.ndarray  # (N,) bool
     seq: np.ndarray  # (N,) sequence index
@@ -172,14 +173,6 @@ def ridge(x: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float) -> np.ndarray
     xty = np.einsum("np,nt->tp", x, w * y)  # (T, P)
     xtx += lam * np.eye(x.shape[1])[None]
     return np.linalg.solve(xtx, xty[..., None])[..., 0].T  # (P, T)
-
-
-def explained(d: Design, coef: np.ndarray, rows: np.ndarray) -> float:
-    """1 - residual / total energy of the log-luminance change on `rows` (weighted by validity)."""
-    on = d.w[rows] > 0
-    res = ((d.y[rows] - (d.x[rows] @ coef) * on) ** 2).sum()
-    tot = (d.y[rows] ** 2).sum()
-    return float(1 - res / max(tot, 1e-12))
 
 
 def explained_expression(d: Design, coef: np.ndarray, rows: np.ndarray) -> float:
