@@ -6,7 +6,8 @@
 Each source photo is rendered with each of SliderGAN's seven classes (anger, disgust, fear, happiness, sadness,
 surprise, neutral) through the same library calls `reenact edit SOURCE --emotion NAME:K` makes
 (`reenact.analysis.load_source`, `reenact.edit.Controls.apply`, `reenact.render.renderer.FaceRenderer` with the
-refiner the CLI would use), and the face is classified by fer's mini-Xception (tools/fer_model.py, converted with
+refiner and expression shading the CLI would use: `--no-refine` neither, `--no-shading` the refiner alone; with
+`REENACT_WEIGHTS=DIR` the models in DIR, e.g. shading maps under test, docs/shading.md), and the face is classified by fer's mini-Xception (tools/fer_model.py, converted with
 parity to fer's runtime). A render counts as recognised when the classifier's argmax is the requested class.
 A second mode renders the emotion's prototype alone (the photo's own expression replaced; neutral = all channels 0),
 which is SliderGAN's protocol; `targets` explains the difference. Results: docs/emotion_eval.md.
