@@ -132,7 +132,7 @@ STRICT = typer.Option(False, "--strict", help="Exit 3 when any frame fails the i
 IDENTITY = typer.Option("default", "--identity", help="default | arcface[:PATH] (an insightface pack you have).")
 CRF = typer.Option(18, "--crf", help="H.264 quality: 0 lossless .. 51 worst; 18 looks lossless, 23 is x264's default.")
 PRESET = typer.Option("veryfast", "--preset", help="x264 speed: ultrafast .. veryslow (slower = smaller file at the same quality).")
-REFINE = typer.Option(True, "--refine/--no-refine", help="Draw over the warp with the GAN refiner when the shipped one passes its checks (beats the warp on held-out video, keeps unseen faces sharp).")
+REFINE = typer.Option(True, "--refine/--no-refine", help="Draw over the warp with the GAN refiner and the expression shading when the shipped ones pass their checks (docs/refiner.md, docs/shading.md); --no-refine: warp only.")
 
 
 def retarget_options(strength: float, absolute: bool, region: str, scale: list[str], mute: list[str],

