@@ -117,6 +117,23 @@ def evaluate(shading: ExpressionShading, log=print) -> dict:
     return out
 
 
+def maps_image(shading: ExpressionShading, path: Path, scale: float = 600.0) -> None:
+    """The 17 maps on the texture space, grey = no change, light = brighter, dark = darker (x `scale`), labelled."""
+    import cv2
+
+    from reenact.params import AU17
+
+    tiles = []
+    for name, m in zip(AU17, shading.maps.float().numpy()):
+        tile = np.clip(128 + m * scale, 0, 255).astype(np.uint8)
+        tile = cv2.resize(tile, (192, 192), interpolation=cv2.INTER_LINEAR)
+        cv2.putText(tile, name, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 255, 1, cv2.LINE_AA)
+        tiles.append(np.pad(tile, 2))
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % 6)
+    rows = [np.concatenate(tiles[i:i + 6], 1) for i in range(0, len(tiles), 6)]
+    cv2.imwrite(str(path), np.concatenate(rows, 0))
+
+
 def table(res: dict) -> str:
     lines = ["| region | warp-only L1 / PSNR / SSIM | warp + shading L1 / PSNR / SSIM |", "|---|---|---|"]
     for region in ("face", "skin", "eyes"):
@@ -135,11 +152,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--weights", type=Path, default=None, help="folder holding shading.safetensors/json")
     ap.add_argument("--record", action="store_true", help="write the result into shading.json")
+    ap.add_argument("--maps-image", type=Path, default=None, help="only draw the maps into this PNG")
     args = ap.parse_args()
     torch.set_num_threads(2)
     from reenact.weights import load_model, record_extra
 
     shading = load_model("shading", directory=args.weights)
+    if args.maps_image is not None:
+        maps_image(shading, args.maps_image)
+        return
     res = evaluate(shading)
     print(table(res))
     Path(".cache/shading").mkdir(parents=True, exist_ok=True)
