@@ -74,7 +74,7 @@ class Models:
     @cached_property
     def shading(self):  # -> reenact.render.shade.ExpressionShading | None
         """The expression-shading maps, or None when their weights are absent or their contract fails
-        `render.shade.gate` (maps that do not carry over to people outside their fit; none is shipped today)."""
+        `render.shade.gate` (maps that do not carry over to people outside their fit are not used)."""
         from reenact.render.shade import gate
         from reenact.weights import contract_path, load_model, read_contract
 

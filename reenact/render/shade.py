@@ -174,8 +174,9 @@ class ExpressionShading(torch.nn.Module):
         norm = torch.from_numpy(uv / (space.size - 1) * 2 - 1).float()[None].to(self.maps.device)  # (1, hs, ws, 2)
         maps = F.grid_sample(self.maps[None].float(), norm, mode="bilinear", padding_mode="zeros", align_corners=True)
         maps = maps[0] * torch.from_numpy(soft).to(maps)  # (K, hs, ws)
-        return PhotoShading(maps.reshape(len(maps), -1), (hs, ws), (h, w), self.lo, self.hi,
-                            torch.as_tensor(source_shapes, dtype=torch.float32).to(self.maps.device))
+        to_au = torch.as_tensor(ARKIT_TO_AU, dtype=torch.float32, device=self.maps.device)  # (17, 52)
+        source_au = (torch.as_tensor(source_shapes, dtype=torch.float32).to(to_au) @ to_au.T).clamp(0, 1)  # (17,)
+        return PhotoShading(maps.reshape(len(maps), -1), (hs, ws), (h, w), self.lo, self.hi, to_au, source_au)
 
 
 @dataclass
@@ -187,13 +188,12 @@ class PhotoShading:
     size: tuple[int, int]  # ROI (h, w)
     lo: torch.Tensor  # (K,)
     hi: torch.Tensor  # (K,)
-    source_shapes: torch.Tensor  # (52,)
+    to_au: torch.Tensor  # (17, 52) reenact.params.ARKIT_TO_AU
+    source_au: torch.Tensor  # (17,) the photo's own AUs
 
     def gain(self, shapes: torch.Tensor) -> torch.Tensor:
-        to_au = torch.as_tensor(ARKIT_TO_AU, dtype=torch.float32, device=self.maps.device)  # (17, 52)
-        au = (shapes.to(self.maps.device).float() @ to_au.T).clamp(0, 1)  # (B, 17) as the estimator reads AUs
-        au0 = (self.source_shapes @ to_au.T).clamp(0, 1)  # (17,)
-        change = torch.maximum(torch.minimum(au - au0, self.hi), self.lo)  # (B, 17)
+        au = (shapes.to(self.maps.device).float() @ self.to_au.T).clamp(0, 1)  # (B, 17) as the estimator reads AUs
+        change = torch.maximum(torch.minimum(au - self.source_au, self.hi), self.lo)  # (B, 17)
         log_gain = (change @ self.maps).reshape(-1, 1, *self.coarse)  # (B, 1, hs, ws)
         log_gain = F.interpolate(log_gain, size=self.size, mode="bilinear", align_corners=True)
         return log_gain.exp()  # (B, 1, h, w)
