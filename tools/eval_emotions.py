@@ -83,8 +83,11 @@ def targets(source_shapes: np.ndarray, intensities: tuple[float, ...]) -> list[t
     from reenact.edit import Controls
     from reenact.emotion import emotion_to_arkit
 
-    rows = [("edit", c, k, Controls(emotion=(c, k)).apply(source_shapes)) for k in intensities for c in CLASSES]
-    return rows + [("absolute", c, k, emotion_to_arkit(c, k)) for k in intensities for c in CLASSES]
+    # Above 1 only the prototype alone is rendered, scaled past the ARKit range that `edit` accepts: a diagnostic
+    # of how much bigger geometry alone would move the classifier (docs/emotion_eval.md), not a product setting.
+    rows = [("edit", c, k, Controls(emotion=(c, k)).apply(source_shapes)) for k in intensities if k <= 1
+            for c in CLASSES]
+    return rows + [("absolute", c, k, emotion_to_arkit(c, 1.0) * np.float32(k)) for k in intensities for c in CLASSES]
 
 
 def evaluate_photo(path: Path, models, net, refine: bool, intensities: tuple[float, ...], shading=None) -> dict:
@@ -117,6 +120,8 @@ def summarise(results: dict[str, dict], intensities: tuple[float, ...]) -> dict:
         "prob": {c: float(photos[:, idx[c]].mean()) for c in CLASSES}}}
     for mode in ("edit", "absolute"):
         for k in intensities:
+            if mode == "edit" and k > 1:
+                continue
             table = {}
             for c in CLASSES:
                 p = np.stack([p for r in results.values() for m, cc, kk, p in r["renders"] if (m, cc, kk) == (mode, c, k)])
@@ -139,6 +144,8 @@ def markdown(summary: dict, intensities: tuple[float, ...]) -> str:
                      + " | - |\n")
         for mode, title in (("edit", "`edit --emotion NAME:{k}`"), ("absolute", "prototype alone at {k}")):
             for k in intensities:
+                if f"{mode}_{k:g}" not in s:
+                    continue
                 t = s[f"{mode}_{k:g}"]
                 lines.append(f"| {title.format(k=f'{k:g}')} | "
                              + " | ".join(f"{t[c]['rate']:.3f} ({t[c]['prob']:.2f})" for c in CLASSES)
@@ -174,7 +181,7 @@ def contact_sheet(results: dict[str, dict], path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gan", type=int, default=40, help="number of DCGAN faces")
-    ap.add_argument("--intensities", default="0.5,1", help="emotion intensities (edit accepts 0..1)")
+    ap.add_argument("--intensities", default="0.5,1", help="emotion intensities (edit accepts 0..1; above 1 only the prototype alone, scaled: a diagnostic)")
     ap.add_argument("--no-refine", action="store_true", help="as `reenact edit --no-refine` (no refiner, no shading)")
     ap.add_argument("--no-shading", action="store_true", help="the refiner without the expression shading")
     ap.add_argument("--shading-maps", type=Path, default=None, help="folder with shading maps to use, ungated")
@@ -201,7 +208,7 @@ def main() -> None:
             except NoFaceError:
                 skipped.append(p.name)
     results["all"] = {**results["photos"], **results["gan"]}
-    summary = {name: summarise(r, intensities) for name, r in results.items()}
+    summary = {name: summarise(r, intensities) for name, r in results.items() if r}  # --gan 0: no "gan" table
     refiner = models.refiner is not None and not args.no_refine
     meta = {"refiner": refiner, "shading": shading is not None, "skipped_no_face": skipped,
             "slidergan_rad": SLIDERGAN, "ganimation": GANIMATION,

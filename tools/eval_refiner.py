@@ -57,6 +57,7 @@ from reenact.train.refiner_data import (
 )
 from reenact.weights import load_model
 
+
 def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-pixel SSIM of two (S, S) luma images in 0..255 (Wang et al. 2004 constants)."""
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
