@@ -112,3 +112,43 @@ def test_shipped_maps_pass_their_gate_and_are_small() -> None:
     shading = Models(torch.device("cpu")).shading
     assert shading is not None and shading.contract.channels == list(AU17)
     assert float(shading.maps.abs().max()) < 0.5  # a gain within e^+-0.5 per unit AU: shading, not repainting
+
+
+def test_crease_fit_recovers_a_planted_crease_depth() -> None:
+    from reenact.train.shading import CREASE_DEADZONE
+    from reenact.train.wrinkles import basis
+
+    patterns, names = basis()
+    glabella, au4 = names.index(("glabella", "groove")), AU17.index("AU4")
+    rng = np.random.default_rng(1)
+    seqs = [_planted("a", 60, np.zeros((len(AU17), TEX, TEX), np.float32), rng),
+            _planted("b", 40, np.zeros((len(AU17), TEX, TEX), np.float32), rng)]
+    for seq in seqs:  # the furrow between lowered brows, 0.25 log-luma deep per unit of AU4 past the dead zone
+        relaxed = np.percentile([a[au4] for a in seq.au], 5)
+        seq.tex = [t - 0.25 * max(a[au4] - relaxed - CREASE_DEADZONE, 0) * patterns[glabella]
+                   for t, a in zip(seq.tex, seq.au)]
+    # a per-texel penalty so large that the per-texel maps stay ~0: the creases must carry the furrow alone
+    model, report = fit(seqs, lam=1e9, smooth=0.0, log=lambda s: None, creases=1e-3)
+    amps = report["creases"]["amplitudes"]
+    assert amps["AU4 glabella (groove)"] == pytest.approx(-0.25, abs=0.02)
+    assert max(abs(v) for k, v in amps.items() if k != "AU4 glabella (groove)") < 0.02
+    assert report["explained_held_out"] > 0.5 and abs(model.maps).max() < 0.01
+    on = patterns[glabella] > 0.5
+    assert model.creases[au4].numpy()[on].mean() < -0.1 and abs(model.creases[AU17.index("AU12")]).max() < 0.01
+
+
+def test_creases_are_drawn_only_when_an_expression_rises(sample) -> None:
+    image, points = sample
+    shading = ExpressionShading(creases=True)
+    shading.creases[AU17.index("AU4")] = -0.5 * torch.from_numpy(TextureSpace.default().skin)
+    rig = load_rig()
+    renderer = FaceRenderer(image, points, np.zeros(52, np.float32), rig)
+    photo = shading.for_photo(points, renderer.warper.roi, np.zeros(52, np.float32))
+    brows = np.zeros((3, 52), np.float32)
+    brows[1, [ARKIT52.index("browDownLeft"), ARKIT52.index("browDownRight")]] = 0.1  # inside the dead zone
+    brows[2, [ARKIT52.index("browDownLeft"), ARKIT52.index("browDownRight")]] = 1.0
+    g = photo.gain(torch.from_numpy(brows))  # (3, 1, h, w)
+    assert float(g[0].min()) == 1.0 and float(g[1].min()) == 1.0  # no change, or a small one: no crease
+    assert float(g[2].min()) < 0.8  # brows fully down: the furrow darkens the skin
+    lowered = shading.for_photo(points, renderer.warper.roi, brows[2])  # a photo that frowns already
+    assert float(lowered.gain(torch.from_numpy(brows[:1])).min()) == 1.0  # relaxing it erases nothing

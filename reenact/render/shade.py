@@ -7,6 +7,7 @@ texels), in log luminance, so it is a ratio image (Liu, Shan & Zhang, "Expressiv
 images", SIGGRAPH 2001) learnt from real video instead of one example pair:
 
     log Y_rendered(u) = log Y_warped(u) + sum_k clip(au_k(target) - au_k(source)) * maps[k, u]
+                                        + sum_k max(au_k(target) - au_k(source) - deadzone, 0) * creases[k, u]
 
 `maps` (17, TEX, TEX) is fitted by reenact/train/shading.py on real clips of people changing expression; a map is
 the change of log luminance per unit of one Action Unit, with each person's own face and lighting removed. It is a
@@ -145,13 +146,19 @@ def gate(extra: dict) -> str | None:
 
 class ExpressionShading(torch.nn.Module):
     """maps (K, TEX, TEX): change of log luminance per unit of each AU17 channel; lo/hi (K,): the range of AU
-    changes the maps were fitted on (a change is clipped to it: a linear model is not trusted far outside)."""
+    changes the maps were fitted on (a change is clipped to it: a linear model is not trusted far outside).
+    creases (K, TEX, TEX), only with `creases=True`: anatomical crease lines (reenact/train/wrinkles.py) per unit
+    of an AU's rise past the dead zone, max(change - deadzone, 0): drawn when an expression is added, never "erased"
+    from a photo (where a photo's own creases lie is not where a canonical line would put them)."""
 
-    def __init__(self, n_channels: int = len(AU17), size: int = TEX) -> None:
+    def __init__(self, n_channels: int = len(AU17), size: int = TEX, creases: bool = False) -> None:
         super().__init__()
         self.register_buffer("maps", torch.zeros(n_channels, size, size))  # (K, TEX, TEX)
         self.register_buffer("lo", torch.full((n_channels,), -1.0))  # (K,)
         self.register_buffer("hi", torch.ones(n_channels))  # (K,)
+        # None buffers are not in the state dict: maps fitted without creases load as they were saved
+        self.register_buffer("creases", torch.zeros(n_channels, size, size) if creases else None)  # (K, TEX, TEX)
+        self.register_buffer("deadzone", torch.tensor(0.2) if creases else None)  # AU units
 
     def for_photo(self, points: np.ndarray, roi: Roi, source_shapes: np.ndarray) -> "PhotoShading":
         """Resample the maps onto one photo's face region (its mesh in photo px; its own ARKit expression)."""
@@ -172,11 +179,16 @@ class ExpressionShading(torch.nn.Module):
         feather = max(1.0, 0.02 * max(hs, ws))
         soft = np.minimum(on_face, cv2.GaussianBlur(on_face, (0, 0), feather))
         norm = torch.from_numpy(uv / (space.size - 1) * 2 - 1).float()[None].to(self.maps.device)  # (1, hs, ws, 2)
-        maps = F.grid_sample(self.maps[None].float(), norm, mode="bilinear", padding_mode="zeros", align_corners=True)
-        maps = maps[0] * torch.from_numpy(soft).to(maps)  # (K, hs, ws)
+        layers = [self.maps] if self.creases is None else [self.maps, self.creases]
+        both = torch.cat(layers)[None].float()  # (1, K or 2K, TEX, TEX)
+        both = F.grid_sample(both, norm, mode="bilinear", padding_mode="zeros", align_corners=True)
+        both = both[0] * torch.from_numpy(soft).to(both)  # (K or 2K, hs, ws)
+        maps, creases = both[: len(self.maps)], both[len(self.maps):]
         to_au = torch.as_tensor(ARKIT_TO_AU, dtype=torch.float32, device=self.maps.device)  # (17, 52)
         source_au = (torch.as_tensor(source_shapes, dtype=torch.float32).to(to_au) @ to_au.T).clamp(0, 1)  # (17,)
-        return PhotoShading(maps.reshape(len(maps), -1), (hs, ws), (h, w), self.lo, self.hi, to_au, source_au)
+        return PhotoShading(maps.reshape(len(maps), -1), (hs, ws), (h, w), self.lo, self.hi, to_au, source_au,
+                            creases.reshape(len(creases), -1) if len(creases) else None,
+                            float(self.deadzone) if self.creases is not None else 0.0)
 
 
 @dataclass
@@ -190,10 +202,15 @@ class PhotoShading:
     hi: torch.Tensor  # (K,)
     to_au: torch.Tensor  # (17, 52) reenact.params.ARKIT_TO_AU
     source_au: torch.Tensor  # (17,) the photo's own AUs
+    creases: torch.Tensor | None  # (K, hs*ws); None: maps without creases
+    deadzone: float
 
     def gain(self, shapes: torch.Tensor) -> torch.Tensor:
         au = (shapes.to(self.maps.device).float() @ self.to_au.T).clamp(0, 1)  # (B, 17) as the estimator reads AUs
         change = torch.maximum(torch.minimum(au - self.source_au, self.hi), self.lo)  # (B, 17)
-        log_gain = (change @ self.maps).reshape(-1, 1, *self.coarse)  # (B, 1, hs, ws)
+        log_gain = change @ self.maps  # (B, hs*ws)
+        if self.creases is not None:
+            log_gain = log_gain + (au - self.source_au - self.deadzone).clamp(min=0) @ self.creases
+        log_gain = log_gain.reshape(-1, 1, *self.coarse)  # (B, 1, hs, ws)
         log_gain = F.interpolate(log_gain, size=self.size, mode="bilinear", align_corners=True)
         return log_gain.exp()  # (B, 1, h, w)

@@ -14,6 +14,10 @@ face, a failed track) are dropped and the fit repeated once.
 The last 15 % of each video (`--holdout`, the refiner's held-out segment) is never fitted; the held-out explained
 variance (how much of the real change of shading the maps predict on frames they never saw) and, leaving each person
 out in turn, the explained variance on a person the maps never saw, are recorded in the contract.
+
+`--creases R` also fits the depth of anatomical crease lines (reenact/train/wrinkles.py) on what the per-texel maps
+leave, as a second layer the renderer draws only when an AU rises past a dead zone (docs/shading.md: fitted on
+today's five people, they fail the gate, so the shipped maps have none).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from reenact.render.shade import TEX, ExpressionShading, TextureSpace
 
 HOLDOUT = 0.15  # last fraction of each video never fitted: reenact.train.refiner_data.PairConfig.holdout
 N_POSE = 3  # yaw, pitch, roll: nuisance regressors
+CREASE_DEADZONE = 0.2  # AU units: creases respond to max(AU change - this, 0) (reenact.render.shade)
 MAX_ANGLE = 25.0  # degrees: frames turned further are skipped (much of the face is seen edge-on)
 
 
@@ -139,14 +144,15 @@ class Design:
     x: np.ndarray
     held: np.ndarray  # (N,) bool
     seq: np.ndarray  # (N,) sequence index
+    xc: np.ndarray  # (N, len(cols)) crease regressors: AU above the person's relaxed level past the dead zone, centred
 
 
 def design(seqs: list[Sequence], texels: np.ndarray, exclude: np.ndarray | None = None,
-           cols: list[int] | None = None) -> Design:
+           cols: list[int] | None = None, deadzone: float = CREASE_DEADZONE) -> Design:
     """`exclude` (N,) bool: frames left out of each sequence's means (outliers found by a previous fit); `cols`: the
     AU17 columns used as regressors (default all)."""
     cols = list(range(len(AU17))) if cols is None else cols
-    ys, ws, xs, held, which = [], [], [], [], []
+    ys, ws, xs, xcs, held, which = [], [], [], [], [], []
     start = 0
     for s_i, s in enumerate(seqs):
         tex = np.stack(s.tex).reshape(len(s.tex), -1)[:, texels]  # (n, T)
@@ -163,10 +169,13 @@ def design(seqs: list[Sequence], texels: np.ndarray, exclude: np.ndarray | None 
         ys.append((tex - base) * ok)
         ws.append(ok)
         xs.append(x - x[fit].mean(0))
+        au = np.stack(s.au)[:, cols]  # skin folds only once a muscle pulls well past the person's relaxed face
+        xc = np.maximum(au - np.percentile(au[fit], 5, axis=0) - deadzone, 0)
+        xcs.append(xc - xc[fit].mean(0))
         held.append(np.array(s.held))
         which.append(np.full(len(x), s_i))
     return Design(np.concatenate(ys), np.concatenate(ws), np.concatenate(xs), np.concatenate(held),
-                  np.concatenate(which))
+                  np.concatenate(which), np.concatenate(xcs))
 
 
 def ridge(x: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float) -> np.ndarray:
@@ -178,21 +187,48 @@ def ridge(x: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float) -> np.ndarray
     return np.linalg.solve(xtx, xty[..., None])[..., 0].T  # (P, T)
 
 
-def explained_expression(d: Design, coef: np.ndarray, rows: np.ndarray) -> float:
+def crease_fit(d: Design, coef: np.ndarray, rows: np.ndarray, texels: np.ndarray, cols: list[int],
+               lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """Amplitudes of the anatomical creases (reenact/train/wrinkles.py) fitted on what the per-texel fit `coef`
+    leaves unexplained on `rows`, with the dead-zone regressors `d.xc`: returns (Q,) amplitudes of the allowed (AU,
+    pattern) pairs and the (len(cols), T) crease maps they make."""
+    from reenact.train.wrinkles import allowed, basis
+
+    patterns = basis()[0].reshape(len(basis()[1]), -1)[:, texels]  # (J, T)
+    pairs = allowed(tuple(AU17[c] for c in cols))
+    k, j = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    x, w = d.x[rows], d.w[rows]
+    res = (d.y[rows] - (x @ coef) * (w > 0)) * w  # (N, T) weighted residual
+    xq = d.xc[rows][:, k]  # (N, Q)
+    proj = res @ patterns.T  # (N, J)
+    gram = np.zeros((len(pairs), len(pairs)))
+    for s in range(0, len(x), 256):  # M_n = B diag(w_n) B^T, in chunks of frames
+        m = np.einsum("nt,jt,it->nji", w[s:s + 256], patterns, patterns)  # (n, J, J)
+        gram += np.einsum("nq,nr,nqr->qr", xq[s:s + 256], xq[s:s + 256], m[:, j][:, :, j])
+    amp = np.linalg.solve(gram + lam * np.eye(len(pairs)), (xq * proj[:, j]).sum(0))  # (Q,)
+    add = np.zeros((len(cols), patterns.shape[1]))
+    np.add.at(add, k, amp[:, None] * patterns[j])
+    return amp, add
+
+
+def explained_expression(d: Design, coef: np.ndarray, rows: np.ndarray, creases: np.ndarray | None = None) -> float:
     """1 - residual / energy of the log-luminance change on `rows` once head pose is accounted for: how much of the
-    change the AU terms (what the renderer applies) predict."""
+    change the AU terms (what the renderer applies: maps, and crease maps if given) predict."""
     k = d.x.shape[1] - N_POSE
     on = d.w[rows] > 0
     base = d.y[rows] - d.x[rows, k:] @ coef[k:] * on  # the change left once head pose is accounted for
-    res = ((base - d.x[rows, :k] @ coef[:k] * on) ** 2).sum()
+    pred = d.x[rows, :k] @ coef[:k] + (0 if creases is None else d.xc[rows] @ creases)
+    res = ((base - pred * on) ** 2).sum()
     base = (base ** 2).sum()
     return float(1 - res / max(base, 1e-12))
 
 
 def fit(seqs: list[Sequence], lam: float = 2.0, trim: float = 3.0, smooth: float = 0.7,
-        channels: tuple[str, ...] = AU17, log: Callable[[str], None] = print) -> tuple[ExpressionShading, dict]:
+        channels: tuple[str, ...] = AU17, log: Callable[[str], None] = print,
+        creases: float | None = None) -> tuple[ExpressionShading, dict]:
     """Fit the maps of `channels` (the other AUs get none); returns the module and a report (explained variance on
-    fitted and held-out frames, and on each person left out)."""
+    fitted and held-out frames, and on each person left out). `creases`: also fit the anatomical crease amplitudes
+    (reenact/train/wrinkles.py) on what the per-texel maps leave, with this ridge penalty (None: no creases)."""
     cols = [AU17.index(c) for c in channels]
     space = TextureSpace.default()
     ok_all = np.concatenate([np.stack(s.ok) for s in seqs])
@@ -225,33 +261,58 @@ def fit(seqs: list[Sequence], lam: float = 2.0, trim: float = 3.0, smooth: float
     log(f"fit: {rows.sum()} frames, {int((rows & bad).sum())} dropped as outliers, {d.held.sum()} held out, "
         f"{len(texels)} texels")
     coef = ridge(d.x[keep], d.y[keep], d.w[keep], lam)
+    k_au = len(cols)
+
+    def with_creases(c: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(crease maps (len(cols), T), amplitudes) fitted on `rows` on top of the per-texel `c`; None without."""
+        if creases is None:
+            return None, None
+        amp, add = crease_fit(d, c, rows, texels, cols, creases)
+        return add, amp
+
+    crease_add, crease_amp = with_creases(coef, keep)
     held_ok = d.held & ~bad
     report = {
         "frames_fitted": int(keep.sum()), "frames_dropped": int((rows & ~keep).sum()),
         "frames_held_out": int(held_ok.sum()), "texels": int(len(texels)), "ridge": lam, "channels": list(channels),
-        "explained_fit": round(explained_expression(d, coef, keep), 4),
-        "explained_held_out": round(explained_expression(d, coef, held_ok), 4) if held_ok.any() else None,
+        "explained_fit": round(explained_expression(d, coef, keep, crease_add), 4),
+        "explained_held_out": round(explained_expression(d, coef, held_ok, crease_add), 4) if held_ok.any() else None,
         "sequences": {s.name: int((d.seq == i).sum()) for i, s in enumerate(seqs)},
     }
+    if crease_amp is not None:  # change of log luminance at the line's centre per unit AU
+        from reenact.train.wrinkles import allowed, basis
+
+        names = basis()[1]
+        report["creases"] = {"ridge": creases, "amplitudes": {
+            f"{AU17[cols[k]]} {names[j][0]} ({names[j][1]})": round(float(a), 4)
+            for (k, j), a in zip(allowed(tuple(AU17[c] for c in cols)), crease_amp)}}
     maps = np.zeros((len(AU17), TEX * TEX), np.float32)
-    maps[np.ix_(cols, texels)] = coef[: len(cols)]
+    maps[np.ix_(cols, texels)] = coef[:k_au]
     maps = maps.reshape(len(AU17), TEX, TEX)
     if smooth > 0:  # texel noise is not a wrinkle
         maps = np.stack([cv2.GaussianBlur(m, (0, 0), smooth) for m in maps])
     maps *= skin  # nothing off the skin, soft edges
+    lines = np.zeros((len(AU17), TEX * TEX), np.float32)
+    if crease_add is not None:
+        lines[np.ix_(cols, texels)] = crease_add
+    lines = lines.reshape(len(AU17), TEX, TEX) * skin
     if len(seqs) > 1:  # does a map learnt on the others predict a new person? (each left out in turn)
         report["explained_new_person"] = {}
         for i, s in enumerate(seqs):
             others, own = keep & (d.seq != i), (d.seq == i) & ~bad
+            left_out = ridge(d.x[others], d.y[others], d.w[others], lam)
             report["explained_new_person"][s.name] = round(explained_expression(
-                d, ridge(d.x[others], d.y[others], d.w[others], lam), own), 4)
+                d, left_out, own, with_creases(left_out, others)[0]), 4)
         log(f"new person: {report['explained_new_person']}")
     au = np.concatenate([np.stack(s.au) for s in seqs])[keep]  # (N, 17) as read
     span = np.ptp(au, 0).astype(np.float32)  # the largest change seen, either way
-    model = ExpressionShading()
+    model = ExpressionShading(creases=crease_add is not None)
     model.maps.copy_(torch.from_numpy(maps))
     model.lo.copy_(torch.from_numpy(-span))
     model.hi.copy_(torch.from_numpy(span))
+    if model.creases is not None:
+        model.creases.copy_(torch.from_numpy(lines))
+        model.deadzone.fill_(CREASE_DEADZONE)
     return model, report
 
 
@@ -269,6 +330,8 @@ def main() -> None:
                     help="drop frames whose residual is this many times their sequence's median")
     ap.add_argument("--smooth", type=float, default=1.0, help="Gaussian blur of the maps, texels")
     ap.add_argument("--channels", nargs="*", default=list(AU17), help="the AUs that get a map (default all 17)")
+    ap.add_argument("--creases", type=float, default=None,
+                    help="also fit the anatomical creases (reenact/train/wrinkles.py) with this ridge penalty")
     ap.add_argument("--cache", type=Path, default=None,
                     help="npz of the unwrapped sequences: read if it exists (inputs then ignored), else written")
     ap.add_argument("--out", type=Path, default=None, help="write shading.safetensors/json here (e.g. weights)")
@@ -283,7 +346,7 @@ def main() -> None:
             save_sequences(seqs, args.cache)
     for s in seqs:
         print(f"{s.name}: {len(s.tex)} frames ({sum(s.held)} held out)")
-    model, report = fit(seqs, args.ridge, args.trim, args.smooth, tuple(args.channels))
+    model, report = fit(seqs, args.ridge, args.trim, args.smooth, tuple(args.channels), creases=args.creases)
     print(report, f"{time.time() - t0:.0f} s")
     if args.out is not None:
         path = export(model, report, args, args.out)
@@ -296,11 +359,14 @@ def export(model: ExpressionShading, report: dict, args: argparse.Namespace, out
     sources = [f"{p.name} (one frame in {args.every})" for p in args.videos]
     sources += [f"{g.name} ({args.tiles}x{args.tiles} grid, tiles {sorted(args.skip)} skipped)" for g in args.grid]
     contract = Contract(
-        name="shading", arch="reenact.render.shade:ExpressionShading", kwargs={"n_channels": len(AU17), "size": TEX},
+        name="shading", arch="reenact.render.shade:ExpressionShading",
+        kwargs={"n_channels": len(AU17), "size": TEX, **({"creases": True} if model.creases is not None else {})},
         input={"channels": "AU17 change (target - source) as reenact.params.arkit_to_au reads ARKit weights",
                "texture": "canonical FaceMesh, frontal, TEX x TEX texels (reenact.render.shade.TextureSpace)"},
         outputs={"maps": [len(AU17), TEX, TEX], "unit": "change of log(luma + 8) per unit AU",
-                 "lo/hi": "AU change clipped to the range seen in fitting"},
+                 "lo/hi": "AU change clipped to the range seen in fitting",
+                 "creases": [len(AU17), TEX, TEX],
+                 "creases unit": "change of log(luma + 8) per unit of max(AU change - deadzone, 0)"},
         channels=list(AU17),
         training_data=f"Real footage of {len(sources)} people changing expression, unwrapped onto the texture space: "
                       + "; ".join(sources) + ". Meshes by reenact's tracker, AUs by the shipped estimator; the last "
@@ -313,10 +379,11 @@ def export(model: ExpressionShading, report: dict, args: argparse.Namespace, out
             + [f"--grid {' '.join(str(g) for g in args.grid)} --tiles {args.tiles} "
                f"--skip {' '.join(map(str, args.skip))}"] * bool(args.grid)
             + [f"--every {args.every} --holdout {args.holdout} --ridge {args.ridge:g} --trim {args.trim:g} "
-               f"--smooth {args.smooth:g} --channels {' '.join(args.channels)} --out {out}"]),
+               f"--smooth {args.smooth:g} --channels {' '.join(args.channels)}"
+               + (f" --creases {args.creases:g}" if args.creases is not None else "") + f" --out {out}"]),
         extra={"fit": report},
     )
-    state = {k: v.half() if k == "maps" else v for k, v in model.state_dict().items()}
+    state = {k: v.half() if k in ("maps", "creases") else v for k, v in model.state_dict().items()}
     return save("shading", state, contract, out)
 
 
