@@ -181,7 +181,8 @@ def contact_sheet(results: dict[str, dict], path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gan", type=int, default=40, help="number of DCGAN faces")
-    ap.add_argument("--intensities", default="0.5,1", help="emotion intensities (edit accepts 0..1; above 1 only the prototype alone, scaled: a diagnostic)")
+    ap.add_argument("--intensities", default="0.5,1",
+                    help="emotion intensities (edit accepts 0..1; above 1 only the prototype alone, scaled: a diagnostic)")
     ap.add_argument("--no-refine", action="store_true", help="as `reenact edit --no-refine` (no refiner, no shading)")
     ap.add_argument("--no-shading", action="store_true", help="the refiner without the expression shading")
     ap.add_argument("--shading-maps", type=Path, default=None, help="folder with shading maps to use, ungated")

@@ -2,14 +2,15 @@
 
     .venv/bin/python tools/measure_apex.py [--cache .cache/shading/sequences.npz]
 
-A check of the rig's amplitudes against real expressive footage (docs/emotion_eval.md, "Bigger geometry?"): if real
-apex expressions moved the face much further than a shape's 1.0, `edit --emotion X:1` would be a weak X by
-construction and the rig should be rescaled. Reads the unwrapped sequences the shading fit caches (meshes per frame:
-`python -m reenact.train.shading ... --cache PATH`), puts each mesh in the canonical frame (the estimator's
-Procrustes on the rigid vertices), subtracts the person's reference face (an expression grid's first tile, which is
-neutral; a video's per-vertex median) and projects the change onto each shape's displacement on that shape's own
-support (the vertices it moves by more than 0.5 mm). Shapes that share vertices (browDown and browInnerUp, the jaw
-and the lower-lip shapes) leak into each other's projections, so read the numbers as amplitudes, not as a fit.
+A check of the rig's amplitudes against real expressive footage (docs/emotion_eval.md, "Two shortcuts that do not
+close the gap"): if real apex expressions moved the face much further than a shape's 1.0, `edit --emotion X:1` would
+be a weak X by construction and the rig should be rescaled. Reads the unwrapped sequences the shading fit caches
+(meshes per frame: `python -m reenact.train.shading ... --cache PATH`), puts each mesh in the canonical frame (the
+estimator's Procrustes on the rigid vertices), subtracts the person's reference face (an expression grid's first
+tile, which is neutral; a video's per-vertex median) and projects the change onto each shape's displacement on that
+shape's own support (the vertices it moves by more than 0.5 mm). Shapes that share vertices (browDown and
+browInnerUp, the jaw and the lower-lip shapes) leak into each other's projections, so read the numbers as
+amplitudes, not as a fit.
 Prints the 2nd and 98th percentile per person and shape.
 """
 
