@@ -215,8 +215,8 @@ class MeshWarper:
         gain on the photo before it moves (reenact.render.shade), applied to Y + LOG_OFFSET as it was fitted."""
         grid = self.sample_grid(disp)
         src = self.source.expand(disp.shape[0], -1, -1, -1)
-        if gain is not None:
-            src = ((src + LOG_OFFSET) * gain.to(src) - LOG_OFFSET).clamp(0, 255)
+        if gain is not None:  # one full-size product (broadcast over the batch); offset and clamp in place
+            src = (gain.to(src) * (self.source + LOG_OFFSET)).sub_(LOG_OFFSET).clamp_(0, 255)
         return F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
     def paste(self, image: np.ndarray, roi_frames: torch.Tensor) -> np.ndarray:
