@@ -12,6 +12,7 @@ untouched photo at the ROI edge (no seam) and everything outside the ROI is neve
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -210,13 +211,19 @@ class MeshWarper:
         grid = F.interpolate(coarse, size=self.roi.size, mode="bilinear", align_corners=True)
         return grid.permute(0, 2, 3, 1)  # (B, H, W, 2) in [-1, 1]
 
+    @cached_property
+    def source_offset(self) -> torch.Tensor:
+        """(1, 3, H, W) the ROI + LOG_OFFSET: what a shading gain multiplies (the log(Y + 8) it was fitted in)."""
+        return self.source + LOG_OFFSET
+
     def warp(self, disp: torch.Tensor, gain: torch.Tensor | None = None) -> torch.Tensor:
         """(B, N, 2) displacement -> (B, 3, H, W) warped ROI, float in 0..255. `gain` (B, 1, H, W): a luminance
         gain on the photo before it moves (reenact.render.shade), applied to Y + LOG_OFFSET as it was fitted."""
         grid = self.sample_grid(disp)
-        src = self.source.expand(disp.shape[0], -1, -1, -1)
-        if gain is not None:  # one full-size product (broadcast over the batch); offset and clamp in place
-            src = (gain.to(src) * (self.source + LOG_OFFSET)).sub_(LOG_OFFSET).clamp_(0, 255)
+        if gain is None:
+            src = self.source.expand(disp.shape[0], -1, -1, -1)
+        else:  # one full-size product (broadcast over the batch); offset and clamp in place
+            src = (gain.to(self.source) * self.source_offset).sub_(LOG_OFFSET).clamp_(0, 255)
         return F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
     def paste(self, image: np.ndarray, roi_frames: torch.Tensor) -> np.ndarray:
