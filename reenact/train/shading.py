@@ -187,28 +187,46 @@ def ridge(x: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float) -> np.ndarray
     return np.linalg.solve(xtx, xty[..., None])[..., 0].T  # (P, T)
 
 
-def crease_fit(d: Design, coef: np.ndarray, rows: np.ndarray, texels: np.ndarray, cols: list[int],
-               lam: float) -> tuple[np.ndarray, np.ndarray]:
-    """Amplitudes of the anatomical creases (reenact/train/wrinkles.py) fitted on what the per-texel fit `coef`
-    leaves unexplained on `rows`, with the dead-zone regressors `d.xc`: returns (Q,) amplitudes of the allowed (AU,
-    pattern) pairs and the (len(cols), T) crease maps they make."""
-    from reenact.train.wrinkles import allowed, basis
+@dataclass
+class CreaseDesign:
+    """The crease basis on the fitted texels and what does not change between fits (one per `fit`, shared by the
+    leave-one-person-out refits): patterns (J, T), the allowed (AU column, pattern) pairs, and per frame the
+    weighted pattern Gram matrix B diag(w_n) B^T (N, J, J)."""
 
-    patterns = basis()[0].reshape(len(basis()[1]), -1)[:, texels]  # (J, T)
-    pairs = allowed(tuple(AU17[c] for c in cols))
-    k, j = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    patterns: np.ndarray
+    k: np.ndarray  # (Q,) position in the fit's AU columns
+    j: np.ndarray  # (Q,) pattern index
+    names: list[str]  # (Q,) "AU4 glabella (groove)"
+    frame_gram: np.ndarray
+
+    @staticmethod
+    def build(d: Design, texels: np.ndarray, cols: list[int]) -> "CreaseDesign":
+        from reenact.train.wrinkles import allowed, basis
+
+        patterns, labels = basis()
+        patterns = patterns.reshape(len(patterns), -1)[:, texels]  # (J, T)
+        pairs = allowed(tuple(AU17[c] for c in cols))
+        k, j = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        names = [f"{AU17[cols[a]]} {labels[b][0]} ({labels[b][1]})" for a, b in pairs]
+        gram = np.concatenate([np.einsum("nt,jt,it->nji", d.w[s:s + 256], patterns, patterns)  # chunks of frames
+                               for s in range(0, len(d.w), 256)])
+        return CreaseDesign(patterns, k, j, names, gram)
+
+
+def crease_fit(d: Design, coef: np.ndarray, rows: np.ndarray, cd: CreaseDesign, n_cols: int,
+               lam: float) -> tuple[dict[str, float], np.ndarray]:
+    """Depths of the anatomical creases (reenact/train/wrinkles.py) fitted on what the per-texel fit `coef` leaves
+    unexplained on `rows`, with the dead-zone regressors `d.xc`: returns {pair name: amplitude} and the (n_cols, T)
+    crease maps they make."""
+    k, j = cd.k, cd.j
     x, w = d.x[rows], d.w[rows]
     res = (d.y[rows] - (x @ coef) * (w > 0)) * w  # (N, T) weighted residual
     xq = d.xc[rows][:, k]  # (N, Q)
-    proj = res @ patterns.T  # (N, J)
-    gram = np.zeros((len(pairs), len(pairs)))
-    for s in range(0, len(x), 256):  # M_n = B diag(w_n) B^T, in chunks of frames
-        m = np.einsum("nt,jt,it->nji", w[s:s + 256], patterns, patterns)  # (n, J, J)
-        gram += np.einsum("nq,nr,nqr->qr", xq[s:s + 256], xq[s:s + 256], m[:, j][:, :, j])
-    amp = np.linalg.solve(gram + lam * np.eye(len(pairs)), (xq * proj[:, j]).sum(0))  # (Q,)
-    add = np.zeros((len(cols), patterns.shape[1]))
-    np.add.at(add, k, amp[:, None] * patterns[j])
-    return amp, add
+    gram = np.einsum("nq,nr,nqr->qr", xq, xq, cd.frame_gram[rows][:, j][:, :, j])  # (Q, Q)
+    amp = np.linalg.solve(gram + lam * np.eye(len(k)), (xq * (res @ cd.patterns.T)[:, j]).sum(0))  # (Q,)
+    add = np.zeros((n_cols, cd.patterns.shape[1]))
+    np.add.at(add, k, amp[:, None] * cd.patterns[j])
+    return {name: round(float(a), 4) for name, a in zip(cd.names, amp)}, add
 
 
 def explained_expression(d: Design, coef: np.ndarray, rows: np.ndarray, creases: np.ndarray | None = None) -> float:
@@ -261,16 +279,13 @@ def fit(seqs: list[Sequence], lam: float = 2.0, trim: float = 3.0, smooth: float
     log(f"fit: {rows.sum()} frames, {int((rows & bad).sum())} dropped as outliers, {d.held.sum()} held out, "
         f"{len(texels)} texels")
     coef = ridge(d.x[keep], d.y[keep], d.w[keep], lam)
-    k_au = len(cols)
+    cd = CreaseDesign.build(d, texels, cols) if creases is not None else None
 
-    def with_creases(c: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """(crease maps (len(cols), T), amplitudes) fitted on `rows` on top of the per-texel `c`; None without."""
-        if creases is None:
-            return None, None
-        amp, add = crease_fit(d, c, rows, texels, cols, creases)
-        return add, amp
+    def with_creases(c: np.ndarray, rows: np.ndarray) -> tuple[dict[str, float] | None, np.ndarray | None]:
+        """({pair: depth}, crease maps (len(cols), T)) fitted on `rows` over the per-texel `c`; Nones without."""
+        return (None, None) if cd is None else crease_fit(d, c, rows, cd, len(cols), creases)
 
-    crease_add, crease_amp = with_creases(coef, keep)
+    crease_amp, crease_add = with_creases(coef, keep)
     held_ok = d.held & ~bad
     report = {
         "frames_fitted": int(keep.sum()), "frames_dropped": int((rows & ~keep).sum()),
@@ -279,30 +294,21 @@ def fit(seqs: list[Sequence], lam: float = 2.0, trim: float = 3.0, smooth: float
         "explained_held_out": round(explained_expression(d, coef, held_ok, crease_add), 4) if held_ok.any() else None,
         "sequences": {s.name: int((d.seq == i).sum()) for i, s in enumerate(seqs)},
     }
-    if crease_amp is not None:  # change of log luminance at the line's centre per unit AU
-        from reenact.train.wrinkles import allowed, basis
-
-        names = basis()[1]
-        report["creases"] = {"ridge": creases, "amplitudes": {
-            f"{AU17[cols[k]]} {names[j][0]} ({names[j][1]})": round(float(a), 4)
-            for (k, j), a in zip(allowed(tuple(AU17[c] for c in cols)), crease_amp)}}
+    if crease_amp is not None:  # change of log luminance at the line's centre per unit of rise past the dead zone
+        report["creases"] = {"ridge": creases, "deadzone": CREASE_DEADZONE, "amplitudes": crease_amp}
     maps = np.zeros((len(AU17), TEX * TEX), np.float32)
-    maps[np.ix_(cols, texels)] = coef[:k_au]
+    maps[np.ix_(cols, texels)] = coef[: len(cols)]
     maps = maps.reshape(len(AU17), TEX, TEX)
     if smooth > 0:  # texel noise is not a wrinkle
         maps = np.stack([cv2.GaussianBlur(m, (0, 0), smooth) for m in maps])
     maps *= skin  # nothing off the skin, soft edges
-    lines = np.zeros((len(AU17), TEX * TEX), np.float32)
-    if crease_add is not None:
-        lines[np.ix_(cols, texels)] = crease_add
-    lines = lines.reshape(len(AU17), TEX, TEX) * skin
     if len(seqs) > 1:  # does a map learnt on the others predict a new person? (each left out in turn)
         report["explained_new_person"] = {}
         for i, s in enumerate(seqs):
             others, own = keep & (d.seq != i), (d.seq == i) & ~bad
             left_out = ridge(d.x[others], d.y[others], d.w[others], lam)
             report["explained_new_person"][s.name] = round(explained_expression(
-                d, left_out, own, with_creases(left_out, others)[0]), 4)
+                d, left_out, own, with_creases(left_out, others)[1]), 4)
         log(f"new person: {report['explained_new_person']}")
     au = np.concatenate([np.stack(s.au) for s in seqs])[keep]  # (N, 17) as read
     span = np.ptp(au, 0).astype(np.float32)  # the largest change seen, either way
@@ -310,8 +316,10 @@ def fit(seqs: list[Sequence], lam: float = 2.0, trim: float = 3.0, smooth: float
     model.maps.copy_(torch.from_numpy(maps))
     model.lo.copy_(torch.from_numpy(-span))
     model.hi.copy_(torch.from_numpy(span))
-    if model.creases is not None:
-        model.creases.copy_(torch.from_numpy(lines))
+    if crease_add is not None:  # drawn lines, not texel noise: not blurred
+        lines = np.zeros((len(AU17), TEX * TEX), np.float32)
+        lines[np.ix_(cols, texels)] = crease_add
+        model.creases.copy_(torch.from_numpy(lines.reshape(len(AU17), TEX, TEX) * skin))
         model.deadzone.fill_(CREASE_DEADZONE)
     return model, report
 
