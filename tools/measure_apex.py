@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reenact.estimate import normalize
 from reenact.params import ARKIT52
 from reenact.rig import load_rig
+from reenact.train.estimator_real import canonical
 from reenact.train.shading import load_sequences
 from reenact.weights import load_model
 
@@ -36,7 +36,7 @@ SUPPORT_CM = 0.05  # 0.5 mm
 def amplitudes(points: np.ndarray, reference: str, basis: torch.Tensor, neutral: torch.Tensor,
                rigid: torch.Tensor) -> dict[str, np.ndarray]:
     """(T, 478, 3) px -> {shape: (T,) amplitude in units of the shape}."""
-    canon, _ = normalize(torch.as_tensor(points, dtype=torch.float32), neutral, rigid)  # (T, 478, 3) cm
+    canon = canonical(points, neutral, rigid)  # (T, 478, 3) cm, as the estimator normalises
     ref = canon[0] if reference == "first" else canon.median(0).values
     off = canon - ref
     out = {}
