@@ -1,7 +1,7 @@
 """Pure functions on parameter tracks `x[T, C]`: gap filling, neutral calibration, filtering, jitter.
 
 Channel classes decide the filter cutoffs: blinks and the jaw/mouth move fast (a blink lasts ~100-150 ms, a syllable
-~200 ms) so they keep 6-8 Hz; brows, cheeks and the nose move slower; head pose slower still, where tracker noise
+~200 ms) so they keep 10 and 8 Hz (a 3-frame blink still shuts: its peak survives the filter at 24-30 fps); brows, cheeks and the nose move slower; head pose slower still, where tracker noise
 is most visible. The offline default is a zero-phase Butterworth (filtfilt: no lag, a step keeps its level); the
 online One Euro filter (Casiez et al., CHI 2012) adapts its cutoff to the speed, so it is smooth at rest and keeps up
 with fast motion.
@@ -20,8 +20,8 @@ from reenact.params import ARKIT52, AU17, GAZE, POSE, RANGES, VISEME15, canonica
 
 # Offline cutoff (Hz) and One Euro beta (per unit/s of the channel) by class.
 CLASSES: dict[str, tuple[float, float]] = {
-    "blink": (8.0, 1.0),
-    "mouth": (6.0, 1.0),
+    "blink": (10.0, 1.0),
+    "mouth": (8.0, 1.0),
     "eye": (4.0, 1.0),
     "gaze": (4.0, 0.05),
     "brow": (2.5, 1.0),

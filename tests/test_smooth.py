@@ -91,3 +91,14 @@ def test_smooth_track_clips_and_reports_missing():
 
 def test_jitter_of_ramp_is_zero():
     assert np.allclose(S.jitter(np.linspace(0, 1, 50)[:, None]), 0, atol=1e-7)
+
+
+@pytest.mark.parametrize("fps", [24.0, 25.0, 30.0])
+def test_a_three_frame_blink_still_shuts_after_smoothing(fps) -> None:
+    channels = ["eyeBlinkLeft", "jawOpen", "browInnerUp"]
+    x = np.zeros((60, 3), np.float32)
+    x[30:33] = [[0.5, 0.5, 0.5], [1.0, 1.0, 1.0], [0.5, 0.5, 0.5]]  # eye shut on one frame, half-shut either side
+    out, _ = S.smooth_track(x, channels, fps, calibrate=False)
+    assert out[31, 0] >= 0.9  # the lid closes in the output too
+    assert out[31, 1] >= 0.75  # the jaw keeps most of a one-frame peak
+    assert out[31, 2] < out[31, 0]  # brows are filtered harder: their noise is more visible than their speed

@@ -9,6 +9,11 @@ ROI recipe (MediaPipe face_landmark / iris_landmark graphs):
 Crops are bilinear with replicated borders; crop corners map to 0 and `size` (MediaPipe's convention), so a
 point at crop px p maps to the image by the same 2x3 matrix used for the warp.
 
+Eyelids: FaceMesh alone does not close on a shut eye (it reads an eye aspect ratio of ~0.2 where the eye is shut).
+The iris model also returns 71 eye-contour points per eye (lids, two halo rings, the brow's lower edge), and MediaPipe's
+iris pipeline writes them over the mesh's points of the same names (EYE_CONTOUR below, its
+update_face_landmarks order); so does `MeshModel`, keeping the mesh's depth.
+
 Output order is MediaPipe's refined 478: 0..467 mesh, 468..472 iris of the image-left eye (the subject's right;
 centre first), 473..477 iris of the image-right eye.
 """
@@ -27,6 +32,20 @@ from reenact.weights import load_model
 MESH_SIZE, IRIS_SIZE = 192, 64
 FACE_SCALE, EYE_SCALE = 1.5, 2.3
 EYES = ((33, 133, False), (362, 263, True))  # (start, end, mirror): image-left eye, image-right eye
+
+# The iris model's 71 contour points as mesh vertices, image-left eye then image-right eye (the mirrored crop makes the
+# image-right eye's list run outer corner -> inner corner too): lower lid, upper lid, two halo rings (lower, upper),
+# the brow's lower edge, a third lower halo, the brow's upper edge.
+EYE_CONTOUR = np.array([
+    [33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173,
+     130, 25, 110, 24, 23, 22, 26, 112, 243, 247, 30, 29, 27, 28, 56, 190,
+     226, 31, 228, 229, 230, 231, 232, 233, 244, 113, 225, 224, 223, 222, 221, 189,
+     35, 124, 46, 53, 52, 65, 143, 111, 117, 118, 119, 120, 121, 128, 245, 156, 70, 63, 105, 66, 107, 55, 193],
+    [263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398,
+     359, 255, 339, 254, 253, 252, 256, 341, 463, 467, 260, 259, 257, 258, 286, 414,
+     446, 261, 448, 449, 450, 451, 452, 453, 464, 342, 445, 444, 443, 442, 441, 413,
+     265, 353, 276, 283, 282, 295, 372, 340, 346, 347, 348, 349, 350, 357, 465, 383, 300, 293, 334, 296, 336, 285, 417],
+])  # (2, 71)
 
 
 @dataclass
@@ -102,10 +121,17 @@ class MeshModel:
         score = 1.0 / (1.0 + np.exp(-flag.float().cpu().numpy().astype(np.float64)))
         if self.iris is None or not iris:
             return pts, score.astype(np.float32)
-        return np.concatenate([pts, self.irises(frames, pts)], 1), score.astype(np.float32)
+        return self.refine_eyes(frames, pts), score.astype(np.float32)
 
-    def irises(self, frames: list[np.ndarray], pts: np.ndarray) -> np.ndarray:
-        """(B, 468, 3) mesh -> (B, 10, 3) iris points (image-left eye then image-right eye)."""
+    def refine_eyes(self, frames: list[np.ndarray], pts: np.ndarray) -> np.ndarray:
+        """(B, 468, 3) mesh -> (B, 478, 3): eyelids (x, y) from the iris model's contours, iris points appended."""
+        contours, irises = self.eyes(frames, pts)
+        out = np.concatenate([pts[:, :468], irises], 1)
+        out[:, EYE_CONTOUR.ravel(), :2] = contours[..., :2]
+        return out
+
+    def eyes(self, frames: list[np.ndarray], pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 468, 3) mesh -> (eye contours (B, 142, 3) in EYE_CONTOUR order, iris points (B, 10, 3)), image px."""
         crops, mats = [], []
         for f, p in zip(frames, pts):
             for a, b, mirror in EYES:
@@ -116,12 +142,15 @@ class MeshModel:
                 mats.append(m)
         x = _to_tensor([np.ascontiguousarray(c) for c in crops], self.device)
         with inference(self.device):
-            _, iris = self.iris(x)
-        iris = iris.float().cpu().numpy()  # (2B, 5, 3)
+            contour, iris = self.iris(x)
+        contour, iris = contour.float().cpu().numpy(), iris.float().cpu().numpy()  # (2B, 71, 3), (2B, 5, 3)
+        contour[1::2, :, 0] = IRIS_SIZE - contour[1::2, :, 0]  # un-mirror the image-right eye
         iris[1::2, :, 0] = IRIS_SIZE - iris[1::2, :, 0]  # un-mirror the image-right eye ...
         iris[1::2, [1, 3]] = iris[1::2, [3, 1]]  # ... and its contour order, so both eyes go the same way round
-        out = project(iris, np.stack(mats), IRIS_SIZE).reshape(len(pts), 10, 3)
+        mats = np.stack(mats)
+        contours = project(contour, mats, IRIS_SIZE).reshape(len(pts), 142, 3)
+        out = project(iris, mats, IRIS_SIZE).reshape(len(pts), 10, 3)
         # The iris model's z is relative to its eye crop; put it on the mesh's depth (eye-corner mean) instead.
         corners = pts[:, [33, 133, 362, 263], 2].reshape(-1, 2, 2).mean(-1)  # (B, 2)
         out[..., 2] = out[..., 2] - out[:, [0, 5], 2].repeat(5, 1) + corners.repeat(5, 1)
-        return out
+        return contours, out

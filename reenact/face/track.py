@@ -60,8 +60,8 @@ class FaceTracker:
     def update(self, rgb: np.ndarray, iris: bool = True) -> FaceLandmarks | None:
         """Landmarks of the tracked face in this frame, or None when no face is found in it.
 
-        `iris=False` returns the 468 mesh points only; add the iris of many frames at once with
-        `analyzer.mesh.irises(frames, points)` (batched, much faster per frame on a CPU).
+        `iris=False` returns the 468 mesh points only (FaceMesh's own lids); refine the eyes of many frames at once
+        with `add_irises` (batched, much faster per frame on a CPU).
         """
         rgb = as_rgb(rgb, "video frame")
         if self.roi is not None:
@@ -128,13 +128,14 @@ class FaceTracker:
 
 
 def add_irises(mesh: MeshModel, frames: list[np.ndarray], faces: list[FaceLandmarks | None]) -> None:
-    """Append the 10 iris points to each 468-point face of `faces` (in place), one batch of eye crops for all."""
+    """Refine the eyelids of each 468-point face of `faces` with the iris model's contours and append its 10 iris
+    points (in place), one batch of eye crops for all."""
     found = [(rgb, lm) for rgb, lm in zip(frames, faces) if lm is not None]
     if not found or mesh.iris is None:
         return
-    irises = mesh.irises([rgb for rgb, _ in found], np.stack([lm.points for _, lm in found]))
-    for (_, lm), points in zip(found, irises):
-        lm.points = np.concatenate([lm.points, points]).astype(np.float32)
+    refined = mesh.refine_eyes([rgb for rgb, _ in found], np.stack([lm.points for _, lm in found]))
+    for (_, lm), points in zip(found, refined):
+        lm.points = points.astype(np.float32)
 
 
 def track_video(frames: Iterable[np.ndarray], analyzer: FaceAnalyzer) -> Iterator[FaceLandmarks | None]:

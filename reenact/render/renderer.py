@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import torch
 
+from reenact.face.pose import estimate_pose
 from reenact.render.mouth import MouthPainter
 from reenact.render.warp import MeshWarper
 
@@ -22,13 +23,18 @@ class Rig(Protocol):
 
 
 def euler_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
-    """(B,) angles in degrees -> (B, 3, 3) rotations in the image frame (x right, y down, z away)."""
+    """(B,) angles in degrees -> (B, 3, 3) rotations image <- canonical, R = Ry(yaw) Rx(pitch) Rz(roll).
+
+    The inverse of reenact.estimate.angles (and reenact.face.pose.angles), so a yaw the tracker reads on the driver
+    turns the photo the same way: yaw > 0 toward image right, pitch > 0 up, roll > 0 clockwise on screen.
+    """
     y, p, r = (torch.deg2rad(v) for v in (yaw, pitch, roll))
     one, zero = torch.ones_like(y), torch.zeros_like(y)
-    ry = torch.stack([torch.cos(y), zero, torch.sin(y), zero, one, zero, -torch.sin(y), zero, torch.cos(y)], -1)
-    rx = torch.stack([one, zero, zero, zero, torch.cos(p), -torch.sin(p), zero, torch.sin(p), torch.cos(p)], -1)
-    rz = torch.stack([torch.cos(r), -torch.sin(r), zero, torch.sin(r), torch.cos(r), zero, zero, zero, one], -1)
-    return rz.view(-1, 3, 3) @ ry.view(-1, 3, 3) @ rx.view(-1, 3, 3)
+    cy, sy, cp, sp, cr, sr = y.cos(), y.sin(), p.cos(), p.sin(), r.cos(), r.sin()
+    ry = torch.stack([cy, zero, -sy, zero, one, zero, sy, zero, cy], -1).view(-1, 3, 3)
+    rx = torch.stack([one, zero, zero, zero, cp, sp, zero, -sp, cp], -1).view(-1, 3, 3)
+    rz = torch.stack([cr, -sr, zero, sr, cr, zero, zero, zero, one], -1).view(-1, 3, 3)
+    return ry @ rx @ rz
 
 
 # Iris points and the eyelid pair (upper, lower) of the same eye, MediaPipe order: 468-472 subject's right eye.
@@ -47,6 +53,12 @@ def follow_lids(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return target
 
 
+def pose_angles(points: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) degrees of a face from its landmarks."""
+    pose = estimate_pose(np.asarray(points, np.float64))
+    return pose.yaw, pose.pitch, pose.roll
+
+
 class FaceRenderer:
     """Renders the source photo with new expressions.
 
@@ -61,6 +73,8 @@ class FaceRenderer:
         self.rig = rig.scaled_to(points)  # basis rotated and scaled into this photo's pixels
         self.warper = MeshWarper(image, points[:, :2], device)
         self.center = torch.tensor(points[:468].mean(0), dtype=torch.float32, device=device)
+        # The photo's own head pose: a driver's turn is applied on top of it, R(photo + change) R(photo)^T.
+        self.source_pose = torch.tensor(pose_angles(points), dtype=torch.float32, device=device)  # (3,)
         self.source_points = torch.tensor(points, dtype=torch.float32, device=device)  # (478, 3)
         self.source_shapes = torch.tensor(source_shapes, dtype=torch.float32, device=device)
         self.shading = None if shading is None else shading.for_photo(points, self.warper.roi, source_shapes)
@@ -76,7 +90,9 @@ class FaceRenderer:
         if rotation is None:
             return moved - self.source_points
         moved = moved - self.center
-        rot = euler_matrix(*rotation.to(self.device).unbind(-1))  # (B, 3, 3)
+        own = euler_matrix(*self.source_pose[:, None])  # (1, 3, 3)
+        turned = euler_matrix(*(self.source_pose + rotation.to(self.device)).unbind(-1))  # (B, 3, 3)
+        rot = turned @ own.transpose(1, 2)  # (B, 3, 3) the change, in the image frame
         return moved @ rot.transpose(1, 2) + self.center - self.source_points
 
     @torch.inference_mode()
