@@ -118,7 +118,7 @@ def _train_estimator(ctx: typer.Context, ui: UI, files: list[Path], out: Path, s
     path = export(net, cfg, metrics, out)
     ui.event("done", output=str(path), heldout_mae=metrics)
     ui.info(f"wrote {path} (held-out synthetic MAE {metrics.get('ARKit52 all', float('nan')):.4f}); copy "
-            f"{out}/estimator.* into weights/ to use it.")
+            f"{out}/estimator.* into weights/ and run `python tools/hash_weights.py estimator` to use it.")
 
 
 def _train_refiner(ctx: typer.Context, ui: UI, data: list[Path], out: Path, steps: int | None, workdir: Path,
@@ -156,7 +156,8 @@ def _train_refiner(ctx: typer.Context, ui: UI, data: list[Path], out: Path, step
     extra = read_contract("refiner", out).extra
     reason = gate(extra)
     ui.event("done", output=str(path), held_out=extra.get("held_out_l1", {}), unseen=extra.get("unseen", {}))
-    ui.info(f"wrote {path}: " + ("it passes the renderer's checks; copy it into weights/ to use it." if reason is None
+    ui.info(f"wrote {path}: " + ("it passes the renderer's checks; copy refiner.* into weights/ and run "
+                                 "`python tools/hash_weights.py refiner` to use it." if reason is None
                                  else f"the renderer would not use it: {reason}. Train longer (it resumes)."))
 
 

@@ -2,7 +2,7 @@
 
 Exit codes (documented in the README):
     0  success
-    1  runtime failure (a bug, a missing or corrupt weight file, an encoder failure)
+    1  runtime failure (a bug, a missing, corrupt or refused weight file, an encoder failure)
     2  bad input or usage (missing/corrupt media, no face, existing output, bad option values)
     3  identity check failed under --strict
 """
@@ -49,6 +49,15 @@ class NotBuiltError(InputError):
 
 class WeightsError(ReenactError):
     """A shipped or user-supplied weight file is missing, corrupt, or does not match its contract."""
+
+
+class ContractError(WeightsError):
+    """A weight contract asks for something reenact will not build: an import path, an unregistered network, or
+    constructor arguments that the network does not declare or that are not of its JSON types."""
+
+
+class IntegrityError(WeightsError):
+    """A weight's contract or tensors differ from the sha256 in its folder's MANIFEST.json, or there is none."""
 
 
 class IdentityError(ReenactError):

@@ -23,11 +23,13 @@ import torch
 
 from reenact.errors import InputError
 from reenact.params import ARKIT52, AU17, GAZE, POSE, Track, arkit_to_au
+from reenact.registry import register_model
 
 CHANNELS: tuple[str, ...] = ARKIT52 + AU17 + POSE + GAZE
 GAZE_YAW_DEG, GAZE_PITCH_DEG = 28.0, 22.0  # the eyeball turn of eyeLookIn/Out and eyeLookUp/Down at 1.0 in the rig
 
 
+@register_model("estimator")
 class EstimatorNet(torch.nn.Module):
     """MLP over the flattened canonical-frame mesh offsets (B, P*3) -> ARKit52 (B, 52), unbounded (clip later)."""
 

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reenact.registry import register_model
+
 # dlib's `input_rgb_image_sized<150>` subtracts these per-channel means and divides by 256.
 DLIB_MEAN_RGB = (122.782, 117.001, 104.298)
 
@@ -54,6 +56,7 @@ class ResBlock(nn.Module):
         return F.relu(_pad_to(out, c, h, w) + _pad_to(short, c, h, w))
 
 
+@register_model("dlib_face")
 class DlibFaceNet(nn.Module):
     """150x150 RGB chip -> 128-d descriptor (not normalised; reenact.identity compares unit-norm descriptors).
 

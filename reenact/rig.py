@@ -19,8 +19,10 @@ import torch
 
 from reenact.errors import InputError
 from reenact.params import ARKIT52
+from reenact.registry import register_model
 
 
+@register_model("rig")
 class Rig(torch.nn.Module):
     """Linear blendshape rig. `deltas(params (B, 52)) -> (B, P, 3)`; P = 478 (or 468 when built that way)."""
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from reenact.errors import InputError, WeightsError
 from reenact.params import ARKIT52, VISEME15, VISEME_TO_ARKIT_TABLE
+from reenact.registry import register_model
 
 SR = 16000
 HOP = 160  # 10 ms -> 100 feature frames per second
@@ -143,6 +144,7 @@ class _Block(nn.Module):
         return torch.nn.functional.gelu(x + self.net(x))
 
 
+@register_model("audio_head")
 class AudioHead(nn.Module):
     """Log-mel (100 Hz) -> per-frame Viseme15 logits + jaw/energy amplitudes (temporal conv net, ~0.4 s context).
 

@@ -91,7 +91,7 @@ def test_refiner_is_used_only_when_it_beats_the_warp(sample, tmp_path, monkeypat
 
     from reenact.analysis import Models
     from reenact.render.refine import Refiner
-    from reenact.weights import weights_dir
+    from reenact.weights import update_manifest, weights_dir
 
     rig = load_rig()
     shutil.copy(weights_dir() / "refiner.safetensors", tmp_path)
@@ -106,6 +106,7 @@ def test_refiner_is_used_only_when_it_beats_the_warp(sample, tmp_path, monkeypat
     assert Models().refiner is None  # better on held-out video but blurs unseen faces: not used
     contract["extra"]["unseen"] = {"sharpness_min": 0.95, "skin_change_max": 1.0, "mouth_open_min": 0.95, "mouth_open_max": 1.02}
     (tmp_path / "refiner.json").write_text(json.dumps(contract))
+    update_manifest(tmp_path, ["refiner"])  # a REENACT_WEIGHTS folder carries its own manifest
     refiner = Models().refiner
     assert isinstance(refiner, Refiner)
     image, face, _, _ = sample

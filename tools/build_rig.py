@@ -536,7 +536,7 @@ def main() -> None:
     rig.basis.copy_(basis_tensor(shapes))
     rig.neutral.copy_(torch.tensor(np.concatenate([V, IRIS]), dtype=torch.float32))
     contract = Contract(
-        name="rig_arkit52", arch="reenact.rig:Rig", kwargs={"n_points": 478, "n_shapes": 52},
+        name="rig_arkit52", arch="rig", kwargs={"n_points": 478, "n_shapes": 52},
         input={"params": "(B, 52) ARKit weights in [0, 1], order of reenact.params.ARKIT52"},
         outputs={"deltas": "(B, 478, 3) displacements of the canonical mesh (cm, +x subject's left, +y down, +z "
                            "away from the camera); points 468..477 are the iris"},

@@ -294,7 +294,7 @@ def pick_threshold(same: np.ndarray, diff: np.ndarray) -> float:
 
 
 def score_stage() -> None:
-    from reenact.weights import contract_path, read_contract
+    from reenact.weights import read_contract, write_contract
     from reenact.identity import mesh_to_dlib5
 
     emb = embed_all()
@@ -324,10 +324,10 @@ def score_stage() -> None:
                  cos_mean=float(cos.mean()), cos_min=float(cos.min()), cos_p01=float(np.percentile(cos, 1)))
     (WORK / "results.json").write_text(json.dumps(dict(results=results, agree=agree), indent=1))
     # The threshold travels in the weight's contract (the .safetensors and its sha256 are untouched).
-    contract = read_contract("dlib_face_recognition")
+    contract = read_contract("dlib_face_recognition", verify=True)
     contract.extra["threshold"] = ours["threshold"]
     contract.extra["calibration"] = "docs/identity.md (tools/calibrate_identity.py)"
-    contract_path("dlib_face_recognition").write_text(contract.to_json())
+    write_contract(contract)  # re-hashes it into weights/MANIFEST.json
     write_doc(results, agree)
     draw_histogram(pairs(emb["ours (mesh 5 points)"]), ours["threshold"])
     print(json.dumps({k: v["threshold"] for k, v in results.items()}), json.dumps(agree))

@@ -202,7 +202,7 @@ def main() -> None:
     state = {k: v.to(dtype) for k, v in state.items()}
     contract = Contract(
         name=NAME,
-        arch="reenact.identity_net:DlibFaceNet",
+        arch="dlib_face",
         kwargs=dict(stem=32, widths=[32, 64, 128, 256, 256], depths=[3, 4, 3, 3, 1], dim=128, input_size=150),
         input={"size": [150, 150], "range": [0, 255], "layout": "NCHW", "color": "RGB",
                "alignment": "dlib get_face_chip(size=150, padding=0.25) from 5 points; reenact.identity.dlib_chip"},

@@ -299,7 +299,7 @@ def contracts() -> dict[str, tuple[str, str, Contract]]:
     data = "trained by Google (MediaPipe); converted to PyTorch, fp16 weights expanded to float32 then stored as fp16"
     return {
         "blazeface_short": ("face_detection_short_range.tflite", "BlazeFace", Contract(
-            name="blazeface_short", arch="reenact.face.nets:BlazeFace", kwargs={},
+            name="blazeface_short", arch="blazeface", kwargs={},
             input={"size": [128, 128], "range": [-1, 1], "layout": "NCHW", "color": "RGB",
                    "resize": "letterbox (keep aspect, zero border)"},
             outputs={"regressors": "(B, 896, 16) [dx, dy, w, h, 6 x (kx, ky)] px of the 128 input, relative to anchors",
@@ -307,7 +307,7 @@ def contracts() -> dict[str, tuple[str, str, Contract]]:
             training_data=data, licence=LICENCE, source=src.format(MODELS["face_detection_short_range.tflite"]),
             script=SCRIPT)),
         "blazeface_full": ("face_detection_full_range_sparse.tflite", "BlazeFaceFull", Contract(
-            name="blazeface_full", arch="reenact.face.nets:BlazeFaceFull", kwargs={},
+            name="blazeface_full", arch="blazeface_full", kwargs={},
             input={"size": [192, 192], "range": [-1, 1], "layout": "NCHW", "color": "RGB",
                    "resize": "letterbox (keep aspect, zero border)"},
             outputs={"regressors": "(B, 2304, 16) [dx, dy, w, h, 6 x (kx, ky)] px of the 192 input, relative to anchors "
@@ -316,14 +316,14 @@ def contracts() -> dict[str, tuple[str, str, Contract]]:
             training_data=data.replace("fp16 weights", "sparse fp16 weights densified,"), licence=LICENCE,
             source=src.format(MODELS["face_detection_full_range_sparse.tflite"]), script=SCRIPT)),
         "facemesh": ("face_landmark.tflite", "FaceMesh", Contract(
-            name="facemesh", arch="reenact.face.nets:FaceMesh", kwargs={},
+            name="facemesh", arch="facemesh", kwargs={},
             input={"size": [192, 192], "range": [0, 1], "layout": "NCHW", "color": "RGB",
                    "resize": "rotated square ROI, 1.5x the face box"},
             outputs={"landmarks": "(B, 468, 3) px of the 192 input (z on the x scale)",
                      "presence": "(B,) face presence logit"},
             training_data=data, licence=LICENCE, source=src.format(MODELS["face_landmark.tflite"]), script=SCRIPT)),
         "iris": ("iris_landmark.tflite", "IrisNet", Contract(
-            name="iris", arch="reenact.face.nets:IrisNet", kwargs={},
+            name="iris", arch="iris", kwargs={},
             input={"size": [64, 64], "range": [0, 1], "layout": "NCHW", "color": "RGB",
                    "resize": "rotated square ROI 2.3x the eye corners; the subject's left eye flipped horizontally"},
             outputs={"contours": "(B, 71, 3) eye contour and brow px of the 64 input", "iris": "(B, 5, 3) centre + 4"},

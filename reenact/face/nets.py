@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reenact.registry import register_model
+
 
 class SameConv(nn.Conv2d):
     """Conv2d with TensorFlow's 'SAME' (or 'VALID') padding, including its asymmetric stride-2 case."""
@@ -86,6 +88,7 @@ class BottleneckBlock(nn.Module):
         return self.act(y + _skip(x, self.stride, self.cout))
 
 
+@register_model("blazeface")
 class BlazeFace(nn.Module):
     """BlazeFace short-range detector. Input (B, 3, 128, 128) RGB in [-1, 1].
 
@@ -176,6 +179,7 @@ class _SpaceHead(nn.Module):
         return y.view(n, 2, 2, self.k, h, w).permute(0, 4, 1, 5, 2, 3).reshape(n, 4 * h * w, self.k)
 
 
+@register_model("blazeface_full")
 class BlazeFaceFull(nn.Module):
     """BlazeFace full-range detector (MediaPipe's sparse model). Input (B, 3, 192, 192) RGB in [-1, 1].
 
@@ -227,6 +231,7 @@ class _Head(nn.Module):
         return self.out(self.block(self.act(self.squeeze(self.blocks(x))))).flatten(1)
 
 
+@register_model("facemesh")
 class FaceMesh(nn.Module):
     """FaceMesh landmark net. Input (B, 3, 192, 192) RGB in [0, 1].
 
@@ -262,6 +267,7 @@ class _IrisBranch(nn.Module):
         return self.out(self.blocks(x)).flatten(1)
 
 
+@register_model("iris")
 class IrisNet(nn.Module):
     """Iris landmark net for a LEFT-looking eye crop (image-left eye; flip the other). Input (B, 3, 64, 64) RGB in [0, 1].
 

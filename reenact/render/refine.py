@@ -29,6 +29,7 @@ from torch import nn
 from reenact.errors import InputError
 from reenact.face.align import crop_matrix
 from reenact.face.canonical import load_canonical
+from reenact.registry import register_model
 
 CROP_SIZE = 128
 FACE_FRACTION = 0.72  # tighter than reenact.face.align's 0.62: more crop pixels on mouth and eyes, chin still inside
@@ -90,6 +91,7 @@ class ResBlock(nn.Module):
         return x + self.b(F.leaky_relu(self.a(x), 0.2))
 
 
+@register_model("refiner")
 class RefinerNet(nn.Module):
     """Light U-Net generator. warped (B, 3, S, S) in [-1, 1] [+ source (B, 3, S, S)], params (B, n_params) ->
     colour (B, 3, S, S) in [-1, 1], attention (B, 1, S, S) in [0, 1].

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from reenact.errors import WeightsError
 from reenact.face.canonical import load_canonical
 from reenact.params import ARKIT_TO_AU, AU17
+from reenact.registry import register_model
 from reenact.render.warp import LOG_OFFSET, Roi, barycentric
 
 TEX = 128  # texels across the texture space; log(Y + LOG_OFFSET): dark pixels (hair, nostrils) do not blow up ratios
@@ -144,6 +145,7 @@ def gate(extra: dict) -> str | None:
     return None
 
 
+@register_model("expression_shading")
 class ExpressionShading(torch.nn.Module):
     """maps (K, TEX, TEX): change of log luminance per unit of each AU17 channel; lo/hi (K,): the range of AU
     changes the maps were fitted on (a change is clipped to it: a linear model is not trusted far outside).

@@ -264,7 +264,7 @@ def main() -> None:
 
 def export(model: speech.AudioHead, cfg: Config, train_paths: list[Path], report: dict) -> None:
     contract = Contract(
-        name="audio_head", arch="reenact.speech:AudioHead", kwargs={"channels": cfg.channels},
+        name="audio_head", arch="audio_head", kwargs={"channels": cfg.channels},
         input={"sample_rate": speech.SR, "mono": True, "range": [-1, 1], "features": "log-mel", "n_mels": 80,
                "n_fft": 512, "win": 400, "hop": speech.HOP, "frame_rate_hz": speech.RATE, "fmin": 20, "fmax": 7600},
         outputs={"logits": "(B, 15 + 2, T) at 100 Hz: Viseme15 logits (softmax), then jaw and energy (sigmoid)"},

@@ -346,7 +346,7 @@ def export(net: EstimatorNet, cfg: TrainConfig, metrics: dict[str, float], direc
     Path(cfg.workdir, "metrics.json").write_text(json.dumps(metrics, indent=1))
     state = {k: (v.half() if v.is_floating_point() and k.startswith("mlp") else v) for k, v in net.state_dict().items()}
     return save("estimator", state, Contract(
-        name="estimator", arch="reenact.estimate:EstimatorNet",
+        name="estimator", arch="estimator",
         kwargs={"n_points": 478, "hidden": list(cfg.hidden), "n_out": 52, "n_rigid": len(net.rigid)},
         input={"points": "(B, 478, 3) mesh in the canonical frame (reenact.estimate.normalize), canonical cm"},
         outputs={"arkit": "(B, 52) ARKit weights, clip to [0, 1]; AU17, pose and gaze are derived (estimate.py)"},

@@ -377,7 +377,7 @@ def export(best: Path = CACHE / "best.safetensors", name: str = "refiner", direc
     held_out = {k: round(float(meta[k]), 4) for k in ("region_refined", "region_warp", "all_refined", "all_warp",
                                                        "attn_in", "attn_out") if k in meta}
     contract = Contract(
-        name=name, arch="reenact.render.refine:RefinerNet", kwargs=kwargs,
+        name=name, arch="refiner", kwargs=kwargs,
         input={"size": [CROP_SIZE, CROP_SIZE], "range": [-1, 1], "layout": "NCHW", "color": "RGB",
                "crop": f"similarity crop of the target mesh (reenact.render.refine.crop_matrices, face_fraction "
                        f"{FACE_FRACTION})", "params": "ARKit52 target weights in [0, 1], order = channels"},

@@ -367,7 +367,7 @@ def export(model: ExpressionShading, report: dict, args: argparse.Namespace, out
     sources = [f"{p.name} (one frame in {args.every})" for p in args.videos]
     sources += [f"{g.name} ({args.tiles}x{args.tiles} grid, tiles {sorted(args.skip)} skipped)" for g in args.grid]
     contract = Contract(
-        name="shading", arch="reenact.render.shade:ExpressionShading",
+        name="shading", arch="expression_shading",
         kwargs={"n_channels": len(AU17), "size": TEX, **({"creases": True} if model.creases is not None else {})},
         input={"channels": "AU17 change (target - source) as reenact.params.arkit_to_au reads ARKit weights",
                "texture": "canonical FaceMesh, frontal, TEX x TEX texels (reenact.render.shade.TextureSpace)"},
