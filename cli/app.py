@@ -170,6 +170,7 @@ def drive(
     strict: bool = STRICT,
     identity_model: str = IDENTITY,
     refine: bool = REFINE,
+    mouth: str = typer.Option("driver", "--mouth", help="An opening mouth's inside: driver (the driving video's own teeth, tongue and shadow, docs/mouth.md) | paint (drawn teeth and a dark cavity). With --audio: paint."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Identity similarity threshold (cosine)."),
     check_every: int = typer.Option(1, "--check-every", min=1, help="Identity-check every N-th frame."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Frames rendered per batch."),
@@ -184,7 +185,7 @@ def drive(
     output = output or Path(f"{source.stem}_{driver.stem}.mp4")
     opts = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose, gaze),
                          batch_size=batch_size, check_every=check_every, strict=strict, overwrite=overwrite, crf=crf,
-                         preset=preset, threshold=threshold, refine=refine)
+                         preset=preset, threshold=threshold, refine=refine, mouth=mouth)
     if report is not None:
         check_report_path(report, overwrite)
     models = Models(device_of(ctx), identity_model)

@@ -32,9 +32,13 @@ from reenact.retarget import RetargetOptions, retarget, retarget_pose
 if TYPE_CHECKING:
     from reenact.edit import Controls
     from reenact.identity import IdentityReport
+    from reenact.render.interior import DriverMouths
 
 __all__ = ["Models", "RenderOptions", "RunReport", "Source", "drive", "edit", "load_source", "render", "render_edit",
            "render_video", "target_shapes", "video_track"]
+
+
+MOUTHS = ("driver", "paint")  # --mouth: carry the driving video's mouth interior | paint teeth and a cavity
 
 
 @dataclass
@@ -48,6 +52,7 @@ class RenderOptions:
     preset: str = "veryfast"  # x264: ~4x faster than medium at the same CRF, a little larger files
     threshold: float | None = None
     refine: bool = True  # use the GAN refiner when its weights are shipped (`--no-refine`: warp only)
+    mouth: str = "driver"  # opening mouth's interior: the driver's own (drive only) | paint (docs/mouth.md)
 
     def __post_init__(self) -> None:  # fail before any work, not when the encoder opens after tracking
         from reenact.io.writer import check_x264
@@ -55,6 +60,8 @@ class RenderOptions:
         check_x264(self.crf, self.preset)
         if self.batch_size < 1 or self.check_every < 1:
             raise InputError("--batch-size and --check-every must be at least 1.")
+        if self.mouth not in MOUTHS:
+            raise InputError(f"Unknown --mouth {self.mouth!r}; use one of: {', '.join(MOUTHS)}.")
 
 
 @dataclass
@@ -98,10 +105,11 @@ def side_by_side(driver: np.ndarray, output: np.ndarray) -> np.ndarray:
 def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None, fps: Fraction, output: Path,
                  models: Models, opts: RenderOptions, audio: Path | None = None,
                  progress: ProgressFactory = no_progress, report: RunReport | None = None,
-                 preview: tuple[Path, Path] | None = None) -> RunReport:
+                 preview: tuple[Path, Path] | None = None, mouths: "DriverMouths | None" = None) -> RunReport:
     """Render (T, 52) shapes onto the source photo and encode them (with `audio` muxed in) to `output`.
 
     `preview=(path, driver_video)` also writes a side-by-side driver | output video for judging the transfer.
+    `mouths`: the driver's mouths, carried into the opening mouth frame by frame (its video is read again, streaming).
     """
     import contextlib
 
@@ -132,6 +140,7 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
                                                    expected_duration=Fraction(n) / fps))
             driver_frames = stack.enter_context(read_frames(preview[1], fps=fps))
         encoder = stack.enter_context(EncodeThread(writer) if side is None else EncodeThread(writer, side))
+        mouth_frames = None if mouths is None else stack.enter_context(read_frames(mouths.path, fps=fps))
         advance = stack.enter_context(progress("rendering", n))
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
 
@@ -145,7 +154,13 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
                 return checked, np.zeros(0, np.float32)
             return checked, checker.check([frames[i - start] for i in checked], [points[i - start] for i in checked])
 
-        def finish(start: int, idx: np.ndarray, frames: np.ndarray, result: Future) -> None:
+        def interior(idx: np.ndarray) -> list | None:
+            """The batch's driver mouths, read in step with the rendered frames (None: paint)."""
+            if mouths is None or mouth_frames is None:
+                return None
+            return [mouths.crop(int(i), getattr(next(mouth_frames, None), "rgb", None)) for i in idx]
+
+        def finish(start: int, idx: np.ndarray, frames: np.ndarray, result: Future, inside: list | None) -> None:
             """Wait for the batch's identity check, soften and re-render failing frames, then encode the batch."""
             t = time.perf_counter()
             checked, s = result.result()
@@ -153,7 +168,8 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
             if len(bad):  # fallback: halve the expression change on failing frames and re-render them
                 soft = source.shapes + 0.5 * (shapes[bad] - source.shapes)
                 soft_rot = None if rotation is None else 0.5 * rotation[bad]
-                frames[bad - start], soft_points = renderer.render_with_points(soft, soft_rot)
+                soft_inside = None if inside is None else [inside[b - start] for b in bad]
+                frames[bad - start], soft_points = renderer.render_with_points(soft, soft_rot, soft_inside)
                 report.fallback_frames.extend(int(b) for b in bad)
                 s = s.copy()
                 s[np.searchsorted(checked, bad)] = checker.check([frames[i - start] for i in bad], list(soft_points))
@@ -174,9 +190,10 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
         for start in range(0, n, opts.batch_size):
             idx = np.arange(start, min(start + opts.batch_size, n))
             t = time.perf_counter()
-            frames, points = renderer.render_with_points(shapes[idx], rot_of(idx))
+            inside = interior(idx)
+            frames, points = renderer.render_with_points(shapes[idx], rot_of(idx), inside)
             timer("render", t)
-            current = (start, idx, frames, pool.submit(check, start, idx, frames, points))
+            current = (start, idx, frames, pool.submit(check, start, idx, frames, points), inside)
             if previous is not None:
                 finish(*previous)
             previous = current
@@ -228,7 +245,11 @@ def drive(source_path: Path, driver_path: Path, output: Path, models: Models, op
     info = probe(driver_path)
     source = load_source(source_path, models, max_size, face)
     t = time.perf_counter()
-    track = video_track(driver_path, models, smooth, progress)
+    from reenact.render.interior import DriverMouths
+
+    # --mouth driver: keep the driver's mouth points while tracking; not with --audio (its lips are not the driver's)
+    mouths = DriverMouths(driver_path) if opts.mouth == "driver" and speech_audio is None else None
+    track = video_track(driver_path, models, smooth, progress, on_frame=None if mouths is None else mouths.on_frame)
     track_ms = (time.perf_counter() - t) * 1000
     shapes, rotation = target_shapes(track, source, opts.retarget)
     audio = driver_path if info.has_audio else None
@@ -243,7 +264,7 @@ def drive(source_path: Path, driver_path: Path, output: Path, models: Models, op
     report = RunReport(str(output), missing_driver_frames=track.meta["missing"])
     report = render_video(source, shapes, rotation, Fraction(track.meta["fps"]), output, models, opts,
                           audio=audio, progress=progress, report=report,
-                          preview=None if preview is None else (preview, driver_path))
+                          preview=None if preview is None else (preview, driver_path), mouths=mouths)
     stages = {**track.meta["timings_ms"], **report.timings_ms}
     stages.pop("per_frame", None)
     report.timings_ms = {**stages, "track_total": round(track_ms, 1),

@@ -4,14 +4,21 @@ gap, so the inside of the target's inner-lip contour is redrawn here:
 - teeth ride with their jaws: the upper teeth keep their distance below the upper lip, the lower teeth above the
   lower lip. When the photo shows teeth, those real pixels are re-sampled 1:1 from the photo (no stretching);
 - when the photo's lips are closed, upper and lower teeth are drawn (ivory, shaded at the corners);
-- the extra opening between them is a dark oral cavity.
+- the extra opening between them is a dark oral cavity;
+- or, instead of the drawn teeth and cavity, a `fill` draws the interior: `drive --mouth driver` carries the
+  driver's own (reenact.render.interior), feathered inside the lip line; the photo's own teeth stay on top.
 The refiner (when present) refines this; with `--no-refine` this is what the user sees.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from reenact.render.interior import Fill
 
 # MediaPipe FaceMesh inner-lip contour, corner to corner (mouth corner 78 -> other corner 308).
 UPPER_INNER = np.array([78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308])
@@ -35,6 +42,17 @@ def _lip_line(contour: np.ndarray, xs: np.ndarray) -> np.ndarray:
     return np.interp(xs, contour[order, 0], contour[order, 1])
 
 
+def painted(u: np.ndarray, v: np.ndarray, depth: np.ndarray, across: np.ndarray, gap: float,
+            width: float) -> np.ndarray:
+    """(h, w, 3) a dark cavity shaded to the corners and the middle, with ivory teeth under each lip (heights follow
+    the opening and the mouth width); u / v: px below the upper / above the lower lip."""
+    color = CAVITY * (0.55 + 0.45 * across[..., None]) * (0.8 + 0.4 * np.abs(depth - 0.5))[..., None]
+    drawn_up = np.clip((min(0.4 * gap, 0.11 * width) - u) / 1.5, 0.0, 1.0)
+    drawn_lo = np.clip((min(0.18 * gap, 0.06 * width) - v) / 1.5, 0.0, 1.0) * 0.85
+    drawn = np.maximum(drawn_up, drawn_lo) * (0.35 + 0.65 * across)
+    return color * (1 - drawn[..., None]) + (TEETH * (0.75 + 0.25 * across)[..., None]) * drawn[..., None]
+
+
 class MouthPainter:
     """Per source photo: its inner-lip lines and pixels; `paint` redraws one target frame's mouth."""
 
@@ -50,8 +68,9 @@ class MouthPainter:
         self.image = image[y0:y1, x0:x1].astype(np.float32)
         self.corner = np.array([x0, y0], np.float32) - self.origin
 
-    def paint(self, roi: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """Redraw the mouth inside `roi` (H, W, 3 float 0..255, modified in place) for `target` (N, 2+ photo px)."""
+    def paint(self, roi: np.ndarray, target: np.ndarray, fill: "Fill | None" = None) -> np.ndarray:
+        """Redraw the mouth inside `roi` (H, W, 3 float 0..255, modified in place) for `target` (N, 2+ photo px);
+        `fill(points, box)` draws the interior instead of the painted teeth and cavity (ROI px)."""
         pts = target[:, :2] - self.origin
         width, gap = mouth_width(pts), lip_gap(pts)
         if gap <= max(self.gap, 0.5) + 0.5:  # not opening beyond the photo: the warp already has it right
@@ -67,6 +86,9 @@ class MouthPainter:
         cv2.fillPoly(big, [np.round((poly - [x0, y0]) * 4).astype(np.int32)], 255, lineType=cv2.LINE_AA)
         mask = cv2.resize(big, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
+        if fill is not None:  # a real interior: feathered inside the lip line (about 1.5 % of the mouth width)
+            soft = cv2.GaussianBlur(mask, (0, 0), max(0.6, 0.015 * width))
+            mask = mask * np.clip(2.0 * soft - 0.5, 0.0, 1.0)
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         top, bottom = _lip_line(upper, xs[0]), _lip_line(lower, xs[0])  # (w,) target inner lip lines
         # Matching column in the photo: proportional position between the mouth corners.
@@ -77,14 +99,11 @@ class MouthPainter:
         u, v = ys - top, bottom - ys  # distance below the upper lip / above the lower lip
         cx = 0.5 * (pts[78, 0] + pts[308, 0])
         across = np.clip(1.0 - ((xs - cx) / (0.5 * width)) ** 2, 0.0, 1.0)  # 1 at the centre, 0 at the corners
-        depth = np.clip(u / np.maximum(bottom - top, 1.0), 0.0, 1.0)
-        color = CAVITY * (0.55 + 0.45 * across[..., None]) * (0.8 + 0.4 * np.abs(depth - 0.5))[..., None]
-
-        # Drawn teeth for a closed-lipped photo (heights follow the opening and the mouth width).
-        drawn_up = np.clip((min(0.4 * gap, 0.11 * width) - u) / 1.5, 0.0, 1.0)
-        drawn_lo = np.clip((min(0.18 * gap, 0.06 * width) - v) / 1.5, 0.0, 1.0) * 0.85
-        drawn = np.maximum(drawn_up, drawn_lo) * (0.35 + 0.65 * across)
-        color = color * (1 - drawn[..., None]) + (TEETH * (0.75 + 0.25 * across)[..., None]) * drawn[..., None]
+        if fill is not None:
+            color = fill(pts, (int(x0), int(y0), int(x1), int(y1)))  # (h, w, 3)
+        else:
+            depth = np.clip(u / np.maximum(bottom - top, 1.0), 0.0, 1.0)
+            color = painted(u, v, depth, across, gap, width)
 
         # Real teeth from the photo, re-sampled 1:1 with their jaw where the photo shows them.
         up_zone = u < UPPER_SHARE * s_gap

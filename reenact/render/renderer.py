@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
 import torch
 
 from reenact.face.pose import estimate_pose
+from reenact.render.interior import Carrier, DriverMouth
 from reenact.render.mouth import MouthPainter
 from reenact.render.warp import MeshWarper
 
@@ -79,6 +80,7 @@ class FaceRenderer:
         self.source_shapes = torch.tensor(source_shapes, dtype=torch.float32, device=device)
         self.shading = None if shading is None else shading.for_photo(points, self.warper.roi, source_shapes)
         self.mouth = MouthPainter(image, points, (self.warper.roi.x0, self.warper.roi.y0))
+        self.carrier = Carrier(image, points)  # the photo's skin colour, for a driver's carried mouth interior
         box = self.warper.roi  # a source-conditioned refiner also sees the photo's own ROI (1, 3, h, w)
         self.source_roi = (torch.from_numpy(image[box.y0:box.y1, box.x0:box.x1].copy()).permute(2, 0, 1)[None]
                            if refiner is not None and refiner.net.use_source else None)
@@ -108,8 +110,14 @@ class FaceRenderer:
         return self.render_with_points(shapes, rotation)[0]
 
     @torch.inference_mode()
-    def render_with_points(self, shapes: np.ndarray, rotation: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Like `render`, plus (B, 478, 3) the rendered faces' meshes in photo px (for the identity check)."""
+    def render_with_points(self, shapes: np.ndarray, rotation: np.ndarray | None = None,
+                           interior: "Sequence[DriverMouth | None] | None" = None) -> tuple[np.ndarray, np.ndarray]:
+        """Like `render`, plus (B, 478, 3) the rendered faces' meshes in photo px (for the identity check).
+
+        `interior`: per frame, the driver's mouth to carry into the opening (reenact.render.interior), or None for
+        the painted interior."""
+        if interior is not None and len(interior) != len(shapes):
+            raise ValueError(f"{len(interior)} driver mouths for {len(shapes)} frames; give one per frame (or None)")
         shapes_t = torch.as_tensor(shapes, dtype=torch.float32)
         rot_t = None if rotation is None else torch.as_tensor(rotation, dtype=torch.float32)
         disp = self.displacement(shapes_t, rot_t)  # (B, 478, 3)
@@ -117,8 +125,9 @@ class FaceRenderer:
         roi = self.warper.warp(disp[..., :2], gain)  # (B, 3, h, w) 0..255
         targets = (self.source_points + disp).cpu().numpy()
         frames = roi.permute(0, 2, 3, 1).cpu().numpy()  # (B, h, w, 3)
-        for frame, target in zip(frames, targets):
-            self.mouth.paint(frame, target)
+        for i, (frame, target) in enumerate(zip(frames, targets)):
+            mouth = None if interior is None else interior[i]
+            self.mouth.paint(frame, target, None if mouth is None else self.carrier.filler(mouth))
         roi = torch.from_numpy(frames).permute(0, 3, 1, 2)
         if self.refiner is not None:  # draws what a warp cannot (mouth interior, lids, wrinkles) over it
             origin = np.array([self.warper.roi.x0, self.warper.roi.y0, 0], np.float32)

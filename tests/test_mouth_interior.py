@@ -1,0 +1,152 @@
+"""The driver's mouth interior carried into the photo (reenact.render.interior, `drive --mouth driver`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from reenact.errors import InputError
+from reenact.face import FaceAnalyzer
+from reenact.io.image import read_image
+from reenact.params import ARKIT52
+from reenact.pipeline import RenderOptions
+from reenact.render.interior import INNER_LOOP, KEEP, OUTER, DriverMouth, DriverMouths, crop_mouth
+from reenact.render.renderer import FaceRenderer
+from reenact.rig import load_rig
+from tests.cli_utils import run
+
+GREEN = np.array([40, 200, 40], np.uint8)
+
+
+@pytest.fixture(scope="module")
+def photo():
+    image = read_image("samples/source.jpg")
+    face = FaceAnalyzer().analyze(image, name="source.jpg")
+    return image, face.points, FaceRenderer(image, face.points, np.zeros(52, np.float32), load_rig())
+
+
+def open_jaw(amount: float = 0.6) -> np.ndarray:
+    s = np.zeros((1, 52), np.float32)
+    s[0, ARKIT52.index("jawOpen")] = amount
+    return s
+
+
+def driver_frame(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A driver frame: the photo with its mouth pulled open and the opening filled green (an interior no painted
+    cavity has), and its (40, 2) KEEP points."""
+    pts = points[KEEP, :2].copy()
+    centre = pts[:20].mean(0)
+    upper, lower = pts[:20, 1] < centre[1], pts[:20, 1] >= centre[1]
+    gap = 0.3 * np.linalg.norm(pts[10] - pts[0])
+    pts[np.flatnonzero(upper), 1] -= gap / 2  # inner lips apart ...
+    pts[np.flatnonzero(lower), 1] += gap / 2
+    pts[[0, 10]] = points[KEEP[[0, 10]], :2]  # ... the corners kept
+    frame = image.copy()
+    cv2.fillPoly(frame, [np.round(pts[:20]).astype(np.int32)], GREEN.tolist())
+    return frame, pts
+
+
+def inner_mask(points: np.ndarray, shape: tuple[int, ...], grow: int = 0) -> np.ndarray:
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(points[INNER_LOOP, :2]).astype(np.int32)], 1)
+    if grow > 0:
+        mask = cv2.dilate(mask, np.ones((2 * grow + 1,) * 2, np.uint8))
+    elif grow < 0:
+        mask = cv2.erode(mask, np.ones((-2 * grow + 1,) * 2, np.uint8))
+    return mask.astype(bool)
+
+
+def test_carried_interior_lands_inside_the_target_contour_only(photo) -> None:
+    image, points, renderer = photo
+    mouth = crop_mouth(*driver_frame(image, points))
+    assert mouth is not None
+    shapes = open_jaw()
+    painted, targets = renderer.render_with_points(shapes)
+    carried, targets2 = renderer.render_with_points(shapes, interior=[mouth])
+    assert np.array_equal(targets, targets2)
+    changed = np.abs(carried.astype(int) - painted).max(-1)[0] > 0
+    assert changed.any()
+    # Nothing outside the target's inner-lip contour (1 px for the anti-aliased edge) differs from the painted one,
+    # and the painted one itself only differs from the warp inside it: the lips and the face are untouched.
+    assert not (changed & ~inner_mask(targets[0], image.shape, grow=1)).any()
+    # Inside, away from the feathered lip line, the driver's (green) interior is what shows, except where the
+    # photo shows its own teeth (the sample photo's lips are parted): those are re-sampled as with paint.
+    inside = inner_mask(targets[0], image.shape, grow=-2)
+    px = carried[0].astype(int)
+    green = px[..., 1] - px[..., 0] > 80
+    assert inside.sum() > 20 and green[inside].mean() > 0.3
+    kept = inside & ~changed  # the photo's own teeth under the upper lip
+    assert kept.any() and not green[kept].any()
+    near_kept = cv2.dilate(kept.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)  # their soft edge
+    core = inside & ~near_kept
+    assert green[core].mean() > 0.9
+
+
+def test_closed_mouth_leaves_the_frame_unchanged(photo) -> None:
+    image, points, renderer = photo
+    mouth = crop_mouth(*driver_frame(image, points))
+    out = renderer.render(np.zeros((1, 52), np.float32))
+    with_interior = renderer.render_with_points(np.zeros((1, 52), np.float32), interior=[mouth])[0]
+    assert np.array_equal(with_interior[0], image) and np.array_equal(out[0], image)
+
+
+def test_missing_driver_mouths_fall_back_to_paint(photo) -> None:
+    _, _, renderer = photo
+    shapes = np.repeat(open_jaw(), 2, 0)
+    painted = renderer.render(shapes)
+    mixed = renderer.render_with_points(shapes, interior=[None, None])[0]
+    assert np.array_equal(painted, mixed)
+
+
+def test_bad_inputs_raise_clearly(photo) -> None:
+    image, points, renderer = photo
+    frame, pts = driver_frame(image, points)
+    with pytest.raises(ValueError, match="40, 2"):
+        crop_mouth(frame, pts[:20])
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        crop_mouth(frame[..., 0], pts)
+    with pytest.raises(ValueError, match="one per frame"):
+        renderer.render_with_points(np.repeat(open_jaw(), 2, 0), interior=[crop_mouth(frame, pts)])
+    mouth = crop_mouth(frame, pts)
+    with pytest.raises(ValueError, match="478, 2"):
+        renderer.carrier.fill(mouth, points[:100], (0, 0, 10, 10))
+    with pytest.raises(ValueError, match="empty box"):
+        renderer.carrier.fill(mouth, points, (5, 5, 5, 9))
+    with pytest.raises(InputError, match="--mouth"):
+        RenderOptions(mouth="library")
+
+
+def test_no_face_or_no_frame_gives_no_mouth(photo, tmp_path: Path) -> None:
+    image, points, _ = photo
+    frame, pts = driver_frame(image, points)
+    assert crop_mouth(frame, np.full_like(pts, np.nan)) is None
+    mouths = DriverMouths(tmp_path / "driver.mp4")
+    mouths.on_frame(None, None)  # a frame without a face
+    mouths.on_frame(None, SimpleNamespace(points=points))  # FaceLandmarks-like: (478, 3) points
+    assert np.isnan(mouths.points[0]).all() and np.allclose(mouths.points[1], points[KEEP, :2])
+    assert mouths.crop(0, frame) is None
+    assert isinstance(mouths.crop(1, frame), DriverMouth)
+    assert mouths.crop(2, frame) is None and mouths.crop(1, None) is None
+
+
+def test_colour_is_matched_to_the_photo(photo) -> None:
+    image, points, renderer = photo
+    frame, pts = driver_frame(image, points)
+    bright = crop_mouth(frame, pts)
+    dark = crop_mouth((frame * 0.6).astype(np.uint8), pts)  # the same mouth under dimmer light
+    target = renderer.target_points(open_jaw())[0]
+    origin = np.array([renderer.warper.roi.x0, renderer.warper.roi.y0], np.float32)
+    t = target[:, :2] - origin
+    box = tuple(int(v) for v in (*np.floor(t[KEEP[OUTER]].min(0)), *np.ceil(t[KEEP[OUTER]].max(0))))
+    a, b = renderer.carrier.fill(bright, t, box), renderer.carrier.fill(dark, t, box)
+    assert np.abs(a - b).mean() < 4.0  # the gains undo the light change (up to rounding of the dimmed frame)
+
+
+def test_cli_rejects_an_unknown_mouth(tmp_path: Path) -> None:
+    code, err = run("drive", "samples/source.jpg", "samples/driver.mp4", "-o", str(tmp_path / "o.mp4"),
+                    "--mouth", "teeth")
+    assert code == 2 and "--mouth" in err and "driver, paint" in err
