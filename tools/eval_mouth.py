@@ -86,12 +86,13 @@ def opening(points: np.ndarray) -> np.ndarray:
     return gap / np.linalg.norm(points[:, 78, :2] - points[:, 308, :2], axis=-1)
 
 
-def onto(out_frame: np.ndarray, out_points: np.ndarray, real_points: np.ndarray) -> np.ndarray:
-    """The output frame mapped onto the real frame by the 2D similarity of their stable points."""
+def onto(out_frame: np.ndarray, out_points: np.ndarray, real_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The output frame and its mesh mapped onto the real frame by the 2D similarity of their stable points."""
     s, rot, t = similarity(out_points[STABLE, :2].astype(np.float64), real_points[STABLE, :2].astype(np.float64))
     m = np.hstack([s * rot, t[:, None]]).astype(np.float32)  # (2, 3)
-    return cv2.warpAffine(out_frame, m, (out_frame.shape[1], out_frame.shape[0]), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    frame = cv2.warpAffine(out_frame, m, (out_frame.shape[1], out_frame.shape[0]), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+    return frame, out_points[:, :2] @ (s * rot).T + t
 
 
 @dataclass
@@ -102,6 +103,7 @@ class FrameScore:
     spread_out: float
     spread_real: float
     pixels: int
+    area_ratio: float  # the output's opening (its inner-lip contour, mapped) over the real one: geometry, not content
 
 
 def score(real: np.ndarray, out: np.ndarray, real_pts: np.ndarray, out_pts: np.ndarray, i: int) -> FrameScore | None:
@@ -110,9 +112,10 @@ def score(real: np.ndarray, out: np.ndarray, real_pts: np.ndarray, out_pts: np.n
         return None
     if out.shape != real.shape:
         return None
-    mapped = onto(out, out_pts, real_pts)
+    mapped, mapped_pts = onto(out, out_pts, real_pts)
+    area = inner_mask(mapped_pts, real.shape).sum() / mask.sum()
     return FrameScore(i, psnr(mapped, real, mask), ssim(mapped, real, mask), float(luma(mapped)[mask].std()),
-                      float(luma(real)[mask].std()), int(mask.sum()))
+                      float(luma(real)[mask].std()), int(mask.sum()), float(area))
 
 
 # --- runs ------------------------------------------------------------------------------------------------------------
@@ -131,6 +134,7 @@ class ClipMouth:
     spread_out: float
     spread_real: float
     spread_ratio: float
+    area_ratio: float
     per_frame: list[dict]
 
 
@@ -151,20 +155,22 @@ def run_clip(reenact: Reenact, name: str, seconds: float, drive_args: list[str],
     rows = [r for r in rows if r is not None]
     if not rows:
         sys.exit(f"{name}: no open-mouth frame with a face in both videos")
-    mean = {k: float(np.mean([getattr(r, k) for r in rows])) for k in ("psnr", "ssim", "spread_out", "spread_real")}
+    keys = ("psnr", "ssim", "spread_out", "spread_real", "area_ratio")
+    mean = {k: float(np.mean([getattr(r, k) for r in rows])) for k in keys}
     return ClipMouth(name, n, len(rows), mean["psnr"], mean["ssim"], mean["spread_out"], mean["spread_real"],
-                     mean["spread_out"] / mean["spread_real"], [asdict(r) for r in rows])
+                     mean["spread_out"] / mean["spread_real"], mean["area_ratio"], [asdict(r) for r in rows])
 
 
 def table(results: list[ClipMouth]) -> str:
-    lines = ["| clip | open frames | PSNR dB | SSIM | luma spread out | luma spread real | spread ratio |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| clip | open frames | PSNR dB | SSIM | luma spread out | luma spread real | spread ratio | "
+             "opening area ratio |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r.clip} | {r.open_frames}/{r.frames} | {r.psnr:.2f} | {r.ssim:.3f} | {r.spread_out:.1f} | "
-                     f"{r.spread_real:.1f} | {r.spread_ratio:.2f} |")
-    m = {k: float(np.mean([getattr(r, k) for r in results])) for k in ("psnr", "ssim", "spread_out", "spread_real")}
+                     f"{r.spread_real:.1f} | {r.spread_ratio:.2f} | {r.area_ratio:.2f} |")
+    keys = ("psnr", "ssim", "spread_out", "spread_real", "area_ratio")
+    m = {k: float(np.mean([getattr(r, k) for r in results])) for k in keys}
     lines.append(f"| **mean** |  | {m['psnr']:.2f} | {m['ssim']:.3f} | {m['spread_out']:.1f} | {m['spread_real']:.1f} "
-                 f"| {m['spread_out'] / m['spread_real']:.2f} |")
+                 f"| {m['spread_out'] / m['spread_real']:.2f} | {m['area_ratio']:.2f} |")
     return "\n".join(lines)
 
 
@@ -236,7 +242,8 @@ def main() -> None:
     print(f"## mouth interior: {label} (drive args: {args.drive_args or 'none'}; first {args.seconds:g} s)\n")
     print(table(results))
     doc = {"label": label, "code": code_version(args.code), "drive_args": drive_args, "seconds": args.seconds,
-           "open_gap": OPEN_GAP, "clips": [asdict(r) for r in results], "seconds_total": round(time.perf_counter() - t0)}
+           "open_gap": OPEN_GAP, "clips": [asdict(r) for r in results],
+           "seconds_total": round(time.perf_counter() - t0)}
     out = args.out or ROOT / "out" / f"mouth_{label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(clean(doc), indent=1) + "\n")
