@@ -38,6 +38,9 @@ class EstimatorNet(torch.nn.Module):
         super().__init__()
         self.register_buffer("neutral", torch.zeros(n_points, 3))  # (P, 3) canonical mesh, cm
         self.register_buffer("rigid", torch.zeros(n_rigid, dtype=torch.long))  # vertices no blendshape moves much
+        # (n_out,) per-channel scale of the reading, fitted on real footage (reenact/train/estimator_calibrate.py):
+        # trained on synthetic rig meshes, the network reads real faces short (a shut eye as eyeBlink ~0.7).
+        self.register_buffer("out_scale", torch.ones(n_out))
         dims = [n_points * 3, *hidden]
         layers: list[torch.nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
@@ -128,7 +131,7 @@ class Estimator:
                 canon, pose = normalize(x, net.neutral[: x.shape[1]], net.rigid)
                 if canon.shape[1] == 468:  # no iris points: the eyes look straight ahead
                     canon = torch.cat([canon, net.neutral[468:].expand(len(canon), -1, -1)], 1)
-                arkit = net(canon).clamp(0, 1).float().cpu().numpy()
+                arkit = (net(canon) * net.out_scale).clamp(0, 1).float().cpu().numpy()
             out[idx] = np.concatenate([arkit, arkit_to_au(arkit), pose.float().cpu().numpy(),
                                        gaze_from_arkit(arkit)], 1)
         return out

@@ -30,6 +30,11 @@ class Rig(torch.nn.Module):
         super().__init__()
         self.register_buffer("basis", torch.zeros(n_shapes, n_points, 3))  # (K, P, 3)
         self.register_buffer("neutral", torch.zeros(n_points, 3))  # (P, 3) the face the basis applies to
+        # (K,) how much further than the basis a *rendered* face moves per unit weight. The basis is what a tracked
+        # face shows (the estimator is trained on it); a face tracker reads a warped photo's motion short of the
+        # motion the warp made (brows ~0.6x), so rendering moves by basis * render_gain and the tracked output then
+        # shows the basis motion. Fitted by tools/build_rig.py on tuning photos; 1 = no correction.
+        self.register_buffer("render_gain", torch.ones(n_shapes))
 
     @property
     def n_points(self) -> int:
@@ -64,6 +69,7 @@ class Rig(torch.nn.Module):
             for name in (f"eyeBlink{side}", f"eyeSquint{side}"):
                 basis[ARKIT52.index(name)] *= ratio
         out.basis.copy_(basis)
+        out.render_gain.copy_(self.render_gain)
         neutral = self.neutral.clone() * s @ rot.T + t  # iris points when the person has only 468
         neutral[: pts.shape[0]] = pts
         out.neutral.copy_(neutral)

@@ -22,8 +22,18 @@ def rig():
     return load_rig()
 
 
-def test_round_trip_mae_on_heldout_synthetic(est, rig):
+@pytest.fixture()
+def uncalibrated(est):
+    """The network alone: its real-footage output scale (estimator_calibrate) set aside for synthetic checks."""
+    scale = est.net.out_scale.clone()
+    est.net.out_scale.fill_(1.0)
+    yield est
+    est.net.out_scale.copy_(scale)
+
+
+def test_round_trip_mae_on_heldout_synthetic(uncalibrated, rig):
     # Held-out: a seed the training never used, no real-mesh identity basis (parametric identities only).
+    est = uncalibrated
     g = torch.Generator().manual_seed(2024)
     ids = Identities(rig.neutral, rig.basis, None)
     pts, target = synth_batch(512, g, rig.basis, ids, TrainConfig())
@@ -118,3 +128,11 @@ def test_real_frames_keep_the_test_clip_out(tmp_path, rig):
     assert len(real) == 5 and real.labels.shape == (5, 52) and real.labels.max() < 0.05
     pts, labels, canon = real.sample(8, torch.Generator().manual_seed(0), TrainConfig())
     assert pts.shape == (8, 478, 3) and labels.shape == (8, 52) and canon.shape == (8, 478, 3)
+
+
+def test_calibration_scales_the_reading_and_only_upward(est):
+    """The shipped estimator reads real faces with a per-channel scale fitted on real footage (a shut eye -> ~1)."""
+    scale = est.net.out_scale
+    assert scale.shape == (len(ARKIT52),) and bool((scale >= 1.0).all()) and bool((scale <= 3.0).all())
+    assert float(scale[ARKIT52.index("eyeBlinkLeft")]) > 1.05  # the shut-eye apex calibration is in the weights
+    assert all(float(scale[ARKIT52.index(n)]) == 1.0 for n in ARKIT52 if n.startswith("eyeLook"))  # gaze untouched

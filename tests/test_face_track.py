@@ -17,6 +17,7 @@ from reenact.face.align import (
     transform_points,
     warp_to_crop,
 )
+from reenact.face.landmarks import MESH_ONLY
 
 FIX = FACE_FIXTURES
 
@@ -88,7 +89,7 @@ def test_tracking_flags_frames_without_face(analyzer):
     assert missing == [6, 7]
     for i in range(6):  # tracking mode matches MediaPipe's tracking mode
         iod = np.linalg.norm(ref[i, 33, :2] - ref[i, 263, :2])
-        assert (np.linalg.norm(out[i].points[:468, :2] - ref[i, :, :2], axis=1) / iod).mean() < 0.005
+        assert (np.linalg.norm(out[i].points[MESH_ONLY, :2] - ref[i, MESH_ONLY, :2], axis=1) / iod).mean() < 0.005
     # re-detected after the gap (ROI from a detection, not from the previous mesh: close, not identical)
     iod = np.linalg.norm(out[5].points[33, :2] - out[5].points[263, :2])
     assert (np.linalg.norm(out[8].points[:, :2] - out[5].points[:, :2], axis=1) / iod).mean() < 0.02
@@ -119,7 +120,7 @@ def test_batched_tracking_matches_frame_by_frame(analyzer):
         # the mesh moves by up to ~1 % of the eye distance when its crop moves by a few %: that is the tolerance
         assert (np.linalg.norm(a.points[:, :2] - b.points[:, :2], axis=1) / iod).mean() < 0.015, i
         if i < 6:  # and MediaPipe's own tracking mode
-            assert (np.linalg.norm(b.points[:468, :2] - ref[i, :, :2], axis=1) / iod).mean() < 0.01
+            assert (np.linalg.norm(b.points[MESH_ONLY, :2] - ref[i, MESH_ONLY, :2], axis=1) / iod).mean() < 0.01
 
 
 def test_pose_signs_on_flipped_images(analyzer, images):

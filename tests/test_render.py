@@ -137,3 +137,14 @@ def test_flow_grid_follows_the_face_size_not_the_photo(sample) -> None:
     assert float(diff.mean()) < 0.2 and float(diff.flatten().quantile(0.99)) <= 2
     still = auto.warp(torch.zeros_like(disp)).round()
     assert torch.equal(still, auto.source.round())
+
+
+@pytest.mark.parametrize("turn", [(10.0, 0.0, 0.0), (0.0, 8.0, 0.0), (0.0, 0.0, 8.0), (-12.0, -6.0, 5.0)])
+def test_head_turn_goes_the_way_the_tracker_reads_it(sample, turn) -> None:
+    from reenact.face.pose import estimate_pose
+
+    _, face, renderer, _ = sample
+    before = estimate_pose(face.points)
+    after = estimate_pose(renderer.target_points(np.zeros((1, 52), np.float32), np.array([turn], np.float32))[0])
+    change = np.array([after.yaw - before.yaw, after.pitch - before.pitch, after.roll - before.roll])
+    assert np.allclose(change, turn, atol=1.0), change

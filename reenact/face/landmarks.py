@@ -10,9 +10,13 @@ Crops are bilinear with replicated borders; crop corners map to 0 and `size` (Me
 point at crop px p maps to the image by the same 2x3 matrix used for the warp.
 
 Eyelids: FaceMesh alone does not close on a shut eye (it reads an eye aspect ratio of ~0.2 where the eye is shut).
-The iris model also returns 71 eye-contour points per eye (lids, two halo rings, the brow's lower edge), and MediaPipe's
+The iris model also returns 71 eye-contour points per eye (lids, halo rings, the brow's edges), and MediaPipe's
 iris pipeline writes them over the mesh's points of the same names (EYE_CONTOUR below, its
-update_face_landmarks order); so does `MeshModel`, keeping the mesh's depth.
+update_face_landmarks order). `MeshModel` writes the first REFINED of them (lids and the two halo rings nearest
+them), keeping the mesh's depth. On a real clip with blinks this gives the reference refined mesh's blink depth
+(eye aspect ratio at blinks 0.27 of its median vs MediaPipe's 0.25; FaceMesh alone 0.66). The brow points stay
+FaceMesh's: the iris model's brows sit off the hair at the crop's edge, and a warp driven by them moved the
+brows a third less than the rig asked.
 
 Output order is MediaPipe's refined 478: 0..467 mesh, 468..472 iris of the image-left eye (the subject's right;
 centre first), 473..477 iris of the image-right eye.
@@ -46,6 +50,8 @@ EYE_CONTOUR = np.array([
      446, 261, 448, 449, 450, 451, 452, 453, 464, 342, 445, 444, 443, 442, 441, 413,
      265, 353, 276, 283, 282, 295, 372, 340, 346, 347, 348, 349, 350, 357, 465, 383, 300, 293, 334, 296, 336, 285, 417],
 ])  # (2, 71)
+REFINED = 48  # contour points per eye written over the mesh: lids and two halo rings (see MeshModel)
+MESH_ONLY = np.setdiff1d(np.arange(468), EYE_CONTOUR[:, :REFINED])  # vertices FaceMesh alone places
 
 
 @dataclass
@@ -127,7 +133,8 @@ class MeshModel:
         """(B, 468, 3) mesh -> (B, 478, 3): eyelids (x, y) from the iris model's contours, iris points appended."""
         contours, irises = self.eyes(frames, pts)
         out = np.concatenate([pts[:, :468], irises], 1)
-        out[:, EYE_CONTOUR.ravel(), :2] = contours[..., :2]
+        k = REFINED
+        out[:, EYE_CONTOUR[:, :k].ravel(), :2] = contours.reshape(-1, 2, 71, 3)[:, :, :k, :2].reshape(len(pts), -1, 2)
         return out
 
     def eyes(self, frames: list[np.ndarray], pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

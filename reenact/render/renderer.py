@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from reenact.face.pose import estimate_pose
+from reenact.params import ARKIT52
 from reenact.render.interior import Carrier, DriverMouth
 from reenact.render.mouth import MouthPainter
 from reenact.render.warp import MeshWarper
@@ -19,8 +20,14 @@ if TYPE_CHECKING:
 
 
 class Rig(Protocol):
+    render_gain: torch.Tensor  # (52,)
+
     def deltas(self, params: torch.Tensor) -> torch.Tensor: ...  # (B, 52) -> (B, 478, 3)
     def scaled_to(self, face_points: np.ndarray) -> "Rig": ...
+
+
+# Shapes that close an opening: whatever the render gain, their weight stops at 1, where the lids meet.
+CLOSING = [ARKIT52.index(n) for n in ("eyeBlinkLeft", "eyeBlinkRight")]
 
 
 def euler_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
@@ -87,7 +94,9 @@ class FaceRenderer:
 
     def displacement(self, shapes: torch.Tensor, rotation: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 52) target shapes [+ (B, 3) yaw/pitch/roll change] -> (B, 478, 3) photo-space vertex displacement."""
-        delta = self.rig.deltas(shapes.to(self.device) - self.source_shapes)  # (B, 478, 3) linear rig: change only
+        change = (shapes.to(self.device) - self.source_shapes) * self.rig.render_gain  # (B, 52) linear rig: change only
+        change[:, CLOSING] = torch.minimum(change[:, CLOSING], 1.0 - self.source_shapes[CLOSING])  # lids meet
+        delta = self.rig.deltas(change)  # (B, 478, 3)
         moved = follow_lids(self.source_points, self.source_points + delta)
         if rotation is None:
             return moved - self.source_points
