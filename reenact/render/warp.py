@@ -21,6 +21,14 @@ import torch.nn.functional as F
 from scipy.spatial import Delaunay
 
 from reenact.face.canonical import load_canonical
+from reenact.face.landmarks import EYE_CONTOUR, REFINED
+
+IRISES = (np.arange(468, 473), np.arange(473, 478))  # the iris points of the EYE_CONTOUR rows' eyes
+# The tracked lids run a little inside the lid margins (along the iris' edge); the warp's eye opening is taken
+# LID_MARGIN of the way out to the halo ring beyond each lid, so closing lids also cover the white beside the iris.
+LIDS = np.concatenate([EYE_CONTOUR[:, 1:8].ravel(), EYE_CONTOUR[:, 9:16].ravel()])  # lower, upper (no corners)
+HALO = np.concatenate([EYE_CONTOUR[:, 17:24].ravel(), EYE_CONTOUR[:, 25:32].ravel()])  # the ring beyond each
+LID_MARGIN = np.concatenate([np.full(14, 0.35), np.full(14, 0.25)])
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,8 @@ class MeshWarper:
         self.n_mesh = len(points)
         anchors = _border_anchors(self.roi)
         nodes = np.concatenate([points[:, :2], anchors]).astype(np.float64)  # (478 + A, 2)
+        if len(points) >= 478:
+            nodes[LIDS] += LID_MARGIN[:, None] * (nodes[HALO] - nodes[LIDS])
         tris = face_triangles(nodes, len(anchors))
         h, w = self.roi.size
         # The flow is solved on a coarse grid. Its spacing follows the face's size, not the photo's pixels: the same
@@ -158,6 +168,13 @@ class MeshWarper:
         values = torch.tensor(bary.ravel()[keep], dtype=torch.float32)
         self.interp = torch.sparse_coo_tensor(index, values, (grid.shape[0], self.n_mesh), check_invariants=True)
         self.interp = self.interp.coalesce().to(device)
+        self.nodes = nodes  # (478 + A, 2) photo px
+        # Per eye: the mesh triangles inside the lids' outer halo ring, mapped exactly in `_exact_eyes`.
+        self.eye_tris = []
+        if len(points) >= 478:
+            for ring, iris in zip(EYE_CONTOUR[:, :REFINED], IRISES):
+                inside = np.isin(tris, np.concatenate([ring, iris])).all(1)
+                self.eye_tris.append(tris[inside])
         roi_img = image[self.roi.y0:self.roi.y1, self.roi.x0:self.roi.x1]
         self.source = torch.from_numpy(roi_img.copy()).to(device).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
         self.coarse_base = torch.tensor(np.stack([gx, gy], -1), dtype=torch.float32, device=device)  # (h, w, 2)
@@ -211,6 +228,43 @@ class MeshWarper:
         grid = F.interpolate(coarse, size=self.roi.size, mode="bilinear", align_corners=True)
         return grid.permute(0, 2, 3, 1)  # (B, H, W, 2) in [-1, 1]
 
+    def _exact_eyes(self, grid: torch.Tensor, disp: torch.Tensor) -> None:
+        """Overwrite `grid` (B, H, W, 2) around each eye with the exact piecewise-affine backward map of its mesh.
+
+        Where lids close, the target squeezes the whole eye opening into a line; the smooth coarse inverse blends
+        source positions across that line, so a sliver of eyeball (white, iris) stays visible between closed lids.
+        Mapped triangle by triangle, a collapsed triangle covers no target pixel and the eyeball is gone.
+        """
+        roi, (h, w) = self.roi, self.roi.size
+        origin = np.array([roi.x0, roi.y0], np.float64)
+        src = self.nodes[: self.n_mesh] - origin  # (N, 2) ROI px
+        moved = src[None] + disp[:, : self.n_mesh].detach().cpu().numpy().astype(np.float64)  # (B, N, 2)
+        scale = np.array([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
+        for b in range(len(moved)):
+            for tris in self.eye_tris:
+                corners = moved[b][tris]  # (T, 3, 2) target triangles
+                lo = np.floor(np.minimum(corners.min((0, 1)), src[tris].min((0, 1)))).astype(int).clip(0, [w - 1, h - 1])
+                hi = np.ceil(np.maximum(corners.max((0, 1)), src[tris].max((0, 1)))).astype(int).clip(0, [w - 1, h - 1])
+                box_w, box_h = hi - lo + 1
+                index = np.full((box_h, box_w), -1, np.int32)
+                for t, tri in enumerate(corners):
+                    cv2.fillConvexPoly(index, np.round((tri - lo) * 16).astype(np.int32), t, cv2.LINE_8, 4)
+                ys, xs = np.nonzero(index >= 0)
+                if not len(ys):
+                    continue
+                t = index[ys, xs]
+                p = np.stack([xs, ys], 1) + lo  # (P, 2) target px
+                a, e1, e2 = corners[t, 0], corners[t, 1] - corners[t, 0], corners[t, 2] - corners[t, 0]
+                det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+                ok = np.abs(det) > 1e-6
+                v = p - a
+                u1 = np.where(ok, (v[:, 0] * e2[:, 1] - v[:, 1] * e2[:, 0]) / np.where(ok, det, 1), 0.0)
+                u2 = np.where(ok, (e1[:, 0] * v[:, 1] - e1[:, 1] * v[:, 0]) / np.where(ok, det, 1), 0.0)
+                s0 = src[tris[t, 0]]
+                source = s0 + u1[:, None] * (src[tris[t, 1]] - s0) + u2[:, None] * (src[tris[t, 2]] - s0)
+                grid[b, ys[ok] + lo[1], xs[ok] + lo[0]] = torch.as_tensor(
+                    source[ok] * scale - 1, dtype=grid.dtype, device=grid.device)
+
     @cached_property
     def source_offset(self) -> torch.Tensor:
         """(1, 3, H, W) the ROI + LOG_OFFSET: what a shading gain multiplies (the log(Y + 8) it was fitted in)."""
@@ -220,6 +274,8 @@ class MeshWarper:
         """(B, N, 2) displacement -> (B, 3, H, W) warped ROI, float in 0..255. `gain` (B, 1, H, W): a luminance
         gain on the photo before it moves (reenact.render.shade), applied to Y + LOG_OFFSET as it was fitted."""
         grid = self.sample_grid(disp)
+        if self.eye_tris:
+            self._exact_eyes(grid, disp)
         if gain is None:
             src = self.source.expand(disp.shape[0], -1, -1, -1)
         else:  # one full-size product (broadcast over the batch); offset and clamp in place
