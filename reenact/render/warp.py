@@ -24,11 +24,6 @@ from reenact.face.canonical import load_canonical
 from reenact.face.landmarks import EYE_CONTOUR, REFINED
 
 IRISES = (np.arange(468, 473), np.arange(473, 478))  # the iris points of the EYE_CONTOUR rows' eyes
-# The tracked lids run a little inside the lid margins (along the iris' edge); the warp's eye opening is taken
-# LID_MARGIN of the way out to the halo ring beyond each lid, so closing lids also cover the white beside the iris.
-LIDS = np.concatenate([EYE_CONTOUR[:, 1:8].ravel(), EYE_CONTOUR[:, 9:16].ravel()])  # lower, upper (no corners)
-HALO = np.concatenate([EYE_CONTOUR[:, 17:24].ravel(), EYE_CONTOUR[:, 25:32].ravel()])  # the ring beyond each
-LID_MARGIN = np.concatenate([np.full(14, 0.35), np.full(14, 0.25)])
 
 
 @dataclass(frozen=True)
@@ -145,8 +140,6 @@ class MeshWarper:
         self.n_mesh = len(points)
         anchors = _border_anchors(self.roi)
         nodes = np.concatenate([points[:, :2], anchors]).astype(np.float64)  # (478 + A, 2)
-        if len(points) >= 478:
-            nodes[LIDS] += LID_MARGIN[:, None] * (nodes[HALO] - nodes[LIDS])
         tris = face_triangles(nodes, len(anchors))
         h, w = self.roi.size
         # The flow is solved on a coarse grid. Its spacing follows the face's size, not the photo's pixels: the same
