@@ -125,6 +125,15 @@ LOG_OFFSET = 8.0  # reenact.render.shade fits log(Y + 8) (kept here: shade impor
 COARSE_SAMPLES = 110  # coarse flow samples across the face ROI (see MeshWarper)
 
 
+SQUEEZED = 0.5  # an eye whose triangles all keep more than this share of their photo area needs no exact map
+
+
+def _area(corners: np.ndarray) -> np.ndarray:
+    """(T, 3, 2) triangles -> (T,) unsigned areas."""
+    e1, e2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+    return np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]) / 2
+
+
 class MeshWarper:
     """Warps one source photo's face region to any number of target meshes.
 
@@ -236,6 +245,8 @@ class MeshWarper:
         for b in range(len(moved)):
             for tris in self.eye_tris:
                 corners = moved[b][tris]  # (T, 3, 2) target triangles
+                if (_area(corners) > SQUEEZED * _area(src[tris])).all():
+                    continue  # nothing squeezed: the smooth map is exact enough here
                 lo = np.floor(np.minimum(corners.min((0, 1)), src[tris].min((0, 1)))).astype(int).clip(0, [w - 1, h - 1])
                 hi = np.ceil(np.maximum(corners.max((0, 1)), src[tris].max((0, 1)))).astype(int).clip(0, [w - 1, h - 1])
                 box_w, box_h = hi - lo + 1
