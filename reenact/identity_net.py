@@ -94,3 +94,90 @@ class DlibFaceNet(nn.Module):
         x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)  # (B, 32, 35, 35)
         x = self.blocks(x)  # (B, 256, 2, 2)
         return self.fc(x.mean(dim=(2, 3)))
+
+
+# --- MobileFaceNet (sirius-ai MobileFaceNet_TF, ArcFace loss) -------------------------------------------------
+# (expansion width, output width, stride of the first block, blocks) per stage, as in MobileFaceNet_TF's
+# `inverted_residual_setting` with its width choices (expansion 2 / 4 of a 64 / 128 bottleneck).
+MOBILEFACENET_STAGES = ((128, 64, 2, 5), (256, 128, 2, 1), (256, 128, 1, 6), (512, 128, 2, 1), (256, 128, 1, 2))
+
+
+def _same_pad(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """TensorFlow's SAME padding for a 3x3 kernel: 1 on each side at stride 1, but only 1 at the bottom/right at
+    stride 2 on an even size (PyTorch's symmetric padding would shift every stride-2 layer by half a pixel)."""
+    return F.pad(x, (1, 1, 1, 1) if stride == 1 else (0, 1, 0, 1))
+
+
+class SameConv(nn.Conv2d):
+    """3x3 convolution (dense or depthwise) with TensorFlow SAME padding."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int, groups: int = 1) -> None:
+        super().__init__(in_ch, out_ch, 3, stride=stride, padding=0, groups=groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(_same_pad(x, self.stride[0]))
+
+
+class InvertedResidual(nn.Module):
+    """1x1 expand -> PReLU -> 3x3 depthwise (stride) -> PReLU -> 1x1 project (linear), + input when shapes match."""
+
+    def __init__(self, in_ch: int, expand: int, out_ch: int, stride: int) -> None:
+        super().__init__()
+        self.residual = stride == 1 and in_ch == out_ch
+        self.expand = nn.Conv2d(in_ch, expand, 1)
+        self.act1 = nn.PReLU(expand)
+        self.depthwise = SameConv(expand, expand, stride, groups=expand)
+        self.act2 = nn.PReLU(expand)
+        self.project = nn.Conv2d(expand, out_ch, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.project(self.act2(self.depthwise(self.act1(self.expand(x)))))
+        return out + x if self.residual else out
+
+
+@register_model("mobilefacenet")
+class MobileFaceNet(nn.Module):
+    """112x112 RGB face chip -> 192-d embedding (not normalised), sirius-ai's MobileFaceNet_TF as frozen to TFLite.
+
+    Every batch-norm was folded into its convolution by the TFLite export, so each conv carries a bias. `forward`
+    takes chips as float in [0, 255], (B, 3, 112, 112) RGB, and applies the model's (x - 127.5) / 128.
+    The registered order of the Conv2d / PReLU layers is the TFLite graph's order (tools/convert_mobilefacenet.py
+    relies on it): stem, stem PReLU, depthwise, PReLU, pointwise, blocks, head conv, PReLU, 7x7 depthwise, two 1x1.
+    """
+
+    def __init__(
+        self,
+        *,
+        stem: int = 64,
+        stages: list[list[int]] | tuple[tuple[int, ...], ...] = MOBILEFACENET_STAGES,
+        head: int = 512,
+        dim: int = 192,
+        input_size: int = 112,
+    ) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.stem = SameConv(3, stem, 2)
+        self.stem_act = nn.PReLU(stem)
+        self.stem_dw = SameConv(stem, stem, 1, groups=stem)
+        self.stem_dw_act = nn.PReLU(stem)
+        self.stem_pw = nn.Conv2d(stem, stem, 1)
+        blocks: list[nn.Module] = []
+        ch = stem
+        for expand, out_ch, stride, repeat in stages:
+            for j in range(repeat):
+                blocks.append(InvertedResidual(ch, expand, out_ch, stride if j == 0 else 1))
+                ch = out_ch
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Conv2d(ch, head, 1)
+        self.head_act = nn.PReLU(head)
+        side = input_size // 16
+        # Global depthwise conv (the "GDConv" of MobileFaceNet) over the whole 7x7 map: a learned spatial pooling.
+        self.gdconv = nn.Conv2d(head, head, side, groups=head)
+        self.linear = nn.Conv2d(head, head, 1)
+        self.embedding = nn.Conv2d(head, dim, 1)
+
+    def forward(self, chips: torch.Tensor) -> torch.Tensor:  # (B, 3, 112, 112) in [0, 255] -> (B, 192)
+        x = (chips - 127.5) / 128.0
+        x = self.stem_pw(self.stem_dw_act(self.stem_dw(self.stem_act(self.stem(x)))))
+        x = self.head_act(self.head(self.blocks(x)))  # (B, 512, 7, 7)
+        return self.embedding(self.linear(self.gdconv(x))).flatten(1)
