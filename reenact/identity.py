@@ -1,8 +1,11 @@
 """Face-identity embedding and the per-frame identity check.
 
-Two embedders share one interface (`Embedder`):
+Three embedders share one interface (`Embedder`); `"default"` names DEFAULT_EMBEDDER:
 
-- `"default"`: dlib's face-recognition ResNet (CC0), ported to PyTorch and shipped in weights/ (see
+- `"mobilefacenet"`: an ArcFace-trained MobileFaceNet (sirius-ai MobileFaceNet_TF, Apache-2.0), ported to
+  PyTorch and shipped in weights/ (reenact/identity_net.py, tools/convert_mobilefacenet.py). Its input is the
+  ArcFace 112x112 chip aligned from 5 points (eye centres, nose tip, mouth corners; reenact/identity_arcface.py).
+- `"dlib"`: dlib's face-recognition ResNet (CC0), ported to PyTorch and shipped in weights/ (see
   reenact/identity_net.py, tools/convert_dlib.py). Its input is dlib's 150x150 "face chip", which dlib aligns
   from 5 landmarks (two corners of each eye and the base of the nose); `dlib_chip` reproduces that alignment and
   `mesh_to_dlib5` picks those 5 points from our 478-point MediaPipe-order mesh.
@@ -25,6 +28,7 @@ import torch.nn.functional as F
 
 from reenact.device import inference
 from reenact.errors import InputError, MediaError, NoFaceError
+from reenact.identity_arcface import ARCFACE_SIZE, arcface5_batch, arcface_affines, invert_affines
 
 # dlib's get_face_chip_details() 5-point template (image_transforms/interpolation.h), in the unit square of an
 # unpadded chip, order: image-right eye outer, inner; image-left eye outer, inner; base of the nose.
@@ -38,8 +42,13 @@ DLIB_TEMPLATE_5 = np.array(
 MESH_DLIB5 = (263, 362, 33, 133, 2)  # subject's left eye outer, inner; right eye outer, inner; subnasale
 DLIB_CHIP_SIZE = 150
 DLIB_PADDING = 0.25  # dlib's compute_face_descriptor default
-# Cosine threshold of the default embedder when its contract has none: see docs/identity.md for the measurement.
+# Cosine threshold of the dlib embedder when its contract has none: see docs/identity.md for the measurement.
 DEFAULT_THRESHOLD = 0.925
+# What `--identity default` runs: the embedder that separated the calibration pairs best (docs/identity.md).
+DEFAULT_EMBEDDER = "dlib"
+# Cosine threshold of the MobileFaceNet embedder when its contract has none (docs/identity.md).
+MOBILEFACENET_THRESHOLD = 0.5
+EMBEDDERS = ("mobilefacenet", "dlib", "arcface[:PATH]")
 
 PointsFn = Callable[[np.ndarray], Any]
 
@@ -87,11 +96,11 @@ def dlib_chip_affine(points5: np.ndarray, size: int = DLIB_CHIP_SIZE, padding: f
     return np.concatenate([lin, (centre - lin @ np.full(2, (size - 1) / 2.0))[:, None]], 1)
 
 
-def warp_chip(rgb: np.ndarray, affine: np.ndarray, size: int) -> np.ndarray:
+def warp_chip(rgb: np.ndarray, affine: np.ndarray, size: int, truncate: bool = True) -> np.ndarray:
     """Sample a (size, size, 3) uint8 chip from `rgb` through `affine` (chip px -> image px), bilinear.
 
     Like dlib, a chip much smaller than its source region is sampled from an image pyramid (5-tap Gaussian,
-    halving) so the result is not aliased.
+    halving) so the result is not aliased. `truncate`: dlib's float -> uint8 truncation; False rounds.
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise InputError(f"Expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}.")
@@ -119,7 +128,7 @@ def warp_chip(rgb: np.ndarray, affine: np.ndarray, size: int) -> np.ndarray:
     # dlib interpolates in float and truncates to uint8; doing the same makes our chips identical to its chips.
     chip = cv2.warpAffine(img.astype(np.float32), affine, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-    return np.clip(np.floor(chip), 0, 255).astype(np.uint8)
+    return np.clip(np.floor(chip) if truncate else np.rint(chip), 0, 255).astype(np.uint8)
 
 
 def dlib_chip(rgb: np.ndarray, points5: np.ndarray, size: int = DLIB_CHIP_SIZE, padding: float = DLIB_PADDING) -> np.ndarray:
@@ -154,6 +163,10 @@ class Embedder(Protocol):
         """(H, W, 3) uint8 frame + (478, 2|3) mesh in pixels -> (chip, chip, 3) uint8 aligned chip."""
         ...
 
+    def align_batch(self, frames: list[np.ndarray], points: list[np.ndarray]) -> np.ndarray:
+        """`align` for a batch of frames and their meshes (or 5 points each) -> (B, chip, chip, 3) uint8."""
+        ...
+
     def embed(self, chips: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) float RGB in [0, 255] -> (B, D) unit-norm float32 on `device`."""
         ...
@@ -179,6 +192,42 @@ class DlibEmbedder:
         p5 = points[:, :2] if points.shape[0] == 5 else mesh_to_dlib5(points)
         return dlib_chip(rgb, p5)
 
+    def align_batch(self, frames: list[np.ndarray], points: list[np.ndarray]) -> np.ndarray:
+        return np.stack([self.align(f, p) for f, p in zip(frames, points)])
+
+    def embed(self, chips: torch.Tensor) -> torch.Tensor:
+        with inference(self.device):
+            out = self.net(chips.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last))
+        return F.normalize(out.float(), dim=1)
+
+
+class MobileFaceNetEmbedder:
+    """ArcFace-trained MobileFaceNet on the ArcFace 5-point 112x112 chip, 192-d (shipped, Apache-2.0 code)."""
+
+    chip_size = ARCFACE_SIZE
+
+    def __init__(self, device: torch.device = torch.device("cpu"), directory: Any = None) -> None:
+        from reenact.weights import load_model
+
+        self.device = torch.device(device)
+        self.net = load_model("mobilefacenet", self.device, directory).float().to(memory_format=torch.channels_last)
+        contract = self.net.contract  # type: ignore[attr-defined]
+        self.threshold = float(contract.extra.get("threshold", MOBILEFACENET_THRESHOLD))
+        self.name = "mobilefacenet"
+
+    def chip_affines(self, points: list[np.ndarray]) -> np.ndarray:
+        """(B, 2, 3) chip px -> image px: insightface's similarity fit, one batched SVD for the whole batch."""
+        return invert_affines(arcface_affines(arcface5_batch(points), self.chip_size))
+
+    def align(self, rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
+        return self.align_batch([rgb], [points])[0]
+
+    def align_batch(self, frames: list[np.ndarray], points: list[np.ndarray]) -> np.ndarray:
+        # insightface's geometry, sampled like dlib's chips (image pyramid) so a large face in a 1280 px photo is
+        # not aliased down to 112 px; rounded, not truncated, as cv2's own uint8 warp (norm_crop) does.
+        affines = self.chip_affines(points)
+        return np.stack([warp_chip(f, a, self.chip_size, truncate=False) for f, a in zip(frames, affines)])
+
     def embed(self, chips: torch.Tensor) -> torch.Tensor:
         with inference(self.device):
             out = self.net(chips.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last))
@@ -186,15 +235,20 @@ class DlibEmbedder:
 
 
 def load_embedder(spec: str = "default", device: torch.device = torch.device("cpu")) -> Embedder:
-    """`"default"` (shipped dlib ResNet) or `"arcface[:PATH]"` (insightface ONNX the user has)."""
+    """`"default"` (DEFAULT_EMBEDDER), `"mobilefacenet"` or `"dlib"` (shipped), or `"arcface[:PATH]"` (insightface
+    ONNX the user has)."""
     spec = (spec or "default").strip()
-    if spec in ("default", "dlib"):
+    if spec == "default":
+        spec = DEFAULT_EMBEDDER
+    if spec == "dlib":
         return DlibEmbedder(device)
+    if spec == "mobilefacenet":
+        return MobileFaceNetEmbedder(device)
     if spec == "arcface" or spec.startswith("arcface:"):
         from reenact.identity_arcface import ArcFaceEmbedder
 
         return ArcFaceEmbedder(spec.partition(":")[2] or None, device)
-    raise InputError(f"Unknown identity embedder {spec!r}: use 'default' or 'arcface[:PATH]'.")
+    raise InputError(f"Unknown identity embedder {spec!r}: use {' | '.join(EMBEDDERS)} or default ({DEFAULT_EMBEDDER}).")
 
 
 def embed_faces(embedder: Embedder, rgb_frames: list[np.ndarray], points: list[np.ndarray], batch: int = 64) -> np.ndarray:
@@ -203,7 +257,7 @@ def embed_faces(embedder: Embedder, rgb_frames: list[np.ndarray], points: list[n
         raise InputError(f"{len(rgb_frames)} frames but {len(points)} landmark sets.")
     out = []
     for i in range(0, len(rgb_frames), batch):
-        chips = np.stack([embedder.align(f, p) for f, p in zip(rgb_frames[i : i + batch], points[i : i + batch])])
+        chips = embedder.align_batch(rgb_frames[i : i + batch], points[i : i + batch])
         x = torch.from_numpy(chips).permute(0, 3, 1, 2).float()  # (B, 3, S, S)
         out.append(embedder.embed(x).cpu().numpy())
     return np.concatenate(out, 0) if out else np.zeros((0, 0), np.float32)
@@ -325,7 +379,8 @@ def compare(source_rgb: np.ndarray, target_frames: Iterable[np.ndarray], analyze
 
 
 __all__ = [
-    "DLIB_TEMPLATE_5", "MESH_DLIB5", "DEFAULT_THRESHOLD", "Embedder", "DlibEmbedder", "IdentityChecker",
+    "DLIB_TEMPLATE_5", "MESH_DLIB5", "DEFAULT_EMBEDDER", "DEFAULT_THRESHOLD", "EMBEDDERS", "Embedder", "DlibEmbedder",
+    "IdentityChecker", "MobileFaceNetEmbedder",
     "IdentityReport", "compare", "dlib_chip", "dlib_chip_affine", "embed_faces", "load_embedder", "mesh_to_dlib5",
     "umeyama", "warp_chip", "warp_chips_torch",
 ]

@@ -54,12 +54,48 @@ def mesh_to_arcface5(points: np.ndarray) -> np.ndarray:
     return np.stack([right_eye, left_eye, p[MESH_NOSE_TIP], p[MESH_MOUTH_CORNERS[0]], p[MESH_MOUTH_CORNERS[1]]])
 
 
+def umeyama_batch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """`reenact.identity.umeyama` for a batch: (B, N, 2) points onto one (N, 2) template -> (B, 2, 3).
+
+    One batched SVD instead of a Python loop: the identity thread aligns a whole render batch at once.
+    """
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(1, keepdims=True), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    n = src.shape[1]
+    var_s = (s**2).sum((1, 2)) / n  # (B,)
+    cov = np.einsum("nj,bnk->bjk", d, s) / n  # (B, 2, 2) = d^T s
+    u, sig, vt = np.linalg.svd(cov)
+    flip = np.linalg.det(u) * np.linalg.det(vt) < 0  # reflection: flip the smallest singular direction
+    sign = np.ones((len(src), 2))
+    sign[flip, 1] = -1
+    rot = u @ (sign[:, :, None] * vt)
+    scale = (sig * sign).sum(1) / var_s
+    m = scale[:, None, None] * rot
+    t = mu_d - np.einsum("bjk,bk->bj", m, mu_s[:, 0])
+    return np.concatenate([m, t[:, :, None]], 2)
+
+
+def arcface_affines(points5: np.ndarray, size: int = ARCFACE_SIZE) -> np.ndarray:
+    """insightface's estimate_norm for a batch: (B, 5, 2) points -> (B, 2, 3) similarities, image px -> chip px."""
+    template = ARCFACE_TEMPLATE_5 * (size / 112.0)
+    return umeyama_batch(np.asarray(points5, np.float64)[..., :2], template)
+
+
 def arcface_affine(points5: np.ndarray, size: int = ARCFACE_SIZE) -> np.ndarray:
     """insightface's estimate_norm: similarity (2, 3) from image px to chip px."""
-    from reenact.identity import umeyama
+    return arcface_affines(np.asarray(points5, np.float64)[None], size)[0]
 
-    template = ARCFACE_TEMPLATE_5 * (size / 112.0)
-    return umeyama(np.asarray(points5, np.float64)[:, :2], template)
+
+def invert_affines(affines: np.ndarray) -> np.ndarray:
+    """(B, 2, 3) -> (B, 2, 3) inverse affine maps (e.g. chip px -> image px, what `warp_chip` takes)."""
+    lin = np.linalg.inv(affines[:, :, :2])
+    return np.concatenate([lin, -lin @ affines[:, :, 2:]], 2)
+
+
+def arcface5_batch(points: list[np.ndarray] | np.ndarray) -> np.ndarray:
+    """Each face's 5 ArcFace points: a list of (478|468, 2+) meshes or (5, 2+) points -> (B, 5, 2)."""
+    return np.stack([np.asarray(p, np.float64)[:, :2] if len(p) == 5 else mesh_to_arcface5(p) for p in points])
 
 
 def arcface_chip(rgb: np.ndarray, points5: np.ndarray, size: int = ARCFACE_SIZE) -> np.ndarray:
@@ -127,9 +163,16 @@ class ArcFaceEmbedder:
         self.name = f"arcface:{self.path.name}"
 
     def align(self, rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
-        points = np.asarray(points, np.float64)
-        p5 = points[:, :2] if points.shape[0] == 5 else mesh_to_arcface5(points)
-        return arcface_chip(rgb, p5, self.chip_size)
+        return self.align_batch([rgb], [points])[0]
+
+    def align_batch(self, frames: list[np.ndarray], points: list[np.ndarray]) -> np.ndarray:
+        """insightface's norm_crop of each frame (its own bilinear warp, as the model was trained on): (B, S, S, 3)."""
+        affines = arcface_affines(arcface5_batch(points), self.chip_size)
+        for rgb in frames:
+            if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+                raise InputError(f"Expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}.")
+        size = (self.chip_size, self.chip_size)
+        return np.stack([cv2.warpAffine(f, a, size, borderValue=(0, 0, 0)) for f, a in zip(frames, affines)])
 
     def embed(self, chips: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) RGB in [0, 255] -> (B, D) unit norm on `device`."""

