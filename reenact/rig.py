@@ -35,6 +35,8 @@ class Rig(torch.nn.Module):
         # motion the warp made (brows ~0.6x), so rendering moves by basis * render_gain and the tracked output then
         # shows the basis motion. Fitted by tools/build_rig.py on tuning photos; 1 = no correction.
         self.register_buffer("render_gain", torch.ones(n_shapes))
+        # (3,) the same for a head turn (yaw, pitch, roll): a warped photo's yaw reads back at ~0.7 of the turn made.
+        self.register_buffer("pose_gain", torch.ones(3))
 
     @property
     def n_points(self) -> int:
@@ -70,6 +72,7 @@ class Rig(torch.nn.Module):
                 basis[ARKIT52.index(name)] *= ratio
         out.basis.copy_(basis)
         out.render_gain.copy_(self.render_gain)
+        out.pose_gain.copy_(self.pose_gain)
         neutral = self.neutral.clone() * s @ rot.T + t  # iris points when the person has only 468
         neutral[: pts.shape[0]] = pts
         out.neutral.copy_(neutral)

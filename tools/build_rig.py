@@ -617,6 +617,33 @@ def fit_render_gain(rig: Rig, photos: list[Path]) -> tuple[torch.Tensor, dict]:
     return gain, info
 
 
+POSE_TURN = 8.0  # degrees of yaw, pitch, roll drawn to fit the pose gain
+
+
+def fit_pose_gain(rig: Rig, photos: list[Path]) -> tuple[torch.Tensor, dict]:
+    """(3,) yaw / pitch / roll gain: a turn of POSE_TURN drawn on each photo over the turn read back from its re-tracked
+    mesh (reenact.face.pose), median over photos, in [1, MAX_GAIN]."""
+    from reenact.face import FaceAnalyzer
+    from reenact.face.pose import estimate_pose
+    from reenact.io.image import read_image
+    from reenact.render.renderer import FaceRenderer
+
+    analyzer = FaceAnalyzer()
+    ratios: list[list[float]] = [[], [], []]
+    for path in photos:
+        image = read_image(path)
+        face = analyzer.analyze(image, name=path.name)
+        renderer = FaceRenderer(image, face.points, np.zeros(len(ARKIT52), np.float32), rig)
+        turns = np.eye(3, dtype=np.float32) * POSE_TURN  # (3, 3) one axis each
+        frames = renderer.render(np.zeros((3, len(ARKIT52)), np.float32), turns)
+        before = estimate_pose(face.points)
+        for axis, (name, frame) in enumerate(zip(("yaw", "pitch", "roll"), frames)):
+            read = getattr(estimate_pose(analyzer.analyze(frame).points), name) - getattr(before, name)
+            ratios[axis].append(POSE_TURN / max(read, 1e-3))
+    gain = torch.tensor([float(np.clip(np.median(r), 1.0, MAX_GAIN)) for r in ratios])
+    return gain, {"turn_deg": POSE_TURN, "gain": dict(zip(("yaw", "pitch", "roll"), gain.tolist()))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-grid", action="store_true")
@@ -636,6 +663,8 @@ def main() -> None:
     else:
         gain, AUTHOR_INFO["render_gain"] = fit_render_gain(rig, photos)
         rig.render_gain.copy_(gain)
+        pose_gain, AUTHOR_INFO["pose_gain"] = fit_pose_gain(rig, photos)
+        rig.pose_gain.copy_(pose_gain)
     contract = Contract(
         name="rig_arkit52", arch="rig", kwargs={"n_points": 478, "n_shapes": 52},
         input={"params": "(B, 52) ARKit weights in [0, 1], order of reenact.params.ARKIT52"},

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 class Rig(Protocol):
     render_gain: torch.Tensor  # (52,)
+    pose_gain: torch.Tensor  # (3,) yaw, pitch, roll
 
     def deltas(self, params: torch.Tensor) -> torch.Tensor: ...  # (B, 52) -> (B, 478, 3)
     def scaled_to(self, face_points: np.ndarray) -> "Rig": ...
@@ -105,7 +106,8 @@ class FaceRenderer:
             return moved - self.source_points
         moved = moved - self.center
         own = euler_matrix(*self.source_pose[:, None])  # (1, 3, 3)
-        turned = euler_matrix(*(self.source_pose + rotation.to(self.device)).unbind(-1))  # (B, 3, 3)
+        change = rotation.to(self.device) * self.rig.pose_gain  # (B, 3) the turn drawn so that it reads as asked
+        turned = euler_matrix(*(self.source_pose + change).unbind(-1))  # (B, 3, 3)
         rot = turned @ own.transpose(1, 2)  # (B, 3, 3) the change, in the image frame
         return moved @ rot.transpose(1, 2) + self.center - self.source_points
 
