@@ -62,6 +62,15 @@ def test_port_matches_tflite_embeddings(ref: dict, embedder: MobileFaceNetEmbedd
     assert np.abs(raw - ref["emb"]).max() < 1e-3 * np.abs(ref["emb"]).max()
 
 
+def test_embed_matches_fp32_in_either_precision(ref: dict, embedder: MobileFaceNetEmbedder) -> None:
+    x = torch.from_numpy(ref["chips"]).permute(0, 3, 1, 2).float()
+    fp32 = MobileFaceNetEmbedder(torch.device("cpu"), bf16=False).embed(x).numpy()
+    assert (fp32 * unit(ref["emb"])).sum(1).min() > 0.9999
+    bf16 = MobileFaceNetEmbedder(torch.device("cpu"), bf16=True).embed(x).numpy()
+    assert (fp32 * bf16).sum(1).min() > 0.999  # the CPU fast path (AMX) stays the same embedding
+    assert np.allclose(np.linalg.norm(embedder.embed(x).numpy(), axis=1), 1.0, atol=1e-5)
+
+
 def test_batched_umeyama_matches_the_single_fit() -> None:
     rng = np.random.default_rng(1)
     pts = rng.normal(size=(20, 5, 2)) * 30 + 200

