@@ -571,7 +571,8 @@ MAX_GAIN = 4.0
 # and against jawOpen, and amplifying each one's small, noisy activation turned talking lips into a grimace.
 # browDown stays at 1 too: on real blinks the estimator reads a little of it, which amplified drew a frown.
 GAINED = ("eyeBlinkLeft", "eyeBlinkRight", "eyeWideLeft", "eyeWideRight", "browInnerUp", "browOuterUpLeft",
-          "browOuterUpRight", "mouthSmileLeft", "mouthSmileRight", "jawOpen",
+          "browOuterUpRight", "mouthSmileLeft", "mouthSmileRight", "jawOpen", "eyeSquintLeft", "eyeSquintRight",
+          "cheekSquintLeft", "cheekSquintRight",
           "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight")
 
 
