@@ -267,6 +267,7 @@ def lid_profile(i: int) -> float:
     return float(np.sin(np.clip((V[i, 0] - x0) / (x1 - x0), 0, 1) * np.pi))
 
 
+UPPER_SHARE = 0.85  # of a blink's closure, the upper lid's travel (the lower lid rises the rest)
 TARSAL = 0.8  # share of the lid margin's travel that the ring above it (lash line, tarsal plate) follows
 
 
@@ -280,10 +281,10 @@ def blink() -> np.ndarray:
     partner.update({lo: up for up, lo in partner.items()})
 
     def up(i):
-        return 0.85 * (V[partner[i]] - V[i]) + np.array([0.0, 0.0, -0.08 * lid_profile(i)])
+        return UPPER_SHARE * (V[partner[i]] - V[i]) + np.array([0.0, 0.0, -0.08 * lid_profile(i)])
 
     def lo(i):
-        return 0.15 * (V[partner[i]] - V[i])
+        return (1.0 - UPPER_SHARE) * (V[partner[i]] - V[i])
 
     def up1(i):  # the margin vertex below this halo vertex (same place in the ring), TARSAL of its travel
         return TARSAL * up(L_UP[L_UP1.index(i)])
