@@ -45,7 +45,7 @@ DLIB_PADDING = 0.25  # dlib's compute_face_descriptor default
 # Cosine threshold of the dlib embedder when its contract has none: see docs/identity.md for the measurement.
 DEFAULT_THRESHOLD = 0.925
 # What `--identity default` runs: the embedder that separated the calibration pairs best (docs/identity.md).
-DEFAULT_EMBEDDER = "dlib"
+DEFAULT_EMBEDDER = "mobilefacenet"
 # Cosine threshold of the MobileFaceNet embedder when its contract has none (docs/identity.md).
 MOBILEFACENET_THRESHOLD = 0.5
 EMBEDDERS = ("mobilefacenet", "dlib", "arcface[:PATH]")

@@ -37,7 +37,7 @@ def faces() -> dict:
 
 @pytest.fixture(scope="module")
 def embedder() -> DlibEmbedder:
-    return load_embedder("default")  # type: ignore[return-value]
+    return load_embedder("dlib")  # type: ignore[return-value]
 
 
 def test_umeyama_recovers_a_similarity() -> None:
@@ -166,7 +166,7 @@ def test_default_threshold_comes_from_the_contract(embedder: DlibEmbedder) -> No
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 def test_gpu_path_matches_cpu(faces: dict, embedder: DlibEmbedder) -> None:
-    gpu = load_embedder("default", torch.device("cuda"))
+    gpu = load_embedder("dlib", torch.device("cuda"))
     chips = torch.from_numpy(np.stack([embedder.align(c, m) for c, m in zip(faces["crops"], faces["mesh"])]))
     x = chips.permute(0, 3, 1, 2).float()
     a, b = embedder.embed(x), gpu.embed(x.cuda()).cpu()

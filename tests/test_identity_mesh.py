@@ -33,7 +33,7 @@ def ref() -> dict:
 
 
 def test_our_mesh_gives_dlibs_descriptors(analyzer, ref: dict) -> None:  # noqa: ANN001
-    emb = load_embedder("default")
+    emb = load_embedder("dlib")
     meshes = [analyzer.analyze(c, name=n).points for c, n in zip(ref["crops"], ref["names"])]
     ours = embed_faces(emb, ref["crops"], meshes)
     cos = (ours * ref["desc"] / np.linalg.norm(ref["desc"], axis=1, keepdims=True)).sum(1)
@@ -42,7 +42,7 @@ def test_our_mesh_gives_dlibs_descriptors(analyzer, ref: dict) -> None:  # noqa:
 
 def test_compare_with_the_face_analyzer(analyzer, ref: dict) -> None:  # noqa: ANN001
     names, crops = ref["names"], ref["crops"]
-    emb = load_embedder("default")
+    emb = load_embedder("dlib")
     targets = [crops[names.index("franck_3979")], np.full((200, 200, 3), 128, np.uint8), crops[names.index("kim")]]
     rep = compare(crops[names.index("franck_0010")], iter(targets), analyzer.analyze, emb)
     assert rep.passed == [True, False, False]

@@ -117,8 +117,9 @@ def test_load_by_name_and_contract(embedder: MobileFaceNetEmbedder) -> None:
     assert emb.name == "mobilefacenet" and emb.chip_size == 112
     c = read_contract("mobilefacenet")
     assert c.kwargs["dim"] == 192 and "Apache-2.0" in c.licence and "MS1M" in c.training_data
-    assert 0.0 < embedder.threshold < 1.0
+    assert embedder.threshold == c.extra["threshold"] and 0.0 < embedder.threshold < 1.0  # calibrated, in the contract
     assert load_embedder("dlib").name == "dlib-resnet-v1"
+    assert load_embedder("default").name == "mobilefacenet"  # docs/identity.md: it separates the pairs better
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
