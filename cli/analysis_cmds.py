@@ -16,6 +16,7 @@ from reenact_cli.app import (
     device_of,
     not_built,
     parse_fps,
+    span,
     ui_of,
     write_report,
 )
@@ -31,7 +32,7 @@ def extract(
     landmarks: bool = typer.Option(False, "--landmarks", help="Write JSON with per-frame 478-point landmarks, box, pose, score and parameters."),
     raw: bool = typer.Option(False, "--raw", help="No smoothing and no neutral calibration."),
     smooth: str = typer.Option("offline", "--smooth", help="offline (zero-phase) | online (One Euro)."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG plot of the main channels."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG plot of the main channels (with the track: both or neither)."),
     face: Optional[int] = typer.Option(None, "--face", help="Which face of a photo (0-based, left to right)."),
     fps: Optional[str] = typer.Option(None, "--fps", help="Frame rate of a track made from speech audio (default 25)."),
     text: Optional[str] = typer.Option(None, "--text", help="Transcript of speech audio, for forced alignment."),
@@ -40,17 +41,12 @@ def extract(
     the viseme and mouth track."""
     from reenact.extract import extract as run_extract
     from reenact.pipeline import Models
-    from reenact.plot import save_plot
 
     ui = ui_of(ctx)
     output = output or Path(f"{media.stem}.{'json' if landmarks else 'csv'}")
-    if plot is not None:
-        check_report_path(plot, overwrite)
-    result, track = run_extract(media, output, Models(device_of(ctx)), fmt=fmt, landmarks=landmarks, raw=raw,
-                                smooth=smooth, overwrite=overwrite, face=face, progress=ui.progress,
-                                fps=parse_fps(fps) if fps else None, text=text)
-    if plot is not None:
-        save_plot(track, plot, overwrite, missing=track.meta.get("missing"))
+    result, _ = run_extract(media, output, Models(device_of(ctx)), fmt=fmt, landmarks=landmarks, raw=raw,
+                            smooth=smooth, overwrite=overwrite, face=face, progress=ui.progress,
+                            fps=parse_fps(fps) if fps else None, text=text, plot=plot)
     info = result.as_dict()
     ui.event("done", **info)
     speed = f", {result.frames / result.seconds:.1f} frames/s" if result.seconds > 0 else ""
@@ -165,7 +161,7 @@ def identity(
     ctx: typer.Context,
     a: Path = typer.Argument(..., help="Reference photo."),
     b: Path = typer.Argument(..., help="Photo or video to compare with A."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Cosine similarity for 'same person'."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help=f"Cosine similarity for 'same person' ({span('threshold')}; default: the embedder's own)."),
     identity_model: str = IDENTITY,
     report: Optional[Path] = REPORT,
     overwrite: bool = OVERWRITE,
@@ -180,9 +176,15 @@ def identity(
     from reenact.identity import compare
     from reenact.io.image import read_image
     from reenact.io.video import read_frames
+    from reenact.limits import check, check_distinct
     from reenact.pipeline import Models
 
     ui = ui_of(ctx)
+    if threshold is not None:
+        check("threshold", threshold)
+    check_distinct({"A": a, "B": b}, {"--report": report})
+    if report is not None:
+        check_report_path(report, overwrite)
     models = Models(device_of(ctx), identity_model)
     source = read_image(a)
     source_points = models.analyzer.analyze(source, name=str(a)).points  # NoFaceError names the file

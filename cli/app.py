@@ -8,17 +8,53 @@ from __future__ import annotations
 import functools
 import platform
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, NoReturn, Optional, TypeVar
 
 import typer
 from reenact_cli.ui import UI
+from typer.core import TyperGroup
 
 import reenact
 from reenact.errors import EXIT_RUNTIME, IdentityError, NotBuiltError, ReenactError
+from reenact.limits import check, check_distinct, check_photo_options, span
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+# Click's UsageError, the base of typer.BadParameter (recent Typer versions bundle their own copy of Click).
+UsageError: type[Exception] = typer.BadParameter.__mro__[1]
+
+
+class OneLineUsageErrors(TyperGroup):
+    """Click's own usage errors (`--face abc`, a missing argument, an unknown option or command) as one line on
+    stderr and exit code 2, like every other bad input, instead of Click's usage panel."""
+
+    def make_context(self, info_name: Optional[str], args: list[str], parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except UsageError as err:
+            usage_error(err, extra.get("obj"), info_name or "reenact")
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as err:
+            sub = ctx.invoked_subcommand
+            usage_error(err, ctx.obj, f"{ctx.command_path} {sub}" if sub else ctx.command_path)
+
+
+def usage_error(err: Any, obj: Any, command: str) -> NoReturn:
+    """Print `err` as one line through the command's UI (`obj["ui"]`), naming `command`'s help; exit 2."""
+    if type(err).__name__ == "NoArgsIsHelpError":  # bare `reenact`: Click prints the help
+        raise err
+    ui = obj.get("ui") if isinstance(obj, dict) else None
+    command = err.ctx.command_path if err.ctx is not None else command
+    (ui or UI()).error(f"{err.format_message().rstrip('.')}; see `{command} --help`.", err.exit_code)
+    raise typer.Exit(err.exit_code)
+
+
 app = typer.Typer(
+    cls=OneLineUsageErrors,
     name="reenact",
     help="Animate one photo of a face from a driving video, speech audio, or expression controls.",
     no_args_is_help=True,
@@ -122,16 +158,18 @@ def not_built(command: str, issue: str) -> None:
 OUT = typer.Option(None, "--output", "-o", help="Output file (default: beside the input, with a suffix).")
 OVERWRITE = typer.Option(False, "--overwrite", "-y", help="Replace an existing output file.")
 REPORT = typer.Option(None, "--report", help="Write a JSON report (identity per frame, missing faces, timings).")
-STRENGTH = typer.Option(1.0, "--strength", help="Multiply the transferred expression change (0..2).")
-SCALE = typer.Option([], "--scale", help="Per-channel gain, e.g. --scale AU12=1.4 (repeatable).")
+STRENGTH = typer.Option(1.0, "--strength", help=f"Multiply the transferred expression change ({span('strength')}).")
+SCALE = typer.Option([], "--scale", help=f"Per-channel gain ({span('scale')}), e.g. --scale AU12=1.4 (repeatable).")
 MUTE = typer.Option([], "--mute", help="Channels not to transfer, e.g. --mute AU45 (repeatable).")
 REGION = typer.Option("all", "--region", help="all | mouth | eyes | brows.")
 FACE = typer.Option(None, "--face", help="Which face of the photo, 0-based left to right (default: the largest).")
-MAX_SIZE = typer.Option(1280, "--max-size", help="Scale the photo down to this long side (px).")
+MAX_SIZE = typer.Option(1280, "--max-size", help=f"Scale the photo down to this long side (px, {span('max_size')}).")
 STRICT = typer.Option(False, "--strict", help="Exit 3 when any frame fails the identity check.")
 IDENTITY = typer.Option("default", "--identity", help="mobilefacenet (= default: ArcFace-trained, shipped) | dlib (shipped, CC0) | arcface[:PATH] (an insightface pack you have); docs/identity.md.")
 CRF = typer.Option(18, "--crf", help="H.264 quality: 0 lossless .. 51 worst; 18 looks lossless, 23 is x264's default.")
 PRESET = typer.Option("veryfast", "--preset", help="x264 speed: ultrafast .. veryslow (slower = smaller file at the same quality).")
+THRESHOLD_HELP = (f"Identity similarity threshold (cosine, {span('threshold')}; default: the embedder's own, "
+                  f"docs/identity.md).")
 REFINE = typer.Option(True, "--refine/--no-refine", help="Draw over the warp with the GAN refiner and the expression shading when the shipped ones pass their checks (docs/refiner.md, docs/shading.md); --no-refine: warp only.")
 
 
@@ -171,9 +209,9 @@ def drive(
     identity_model: str = IDENTITY,
     refine: bool = REFINE,
     mouth: str = typer.Option("driver", "--mouth", help="An opening mouth's inside: driver (the driving video's own teeth, tongue and shadow, docs/mouth.md) | paint (drawn teeth and a dark cavity). With --audio: paint."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Identity similarity threshold (cosine)."),
-    check_every: int = typer.Option(1, "--check-every", min=1, help="Identity-check every N-th frame."),
-    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Frames rendered per batch."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help=THRESHOLD_HELP),
+    check_every: int = typer.Option(1, "--check-every", help=f"Identity-check every N-th frame ({span('check_every')})."),
+    batch_size: int = typer.Option(16, "--batch-size", help=f"Frames rendered per batch ({span('batch_size')})."),
     crf: int = CRF,
     preset: str = PRESET,
 ) -> None:
@@ -186,6 +224,9 @@ def drive(
     opts = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose, gaze),
                          batch_size=batch_size, check_every=check_every, strict=strict, overwrite=overwrite, crf=crf,
                          preset=preset, threshold=threshold, refine=refine, mouth=mouth)
+    check_photo_options(max_size, face)
+    check_distinct({"SOURCE": source, "DRIVER": driver, "--audio": speech},
+                {"-o": output, "--preview": preview, "--report": report})
     if report is not None:
         check_report_path(report, overwrite)
     models = Models(device_of(ctx), identity_model)
@@ -240,7 +281,7 @@ def speak(
     transcript: Optional[Path] = typer.Option(None, "--transcript", help="File holding the transcript (UTF-8 text)."),
     still: bool = typer.Option(False, "--still", help="No blinks, brow or head motion: only the lips move."),
     seed: int = typer.Option(0, "--seed", help="Seed of the idle motion (blinks, head)."),
-    strength: float = typer.Option(1.0, "--strength", help="Scale the mouth motion (0..2)."),
+    strength: float = typer.Option(1.0, "--strength", help=f"Scale the mouth motion ({span('strength')})."),
     face: Optional[int] = FACE,
     max_size: int = MAX_SIZE,
     strict: bool = STRICT,
@@ -264,6 +305,9 @@ def speak(
         except (OSError, UnicodeDecodeError) as err:
             raise InputError(f"Cannot read the transcript {transcript}: {err}; give a UTF-8 text file.") from None
     output = output or Path(f"{source.stem}_{audio.stem}.mp4")
+    check("strength", strength)
+    check_photo_options(max_size, face)
+    check_distinct({"SOURCE": source, "AUDIO": audio, "--transcript": transcript}, {"-o": output, "--report": report})
     if report is not None:
         check_report_path(report, overwrite)
     opts = RenderOptions(strict=strict, overwrite=overwrite, refine=refine, crf=crf, preset=preset)
@@ -308,6 +352,8 @@ def render(
     opts = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose),
                          strict=strict, overwrite=overwrite, refine=refine, crf=crf, preset=preset)
     rate = parse_fps(fps) if fps else None
+    check_photo_options(max_size, face)
+    check_distinct({"SOURCE": source, "TRACK": track, "--audio": audio}, {"-o": output, "--report": report})
     if report is not None:
         check_report_path(report, overwrite)
     result = run_render(source, track, output, Models(device_of(ctx), identity_model), opts, audio=audio, fps=rate,
@@ -325,9 +371,7 @@ def parse_fps(text: str):  # -> Fraction
         rate = Fraction(text)
     except (ValueError, ZeroDivisionError):
         raise InputError(f"--fps {text!r}: give a number or a ratio such as 25 or 30000/1001.") from None
-    if not 1 <= rate <= 240:
-        raise InputError(f"--fps {text}: use a rate between 1 and 240.")
-    return rate
+    return check("fps", rate, f"--fps {text}")
 
 
 @app.command()
@@ -353,7 +397,9 @@ def edit(
 
     ui = ui_of(ctx)
     controls = Controls.parse(au, arkit, emotion, vad)
+    check_photo_options(max_size, face)
     output = output or source.with_name(f"{source.stem}_{'grid' if grid else 'edit'}.png")
+    check_distinct({"SOURCE": source}, {"-o": output})
     result = run_edit(source, output, controls, Models(device_of(ctx)), grid=grid, overwrite=overwrite,
                       max_size=max_size, face=face, refine=refine)
     ident = result["identity"]

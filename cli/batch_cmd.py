@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import typer
 
-from reenact_cli.app import CRF, PRESET
+from reenact_cli.app import CRF, PRESET, THRESHOLD_HELP, span
 
 TABLE_ROWS = 50  # larger batches list only their failures
 
@@ -30,22 +30,22 @@ def batch(
                                           "CPU, 1 on a GPU)."),
     ray: Optional[str] = typer.Option(None, "--ray", help="Run the jobs as Ray tasks: auto (running cluster), "
                                       "local (start one here) or an address such as ray://host:10001."),
-    strength: float = typer.Option(1.0, "--strength", help="Multiply the driver's expression change (0..2)."),
+    strength: float = typer.Option(1.0, "--strength", help=f"Multiply the driver's expression change ({span('strength')})."),
     absolute: bool = typer.Option(False, "--absolute", help="Copy the driver's values instead of its changes."),
-    scale: list[str] = typer.Option([], "--scale", help="Per-channel gain, e.g. --scale AU12=1.4 (repeatable)."),
+    scale: list[str] = typer.Option([], "--scale", help=f"Per-channel gain ({span('scale')}), e.g. --scale AU12=1.4 (repeatable)."),
     mute: list[str] = typer.Option([], "--mute", help="Channels not to transfer, e.g. --mute AU45 (repeatable)."),
     region: str = typer.Option("all", "--region", help="all | mouth | eyes | brows."),
     pose: bool = typer.Option(False, "--pose", help="Also transfer small head rotations."),
     gaze: bool = typer.Option(True, "--gaze/--no-gaze", help="Transfer eye gaze."),
     face: Optional[int] = typer.Option(None, "--face", help="Which face of each photo, 0-based left to right."),
-    max_size: int = typer.Option(1280, "--max-size", help="Scale photos down to this long side (px)."),
+    max_size: int = typer.Option(1280, "--max-size", help=f"Scale photos down to this long side (px, {span('max_size')})."),
     smooth: str = typer.Option("offline", "--smooth", help="offline | online | none."),
     strict: bool = typer.Option(False, "--strict", help="Count a job as failed (exit code 3 in the report) when a "
                                 "frame fails the identity check."),
     identity_model: str = typer.Option("default", "--identity", help="default | arcface[:PATH]."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Identity similarity threshold (cosine)."),
-    check_every: int = typer.Option(1, "--check-every", min=1, help="Identity-check every N-th frame."),
-    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Frames rendered per batch."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help=THRESHOLD_HELP),
+    check_every: int = typer.Option(1, "--check-every", help=f"Identity-check every N-th frame ({span('check_every')})."),
+    batch_size: int = typer.Option(16, "--batch-size", help=f"Frames rendered per batch ({span('batch_size')})."),
     crf: int = CRF,
     preset: str = PRESET,
     text: Optional[str] = typer.Option(None, "--text", help="Audio drivers: transcript for forced alignment (one "
@@ -62,6 +62,7 @@ def batch(
     """
     from reenact.batch import BatchConfig, JobOptions, plan_jobs, read_manifest, run_batch
     from reenact.errors import InputError
+    from reenact.limits import check_distinct
     from reenact.pipeline import RenderOptions
     from reenact_cli.app import check_report_path, device_of, retarget_options, ui_of, write_report
 
@@ -70,6 +71,7 @@ def batch(
     if output.exists() and not output.is_dir():
         raise InputError(f"--output {output} is a file; give a folder for the batch's videos.")
     if report is not None:
+        check_distinct({"--pairs": pairs}, {"--report": report})
         check_report_path(report, overwrite=True)
     render = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose, gaze),
                            strict=strict, threshold=threshold, check_every=check_every, batch_size=batch_size, crf=crf,

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from reenact.errors import InputError, ReenactError
+from reenact.limits import check, check_distinct, check_photo_options
 from reenact.pipeline import RenderOptions
 from reenact.retarget import RetargetOptions, parse_assignments
 
@@ -114,20 +115,25 @@ class JobOptions:
                 raise InputError(f"{where}: option {part!r} has a bad value ({err}).") from None
         retarget = {k: changes.pop(k) for k in list(changes) if k in _RETARGET_KEYS}
         render = {k: changes.pop(k) for k in list(changes) if k in _RENDER_KEYS}
-        try:  # RenderOptions checks its own values (crf, preset, ...) when built
+        try:  # every options object checks its own values (reenact.limits) when built
             new = replace(self.render, retarget=replace(self.render.retarget, **retarget), **render)
+            return replace(self, render=new, **changes)
         except InputError as err:
             raise InputError(f"{where}: {err}") from None
-        return replace(self, render=new, **changes).validate(where)
+
+    def __post_init__(self) -> None:  # a bad value fails when the options are made, with the CLI's option name
+        self.render.retarget.gains()  # region, --scale and --mute names
+        if self.smooth not in ("offline", "online", "none"):
+            raise InputError(f"smooth {self.smooth!r}: use offline, online or none.")
+        check_photo_options(self.max_size, self.face)
+        self.rate()
 
     def validate(self, where: str = "options") -> "JobOptions":
-        r = self.render
-        r.retarget.gains()  # region, --scale and --mute names
-        if self.smooth not in ("offline", "online", "none"):
-            raise InputError(f"{where}: smooth {self.smooth!r}; use offline, online or none.")
-        if self.max_size < 64:
-            raise InputError(f"{where}: max size {self.max_size}: use at least 64.")
-        self.rate()
+        """Check the options again (after a change to a field), naming `where` in the message."""
+        try:
+            self.__post_init__()
+        except InputError as err:
+            raise InputError(f"{where}: {err}") from None
         return self
 
     def rate(self) -> Fraction:
@@ -135,10 +141,8 @@ class JobOptions:
         try:
             rate = Fraction(self.fps)
         except (ValueError, ZeroDivisionError):
-            rate = Fraction(0)
-        if not 1 <= rate <= 240:
-            raise InputError(f"fps {self.fps!r}: give a rate between 1 and 240, such as 25 or 30000/1001.")
-        return rate
+            raise InputError(f"--fps {self.fps!r}: give a number or a ratio such as 25 or 30000/1001.") from None
+        return check("fps", rate, f"--fps {self.fps}")
 
     def render_options(self, overwrite: bool) -> RenderOptions:
         return replace(self.render, overwrite=overwrite)
@@ -264,6 +268,7 @@ def _name_outputs(pairs: list[tuple[Path, Path, Path | None, JobOptions]], outdi
             job.output = job.output.with_name(f"{job.output.stem}-{_short_hash(job.source, job.driver)}.mp4")
             key = str(job.output.absolute()).lower()
         seen[key] = i
+        check_distinct({"source": job.source, "driver": job.driver}, {f"job {i + 1}: output": job.output})
     return jobs
 
 
@@ -273,6 +278,17 @@ def plan_jobs(sources: str | Path, drivers: str | Path, outdir: Path, options: J
     srcs = expand(sources, IMAGE_SUFFIXES, "source photos")
     drvs = expand(drivers, VIDEO_SUFFIXES | AUDIO_SUFFIXES, "drivers (videos or audio)")
     return _name_outputs([(s, d, None, options) for s in srcs for d in drvs], outdir)
+
+
+def check_job_output(out: Path, outdir: Path, where: str) -> None:
+    """A manifest's output: a video name relative to OUTDIR that stays inside it (no absolute path, no `..`, no
+    link out of it, not in the cache folder)."""
+    inside = (outdir / out).resolve().is_relative_to(outdir.resolve())
+    if out.is_absolute() or out.drive or ".." in out.parts or out.parts[:1] == (CACHE_DIR,) or not inside:
+        raise InputError(f"{where}: output {out} must be a path inside OUTDIR, relative to it (e.g. anna_talk.mp4 "
+                         f"or anna/talk.mp4): no absolute path, no `..`, not in {CACHE_DIR}.")
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise InputError(f"{where}: output {out} must end in .mp4, .mov or .mkv.")
 
 
 def read_manifest(path: Path, outdir: Path, options: JobOptions | None = None) -> list[Job]:
@@ -298,8 +314,8 @@ def read_manifest(path: Path, outdir: Path, options: JobOptions | None = None) -
         if not cell.get("source") or not cell.get("driver"):
             raise InputError(f"{where}: needs a source and a driver.")
         out = Path(cell["output"]) if cell.get("output") else None
-        if out is not None and out.suffix.lower() not in OUTPUT_SUFFIXES:
-            raise InputError(f"{where}: output {out} must end in .mp4, .mov or .mkv.")
+        if out is not None:
+            check_job_output(out, outdir, where)
         opts = options.override(cell.get("options", ""), where)
         pairs.append((path.parent / cell["source"], path.parent / cell["driver"], out, opts))
     return _name_outputs(pairs, outdir)

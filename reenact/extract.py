@@ -22,12 +22,14 @@ from typing import Any
 import numpy as np
 
 from reenact.analysis import Models, ProgressFactory, no_progress, video_track
-from reenact.errors import InputError
+from reenact.errors import InputError, OutputError
 from reenact.io.atomic import atomic_output, check_output_path
+from reenact.limits import check, check_distinct
 from reenact.params import Track
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 FORMATS = {"csv", "json", "openface", "livelink"}
+SUFFIX_FORMATS = {".csv": "csv", ".json": "json"}  # the format of `-o` without --format
 
 
 @dataclass
@@ -49,7 +51,10 @@ def track_format(output: Path, fmt: str | None, landmarks: bool) -> str:
         if output.suffix.lower() != ".json":
             raise InputError(f"--landmarks writes JSON: name the output *.json, not {output.name}.")
         return "landmarks"
-    fmt = fmt or ("json" if output.suffix.lower() == ".json" else "csv")
+    fmt = fmt or SUFFIX_FORMATS.get(output.suffix.lower())
+    if fmt is None:
+        raise InputError(f"Cannot tell the track format from the name {output.name}; name it *.csv or *.json, or "
+                         f"give --format csv|json|openface|livelink.")
     if fmt not in FORMATS:
         raise InputError(f"--format {fmt!r}: use csv, json, openface or livelink.")
     return fmt
@@ -58,12 +63,25 @@ def track_format(output: Path, fmt: str | None, landmarks: bool) -> str:
 def extract(media: Path, output: Path, models: Models, fmt: str | None = None, landmarks: bool = False,
             raw: bool = False, smooth: str = "offline", overwrite: bool = False, face: int | None = None,
             progress: ProgressFactory = no_progress, fps: Fraction | None = None,
-            text: str | None = None) -> tuple[ExtractResult, Track]:
-    """Video or photo -> parameter track (or landmarks); speech audio -> viseme + mouth track at `fps` (25)."""
+            text: str | None = None, plot: Path | None = None) -> tuple[ExtractResult, Track]:
+    """Video or photo -> parameter track (or landmarks); speech audio -> viseme + mouth track at `fps` (25).
+
+    `plot`: also an image of the main channels (reenact.plot), written before the track is committed, so a plot
+    that fails leaves no track behind. Every path and option is checked before the media is opened.
+    """
     import time
 
+    from reenact.plot import save_plot
+
     kind = track_format(output, fmt, landmarks)
+    check_distinct({"MEDIA": media}, {"-o": output, "--plot": plot})
     check_output_path(output, overwrite)
+    if plot is not None:
+        check_image_path(plot, overwrite, "--plot")
+    if face is not None:
+        check("face", face)
+    if fps is not None:
+        check("fps", fps)
     start = time.perf_counter()
     if media.suffix.lower() in IMAGE_SUFFIXES:
         track, records = image_track(media, models, face)
@@ -81,9 +99,21 @@ def extract(media: Path, output: Path, models: Models, fmt: str | None = None, l
             write_landmarks(tmp, media, track, records)
         else:
             track.write(tmp, kind)
+        if plot is not None:
+            save_plot(track, plot, overwrite, missing=track.meta.get("missing"))
     result = ExtractResult(str(output), len(track), int(track.meta.get("missing_frames", 0)),
                            str(track.meta.get("fps", "")), round(time.perf_counter() - start, 2))
     return result, track
+
+
+def check_image_path(path: Path, overwrite: bool, option: str) -> None:
+    """OutputError unless `path` names an image format that can be written (by its suffix) where it may be written."""
+    from PIL import Image
+
+    if Image.registered_extensions().get(path.suffix.lower()) not in Image.SAVE:
+        raise OutputError(f"{option} {path}: cannot tell an image format to write from its suffix; use .png, .jpg "
+                          f"or .webp.")
+    check_output_path(path, overwrite)
 
 
 def is_audio_only(path: Path) -> bool:

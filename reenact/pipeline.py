@@ -26,6 +26,7 @@ from reenact.analysis import (
     video_track,
 )
 from reenact.errors import IdentityError, InputError
+from reenact.limits import check, check_distinct, check_photo_options
 from reenact.params import ARKIT52, Track, as_arkit
 from reenact.retarget import RetargetOptions, retarget, retarget_pose
 
@@ -58,8 +59,10 @@ class RenderOptions:
         from reenact.io.writer import check_x264
 
         check_x264(self.crf, self.preset)
-        if self.batch_size < 1 or self.check_every < 1:
-            raise InputError("--batch-size and --check-every must be at least 1.")
+        check("batch_size", self.batch_size)
+        check("check_every", self.check_every)
+        if self.threshold is not None:
+            check("threshold", self.threshold)
         if self.mouth not in MOUTHS:
             raise InputError(f"Unknown --mouth {self.mouth!r}; use one of: {', '.join(MOUTHS)}.")
 
@@ -239,6 +242,9 @@ def drive(source_path: Path, driver_path: Path, output: Path, models: Models, op
     from reenact.io.atomic import check_output_path
     from reenact.io.video import probe
 
+    check_photo_options(max_size, face)
+    check_distinct({"the photo": source_path, "the driver": driver_path, "the speech audio": speech_audio},
+                   {"the output": output, "the preview": preview})
     check_output_path(output, opts.overwrite)  # fail before minutes of work
     if preview is not None:
         check_output_path(preview, opts.overwrite)
@@ -287,6 +293,8 @@ def render(source_path: Path, track_path: Path, output: Path, models: Models, op
     """Animate the source from a track file (from `extract`, or written by hand): CSV/JSON/OpenFace/Live Link."""
     from reenact.io.atomic import check_output_path
 
+    check_photo_options(max_size, face)
+    check_distinct({"the photo": source_path, "the track": track_path, "the audio": audio}, {"the output": output})
     check_output_path(output, opts.overwrite)
     track = Track.read(track_path)
     if len(track) == 0:
@@ -332,6 +340,8 @@ def edit(source_path: Path, output: Path, controls: "Controls", models: Models, 
     from reenact.io.atomic import check_output_path
     from reenact.io.image import write_image
 
+    check_photo_options(max_size, face)
+    check_distinct({"the photo": source_path}, {"the output": output})
     check_output_path(output, overwrite)
     source = load_source(source_path, models, max_size, face)
     image, report = render_edit(source, controls, models, grid, steps, refine)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reenact.errors import InputError
+from reenact.limits import check
 from reenact.params import ARKIT52, AU17, AU_TO_ARKIT, canonical_channel
 
 _INDEX = {n: i for i, n in enumerate(ARKIT52)}
@@ -67,6 +68,11 @@ class RetargetOptions:
     mute: list[str] = field(default_factory=list)
     gaze: bool = True
     pose: bool = False
+
+    def __post_init__(self) -> None:  # ranges from reenact.limits: a NaN gain fails here, not in the renderer
+        check("strength", self.strength)
+        for name, k in self.scale.items():
+            check("scale", k, f"--scale {name}={k}")
 
     def gains(self) -> np.ndarray:
         """(52,) per-shape gain from strength, region, --scale and --mute."""
