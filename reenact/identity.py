@@ -12,7 +12,7 @@ Three embedders share one interface (`Embedder`); `"default"` names DEFAULT_EMBE
 - `"arcface[:PATH]"`: insightface's recognition ONNX (e.g. buffalo_l/w600k_r50.onnx), when the user has it
   (reenact/identity_arcface.py).
 
-Similarity is the cosine of the L2-normalised embeddings, in [-1, 1]. The default threshold and its measured
+Similarity is the cosine of the L2-normalised embeddings, in [-1, 1]. Each embedder's threshold and its measured
 false-accept / false-reject rates are in docs/identity.md (tools/calibrate_identity.py).
 """
 
@@ -47,7 +47,7 @@ DEFAULT_THRESHOLD = 0.925
 # What `--identity default` runs: the embedder that separated the calibration pairs best (docs/identity.md).
 DEFAULT_EMBEDDER = "mobilefacenet"
 # Cosine threshold of the MobileFaceNet embedder when its contract has none (docs/identity.md).
-MOBILEFACENET_THRESHOLD = 0.5
+MOBILEFACENET_THRESHOLD = 0.52
 EMBEDDERS = ("mobilefacenet", "dlib", "arcface[:PATH]")
 
 PointsFn = Callable[[np.ndarray], Any]
@@ -173,7 +173,7 @@ class Embedder(Protocol):
 
 
 class DlibEmbedder:
-    """The shipped default: dlib's ResNet on dlib's 5-point chip, 128-d."""
+    """dlib's ResNet on dlib's 5-point chip, 128-d (shipped, CC0; `--identity dlib`)."""
 
     chip_size = DLIB_CHIP_SIZE
 

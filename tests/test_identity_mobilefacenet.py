@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from reenact.identity import IdentityChecker, MobileFaceNetEmbedder, embed_faces, load_embedder
+from reenact.identity import (IdentityChecker, MobileFaceNetEmbedder, embed_faces, load_embedder, umeyama,
+                              warp_chips_torch)
 from reenact.identity_arcface import ARCFACE_TEMPLATE_5, arcface5_batch, arcface_affines, umeyama_batch
-from reenact.identity import umeyama
 from reenact.weights import read_contract
 
 FIX = Path(__file__).parent / "fixtures" / "identity"
@@ -89,6 +89,15 @@ def test_alignment_matches_insightface_norm_crop(ref: dict, embedder: MobileFace
     on_chip = np.einsum("bij,bkj->bki", arcface_affines(five)[:, :, :2], five) + arcface_affines(five)[:, None, :, 2]
     assert np.abs(on_chip - ARCFACE_TEMPLATE_5).mean() < 3.0  # the faces' 5 points land near insightface's template
     assert np.array_equal(embedder.align(ref["crops"][0], ref["mesh"][0]), chips[0])
+
+
+def test_torch_warp_with_chip_affines_matches_align(ref: dict, embedder: MobileFaceNetEmbedder) -> None:
+    """The on-device path (frames already on the GPU): chip_affines + warp_chips_torch give the same chips."""
+    chips = embedder.align_batch(ref["crops"][:4], list(ref["mesh"][:4]))
+    frames = torch.from_numpy(np.stack(ref["crops"][:4])).permute(0, 3, 1, 2).float()
+    affines = torch.from_numpy(embedder.chip_affines(list(ref["mesh"][:4])))
+    warped = warp_chips_torch(frames, affines, 112).permute(0, 2, 3, 1).numpy()
+    assert np.abs(warped - chips).mean() < 0.6 and np.abs(warped - chips).max() <= 2
 
 
 def test_large_faces_are_not_aliased(ref: dict, embedder: MobileFaceNetEmbedder) -> None:
