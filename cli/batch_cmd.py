@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import typer
 
-from reenact_cli.app import CRF, PRESET, THRESHOLD_HELP, span
+from reenact_cli.app import CRF, IDENTITY, PRESET, THRESHOLD_HELP, span
 
 TABLE_ROWS = 50  # larger batches list only their failures
 
@@ -42,7 +42,7 @@ def batch(
     smooth: str = typer.Option("offline", "--smooth", help="offline | online | none."),
     strict: bool = typer.Option(False, "--strict", help="Count a job as failed (exit code 3 in the report) when a "
                                 "frame fails the identity check."),
-    identity_model: str = typer.Option("default", "--identity", help="default | arcface[:PATH]."),
+    identity_model: str = IDENTITY,
     threshold: Optional[float] = typer.Option(None, "--threshold", help=THRESHOLD_HELP),
     check_every: int = typer.Option(1, "--check-every", help=f"Identity-check every N-th frame ({span('check_every')})."),
     batch_size: int = typer.Option(16, "--batch-size", help=f"Frames rendered per batch ({span('batch_size')})."),
