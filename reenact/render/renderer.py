@@ -95,7 +95,8 @@ class FaceRenderer:
 
     def displacement(self, shapes: torch.Tensor, rotation: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 52) target shapes [+ (B, 3) yaw/pitch/roll change] -> (B, 478, 3) photo-space vertex displacement."""
-        change = (shapes.to(self.device) - self.source_shapes) * self.rig.render_gain  # (B, 52) linear rig: change only
+        # (B, 52) the linear rig draws the change only, times its render gain (what a tracker reads back short)
+        change = (shapes.to(self.device) - self.source_shapes) * self.rig.render_gain
         # The lid shapes are scaled to the photo's own opening (Rig.scaled_to), so for them a change is a share of
         # the travel the photo's lids have left (1 - its own eyeBlink); at 1 they meet, and go no further.
         left = (1.0 - self.source_shapes[CLOSING]).clamp(min=0.2)
@@ -106,8 +107,8 @@ class FaceRenderer:
             return moved - self.source_points
         moved = moved - self.center
         own = euler_matrix(*self.source_pose[:, None])  # (1, 3, 3)
-        change = rotation.to(self.device) * self.rig.pose_gain  # (B, 3) the turn drawn so that it reads as asked
-        turned = euler_matrix(*(self.source_pose + change).unbind(-1))  # (B, 3, 3)
+        turn = rotation.to(self.device) * self.rig.pose_gain  # (B, 3) the turn drawn so that it reads as asked
+        turned = euler_matrix(*(self.source_pose + turn).unbind(-1))  # (B, 3, 3)
         rot = turned @ own.transpose(1, 2)  # (B, 3, 3) the change, in the image frame
         return moved @ rot.transpose(1, 2) + self.center - self.source_points
 
