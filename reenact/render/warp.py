@@ -247,8 +247,9 @@ class MeshWarper:
                 corners = moved[b][tris]  # (T, 3, 2) target triangles
                 if (_area(corners) > SQUEEZED * _area(src[tris])).all():
                     continue  # nothing squeezed: the smooth map is exact enough here
-                lo = np.floor(np.minimum(corners.min((0, 1)), src[tris].min((0, 1)))).astype(int).clip(0, [w - 1, h - 1])
-                hi = np.ceil(np.maximum(corners.max((0, 1)), src[tris].max((0, 1)))).astype(int).clip(0, [w - 1, h - 1])
+                inside = [w - 1, h - 1]  # the box of target and photo triangles, within the ROI
+                lo = np.floor(np.minimum(corners.min((0, 1)), src[tris].min((0, 1)))).astype(int).clip(0, inside)
+                hi = np.ceil(np.maximum(corners.max((0, 1)), src[tris].max((0, 1)))).astype(int).clip(0, inside)
                 box_w, box_h = hi - lo + 1
                 index = np.full((box_h, box_w), -1, np.int32)
                 for t, tri in enumerate(corners):

@@ -8,7 +8,8 @@ the brows, 0.7x of the lids, 0.8x of the mouth. One scale per channel, s (52,), 
 (EstimatorNet.out_scale) and is fitted in two ways:
 
 * eyeBlink from apex frames: shut eyes (eye aspect ratio below SHUT of the clip's median) read BLINK_APEX;
-* the other broad motions (CALIBRATED) by least squares, the rig reproducing the tracked change of each frame from its clip's median:
+* the other broad motions (CALIBRATED) by least squares, the rig reproducing the tracked change of each frame from
+  its clip's median:
 
       min_s  sum_t | sum_k s_k (w_tk - med_k) B_k - (x_t - med_x) |^2 + ridge * |s - 1|^2,       s in [1, MAX_SCALE]
 
@@ -85,7 +86,8 @@ def fit_scale(net: EstimatorNet, basis: torch.Tensor, clips: dict[str, np.ndarra
     scale[keep | (spread < MIN_SPREAD)] = 1.0
     blink = float(torch.cat(shut_reads).mean()) if shut_reads else BLINK_APEX
     scale[BLINKS] = float(np.clip(BLINK_APEX / max(blink, 1e-3), 1.0, MAX_SCALE))
-    info = {"clips": sorted(clips), "frames": int(sum(len(v) for v in clips.values())), "shut_eye_reading": round(blink, 3),
+    info = {"clips": sorted(clips), "frames": int(sum(len(v) for v in clips.values())),
+            "shut_eye_reading": round(blink, 3),
             "ridge": ridge, "scale": {ARKIT52[i]: round(float(scale[i]), 3) for i in range(k) if scale[i] != 1.0}}
     return scale.float(), info
 
