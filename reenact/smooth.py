@@ -3,8 +3,8 @@
 Channel classes decide the filter cutoffs: blinks and the jaw/mouth move fast (a blink lasts ~100-150 ms, a syllable
 ~200 ms) so they keep 10 and 8 Hz (a 3-frame blink still shuts: its peak survives the filter at 24-30 fps); brows,
 cheeks and the nose move slower; head pose slower still, where tracker noise is most visible. The offline default
-is a zero-phase Butterworth (filtfilt: no lag, a step keeps its level); the online One Euro filter (Casiez et al., CHI 2012) adapts its cutoff to the speed, so it is smooth at rest and keeps up
-with fast motion.
+is a zero-phase Butterworth (filtfilt: no lag, a step keeps its level); the online One Euro filter (Casiez et al.,
+CHI 2012) adapts its cutoff to the speed, so it is smooth at rest and keeps up with fast motion.
 """
 
 from __future__ import annotations
