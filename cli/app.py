@@ -170,6 +170,7 @@ CRF = typer.Option(18, "--crf", help="H.264 quality: 0 lossless .. 51 worst; 18 
 PRESET = typer.Option("veryfast", "--preset", help="x264 speed: ultrafast .. veryslow (slower = smaller file at the same quality).")
 THRESHOLD_HELP = (f"Identity similarity threshold (cosine, {span('threshold')}; default: the embedder's own, "
                   f"docs/identity.md).")
+MOUTH = typer.Option("library", "--mouth", help="An opening mouth's inside: library (real teeth, tongue and shadow from talking-face footage, chosen by mouth shape, docs/mouth.md) | paint (drawn teeth and a dark cavity).")
 REFINE = typer.Option(True, "--refine/--no-refine", help="Draw over the warp with the GAN refiner and the expression shading when the shipped ones pass their checks (docs/refiner.md, docs/shading.md); --no-refine: warp only.")
 
 
@@ -208,7 +209,7 @@ def drive(
     strict: bool = STRICT,
     identity_model: str = IDENTITY,
     refine: bool = REFINE,
-    mouth: str = typer.Option("driver", "--mouth", help="An opening mouth's inside: driver (the driving video's own teeth, tongue and shadow, docs/mouth.md) | paint (drawn teeth and a dark cavity). With --audio: paint."),
+    mouth: str = typer.Option("driver", "--mouth", help="An opening mouth's inside: driver (the driving video's own teeth, tongue and shadow, docs/mouth.md) | library (real mouths chosen by shape) | paint (drawn teeth and a dark cavity). With --audio, driver means library."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help=THRESHOLD_HELP),
     check_every: int = typer.Option(1, "--check-every", help=f"Identity-check every N-th frame ({span('check_every')})."),
     batch_size: int = typer.Option(16, "--batch-size", help=f"Frames rendered per batch ({span('batch_size')})."),
@@ -287,6 +288,7 @@ def speak(
     strict: bool = STRICT,
     identity_model: str = IDENTITY,
     refine: bool = REFINE,
+    mouth: str = MOUTH,
     crf: int = CRF,
     preset: str = PRESET,
 ) -> None:
@@ -310,7 +312,8 @@ def speak(
     check_distinct({"SOURCE": source, "AUDIO": audio, "--transcript": transcript}, {"-o": output, "--report": report})
     if report is not None:
         check_report_path(report, overwrite)
-    opts = RenderOptions(strict=strict, overwrite=overwrite, refine=refine, crf=crf, preset=preset)
+    opts = RenderOptions(strict=strict, overwrite=overwrite, refine=refine, crf=crf, preset=preset,
+                         mouth=check_mouth(mouth))
     sopts = SpeakOptions(fps=parse_fps(fps), text=text, still=still, seed=seed, strength=strength)
     result = run_speak(source, audio, output, Models(device_of(ctx), identity_model), opts, sopts, max_size=max_size,
                        face=face, progress=ui.progress)
@@ -340,6 +343,7 @@ def render(
     strict: bool = STRICT,
     identity_model: str = IDENTITY,
     refine: bool = REFINE,
+    mouth: str = MOUTH,
     crf: int = CRF,
     preset: str = PRESET,
 ) -> None:
@@ -350,7 +354,8 @@ def render(
     ui = ui_of(ctx)
     output = output or Path(f"{source.stem}_{track.stem}.mp4")
     opts = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose),
-                         strict=strict, overwrite=overwrite, refine=refine, crf=crf, preset=preset)
+                         strict=strict, overwrite=overwrite, refine=refine, crf=crf, preset=preset,
+                         mouth=check_mouth(mouth))
     rate = parse_fps(fps) if fps else None
     check_photo_options(max_size, face)
     check_distinct({"SOURCE": source, "TRACK": track, "--audio": audio}, {"-o": output, "--report": report})
@@ -360,6 +365,15 @@ def render(
                         max_size=max_size, face=face, progress=ui.progress)
     write_report(report, result.to_dict(), overwrite)
     summarize(ui, result.to_dict())
+
+
+def check_mouth(mouth: str) -> str:
+    """--mouth of a command without a driving video: library or paint."""
+    from reenact.errors import InputError
+
+    if mouth not in ("library", "paint"):
+        raise InputError(f"Unknown --mouth {mouth!r}; use library or paint (driver needs `drive`).")
+    return mouth
 
 
 def parse_fps(text: str):  # -> Fraction
@@ -389,6 +403,7 @@ def edit(
     face: Optional[int] = FACE,
     max_size: int = MAX_SIZE,
     refine: bool = REFINE,
+    mouth: str = MOUTH,
 ) -> None:
     """Change the expression of SOURCE by Action Units, ARKit blendshapes, an emotion, or valence/arousal/dominance."""
     from reenact.edit import Controls
@@ -397,11 +412,12 @@ def edit(
 
     ui = ui_of(ctx)
     controls = Controls.parse(au, arkit, emotion, vad)
+    check_mouth(mouth)
     check_photo_options(max_size, face)
     output = output or source.with_name(f"{source.stem}_{'grid' if grid else 'edit'}.png")
     check_distinct({"SOURCE": source}, {"-o": output})
     result = run_edit(source, output, controls, Models(device_of(ctx)), grid=grid, overwrite=overwrite,
-                      max_size=max_size, face=face, refine=refine)
+                      max_size=max_size, face=face, refine=refine, mouth=mouth)
     ident = result["identity"]
     ui.event("done", **result)
     ui.info(f"wrote {output} ({', '.join(result['edits'])}); identity similarity {ident['min']} "

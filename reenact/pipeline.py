@@ -39,7 +39,9 @@ __all__ = ["Models", "RenderOptions", "RunReport", "Source", "drive", "edit", "l
            "render_video", "target_shapes", "video_track"]
 
 
-MOUTHS = ("driver", "paint")  # --mouth: carry the driving video's mouth interior | paint teeth and a cavity
+# --mouth: carry the driving video's mouth interior | real mouths from the library, by shape | paint teeth and a cavity.
+# "driver" where there is no driver's mouth (speak, render, drive --audio) means the library.
+MOUTHS = ("driver", "library", "paint")
 
 
 @dataclass
@@ -53,7 +55,7 @@ class RenderOptions:
     preset: str = "veryfast"  # x264: ~4x faster than medium at the same CRF, a little larger files
     threshold: float | None = None
     refine: bool = True  # use the GAN refiner when its weights are shipped (`--no-refine`: warp only)
-    mouth: str = "driver"  # opening mouth's interior: the driver's own (drive only) | paint (docs/mouth.md)
+    mouth: str = "driver"  # opening mouth's interior: the driver's own (drive) | library | paint (docs/mouth.md)
 
     def __post_init__(self) -> None:  # fail before any work, not when the encoder opens after tracking
         from reenact.io.writer import check_x264
@@ -128,6 +130,10 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
     renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device, refiner,
                             models.shading if opts.refine else None)
     checker = IdentityChecker(models.embedder, source.image, source.points, opts.threshold)
+    if opts.mouth == "library" or (opts.mouth == "driver" and mouths is None):
+        from reenact.render.interior import LibraryPicker, load_library
+
+        renderer.picker = LibraryPicker(load_library())
     report.refiner = refiner is not None
     report.shading = renderer.shading is not None
     t = timer("setup", t)
@@ -253,7 +259,8 @@ def drive(source_path: Path, driver_path: Path, output: Path, models: Models, op
     t = time.perf_counter()
     from reenact.render.interior import DriverMouths
 
-    # --mouth driver: keep the driver's mouth points while tracking; not with --audio (its lips are not the driver's)
+    # --mouth driver: keep the driver's mouth points while tracking; not with --audio (its lips are not the driver's:
+    # the library's mouths are used instead)
     mouths = DriverMouths(driver_path) if opts.mouth == "driver" and speech_audio is None else None
     track = video_track(driver_path, models, smooth, progress, on_frame=None if mouths is None else mouths.on_frame)
     track_ms = (time.perf_counter() - t) * 1000
@@ -308,8 +315,8 @@ def render(source_path: Path, track_path: Path, output: Path, models: Models, op
 
 
 def render_edit(source: Source, controls: "Controls", models: Models, grid: bool = False,
-                steps: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0), refine: bool = True
-                ) -> tuple[np.ndarray, "IdentityReport"]:
+                steps: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0), refine: bool = True,
+                mouth: str = "library") -> tuple[np.ndarray, "IdentityReport"]:
     """The edited photo (H, W, 3) uint8 RGB, or with `grid` one row per control sweeping `steps`, and the identity
     check of every rendered image against the photo."""
     from reenact.edit import crop_box, label
@@ -318,6 +325,13 @@ def render_edit(source: Source, controls: "Controls", models: Models, grid: bool
 
     renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device,
                             models.refiner if refine else None, models.shading if refine else None)
+    if mouth not in ("library", "paint"):
+        raise InputError(f"Unknown --mouth {mouth!r} for an edit; use library or paint.")
+    if mouth == "library":
+        from reenact.render.interior import LibraryPicker, load_library
+
+        # follow=1: each edited image is its own (no smoothing across a grid's cells)
+        renderer.picker = LibraryPicker(load_library(), follow=1.0)
     checker = IdentityChecker(models.embedder, source.image, source.points)
     if not grid:
         frames, points = renderer.render_with_points(controls.apply(source.shapes)[None])
@@ -335,7 +349,8 @@ def render_edit(source: Source, controls: "Controls", models: Models, grid: bool
 
 def edit(source_path: Path, output: Path, controls: "Controls", models: Models, grid: bool = False,
          overwrite: bool = False, max_size: int = 1280, face: int | None = None,
-         steps: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0), refine: bool = True) -> dict[str, Any]:
+         steps: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0), refine: bool = True,
+         mouth: str = "library") -> dict[str, Any]:
     """Write the edited photo (or, with `grid`, one row per control sweeping its intensity) to `output`."""
     from reenact.io.atomic import check_output_path
     from reenact.io.image import write_image
@@ -344,6 +359,6 @@ def edit(source_path: Path, output: Path, controls: "Controls", models: Models, 
     check_distinct({"the photo": source_path}, {"the output": output})
     check_output_path(output, overwrite)
     source = load_source(source_path, models, max_size, face)
-    image, report = render_edit(source, controls, models, grid, steps, refine)
+    image, report = render_edit(source, controls, models, grid, steps, refine, mouth)
     write_image(output, image, overwrite=overwrite)
     return {"output": str(output), "edits": controls.labels(), "identity": report.summary()}

@@ -32,6 +32,7 @@ KNOWN_MODULES: tuple[str, ...] = (
     "reenact.speech",
     "reenact.render.refine",
     "reenact.render.shade",
+    "reenact.render.interior",
 )
 
 _MODELS: dict[str, type] = {}

@@ -117,7 +117,7 @@ def test_bad_inputs_raise_clearly(photo) -> None:
     with pytest.raises(ValueError, match="empty box"):
         renderer.carrier.fill(mouth, points, (5, 5, 5, 9))
     with pytest.raises(InputError, match="--mouth"):
-        RenderOptions(mouth="library")
+        RenderOptions(mouth="teeth")
 
 
 def test_no_face_or_no_frame_gives_no_mouth(photo, tmp_path: Path) -> None:
@@ -149,4 +149,4 @@ def test_colour_is_matched_to_the_photo(photo) -> None:
 def test_cli_rejects_an_unknown_mouth(tmp_path: Path) -> None:
     code, err = run("drive", "samples/source.jpg", "samples/driver.mp4", "-o", str(tmp_path / "o.mp4"),
                     "--mouth", "teeth")
-    assert code == 2 and "--mouth" in err and "driver, paint" in err
+    assert code == 2 and "--mouth" in err and "driver, library, paint" in err

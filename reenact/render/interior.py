@@ -24,7 +24,9 @@ from typing import Callable
 
 import cv2
 import numpy as np
+import torch
 
+from reenact.registry import register_model
 from reenact.render.mouth import LOWER_INNER, UPPER_INNER
 
 # The driver points kept per frame (KEEP order): the inner-lip loop (corner 78 along the upper lip to 308, back along
@@ -40,6 +42,11 @@ GAIN_RANGE = (0.5, 2.0)  # colour gains beyond this are a tracking failure, not 
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in ROI px
 Fill = Callable[[np.ndarray, Box], np.ndarray]  # (ROI points (478, 2+), box) -> (y1 - y0, x1 - x0, 3) float colours
+
+
+def luma_of(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of (..., 3) RGB."""
+    return np.asarray(rgb, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def check_points(points: np.ndarray, n: int, what: str) -> np.ndarray:
@@ -144,9 +151,11 @@ class Carrier:
             return self.fill(mouth, pts, box)
         return fill
 
-    def fill(self, mouth: DriverMouth, pts: np.ndarray, box: Box) -> np.ndarray:
+    def fill(self, mouth: DriverMouth, pts: np.ndarray, box: Box,
+             gain_range: tuple[float, float] = GAIN_RANGE, chroma: float = 1.0) -> np.ndarray:
         """(y1 - y0, x1 - x0, 3) float32 0..255: the driver's interior over `box` of a frame whose mesh is `pts`
-        (478, 2+) in the same px as the box."""
+        (478, 2+) in the same px as the box; colour gains clipped to `gain_range`. `chroma` (0..1): the share of the
+        skin's colour difference (beyond its brightness) that the gains carry, in log; 1 for a driver."""
         target = check_points(pts, 478, "the target mesh")[KEEP]
         x0, y0, x1, y1 = box
         if x1 <= x0 or y1 <= y0:
@@ -173,7 +182,11 @@ class Carrier:
         if s < 0.8:  # shrinking: blur first so the driver's finer detail does not alias into the photo
             crop = cv2.GaussianBlur(crop, (0, 0), 0.45 / s)
         carried = cv2.remap(crop, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        gains = np.clip(self.skin / mouth.skin, *GAIN_RANGE).astype(np.float32)
+        gains = self.skin / mouth.skin
+        if chroma != 1.0:
+            bright = float(luma_of(self.skin) / luma_of(mouth.skin))
+            gains = bright * (gains / bright) ** chroma
+        gains = np.clip(gains, *gain_range).astype(np.float32)
         return np.minimum(carried.astype(np.float32) * gains, 255.0)
 
 
@@ -196,3 +209,121 @@ class DriverMouths:
         if frame is None or not 0 <= index < len(self.points):
             return None
         return crop_mouth(frame, self.points[index])
+
+
+# --- the mouth library (speak, edit, render: no driving video) -------------------------------------------------------
+# Real open mouths from redistributable talking-face footage (tools/build_mouth_library.py), each a small patch in
+# its own mouth frame: corner 78 at (LIB_PAD, LIB_H / 2 + centre offset), the corner-to-corner axis horizontal and
+# LIB_SPAN px long. A patch is a `DriverMouth`, so it is carried by the same `Carrier.fill` as a driver's mouth.
+LIBRARY = "mouth_library"  # weights/NAME.safetensors + NAME.json
+LIB_W, LIB_H, LIB_SPAN = 64, 48, 48  # patch px; mouth width (corner to corner) in patch px
+LIB_PAD = (LIB_W - LIB_SPAN) // 2
+LIB_SIGMA = 0.6  # softness of the choice, in library-spread units of (opening, width): two neighbours share a frame
+# Colour: the library's skin colour is measured when it is built (not a per-frame track that may fail) and its
+# footage has a strong warm cast, so its gains may reach beyond a driver's range (a pale photo asks for a blue gain
+# near 3); but its skin is another person's, so only half (in log) of the colour difference beyond brightness is
+# carried: with all of it a wide-open cavity turns lavender on pale photos (chosen by eye on the figure's photos).
+LIB_GAIN_RANGE = (0.33, 4.0)
+LIB_CHROMA = 0.5
+LIB_FOLLOW = 0.3  # share of a frame's own choice in the smoothed one (an EMA over frames: about 3 frames' memory)
+EYE_CORNERS = (33, 263)
+
+
+def mouth_shape(points: np.ndarray) -> np.ndarray:
+    """(2,) (jaw opening, mouth width) of a (478, 2+) mesh: inner-lip gap 13-14 over the mouth width 78-308, and
+    the mouth width over the outer eye-corner distance (both free of the face's size in px)."""
+    p = np.asarray(points, np.float64)[:, :2]
+    width = max(float(np.linalg.norm(p[308] - p[78])), 1e-3)
+    eyes = max(float(np.linalg.norm(p[EYE_CORNERS[1]] - p[EYE_CORNERS[0]])), 1e-3)
+    return np.array([np.linalg.norm(p[14] - p[13]) / width, width / eyes])
+
+
+def to_patch(points: np.ndarray) -> np.ndarray:
+    """(2, 3) affine (similarity) from a frame's px to the patch of the mouth whose (40, 2) KEEP points are given:
+    corner 78 -> (LIB_PAD, y), corner 308 -> (LIB_PAD + LIB_SPAN, y), the inner-lip loop's middle at LIB_H / 2."""
+    c0, e, n, width = _mouth_axes(points)
+    s = LIB_SPAN / width
+    mid = float(((points[:len(INNER_LOOP)] - c0) @ n).mean()) * s  # the inner loop's mean depth, patch px
+    rot = np.stack([e, n]) * s  # (2, 2) frame -> patch
+    offset = np.array([LIB_PAD, LIB_H / 2 - mid]) - rot @ c0
+    return np.concatenate([rot, offset[:, None]], 1).astype(np.float32)  # (2, 3)
+
+
+@dataclass
+class MouthLibrary:
+    """K real open mouths: patches (K, LIB_H, LIB_W, 3) uint8, their (K, 40, 2) KEEP points in patch px, (K, 3)
+    lip-adjacent skin colour, (K, 2) `mouth_shape` of each; `scale` (2,) the spread used to compare shapes."""
+
+    patches: np.ndarray
+    points: np.ndarray
+    skin: np.ndarray
+    shapes: np.ndarray
+    scale: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        k = len(self.patches)
+        if k < 2 or self.patches.shape[1:] != (LIB_H, LIB_W, 3) or self.points.shape != (k, len(KEEP), 2) \
+                or self.skin.shape != (k, 3) or self.shapes.shape != (k, 2):
+            raise ValueError(f"a mouth library needs matching (K, {LIB_H}, {LIB_W}, 3) patches, (K, 40, 2) points, "
+                             f"(K, 3) skin and (K, 2) shapes, K >= 2; got {self.patches.shape}, {self.points.shape}, "
+                             f"{self.skin.shape}, {self.shapes.shape}")
+        self.scale = np.maximum(self.shapes.std(0), 1e-3)
+
+    def mouth(self, k: int) -> DriverMouth:
+        return DriverMouth(self.patches[k], self.points[k], self.skin[k])
+
+    def choice(self, shape: np.ndarray) -> np.ndarray:
+        """(K,) soft choice (sums to 1) of the entries nearest a (2,) mouth shape."""
+        d2 = (((self.shapes - shape) / self.scale) ** 2).sum(1)
+        w = np.exp(-(d2 - d2.min()) / (2 * LIB_SIGMA**2))
+        return w / w.sum()
+
+
+@register_model(LIBRARY)
+class MouthLibraryTensors(torch.nn.Module):
+    """The library's tensors as a registered container (weights are data a contract may only describe, not name):
+    patches (K, LIB_H, LIB_W, 3) uint8, points (K, 40, 2), skin (K, 3), shapes (K, 2)."""
+
+    def __init__(self, entries: int = 24, height: int = LIB_H, width: int = LIB_W) -> None:
+        super().__init__()
+        self.register_buffer("patches", torch.zeros(entries, height, width, 3, dtype=torch.uint8))
+        self.register_buffer("points", torch.zeros(entries, len(KEEP), 2))
+        self.register_buffer("skin", torch.zeros(entries, 3))
+        self.register_buffer("shapes", torch.zeros(entries, 2))
+
+
+def load_library(directory: Path | None = None) -> MouthLibrary:
+    """The shipped library (checked against weights/MANIFEST.json like every weight)."""
+    from reenact.weights import load_state
+
+    state, _ = load_state(LIBRARY, directory)
+    return MouthLibrary(state["patches"].numpy(), state["points"].numpy(), state["skin"].numpy(),
+                        state["shapes"].numpy())
+
+
+@dataclass
+class LibraryPicker:
+    """Per video: the library entries for each frame's mouth shape, smoothed over frames (an EMA of the soft choice,
+    so a shape between two entries fades from one to the other instead of switching), the two strongest blended."""
+
+    library: MouthLibrary
+    follow: float = LIB_FOLLOW
+    state: np.ndarray | None = None  # (K,) the smoothed choice
+
+    def pick(self, points: np.ndarray) -> list[tuple[DriverMouth, float]]:
+        """The (mouth, weight) pairs for a frame whose rendered mesh is `points` (478, 2+); weights sum to 1."""
+        w = self.library.choice(mouth_shape(points))
+        self.state = w if self.state is None else (1 - self.follow) * self.state + self.follow * w
+        top = np.argsort(-self.state)[:2]
+        ws = self.state[top] / self.state[top].sum()
+        return [(self.library.mouth(int(k)), float(x)) for k, x in zip(top, ws)]
+
+
+def blend_fill(carrier: "Carrier", picks: list[tuple[DriverMouth, float]]) -> Fill:
+    """A `Fill` drawing the weighted sum of several carried interiors (the library's blend for one frame)."""
+    def fill(pts: np.ndarray, box: Box) -> np.ndarray:
+        out = np.zeros((box[3] - box[1], box[2] - box[0], 3), np.float32)
+        for mouth, w in picks:
+            out += carrier.fill(mouth, pts, box, LIB_GAIN_RANGE, LIB_CHROMA) * np.float32(w)
+        return out
+    return fill

