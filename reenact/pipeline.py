@@ -130,7 +130,7 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
     renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device, refiner,
                             models.shading if opts.refine else None)
     checker = IdentityChecker(models.embedder, source.image, source.points, opts.threshold)
-    if opts.mouth == "library" or (opts.mouth == "driver" and mouths is None):
+    if opts.mouth in ("library", "driver"):  # with a driver's mouths, the library fills the frames without one
         from reenact.render.interior import LibraryPicker, load_library
 
         renderer.picker = LibraryPicker(load_library())

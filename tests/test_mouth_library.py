@@ -139,3 +139,15 @@ def test_cli_speak_rejects_driver_mouth(tmp_path: Path) -> None:
     code, err = run("speak", "samples/source.jpg", "samples/speech.wav", "-o", str(tmp_path / "o.mp4"),
                     "--mouth", "driver")
     assert code == 2 and "library or paint" in err
+
+
+def test_driver_frames_without_a_mouth_use_the_library(photo) -> None:
+    _, _, renderer = photo
+    shapes = open_jaw(0.6)
+    painted = renderer.render(shapes)
+    renderer.picker = LibraryPicker(load_library())
+    try:
+        lib = renderer.render_with_points(shapes, interior=[None])[0]
+    finally:
+        renderer.picker = None
+    assert not np.array_equal(painted, lib)
