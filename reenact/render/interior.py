@@ -14,6 +14,10 @@ contour (`Carrier.fill`, called by `MouthPainter.paint` for its box):
   the outer lips in both); a change of light scales colours, so gains (not offsets) keep dark shadows dark;
 - sharpness: a driver mouth larger than the photo's is blurred before it is shrunk, as a camera would have;
 - the lip line is feathered inside the contour by the painter; nothing outside the target contour is touched.
+
+Without a driving video (speak, edit, render), `MouthLibrary` holds real open mouths cut from talking-face footage
+(weights/mouth_library.*), and `LibraryPicker` chooses and blends them per frame by the mouth's shape, drawn by the
+same `Carrier.fill` (docs/mouth.md).
 """
 
 from __future__ import annotations
@@ -225,6 +229,9 @@ LIB_SIGMA = 0.6  # softness of the choice, in library-spread units of (opening, 
 # carried: with all of it a wide-open cavity turns lavender on pale photos (chosen by eye on the figure's photos).
 LIB_GAIN_RANGE = (0.33, 4.0)
 LIB_CHROMA = 0.5
+# ... and those gains turn the footage's tongue and inner lips a saturated red: the blend keeps half its colour about
+# its luma (tuned on WolfgangLanger, a clip in neither the library nor the held-out set: +0.3 dB, docs/mouth.md).
+LIB_SATURATION = 0.5
 LIB_FOLLOW = 0.3  # share of a frame's own choice in the smoothed one (an EMA over frames: about 3 frames' memory)
 EYE_CORNERS = (33, 263)
 
@@ -325,5 +332,6 @@ def blend_fill(carrier: "Carrier", picks: list[tuple[DriverMouth, float]]) -> Fi
         out = np.zeros((box[3] - box[1], box[2] - box[0], 3), np.float32)
         for mouth, w in picks:
             out += carrier.fill(mouth, pts, box, LIB_GAIN_RANGE, LIB_CHROMA) * np.float32(w)
-        return out
+        y = luma_of(out)[..., None]  # (h, w, 1)
+        return np.clip(y + (out - y) * np.float32(LIB_SATURATION), 0.0, 255.0)
     return fill

@@ -6,7 +6,8 @@ gap, so the inside of the target's inner-lip contour is redrawn here:
 - when the photo's lips are closed, upper and lower teeth are drawn (ivory, shaded at the corners);
 - the extra opening between them is a dark oral cavity;
 - or, instead of the drawn teeth and cavity, a `fill` draws the interior: `drive --mouth driver` carries the
-  driver's own (reenact.render.interior), feathered inside the lip line; the photo's own teeth stay on top.
+  driver's own, `--mouth library` real mouths chosen by shape (reenact.render.interior), feathered inside the lip
+  line; the photo's own teeth stay on top.
 The refiner (when present) refines this; with `--no-refine` this is what the user sees.
 """
 
