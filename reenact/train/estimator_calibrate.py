@@ -1,6 +1,6 @@
 """Calibrate the estimator's reading on real tracked footage, so that rig(estimate) moves as far as the real face.
 
-    .venv/bin/python -m reenact.train.estimator_calibrate --meshes .cache/rig/tracked.npz [--out weights/]
+    .venv/bin/python -m reenact.train.estimator_calibrate --meshes .cache/rig/tracked.npz [--estimator DIR] [--out DIR]
 
 The network is trained on synthetic rig meshes (reenact/train/estimator.py) and reads real faces short: on real
 video a shut eye reads eyeBlink ~0.7, and the rig's change for the estimated change was 0.4x the tracked change of
@@ -100,15 +100,17 @@ def main() -> None:
     ap.add_argument("--meshes", type=Path, default=Path(".cache/rig/tracked.npz"),
                     help="our tracker's meshes of the tuning clips (collect_meshes)")
     ap.add_argument("--ridge", type=float, default=0.1)
+    ap.add_argument("--estimator", type=Path, default=None,
+                    help="folder holding the estimator to calibrate, e.g. a retrained one (default: weights/)")
     ap.add_argument("--out", type=Path, default=None, help="folder for the weights (default: weights/)")
     args = ap.parse_args()
     data = np.load(args.meshes)
     clips = {key: data[key] for key in data.files if key != "photos"}
-    net: EstimatorNet = load_model("estimator")  # type: ignore[assignment]
+    net: EstimatorNet = load_model("estimator", "cpu", args.estimator)  # type: ignore[assignment]
     net.out_scale.fill_(1.0)
     scale, info = fit_scale(net, load_rig().basis, clips, args.ridge)
     net.out_scale.copy_(scale)
-    contract = read_contract("estimator")
+    contract = read_contract("estimator", args.estimator)
     contract.extra = {**contract.extra, "calibration": {**info, "script": "reenact/train/estimator_calibrate.py"}}
     state = {k: (v.half() if v.is_floating_point() and k.startswith("mlp") else v) for k, v in net.state_dict().items()}
     print(json.dumps(info, indent=1))
