@@ -218,7 +218,7 @@ class Track:
         if path.suffix.lower() == ".json":
             return _read_json(path).validate(path.name)
         try:
-            with open(path, newline="") as f:
+            with open(path, newline="", encoding="utf-8-sig") as f:  # "CSV UTF-8" from spreadsheets has a BOM
                 rows = list(csv.reader(f))
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise TrackError(f"Cannot read track {path.name}: {exc}; save it as UTF-8 CSV.") from exc
@@ -270,6 +270,9 @@ def _parse_reenact(header: list[str], rows: list[list[str]], source: str, fps: f
     if "time" not in header:
         raise TrackError(f"{source}: no `time` column (seconds); add one, or use --format openface/livelink.")
     cols = [i for i, h in enumerate(header) if h != "time"]
+    if not cols:
+        raise TrackError(f"{source}: only a `time` column; add one column per channel (e.g. AU12, jawOpen, yaw; "
+                         "names in docs/params.md).")
     names = []
     for i in cols:
         try:
@@ -373,7 +376,7 @@ def as_au(tr: Track) -> np.ndarray:
 
 def _read_json(path: Path) -> Track:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
         channels = list(data["channels"])
         values = np.array([data["values"][c] for c in channels], np.float64).T.reshape(len(data["time"]), -1)
         return Track(np.array(data["time"], np.float64), values, channels, dict(data.get("meta", {})))
