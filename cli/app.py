@@ -331,7 +331,7 @@ def render(
     overwrite: bool = OVERWRITE,
     report: Optional[Path] = REPORT,
     audio: Optional[Path] = typer.Option(None, "--audio", help="Audio file to mux into the video."),
-    fps: Optional[str] = typer.Option(None, "--fps", help="Output frame rate (default: the track's)."),
+    fps: Optional[str] = typer.Option(None, "--fps", help="Output frame rate (default: the track's; 25 for keyframes)."),
     strength: float = STRENGTH,
     absolute: bool = typer.Option(False, "--absolute", help="Track values are absolute, not changes from neutral."),
     scale: list[str] = SCALE,

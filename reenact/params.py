@@ -16,6 +16,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -61,6 +62,13 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 ALL_CHANNELS: tuple[str, ...] = AU17 + ARKIT52 + VISEME15 + POSE + GAZE
 _CANON = {c.lower(): c for c in ALL_CHANNELS}
+
+# Frame rates a track's times are matched against (the rate a file was written at, from its times alone).
+STANDARD_FPS: tuple[Fraction, ...] = tuple(
+    Fraction(r) for r in ("8", "10", "12", "15", "24000/1001", "24", "25", "30000/1001", "30", "48", "50",
+                          "60000/1001", "60", "90", "100", "120", "240"))
+MIN_FRAME_FPS = 8  # rows further apart than 1/8 s are keyframes, interpolated at the output rate
+LIVELINK_FPS = 60  # Live Link Face's timecode rate (the app records at 60 fps unless set to 30)
 
 # ---------------------------------------------------------------- linear maps (documented in docs/params.md)
 # AU -> ARKit: FACS muscle action -> the Apple shapes that the same muscle produces (both sides).
@@ -208,6 +216,17 @@ class Track:
                 raise TrackError(f"{source}: column {name} row {row + 1} is {col[row]:g}, outside [{lo:g}, {hi:g}].")
         return self
 
+    def frame_rate(self) -> Fraction | None:
+        """The rate the rows were sampled at: `meta["fps"]`, else the standard rate (or the rate) of evenly spaced
+        times at least MIN_FRAME_FPS; None for keyframes (sparse or uneven times) and single rows."""
+        if self.meta.get("fps"):
+            try:
+                return Fraction(str(self.meta["fps"])).limit_denominator(1001)
+            except (ValueError, ZeroDivisionError):
+                raise TrackError(f"The track's meta fps {self.meta['fps']!r} is not a frame rate; use e.g. 25 or "
+                                 "30000/1001.") from None
+        return grid_fps(self.times)
+
     # ---- files
     @classmethod
     def read(cls, path: str | Path, flavour: str = "auto", fps: float | None = None) -> "Track":
@@ -254,6 +273,25 @@ class Track:
         return path
 
 
+def grid_fps(times: np.ndarray, tolerance: float = 6e-4) -> Fraction | None:
+    """The frame rate of evenly spaced `times` (each within `tolerance` s of its slot, which covers OpenFace's
+    millisecond timestamps): the standard rate (STANDARD_FPS) that fits best, else the measured rate; None below
+    MIN_FRAME_FPS, for uneven times or fewer than two."""
+    times = np.asarray(times, np.float64)
+    if len(times) < 2 or not times[-1] > times[0]:
+        return None
+    measured = (len(times) - 1) / float(times[-1] - times[0])
+    if measured < MIN_FRAME_FPS:
+        return None
+    slots = np.arange(len(times))
+    near = [r for r in STANDARD_FPS if abs(float(r) / measured - 1) < 0.01]
+    fits = [(float(np.max(np.abs(times - times[0] - slots / float(r)))), r) for r in near]
+    if fits and min(fits)[0] <= tolerance:
+        return min(fits)[1]
+    error = float(np.max(np.abs(times - times[0] - slots / measured)))
+    return Fraction(measured).limit_denominator(1001) if error <= tolerance else None
+
+
 def _floats(rows: list[list[str]], cols: list[int], names: list[str], source: str) -> np.ndarray:
     out = np.empty((len(rows), len(cols)), np.float64)
     for r, row in enumerate(rows):
@@ -297,7 +335,8 @@ def _parse_openface(header: list[str], rows: list[list[str]], source: str, fps: 
 
 
 def _parse_livelink(header: list[str], rows: list[list[str]], source: str, fps: float | None) -> Track:
-    fps = fps or 60.0  # the app records at 60 fps unless set to 30
+    """`fps` is the timecode's frame rate (LIVELINK_FPS unless given); the track's own rate is read from its times."""
+    rate = float(fps or LIVELINK_FPS)
     lut = {n.lower(): a for n, a in zip(LIVELINK52, [n[0].lower() + n[1:] for n in LIVELINK52])}
     extra = {"headyaw": "yaw", "headpitch": "pitch", "headroll": "roll", "lefteyeyaw": "gazeLeftYaw",
              "lefteyepitch": "gazeLeftPitch", "righteyeyaw": "gazeRightYaw", "righteyepitch": "gazeRightPitch"}
@@ -320,8 +359,9 @@ def _parse_livelink(header: list[str], rows: list[list[str]], source: str, fps: 
         if m is None:
             raise TrackError(f"{source}: column Timecode row {r + 1} is not HH:MM:SS:FF.fff.")
         h, mi, s, ff = int(m[1]), int(m[2]), int(m[3]), float(m[4])
-        times[r] = h * 3600 + mi * 60 + s + ff / fps
-    return Track(times - (times[0] if len(times) else 0.0), data, names, {"format": "livelink", "fps": fps})
+        times[r] = h * 3600 + mi * 60 + s + ff / rate
+    return Track(times - (times[0] if len(times) else 0.0), data, names,
+                 {"format": "livelink", "timecode_fps": f"{rate:g}"})
 
 
 def _fmt(v: float) -> str:
@@ -337,27 +377,38 @@ def _rows_reenact(tr: Track) -> list[list[str]]:
 def _rows_openface(tr: Track) -> list[list[str]]:
     au = as_au(tr)
     rows = [["frame", "timestamp"] + [f"AU{int(a[2:]):02d}_r" for a in AU17]]
-    rows += [[str(i + 1), f"{t:.3f}"] + [f"{5 * v:.2f}" for v in row] for i, (t, row) in
+    rows += [[str(i + 1), f"{t:.6f}"] + [f"{5 * v:.2f}" for v in row] for i, (t, row) in
              enumerate(zip(tr.times, au.tolist()))]
     return rows
 
 
 def _rows_livelink(tr: Track) -> list[list[str]]:
-    fps = float(tr.meta.get("fps") or 60.0)
+    ticks = _livelink_ticks(tr.times)
     shapes = as_arkit(tr)
     order = [ARKIT52.index(n[0].lower() + n[1:]) for n in LIVELINK52]
     rot = np.radians(tr.select(("yaw", "pitch", "roll", "gazeLeftYaw", "gazeLeftPitch", "gazeRightYaw",
                                 "gazeRightPitch")))
     rows = [["Timecode", "BlendShapeCount", *LIVELINK52, *LIVELINK_EXTRA]]
-    for t, s, r in zip(tr.times, shapes, rot):
-        sec = int(t)
+    for tick, s, r in zip(ticks, shapes, rot):
+        sec, sub = divmod(tick, LIVELINK_FPS * 1000)
         h, m, ss = sec // 3600, (sec // 60) % 60, sec % 60
-        frames = (t - sec) * fps
-        tc = f"{h:02d}:{m:02d}:{ss:02d}:{int(frames):02d}.{int(round((frames % 1) * 1000)) % 1000:03d}"
+        tc = f"{h:02d}:{m:02d}:{ss:02d}:{sub // 1000:02d}.{sub % 1000:03d}"
         eyes = [r[3], r[4], 0.0, r[5], r[6], 0.0]  # Left yaw/pitch/roll, Right yaw/pitch/roll; we track no roll
         rows.append([tc, "61", *[_fmt(float(s[i])) for i in order], *[_fmt(float(x)) for x in r[:3]],
                      *[_fmt(float(x)) for x in eyes]])
     return rows
+
+
+def _livelink_ticks(times: np.ndarray) -> list[int]:
+    """Each time in thousandths of a LIVELINK_FPS timecode frame (exact integers, so no two rows share a timecode)."""
+    if len(times) and times[0] < 0:
+        raise TrackError(f"A Live Link timecode cannot be negative; the track starts at {times[0]:g} s.")
+    ticks = [int(round(float(t) * LIVELINK_FPS * 1000)) for t in times]
+    same = [i for i in range(1, len(ticks)) if ticks[i] <= ticks[i - 1]]
+    if same:
+        raise TrackError(f"Rows {same[0]} and {same[0] + 1} are closer than a Live Link timecode can tell apart "
+                         f"(1/{LIVELINK_FPS * 1000} s); write this track as csv or json.")
+    return ticks
 
 
 def as_arkit(tr: Track) -> np.ndarray:

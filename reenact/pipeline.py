@@ -25,7 +25,7 @@ from reenact.analysis import (
     no_progress,
     video_track,
 )
-from reenact.errors import IdentityError, InputError
+from reenact.errors import IdentityError, InputError, TrackError
 from reenact.limits import check, check_distinct, check_photo_options
 from reenact.params import ARKIT52, Track, as_arkit
 from reenact.retarget import RetargetOptions, retarget, retarget_pose
@@ -285,13 +285,29 @@ def drive(source_path: Path, driver_path: Path, output: Path, models: Models, op
     return report
 
 
+MAX_TRACK_GAP_S = 600.0  # a longer gap between two rows of a track is a mistake in its times (ms for s, a typo)
+
+
 def track_fps(track: Track) -> Fraction:
-    """The track's frame rate: its metadata, else the median time step (snapped to a common rate)."""
-    if track.meta.get("fps"):
-        return Fraction(str(track.meta["fps"])).limit_denominator(1001)
-    if len(track) < 2:
-        return Fraction(25)
-    return Fraction(1 / float(np.median(np.diff(track.times)))).limit_denominator(1001)
+    """The track's frame rate (its metadata, else that of its evenly spaced times); 25 for keyframes (rows further
+    apart than 1/8 s, or unevenly spaced), which are interpolated."""
+    return track.frame_rate() or Fraction(25)
+
+
+def frame_times(track: Track, fps: Fraction) -> np.ndarray:
+    """The times of the rendered frames: from 0 to the track's last row at `fps` (a track of n rows at its own rate
+    renders as n frames); the track is interpolated at these."""
+    return np.arange(round(float(track.times[-1]) * fps) + 1) / float(fps)
+
+
+def check_track_gaps(track: Track, source: str) -> None:
+    """TrackError when two rows are more than MAX_TRACK_GAP_S apart (it would render hours of a held face)."""
+    gaps = np.diff(track.times)
+    if len(gaps) and float(gaps.max()) > MAX_TRACK_GAP_S:
+        row = int(np.argmax(gaps)) + 1
+        raise TrackError(f"{source}: rows {row} and {row + 1} are {float(gaps[row - 1]):g} s apart "
+                         f"({float(track.times[row - 1]):g} s -> {float(track.times[row]):g} s); render fills gaps of "
+                         f"at most {MAX_TRACK_GAP_S:g} s. Check the time column is in seconds.")
 
 
 def render(source_path: Path, track_path: Path, output: Path, models: Models, opts: RenderOptions,
@@ -306,8 +322,9 @@ def render(source_path: Path, track_path: Path, output: Path, models: Models, op
     track = Track.read(track_path)
     if len(track) == 0:
         raise InputError(f"{track_path} has no rows; it needs one row per frame.")
+    check_track_gaps(track, track_path.name)
     fps = fps or track_fps(track)
-    times = np.arange(0, float(track.times[-1]) + 0.5 / float(fps), 1 / float(fps))
+    times = frame_times(track, fps)
     uniform = Track(times, track.at(times), track.channels, track.meta)
     source = load_source(source_path, models, max_size, face)
     shapes, rotation = target_shapes(uniform, source, opts.retarget)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from reenact.errors import TrackError
+from reenact.io.video import VideoWriter, probe, read_frames
 from reenact.params import Track
+from reenact.pipeline import frame_times, track_fps
 from tests.cli_utils import run
 
 SOURCE = Path("samples/source.jpg")
@@ -29,3 +33,98 @@ def test_csv_with_only_a_time_column_is_one_message(tmp_path: Path) -> None:
     code, out = run("render", str(SOURCE), str(path), "-o", str(tmp_path / "out.mp4"))
     assert code == 2 and "only a `time` column" in out and "Traceback" not in out
     assert not (tmp_path / "out.mp4").exists()
+
+
+RATES = [Fraction(24), Fraction(25), Fraction(30000, 1001)]
+FORMATS = [("csv", ".csv"), ("json", ".json"), ("openface", ".csv"), ("livelink", ".csv")]
+
+
+def _track(n: int, fps: Fraction) -> Track:
+    """`n` rows at `fps` with a slow smile and a head turn, as `extract` writes them (meta fps as a string)."""
+    ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+    values = np.stack([ramp, ramp[::-1] * 0.5, ramp * 20 - 10], axis=1)
+    return Track(np.arange(n) / float(fps), values, ["mouthSmileLeft", "jawOpen", "yaw"], {"fps": str(fps)})
+
+
+@pytest.mark.parametrize("fmt,suffix", FORMATS)
+@pytest.mark.parametrize("fps", RATES, ids=str)
+@pytest.mark.parametrize("n", [2, 7, 144, 180])
+def test_every_format_round_trips_frames_fps_and_duration(tmp_path: Path, fmt: str, suffix: str, fps: Fraction,
+                                                          n: int) -> None:
+    track = _track(n, fps)
+    back = Track.read(track.write(tmp_path / f"t{suffix}", fmt))
+    rate = track_fps(back)
+    assert len(back) == n
+    assert rate == fps and isinstance(rate, Fraction)
+    times = frame_times(back, rate)
+    assert len(times) == n  # render makes one frame per row
+    assert Fraction(len(times)) / rate == Fraction(n) / fps  # the same duration, exactly
+    np.testing.assert_allclose(back.times, track.times, atol=1e-5)
+
+
+def test_livelink_timecodes_are_unique_and_not_negative(tmp_path: Path) -> None:
+    for fps in (Fraction(25), Fraction(30000, 1001), Fraction(24000, 1001)):
+        path = _track(3000, fps).write(tmp_path / "ll.csv", "livelink")
+        codes = [line.split(",")[0] for line in path.read_text().splitlines()[1:]]
+        assert len(set(codes)) == len(codes) == 3000
+    vfr = Track(np.array([0.0, 0.031, 0.07, 0.1, 0.1339, 0.2]), np.zeros((6, 1)), ["jawOpen"])
+    back = Track.read(vfr.write(tmp_path / "vfr.csv", "livelink"))
+    np.testing.assert_allclose(back.times, vfr.times, atol=1e-5)
+    with pytest.raises(TrackError, match="negative"):
+        Track(np.array([-1.0, 0.0]), np.zeros((2, 1)), ["jawOpen"]).write(tmp_path / "neg.csv", "livelink")
+
+
+def test_openface_with_millisecond_timestamps_keeps_its_rate(tmp_path: Path) -> None:
+    """OpenFace itself writes timestamps in ms: a 24 fps clip of 144 frames was read as 500/21 fps, 143 frames."""
+    for fps, n in ((Fraction(24), 144), (Fraction(30000, 1001), 180)):
+        path = tmp_path / "of.csv"
+        rows = ["frame,timestamp,AU12_r"] + [f"{i + 1},{i / float(fps):.3f},1.0" for i in range(n)]
+        path.write_text("\n".join(rows) + "\n")
+        back = Track.read(path)
+        assert track_fps(back) == fps and len(frame_times(back, fps)) == n
+
+
+def test_sparse_keyframes_are_interpolated_at_the_output_rate(tmp_path: Path) -> None:
+    path = tmp_path / "keys.csv"
+    path.write_text("time,jawOpen\n0,0\n2,1\n4,0\n")
+    track = Track.read(path)
+    assert track.frame_rate() is None and track_fps(track) == 25
+    times = frame_times(track, Fraction(25))
+    assert len(times) == 101
+    jaw = track.at(times)[:, 0]
+    assert jaw[25] == pytest.approx(0.5) and jaw[50] == pytest.approx(1.0)  # a ramp, not a slideshow
+    assert len(frame_times(track, Fraction(30000, 1001))) == round(4 * 30000 / 1001) + 1  # --fps 30000/1001
+
+
+def test_a_ten_hour_gap_is_one_message(tmp_path: Path) -> None:
+    path = tmp_path / "gap.csv"
+    path.write_text("time,jawOpen\n0,0\n36000,1\n")
+    code, out = run("render", str(SOURCE), str(path), "-o", str(tmp_path / "out.mp4"))
+    assert code == 2 and "36000 s apart" in out and "Traceback" not in out
+    assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.fixture(scope="module")
+def drivers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The sample driver's first 12 frames re-timed at 24 and 30000/1001 fps."""
+    tmp = tmp_path_factory.mktemp("drivers")
+    out = {}
+    for name, fps in (("24", Fraction(24)), ("ntsc", Fraction(30000, 1001))):
+        out[name] = tmp / f"{name}.mp4"
+        with read_frames("samples/driver.mp4", max_frames=12) as frames, \
+                VideoWriter(out[name], fps, preset="ultrafast") as writer:
+            for frame in frames:
+                writer.write(frame.rgb)
+    return out
+
+
+@pytest.mark.parametrize("driver,fmt", [("ntsc", "livelink"), ("24", "openface"), ("ntsc", "openface")])
+def test_extract_then_render_keeps_frames_and_rate(drivers: dict[str, Path], tmp_path: Path, driver: str,
+                                                   fmt: str) -> None:
+    track, video = tmp_path / "track.csv", tmp_path / "out.mp4"
+    code, out = run("extract", str(drivers[driver]), "-o", str(track), "--format", fmt)
+    assert code == 0, out
+    code, out = run("render", str(SOURCE), str(track), "-o", str(video), "--max-size", "256")
+    assert code == 0, out
+    info = probe(video)
+    assert info.n_frames == 12 and info.fps == probe(drivers[driver]).fps
