@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -106,25 +107,43 @@ def test_a_ten_hour_gap_is_one_message(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def drivers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The sample driver's first 12 frames re-timed at 24 and 30000/1001 fps."""
+    """The sample driver's first 12 frames re-timed at 24, 25 and 30000/1001 fps, and at a phone's uneven ~30 fps."""
     tmp = tmp_path_factory.mktemp("drivers")
     out = {}
-    for name, fps in (("24", Fraction(24)), ("ntsc", Fraction(30000, 1001))):
+    for name, fps in (("24", Fraction(24)), ("25", Fraction(25)), ("ntsc", Fraction(30000, 1001))):
         out[name] = tmp / f"{name}.mp4"
         with read_frames("samples/driver.mp4", max_frames=12) as frames, \
                 VideoWriter(out[name], fps, preset="ultrafast") as writer:
             for frame in frames:
                 writer.write(frame.rgb)
+    out["vfr"] = tmp / "vfr.mp4"
+    with read_frames("samples/driver.mp4", max_frames=12) as frames, av.open(str(out["vfr"]), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = frames.info.width, frames.info.height, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 90000)
+        for i, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(frame.rgb, format="rgb24")
+            picture.pts, picture.time_base = 3000 * i + (0, 450, -300, 900)[i % 4], Fraction(1, 90000)
+            container.mux(stream.encode(picture))
+        container.mux(stream.encode(None))
     return out
 
 
-@pytest.mark.parametrize("driver,fmt", [("ntsc", "livelink"), ("24", "openface"), ("ntsc", "openface")])
+@pytest.mark.parametrize("driver,fmt", [("ntsc", "livelink"), ("25", "livelink"), ("vfr", "livelink"),
+                                        ("24", "openface"), ("ntsc", "openface"), ("vfr", "openface"),
+                                        ("ntsc", "csv"), ("vfr", "csv"), ("ntsc", "json"), ("vfr", "json")])
 def test_extract_then_render_keeps_frames_and_rate(drivers: dict[str, Path], tmp_path: Path, driver: str,
                                                    fmt: str) -> None:
-    track, video = tmp_path / "track.csv", tmp_path / "out.mp4"
+    track, video = tmp_path / f"track.{'json' if fmt == 'json' else 'csv'}", tmp_path / "out.mp4"
     code, out = run("extract", str(drivers[driver]), "-o", str(track), "--format", fmt)
     assert code == 0, out
+    rows = len(Track.read(track))
     code, out = run("render", str(SOURCE), str(track), "-o", str(video), "--max-size", "256")
     assert code == 0, out
-    info = probe(video)
-    assert info.n_frames == 12 and info.fps == probe(drivers[driver]).fps
+    info, source = probe(video), probe(drivers[driver])
+    assert info.n_frames == rows
+    if driver == "vfr" and fmt != "json":  # an odd measured rate (7200/241): 12 rows of times carry it to 1e-4
+        assert abs(info.fps / source.fps - 1) < 1e-4
+    else:
+        assert info.fps == source.fps
+    assert abs(rows / source.fps - source.duration) < 1 / source.fps
