@@ -68,6 +68,7 @@ STANDARD_FPS: tuple[Fraction, ...] = tuple(
     Fraction(r) for r in ("8", "10", "12", "15", "24000/1001", "24", "25", "30000/1001", "30", "48", "50",
                           "60000/1001", "60", "90", "100", "120", "240"))
 MIN_FRAME_FPS = 8  # rows further apart than 1/8 s are keyframes, interpolated at the output rate
+MAX_FRAME_FPS = 240  # the highest rate a track is rendered at by itself (`--fps` range)
 LIVELINK_FPS = 60  # Live Link Face's timecode rate (the app records at 60 fps unless set to 30)
 
 # ---------------------------------------------------------------- linear maps (documented in docs/params.md)
@@ -221,10 +222,12 @@ class Track:
         times at least MIN_FRAME_FPS; None for keyframes (sparse or uneven times) and single rows."""
         if self.meta.get("fps"):
             try:
-                return Fraction(str(self.meta["fps"])).limit_denominator(1001)
+                rate = Fraction(str(self.meta["fps"])).limit_denominator(1001)
             except (ValueError, ZeroDivisionError):
                 raise TrackError(f"The track's meta fps {self.meta['fps']!r} is not a frame rate; use e.g. 25 or "
                                  "30000/1001.") from None
+            if MIN_FRAME_FPS <= rate <= MAX_FRAME_FPS:
+                return rate
         return grid_fps(self.times)
 
     # ---- files
@@ -276,12 +279,12 @@ class Track:
 def grid_fps(times: np.ndarray, tolerance: float = 6e-4) -> Fraction | None:
     """The frame rate of evenly spaced `times` (each within `tolerance` s of its slot, which covers OpenFace's
     millisecond timestamps): the standard rate (STANDARD_FPS) that fits best, else the measured rate; None below
-    MIN_FRAME_FPS, for uneven times or fewer than two."""
+    MIN_FRAME_FPS or above MAX_FRAME_FPS, for uneven times or fewer than two."""
     times = np.asarray(times, np.float64)
     if len(times) < 2 or not times[-1] > times[0]:
         return None
     measured = (len(times) - 1) / float(times[-1] - times[0])
-    if measured < MIN_FRAME_FPS:
+    if not MIN_FRAME_FPS <= measured <= MAX_FRAME_FPS * 1.01:
         return None
     slots = np.arange(len(times))
     near = [r for r in STANDARD_FPS if abs(float(r) / measured - 1) < 0.01]
@@ -289,7 +292,7 @@ def grid_fps(times: np.ndarray, tolerance: float = 6e-4) -> Fraction | None:
     if fits and min(fits)[0] <= tolerance:
         return min(fits)[1]
     error = float(np.max(np.abs(times - times[0] - slots / measured)))
-    return Fraction(measured).limit_denominator(1001) if error <= tolerance else None
+    return Fraction(measured).limit_denominator(1001) if error <= tolerance and measured <= MAX_FRAME_FPS else None
 
 
 def _floats(rows: list[list[str]], cols: list[int], names: list[str], source: str) -> np.ndarray:

@@ -97,6 +97,13 @@ def test_sparse_keyframes_are_interpolated_at_the_output_rate(tmp_path: Path) ->
     assert len(frame_times(track, Fraction(30000, 1001))) == round(4 * 30000 / 1001) + 1  # --fps 30000/1001
 
 
+def test_a_rate_outside_8_to_240_fps_is_not_rendered_at(tmp_path: Path) -> None:
+    keys = Track(np.arange(3) * 2.0, np.zeros((3, 1)), ["jawOpen"], {"fps": "1/2"})
+    assert track_fps(Track.read(keys.write(tmp_path / "keys.json"))) == 25  # keyframes, whatever meta says
+    dense = Track(np.arange(100) / 1000.0, np.zeros((100, 1)), ["jawOpen"])
+    assert track_fps(Track.read(dense.write(tmp_path / "dense.csv"))) == 25  # 1000 rows a second: resampled
+
+
 def test_a_ten_hour_gap_is_one_message(tmp_path: Path) -> None:
     path = tmp_path / "gap.csv"
     path.write_text("time,jawOpen\n0,0\n36000,1\n")
