@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -239,23 +239,25 @@ class Track:
             raise TrackError(f"Track file {path} does not exist; give a CSV or JSON track.")
         if path.suffix.lower() == ".json":
             return _read_json(path).validate(path.name)
-        try:
+        try:  # rows are parsed as they are read: a large CSV never exists as a list of strings
             with open(path, newline="", encoding="utf-8-sig") as f:  # "CSV UTF-8" from spreadsheets has a BOM
-                rows = list(csv.reader(f))
+                rows = (r for r in csv.reader(f) if r and any(x.strip() for x in r))
+                first = next(rows, None)
+                if first is None:
+                    raise TrackError(f"Track {path.name} is empty; it needs a header row and one row per frame.")
+                header = [h.strip() for h in first]
+                if flavour == "auto":
+                    low = {h.lower() for h in header}
+                    flavour = "livelink" if "timecode" in low else "openface" if any(
+                        re.fullmatch(r"au\d\d_r", h) for h in low) else "reenact"
+                reader = {"reenact": _parse_reenact, "openface": _parse_openface,
+                          "livelink": _parse_livelink}.get(flavour)
+                if reader is None:
+                    raise TrackError(f"Unknown track format {flavour!r}: use csv, json, openface or livelink.")
+                track = reader(header, rows, path.name, fps)
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise TrackError(f"Cannot read track {path.name}: {exc}; save it as UTF-8 CSV.") from exc
-        rows = [r for r in rows if r and any(x.strip() for x in r)]
-        if not rows:
-            raise TrackError(f"Track {path.name} is empty; it needs a header row and one row per frame.")
-        header = [h.strip() for h in rows[0]]
-        if flavour == "auto":
-            low = {h.lower() for h in header}
-            flavour = "livelink" if "timecode" in low else "openface" if any(
-                re.fullmatch(r"au\d\d_r", h) for h in low) else "reenact"
-        reader = {"reenact": _parse_reenact, "openface": _parse_openface, "livelink": _parse_livelink}.get(flavour)
-        if reader is None:
-            raise TrackError(f"Unknown track format {flavour!r}: use csv, json, openface or livelink.")
-        return reader(header, rows[1:], path.name, fps).validate(path.name)
+        return track.validate(path.name)
 
     def write(self, path: str | Path, flavour: str = "auto") -> Path:
         """Write as `csv`/`json` (by suffix when `auto`), `openface` or `livelink` CSV."""
@@ -295,19 +297,33 @@ def grid_fps(times: np.ndarray, tolerance: float = 6e-4) -> Fraction | None:
     return Fraction(measured).limit_denominator(1001) if error <= tolerance and measured <= MAX_FRAME_FPS else None
 
 
-def _floats(rows: list[list[str]], cols: list[int], names: list[str], source: str) -> np.ndarray:
-    out = np.empty((len(rows), len(cols)), np.float64)
+Rows = Iterable[list[str]]
+Cell = Callable[[str], float]  # a cell's text -> its value; ValueError when it is not one
+
+
+def _floats(rows: Rows, cols: list[int], names: list[str], source: str,
+            cells: dict[int, tuple[Cell, str]] | None = None) -> np.ndarray:
+    """(rows, len(cols)) float64 of the given columns, filled block by block as the rows stream in. `cells` maps a
+    column to its own parser and what it expects (default: float, "a number")."""
+    parse = [(cells or {}).get(c, (float, "a number")) for c in cols]
+    blocks, block, n = [], np.empty((4096, len(cols)), np.float64), 0
     for r, row in enumerate(rows):
+        if n == len(block):
+            blocks.append(block)
+            block, n = np.empty_like(block), 0
         for j, c in enumerate(cols):
             try:
-                out[r, j] = float(row[c])
+                block[n, j] = parse[j][0](row[c])
             except (ValueError, IndexError):
                 cell = row[c] if c < len(row) else ""
-                raise TrackError(f"{source}: column {names[j]} row {r + 1} is {cell!r}, not a number.") from None
-    return out
+                raise TrackError(f"{source}: column {names[j]} row {r + 1} is {cell!r}, not {parse[j][1]}.") \
+                    from None
+        n += 1
+    blocks.append(block[:n])
+    return np.concatenate(blocks)
 
 
-def _parse_reenact(header: list[str], rows: list[list[str]], source: str, fps: float | None) -> Track:
+def _parse_reenact(header: list[str], rows: Rows, source: str, fps: float | None) -> Track:
     if "time" not in header:
         raise TrackError(f"{source}: no `time` column (seconds); add one, or use --format openface/livelink.")
     cols = [i for i, h in enumerate(header) if h != "time"]
@@ -326,20 +342,27 @@ def _parse_reenact(header: list[str], rows: list[list[str]], source: str, fps: f
     return Track(data[:, 0], data[:, 1:], names, {"format": "reenact"})
 
 
-def _parse_openface(header: list[str], rows: list[list[str]], source: str, fps: float | None) -> Track:
+def _parse_openface(header: list[str], rows: Rows, source: str, fps: float | None) -> Track:
     low = [h.lower() for h in header]
     cols = [i for i, h in enumerate(low) if re.fullmatch(r"au\d\d_r", h)]
     names = [canonical_channel(header[i]) for i in cols]
     tcol = low.index("timestamp") if "timestamp" in low else None
-    data = _floats(rows, cols, names, source) / 5.0  # OpenFace intensities are 0-5
-    times = _floats(rows, [tcol], ["timestamp"], source)[:, 0] if tcol is not None else \
-        np.arange(len(rows)) / (fps or 30.0)
-    return Track(times, data, names, {"format": "openface"})
+    if tcol is None:
+        data = _floats(rows, cols, names, source)
+        times = np.arange(len(data)) / (fps or 30.0)
+    else:
+        both = _floats(rows, cols + [tcol], names + ["timestamp"], source)
+        data, times = both[:, :-1], both[:, -1]
+    return Track(times, data / 5.0, names, {"format": "openface"})  # OpenFace intensities are 0-5
 
 
-def _parse_livelink(header: list[str], rows: list[list[str]], source: str, fps: float | None) -> Track:
+def _parse_livelink(header: list[str], rows: Rows, source: str, fps: float | None) -> Track:
     """`fps` is the timecode's frame rate (LIVELINK_FPS unless given); the track's own rate is read from its times."""
     rate = float(fps or LIVELINK_FPS)
+    low = [h.lower() for h in header]
+    if "timecode" not in low:
+        raise TrackError(f"{source}: no Timecode column; a Live Link Face CSV starts with Timecode,BlendShapeCount.")
+    tc = low.index("timecode")
     lut = {n.lower(): a for n, a in zip(LIVELINK52, [n[0].lower() + n[1:] for n in LIVELINK52])}
     extra = {"headyaw": "yaw", "headpitch": "pitch", "headroll": "roll", "lefteyeyaw": "gazeLeftYaw",
              "lefteyepitch": "gazeLeftPitch", "righteyeyaw": "gazeRightYaw", "righteyepitch": "gazeRightPitch"}
@@ -351,18 +374,18 @@ def _parse_livelink(header: list[str], rows: list[list[str]], source: str, fps: 
             names.append(lut.get(k) or extra[k])
         elif k not in ("timecode", "blendshapecount", "lefteyeroll", "righteyeroll"):
             raise TrackError(f"{source}: unknown Live Link Face column {h!r} (column {i + 1}).")
-    data = _floats(rows, cols, names, source)
+
+    def timecode(text: str) -> float:
+        m = re.fullmatch(r"(\d+):(\d+):(\d+)[:;](\d+(?:\.\d+)?)", text.strip())
+        if m is None:
+            raise ValueError(text)
+        return int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3]) + float(m[4]) / rate
+
+    both = _floats(rows, cols + [tc], names + ["Timecode"], source, {tc: (timecode, "HH:MM:SS:FF.fff")})
+    data, times = both[:, :-1], both[:, -1]
     for j, n in enumerate(names):
         if n in POSE or n in GAZE:
             data[:, j] = np.degrees(data[:, j])  # Live Link rotations are radians; ours are degrees
-    times = np.empty(len(rows))
-    tc = header.index("Timecode") if "Timecode" in header else [h.lower() for h in header].index("timecode")
-    for r, row in enumerate(rows):
-        m = re.fullmatch(r"(\d+):(\d+):(\d+)[:;](\d+(?:\.\d+)?)", row[tc].strip()) if tc < len(row) else None
-        if m is None:
-            raise TrackError(f"{source}: column Timecode row {r + 1} is not HH:MM:SS:FF.fff.")
-        h, mi, s, ff = int(m[1]), int(m[2]), int(m[3]), float(m[4])
-        times[r] = h * 3600 + mi * 60 + s + ff / rate
     return Track(times - (times[0] if len(times) else 0.0), data, names,
                  {"format": "livelink", "timecode_fps": f"{rate:g}"})
 
