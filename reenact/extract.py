@@ -94,13 +94,17 @@ def extract(media: Path, output: Path, models: Models, fmt: str | None = None, l
     else:
         track, records = video_track_with_landmarks(media, models, "none" if raw else smooth, not raw, landmarks,
                                                     progress)
-    with atomic_output(output, overwrite) as tmp:
-        if kind == "landmarks":
-            write_landmarks(tmp, media, track, records)
-        else:
-            track.write(tmp, kind)
-        if plot is not None:
-            save_plot(track, plot, overwrite, missing=track.meta.get("missing"))
+    try:
+        with atomic_output(output, overwrite) as tmp:
+            if kind == "landmarks":
+                write_landmarks(tmp, media, track, records)
+            else:
+                track.write(tmp, kind)
+            if plot is not None:
+                save_plot(track, plot, overwrite, missing=track.meta.get("missing"))
+    except OSError as err:  # disk full, a folder made read-only meanwhile: nothing is left behind
+        raise OutputError(f"Cannot write {output} ({err.strerror or err}); free some space or choose another folder "
+                          f"with -o.") from err
     result = ExtractResult(str(output), len(track), int(track.meta.get("missing_frames", 0)),
                            str(track.meta.get("fps", "")), round(time.perf_counter() - start, 2))
     return result, track

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import tracemalloc
 from fractions import Fraction
 from pathlib import Path
@@ -182,3 +183,17 @@ def test_livelink_errors_name_the_row(tmp_path: Path) -> None:
         Track.read(path)
     with pytest.raises(TrackError, match="no Timecode column"):
         Track.read(_track(3, Fraction(25)).write(tmp_path / "plain.csv"), "livelink")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "livelink"])
+def test_extract_on_a_full_disk_is_one_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    def full(self: Track, path: Path, flavour: str = "auto") -> Path:
+        Path(path).write_text("time,AU12\n0,")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Track, "write", full)
+    out = tmp_path / "out" / f"t.{'json' if fmt == 'json' else 'csv'}"
+    out.parent.mkdir()
+    code, text = run("extract", str(SOURCE), "-o", str(out), "--format", fmt)
+    assert code == 2 and "No space left on device" in text and "Traceback" not in text  # as the video writer
+    assert list(out.parent.iterdir()) == []  # neither the track nor its temporary
