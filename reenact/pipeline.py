@@ -301,7 +301,11 @@ def frame_times(track: Track, fps: Fraction) -> np.ndarray:
 
 
 def check_track_gaps(track: Track, source: str) -> None:
-    """TrackError when two rows are more than MAX_TRACK_GAP_S apart (it would render hours of a held face)."""
+    """TrackError when two rows are more than MAX_TRACK_GAP_S apart (it would render hours of a held face), or when
+    the track ends before 0 s (rendering starts at 0 s)."""
+    if float(track.times[-1]) < 0:
+        raise TrackError(f"{source}: the last row is at {float(track.times[-1]):g} s; render draws from 0 s, so the "
+                         "times must reach 0 or later.")
     gaps = np.diff(track.times)
     if len(gaps) and float(gaps.max()) > MAX_TRACK_GAP_S:
         row = int(np.argmax(gaps)) + 1

@@ -106,12 +106,15 @@ def test_a_rate_outside_8_to_240_fps_is_not_rendered_at(tmp_path: Path) -> None:
     assert track_fps(Track.read(dense.write(tmp_path / "dense.csv"))) == 25  # 1000 rows a second: resampled
 
 
-def test_a_ten_hour_gap_is_one_message(tmp_path: Path) -> None:
+def test_a_ten_hour_gap_or_negative_times_are_one_message(tmp_path: Path) -> None:
     path = tmp_path / "gap.csv"
     path.write_text("time,jawOpen\n0,0\n36000,1\n")
     code, out = run("render", str(SOURCE), str(path), "-o", str(tmp_path / "out.mp4"))
     assert code == 2 and "36000 s apart" in out and "Traceback" not in out
     assert not (tmp_path / "out.mp4").exists()
+    path.write_text("time,jawOpen\n-2,0\n-1,1\n")
+    code, out = run("render", str(SOURCE), str(path), "-o", str(tmp_path / "out.mp4"))
+    assert code == 2 and "the last row is at -1 s" in out
 
 
 @pytest.fixture(scope="module")
