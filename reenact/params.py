@@ -7,6 +7,9 @@ Track files (`Track.read` / `Track.write`):
     reenact   CSV with a `time` column (seconds) + one column per channel named as here; JSON with the same + meta
     openface  OpenFace 2 style `AU01_r`..`AU45_r` columns on the 0-5 scale (+ `timestamp`)
     livelink  Live Link Face CSV: Timecode, BlendShapeCount, 52 PascalCase shapes, head/eye rotations (radians)
+
+CSV formats carry only times: `Track.frame_rate()` takes the rate from them (`grid_fps`), so every format reads
+back with the frame count, rate and duration it was written with.
 """
 
 from __future__ import annotations
@@ -233,7 +236,9 @@ class Track:
     # ---- files
     @classmethod
     def read(cls, path: str | Path, flavour: str = "auto", fps: float | None = None) -> "Track":
-        """Read a CSV (reenact / openface / livelink, auto-detected) or JSON track and validate it."""
+        """Read a CSV (reenact / openface / livelink, auto-detected) or JSON track and validate it. `fps`: the
+        Live Link timecode rate (LIVELINK_FPS unless given), or the rate of an OpenFace CSV without timestamps (30);
+        the track's own rate is `frame_rate()`."""
         path = Path(path)
         if not path.is_file():
             raise TrackError(f"Track file {path} does not exist; give a CSV or JSON track.")
