@@ -278,7 +278,7 @@ def speak(
     overwrite: bool = OVERWRITE,
     report: Optional[Path] = REPORT,
     fps: str = typer.Option("25", "--fps", help="Output frame rate."),
-    text: Optional[str] = typer.Option(None, "--text", help="Transcript, for forced alignment (best lip timing; needs the [speech] extra)."),
+    text: Optional[str] = typer.Option(None, "--text", help="Transcript, for forced alignment (best lip timing; needs the \\[speech] extra)."),
     transcript: Optional[Path] = typer.Option(None, "--transcript", help="File holding the transcript (UTF-8 text)."),
     still: bool = typer.Option(False, "--still", help="No blinks, brow or head motion: only the lips move."),
     seed: int = typer.Option(0, "--seed", help="Seed of the idle motion (blinks, head)."),

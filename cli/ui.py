@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 Advance = Callable[[int], None]
@@ -37,22 +38,23 @@ class UI:
         if self.json_progress:
             self.event("info", message=message)
         elif not self.quiet:
-            self.err.print(message, highlight=False)
+            self.err.print(escape(message), highlight=False)
 
     def debug(self, message: str) -> None:
         if self.verbose and not self.json_progress:
-            self.err.print(f"[dim]{message}[/dim]", highlight=False)
+            self.err.print(f"[dim]{escape(message)}[/dim]", highlight=False)
 
     def error(self, message: str, code: int) -> None:
         if self.json_progress:
             self.event("error", message=message, exit_code=code)
-        self.err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+        # Messages are plain text from the library: `pip install 'reenact[arcface]'` must not lose its brackets.
+        self.err.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
 
     def warn(self, message: str) -> None:
         if self.json_progress:
             self.event("warning", message=message)
         elif not self.quiet:
-            self.err.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+            self.err.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)
 
     @contextlib.contextmanager
     def progress(self, label: str, total: int | None) -> Iterator[Advance]:
