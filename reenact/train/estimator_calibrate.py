@@ -30,6 +30,7 @@ import torch
 
 from reenact.estimate import EstimatorNet, normalize
 from reenact.params import ARKIT52
+from reenact.train.estimator_real import eye_aspect_ratio
 
 SHUT = 0.3  # eye aspect ratio below this share of the clip's median: a shut eye
 BLINK_APEX = 1.0  # what a shut eye should read
@@ -42,20 +43,6 @@ BLINKS = [ARKIT52.index("eyeBlinkLeft"), ARKIT52.index("eyeBlinkRight")]
 CALIBRATED = [ARKIT52.index(n) for n in ARKIT52 if n.startswith(("eyeBlink", "eyeWide", "eyeSquint", "brow", "jawOpen",
                                                                     "mouthSmile", "mouthStretch", "mouthLowerDown",
                                                                     "mouthUpperUp"))]
-# (outer corner, inner corner, (upper, lower) lid pairs) of the subject's right and left eye, MediaPipe indices
-EYES = ((33, 133, ((159, 145), (158, 153), (160, 144))), (263, 362, ((386, 374), (385, 380), (387, 373))))
-
-
-def eye_aspect_ratio(points: np.ndarray) -> np.ndarray:
-    """(T, 478, 3) -> (T,) mean lid gap over eye width, both eyes averaged."""
-    out = []
-    for a, b, pairs in EYES:
-        width = np.linalg.norm(points[:, a, :2] - points[:, b, :2], axis=1)
-        gap = np.mean([np.linalg.norm(points[:, u, :2] - points[:, d, :2], axis=1) for u, d in pairs], axis=0)
-        out.append(gap / width)
-    return np.mean(out, axis=0)
-
-
 @torch.no_grad()
 def fit_scale(net: EstimatorNet, basis: torch.Tensor, clips: dict[str, np.ndarray], ridge: float = 0.1
               ) -> tuple[torch.Tensor, dict]:

@@ -92,6 +92,18 @@ def mesh_residual(arkit: torch.Tensor, canon: torch.Tensor, neutral: torch.Tenso
     return float(res.norm(dim=-1).mean()) / eye * 100
 
 
+# Eye aspect ratio (Soukupova & Cech 2016) per eye: corners, then two (upper, lower) lid pairs; MediaPipe indices.
+EAR_EYES = ((362, 263, ((385, 380), (387, 373))), (33, 133, ((160, 144), (158, 153))))
+
+
+def eye_aspect_ratio(points: np.ndarray) -> np.ndarray:
+    """(T, 478, 3) -> (T,) lid gap over eye width, both eyes averaged."""
+    def dist(a: int, b: int) -> np.ndarray:
+        return np.linalg.norm(points[:, a, :2] - points[:, b, :2], axis=1)
+
+    return np.mean([sum(dist(u, d) for u, d in pairs) / (2 * dist(a, b)) for a, b, pairs in EAR_EYES], axis=0)
+
+
 def real_video_agreement(meshes: Path, key: str = "franck_mp4", fps: float = 25.0, estimator=None,
                          rig=None) -> dict[str, float]:
     """Agreement of an estimator (default: the shipped one) with direct geometric measurements on a real video.
@@ -112,14 +124,8 @@ def real_video_agreement(meshes: Path, key: str = "franck_mp4", fps: float = 25.
     ok = np.isfinite(pts).all(axis=(1, 2))
     p = pts[ok]
 
-    def dist(a, b):
-        return np.linalg.norm(p[:, a, :2] - p[:, b, :2], axis=1)
-
-    def ear(i1, i2, i3, i4, i5, i6):
-        return (dist(i2, i6) + dist(i3, i5)) / (2 * dist(i1, i4))
-
-    ear_mean = (ear(362, 385, 387, 263, 373, 380) + ear(33, 160, 158, 133, 153, 144)) / 2
-    lip_gap = dist(13, 14) / dist(33, 263)
+    ear_mean = eye_aspect_ratio(p)
+    lip_gap = np.linalg.norm(p[:, 13, :2] - p[:, 14, :2], axis=1) / np.linalg.norm(p[:, 33, :2] - p[:, 263, :2], axis=1)
     out = {}
     for label, vals in (("raw", raw[ok]), ("smoothed", smooth[ok])):
         c = {n: vals[:, CHANNELS.index(n)] for n in CHANNELS}
