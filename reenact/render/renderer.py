@@ -84,6 +84,7 @@ class FaceRenderer:
         self.center = torch.tensor(points[:468].mean(0), dtype=torch.float32, device=device)
         # The photo's own head pose: a driver's turn is applied on top of it, R(photo + change) R(photo)^T.
         self.source_pose = torch.tensor(pose_angles(points), dtype=torch.float32, device=device)  # (3,)
+        self.source_rotation = euler_matrix(*self.source_pose[:, None])  # (1, 3, 3)
         self.source_points = torch.tensor(points, dtype=torch.float32, device=device)  # (478, 3)
         self.source_shapes = torch.tensor(source_shapes, dtype=torch.float32, device=device)
         self.shading = None if shading is None else shading.for_photo(points, self.warper.roi, source_shapes)
@@ -107,10 +108,9 @@ class FaceRenderer:
         if rotation is None:
             return moved - self.source_points
         moved = moved - self.center
-        own = euler_matrix(*self.source_pose[:, None])  # (1, 3, 3)
         turn = rotation.to(self.device) * self.rig.pose_gain  # (B, 3) the turn drawn so that it reads as asked
         turned = euler_matrix(*(self.source_pose + turn).unbind(-1))  # (B, 3, 3)
-        rot = turned @ own.transpose(1, 2)  # (B, 3, 3) the change, in the image frame
+        rot = turned @ self.source_rotation.transpose(1, 2)  # (B, 3, 3) the change, in the image frame
         return moved @ rot.transpose(1, 2) + self.center - self.source_points
 
     @torch.inference_mode()
