@@ -125,7 +125,8 @@ LOG_OFFSET = 8.0  # reenact.render.shade fits log(Y + 8) (kept here: shade impor
 COARSE_SAMPLES = 110  # coarse flow samples across the face ROI (see MeshWarper)
 
 
-SQUEEZED = 0.5  # an eye whose triangles all keep more than this share of their photo area needs no exact map
+SQUEEZED = 0.3  # an eye whose triangles all keep more than this share of their photo area needs no exact map
+COLLAPSED = 0.3  # a triangle with less than this share of its photo area left is treated as shut
 
 
 def _area(corners: np.ndarray) -> np.ndarray:
@@ -252,8 +253,18 @@ class MeshWarper:
                 hi = np.ceil(np.maximum(corners.max((0, 1)), src[tris].max((0, 1)))).astype(int).clip(0, inside)
                 box_w, box_h = hi - lo + 1
                 index = np.full((box_h, box_w), -1, np.int32)
-                for t, tri in enumerate(corners):
-                    cv2.fillConvexPoly(index, np.round((tri - lo) * 16).astype(np.int32), t, cv2.LINE_8, 4)
+                # A (nearly) collapsed triangle would read its photo triangle's eyeball at wild barycentric
+                # coordinates (white specks on a shut lid): its pixels take the neighbouring lid's triangle instead.
+                shut = np.zeros((box_h, box_w), np.uint8)
+                open_ = _area(corners) > COLLAPSED * _area(src[tris])
+                for t, tri in enumerate(np.round((corners - lo) * 16).astype(np.int32)):
+                    cv2.fillConvexPoly(index if open_[t] else shut, tri, int(t) if open_[t] else 1, cv2.LINE_8, 4)
+                for _ in range(3):
+                    missing = (index < 0) & (shut > 0)
+                    if not missing.any():
+                        break
+                    grown = cv2.dilate(index.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32)
+                    index[missing] = grown[missing]
                 ys, xs = np.nonzero(index >= 0)
                 if not len(ys):
                     continue
@@ -265,6 +276,10 @@ class MeshWarper:
                 v = p - a
                 u1 = np.where(ok, (v[:, 0] * e2[:, 1] - v[:, 1] * e2[:, 0]) / np.where(ok, det, 1), 0.0)
                 u2 = np.where(ok, (e1[:, 0] * v[:, 1] - e1[:, 1] * v[:, 0]) / np.where(ok, det, 1), 0.0)
+                # Rasterised edge pixels lie up to half a pixel outside their triangle: read its own photo triangle.
+                u1, u2 = np.clip(u1, 0, 1), np.clip(u2, 0, 1)
+                over = np.maximum(u1 + u2, 1.0)
+                u1, u2 = u1 / over, u2 / over
                 s0 = src[tris[t, 0]]
                 source = s0 + u1[:, None] * (src[tris[t, 1]] - s0) + u2[:, None] * (src[tris[t, 2]] - s0)
                 grid[b, ys[ok] + lo[1], xs[ok] + lo[0]] = torch.as_tensor(
