@@ -32,8 +32,8 @@ class Rig(torch.nn.Module):
         self.register_buffer("neutral", torch.zeros(n_points, 3))  # (P, 3) the face the basis applies to
         # (K,) how much further than the basis a *rendered* face moves per unit weight. The basis is what a tracked
         # face shows (the estimator is trained on it); a face tracker reads a warped photo's motion short of the
-        # motion the warp made (brows ~1/3, lids and smiles ~1/2), so rendering moves by basis * render_gain and the tracked output then
-        # shows the basis motion. Fitted by tools/build_rig.py on tuning photos; 1 = no correction.
+        # motion the warp made (brows ~1/3, lids and smiles ~1/2), so rendering moves by basis * render_gain and the
+        # tracked output then shows the basis motion. Fitted by tools/build_rig.py on tuning photos; 1 = none.
         self.register_buffer("render_gain", torch.ones(n_shapes))
         # (3,) the same for a head turn (yaw, pitch, roll): a warped photo's yaw reads back at ~0.7 of the turn made.
         self.register_buffer("pose_gain", torch.ones(3))
