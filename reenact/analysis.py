@@ -135,28 +135,30 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
 
     `on_frame(frame, landmarks_or_None)` sees every frame as it is tracked (e.g. to stream landmarks to a file).
     """
-    from reenact.estimate import CHANNELS
+    from reenact.estimate import CHANNELS, eye_aspect_ratios, gate_blinks
     from reenact.face.track import add_irises
     from reenact.io.video import read_frames
     from reenact.smooth import smooth_track
 
-    rows: list[np.ndarray] = []
+    rows: list[tuple[np.ndarray, np.ndarray]] = []
     pending: list[tuple[Any, Any]] = []  # (frame, 468-point landmarks or None) awaiting the batched iris model
-    inflight: deque[Future[np.ndarray]] = deque()
+    inflight: deque[Future[tuple[np.ndarray, np.ndarray]]] = deque()
     nan = np.full((478, 3), np.nan, np.float32)
     tracker = models.analyzer.tracker()
     timer = Timer()
 
-    def finish(chunk: list[tuple[Any, Any]]) -> np.ndarray:
-        """Iris (one batch of eye crops for the chunk) + estimator: (len(chunk), C) rows. Runs on the helper thread."""
+    def finish(chunk: list[tuple[Any, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """Iris (one batch of eye crops for the chunk) + estimator: (len(chunk), C) rows and (len(chunk), 2) eye
+        aspect ratios (for the clip's blink gate). Runs on the helper thread."""
         t = time.perf_counter()
         add_irises(models.analyzer.mesh, [f.rgb for f, _ in chunk], [lm for _, lm in chunk])
         if on_frame is not None:
             for f, lm in chunk:
                 on_frame(f, lm)
-        out = models.estimator.estimate(np.stack([nan if lm is None else lm.points for _, lm in chunk]))
+        points = np.stack([nan if lm is None else lm.points for _, lm in chunk])
+        out = models.estimator.estimate(points)
         timer("iris+estimate", t)
-        return out
+        return out, eye_aspect_ratios(points)
 
     # The sequential mesh tracking stays on this thread; each finished chunk's iris + estimator runs on a second
     # thread (torch releases the GIL), so two cores work. At most two chunks wait: memory stays bounded.
@@ -191,7 +193,7 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
         rows.extend(f.result() for f in inflight)
     if not rows:
         raise MediaError(f"{path} has no video frames; give a video with at least one frame.")
-    raw = np.concatenate(rows)  # (T, C)
+    raw = gate_blinks(np.concatenate([r for r, _ in rows]), np.concatenate([e for _, e in rows]))  # (T, C)
     if np.isnan(raw).all():
         raise NoFaceError(f"No face found in any frame of {path}; use a driving video that shows a face.")
     values, missing = smooth_track(raw, CHANNELS, float(fps), mode=smooth, calibrate=calibrate)

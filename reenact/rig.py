@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from reenact.errors import InputError
+from reenact.face.landmarks import LID_PAIRS as EYE_LID_PAIRS
 from reenact.params import ARKIT52
 from reenact.registry import register_model
 
@@ -80,7 +81,7 @@ class Rig(torch.nn.Module):
 
 
 # Upper/lower lid vertex pairs (subject's left / right eye), for eye_opening.
-LID_PAIRS = {"Left": ((386, 374), (385, 380), (387, 373)), "Right": ((159, 145), (158, 153), (160, 144))}
+LID_PAIRS = {"Left": EYE_LID_PAIRS[1], "Right": EYE_LID_PAIRS[0]}
 
 
 def eye_opening(points: torch.Tensor, side: str) -> float:

@@ -136,3 +136,23 @@ def test_calibration_scales_the_reading_and_only_upward(est):
     assert scale.shape == (len(ARKIT52),) and bool((scale >= 1.0).all()) and bool((scale <= 3.0).all())
     assert float(scale[ARKIT52.index("eyeBlinkLeft")]) > 1.05  # the shut-eye apex calibration is in the weights
     assert all(float(scale[ARKIT52.index(n)]) == 1.0 for n in ARKIT52 if n.startswith("eyeLook"))  # gaze untouched
+
+
+def test_blink_gate_caps_a_blink_the_lids_do_not_show() -> None:
+    from reenact.estimate import BLINK_SLACK, CHANNELS, gate_blinks
+    t = 40
+    values = np.zeros((t, len(CHANNELS)), np.float32)
+    left, right = CHANNELS.index("eyeBlinkLeft"), CHANNELS.index("eyeBlinkRight")
+    values[:, [left, right]] = 0.05
+    values[10, [left, right]] = 1.0  # the network reads a blink ...
+    values[30, [left, right]] = 1.0
+    values[:, 52:52 + len(AU17)] = arkit_to_au(values[:, :52])
+    ears = np.full((t, 2), 0.3, np.float32)
+    ears[30] = 0.02  # ... the lids show one only at frame 30
+    out = gate_blinks(values, ears)
+    assert np.allclose(out[10, [left, right]], BLINK_SLACK)  # capped at closure 0 + slack
+    assert np.allclose(out[30, [left, right]], 1.0)  # a real blink passes
+    assert np.allclose(out[5], values[5])
+    au45 = CHANNELS.index("AU45")
+    assert out[10, au45] < values[10, au45]  # the AUs follow the gated shapes
+    assert np.array_equal(gate_blinks(values[:5], ears[:5]), values[:5])  # too short for an open-eye reference

@@ -176,3 +176,50 @@ def test_exact_eye_map_leaves_no_eyeball_between_shut_lids(sample) -> None:
         x1, y1 = np.ceil(pts.max(0) + 20).astype(int)
         far[y0:y1, x0:x1] = False
     assert torch.equal(exact[0][far], smooth[0][far])
+
+
+def _eye_pixels(renderer, face, frame: np.ndarray) -> np.ndarray:
+    """The pixels inside the photo's eye openings (both eyes) of a full frame (H, W, 3)."""
+    import cv2
+    from reenact.face.landmarks import EYE_CONTOUR
+    mask = np.zeros(frame.shape[:2], np.uint8)
+    for contour in EYE_CONTOUR:
+        poly = face.points[np.concatenate([contour[:9], contour[9:16][::-1]]), :2]
+        cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 1)
+    return frame[mask > 0].astype(np.float32)
+
+
+def test_shut_lids_cover_the_eyeball_with_skin(sample) -> None:
+    image, face, renderer, _ = sample
+    assert len(renderer.warper.covers) == 2
+    shut = renderer.render(shapes(eyeBlinkLeft=1.0, eyeBlinkRight=1.0))[0]
+    # Without the cover the same warp leaves white and iris between the lids (what a viewer reads as half open).
+    covers, renderer.warper.covers = renderer.warper.covers, []
+    try:
+        bare = renderer.render(shapes(eyeBlinkLeft=1.0, eyeBlinkRight=1.0))[0]
+    finally:
+        renderer.warper.covers = covers
+    skin = image[int(face.points[4, 1]) - 5:int(face.points[4, 1]) + 5, int(face.points[4, 0]) - 5:int(face.points[4, 0]) + 5]
+    skin = skin.reshape(-1, 3).astype(np.float32).mean(0)  # the nose tip
+    far = lambda px: np.linalg.norm(px - skin, axis=1)  # noqa: E731
+    assert np.percentile(far(_eye_pixels(renderer, face, shut)), 90) < np.percentile(far(_eye_pixels(renderer, face, bare)), 90)
+
+
+def test_lid_cover_is_off_for_open_and_half_open_eyes(sample) -> None:
+    image, face, renderer, _ = sample
+    disp = renderer.displacement(torch.tensor(np.concatenate(
+        [shapes(), shapes(eyeBlinkLeft=0.3, eyeBlinkRight=0.3), shapes(eyeBlinkLeft=1.0, eyeBlinkRight=1.0)])))
+    points = renderer.warper.points_roi
+    for cover in renderer.warper.covers:
+        w = cover.weight(points, disp[:, : len(points), :2])
+        assert w[0] == 0 and w[1] == 0 and w[2] == 1
+
+
+def test_lash_line_is_a_smooth_arc_through_the_lid() -> None:
+    from reenact.render.lids import smooth_arc
+    x = np.linspace(0, 40, 9)
+    lid = np.stack([x, 10 - 0.01 * (x - 20) ** 2 + np.where(np.arange(9) % 2, 0.8, -0.8)], 1)  # zig-zag by 1.6 px
+    arc = smooth_arc(lid)
+    assert np.allclose(arc[[0, -1], 0], [0, 40], atol=1e-6)
+    assert np.abs(np.diff(arc[:, 1], 2)).max() < 0.1  # no zig-zag left
+    assert abs(np.interp(20, arc[:, 0], arc[:, 1]) - 10) < 1.0

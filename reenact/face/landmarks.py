@@ -50,6 +50,8 @@ EYE_CONTOUR = np.array([
      446, 261, 448, 449, 450, 451, 452, 453, 464, 342, 445, 444, 443, 442, 441, 413,
      265, 353, 276, 283, 282, 295, 372, 340, 346, 347, 348, 349, 350, 357, 465, 383, 300, 293, 334, 296, 336, 285, 417],
 ])  # (2, 71)
+# Per eye, in EYE_CONTOUR's order, the (upper, lower) lid vertex pairs whose gaps an eye aspect ratio reads.
+LID_PAIRS = (((159, 145), (158, 153), (160, 144)), ((386, 374), (385, 380), (387, 373)))
 REFINED = 48  # contour points per eye written over the mesh: lids and two halo rings (see MeshModel)
 MESH_ONLY = np.setdiff1d(np.arange(468), EYE_CONTOUR[:, :REFINED])  # vertices FaceMesh alone places
 

@@ -22,6 +22,7 @@ from scipy.spatial import Delaunay
 
 from reenact.face.canonical import load_canonical
 from reenact.face.landmarks import EYE_CONTOUR, REFINED
+from reenact.render.lids import cover_eyes, eye_covers
 
 IRISES = (np.arange(468, 473), np.arange(473, 478))  # the iris points of the EYE_CONTOUR rows' eyes
 
@@ -180,6 +181,10 @@ class MeshWarper:
                 self.eye_tris.append(tris[inside])
         roi_img = image[self.roi.y0:self.roi.y1, self.roi.x0:self.roi.x1]
         self.source = torch.from_numpy(roi_img.copy()).to(device).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
+        origin = np.array([self.roi.x0, self.roi.y0], np.float64)
+        # Shut lids hide the eyeball: lid skin over what the warp still reads from the photo's eye openings.
+        self.covers = eye_covers(roi_img, points[:, :2] - origin) if len(points) >= 478 else []
+        self.points_roi = torch.tensor(points[:, :2] - origin, dtype=torch.float32, device=device)  # (N, 2)
         self.coarse_base = torch.tensor(np.stack([gx, gy], -1), dtype=torch.float32, device=device)  # (h, w, 2)
         self.step = ((w - 1) / max(self.coarse[1] - 1, 1), (h - 1) / max(self.coarse[0] - 1, 1))  # coarse spacing px
         self.scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=device)
@@ -300,7 +305,23 @@ class MeshWarper:
             src = self.source.expand(disp.shape[0], -1, -1, -1)
         else:  # one full-size product (broadcast over the batch); offset and clamp in place
             src = (gain.to(self.source) * self.source_offset).sub_(LOG_OFFSET).clamp_(0, 255)
-        return F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        frames = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        if self.covers:
+            cover_eyes(frames, grid, self.covers, self.points_roi, disp[:, : self.n_mesh, :2].to(self.device),
+                       self._eye_boxes(disp))
+        return frames
+
+    def _eye_boxes(self, disp: torch.Tensor) -> list[tuple[int, int, int, int]]:
+        """Per eye cover, the ROI box (x0, y0, x1, y1) its halo covers in the photo and in every target frame."""
+        h, w = self.roi.size
+        boxes = []
+        for cover in self.covers:
+            src = self.points_roi[cover.ring]  # (R, 2)
+            moved = src[None] + disp[:, cover.ring, :2].to(src)  # (B, R, 2)
+            lo = torch.minimum(src.min(0).values, moved.amin((0, 1))).floor().int() - 2
+            hi = torch.maximum(src.max(0).values, moved.amax((0, 1))).ceil().int() + 3
+            boxes.append((max(0, int(lo[0])), max(0, int(lo[1])), min(w, int(hi[0])), min(h, int(hi[1]))))
+        return boxes
 
     def paste(self, image: np.ndarray, roi_frames: torch.Tensor) -> np.ndarray:
         """Put (B, 3, H, W) ROI frames back into copies of the full photo -> (B, H_img, W_img, 3) uint8."""

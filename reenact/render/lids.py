@@ -1,0 +1,165 @@
+"""Closed lids cover the eyeball: where the warp squeezes an eye shut, whatever it still reads from the photo's eye
+opening (a sliver of white or iris along the meeting line) is replaced by lid skin.
+
+Why: a warp can only move the photo's pixels. A face tracker's lid points sit a pixel or two inside the true lid
+margin, so even when the upper lid meets the lower one the band of eyeball just outside the points stays on screen: a
+white or coloured slit under the lashes that reads as a half-open eye to a viewer and to a face tracker (MediaPipe
+read our shut eyes at 0.35-0.7 of their open height). Per photo, each eye's opening (the lid contour, grown by a
+margin) is filled with skin inpainted from around it; per frame, the warped pixels that sample the opening blend
+toward that skin as the target lids close.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from reenact.face.landmarks import EYE_CONTOUR, LID_PAIRS, REFINED
+
+COVER_FROM, COVER_FULL = 0.3, 0.1  # eye opening (share of the photo's) where the cover starts and is complete
+TOP = 1.0  # the cover's upper edge, as a share of the way from the lower lid to the upper one
+LASH_ALPHA = 0.85
+LASH = 0.035  # the drawn lash line's thickness, in eye widths
+GROW = 0.08  # the opening's margin, in eye widths (the band of eyeball a tracker's lid points leave outside)
+
+
+@dataclass
+class EyeCover:
+    """One eye's cover: skin colour and coverage over a box of the ROI, and the lid pairs that measure its opening."""
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in ROI px (x1, y1 exclusive)
+    fill: torch.Tensor  # (1, 4, h, w): inpainted skin RGB 0..255, coverage 0..1
+    upper: np.ndarray  # (3,) vertex ids
+    lower: np.ndarray  # (3,)
+    gap: float  # the photo's mean lid gap, px
+    ring: np.ndarray  # (R,) the eye's lid and halo vertices: where in a frame the eye can be
+    lid_line: np.ndarray  # (9,) vertex ids: outer corner, the upper lid, inner corner
+    lash: tuple[float, float, float]  # the photo's lash-line colour, RGB 0..255
+    thickness: float  # px, of the lash line drawn where the lids meet
+
+    def weight(self, points: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
+        """(B,) how far the cover is drawn: 0 for an eye open at least COVER_FROM of the photo's, 1 when shut."""
+        moved = points[None, :, :2] + disp[..., :2]  # (B, N, 2)
+        gap = (moved[:, self.upper] - moved[:, self.lower]).norm(dim=-1).mean(-1)  # (B,)
+        opening = gap / self.gap
+        return ((COVER_FROM - opening) / (COVER_FROM - COVER_FULL)).clamp(0.0, 1.0)
+
+
+def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[EyeCover]:
+    """Both eyes' covers for a photo: roi_image (H, W, 3) uint8, points (478, 2) in ROI px. An eye whose lids already
+    nearly meet in the photo (gap under 1 px) gets none: there is no eyeball to hide."""
+    h, w = roi_image.shape[:2]
+    covers = []
+    for contour, pairs in zip(EYE_CONTOUR, LID_PAIRS):
+        upper, lower = np.array([u for u, _ in pairs]), np.array([lo for _, lo in pairs])
+        gap = float(np.linalg.norm(points[upper] - points[lower], axis=-1).mean())
+        if gap < 1.0:
+            continue
+        # The opening's lower part: the lower lid (corner to corner) and a line TOP of the way up to the upper lid
+        # (EYE_CONTOUR pairs upper lid point 9 + j with lower lid point 1 + j). The upper lid's margin stays out:
+        # its lashes are the dark line that makes a shut eye read as shut.
+        lower_lid, upper_lid = points[contour[:9]], points[contour[9:16]]
+        top = lower_lid[1:8] + TOP * (upper_lid - lower_lid[1:8])
+        opening = np.concatenate([lower_lid, top[::-1]])  # (16, 2) polygon
+        width = float(np.linalg.norm(points[contour[0]] - points[contour[8]]))
+        grow = max(1.0, GROW * width)
+        pad = int(np.ceil(3 * grow)) + 2
+        x0, y0 = np.floor(opening.min(0)).astype(int) - pad
+        x1, y1 = np.ceil(opening.max(0)).astype(int) + pad + 1
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            continue
+        crop = np.ascontiguousarray(roi_image[y0:y1, x0:x1]).astype(np.float32)
+        mask = np.zeros(crop.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.round((opening - [x0, y0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+        # Grown downward only: the band to hide lies under the lower lid's points.
+        k = int(round(grow))
+        down = np.zeros((2 * k + 1, 3), np.uint8)
+        down[:k + 1] = 1  # anchored at the centre: a pixel is covered when one up to k rows above it is
+        mask = cv2.dilate(mask, down)
+        skin = lower_skin(crop, mask > 0, k + 1)
+        soft = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), max(0.5, grow / 3))  # no hard edge
+        fill = np.concatenate([skin.astype(np.float32), soft[..., None]], -1)  # (h, w, 4)
+        covers.append(EyeCover((x0, y0, x1, y1), torch.from_numpy(fill).permute(2, 0, 1)[None].contiguous(),
+                               upper, lower, gap, contour[:REFINED],
+                               np.concatenate([contour[:1], contour[9:16], contour[8:9]]),
+                               lash_colour(roi_image, points, contour), max(1.0, LASH * width)))
+    return covers
+
+
+def lash_colour(image: np.ndarray, points: np.ndarray, contour: np.ndarray) -> tuple[float, float, float]:
+    """The darkest fifth of the band between the upper lid and the halo ring above it (lashes, lid margin)."""
+    band = np.concatenate([points[contour[9:16]], points[contour[25:32]][::-1]])  # upper lid, ring above (reversed)
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(band * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    pixels = image[mask > 0].astype(np.float32)  # (P, 3)
+    if len(pixels) == 0:
+        return (40.0, 30.0, 30.0)
+    luma = pixels @ np.array([0.299, 0.587, 0.114], np.float32)
+    dark = pixels[luma <= np.percentile(luma, 20)]
+    return tuple(float(c) for c in dark.mean(0))
+
+
+def lower_skin(crop: np.ndarray, mask: np.ndarray, gap: int) -> np.ndarray:
+    """(h, w, 3) float: every column of the mask filled with the skin just below it (the lower lid, which a shut
+    eye's lashes rest on), smoothed along the lid; columns without mask keep the crop."""
+    h, w = mask.shape
+    rows = np.arange(h)[:, None]
+    bottom = np.where(mask.any(0), (mask * rows).max(0), -1)  # (w,) last masked row per column
+    below = np.clip(bottom + gap, 0, h - 1)
+    colour = crop[below, np.arange(w)]  # (w, 3)
+    colour = cv2.GaussianBlur(colour[None], (0, 0), sigmaX=max(1.0, w / 20), sigmaY=0.1)[0]
+    return np.where(mask[..., None], colour[None], crop)
+
+
+def cover_eyes(frames: torch.Tensor, grid: torch.Tensor, covers: list[EyeCover], points: torch.Tensor,
+               disp: torch.Tensor, target_boxes: list[tuple[int, int, int, int]]) -> None:
+    """Blend lid skin over the eyeball in warped ROI frames (B, 3, H, W), in place.
+
+    grid: (B, H, W, 2) the warp's backward map in [-1, 1] over the ROI; points (N, 2) photo mesh in ROI px; disp
+    (B, N, 2) its displacement; target_boxes: per cover, the ROI box its eye can occupy in the frames."""
+    h, w = frames.shape[-2:]
+    for cover, (ox0, oy0, ox1, oy1) in zip(covers, target_boxes):
+        weight = cover.weight(points, disp)  # (B,)
+        if not bool((weight > 0).any()):
+            continue
+        x0, y0, x1, y1 = cover.box
+        sub = grid[:, oy0:oy1, ox0:ox1]  # (B, h', w', 2) in ROI [-1, 1]
+        px = (sub + 1) * sub.new_tensor([(w - 1) / 2, (h - 1) / 2])  # ROI px
+        size = sub.new_tensor([max(x1 - x0 - 1, 1), max(y1 - y0 - 1, 1)])
+        local = (px - sub.new_tensor([x0, y0])) * 2 / size - 1  # the cover box's own [-1, 1]
+        fill = cover.fill.to(frames).expand(len(frames), -1, -1, -1)
+        sampled = F.grid_sample(fill, local, mode="bilinear", padding_mode="zeros", align_corners=True)
+        alpha = sampled[:, 3:] * weight.to(frames)[:, None, None, None]  # (B, 1, h', w')
+        region = frames[:, :, oy0:oy1, ox0:ox1]
+        region.mul_(1 - alpha).add_(sampled[:, :3] * alpha)
+        draw_lash_line(region, cover, points, disp, weight, (ox0, oy0))
+
+
+def smooth_arc(points: np.ndarray, samples: int = 24) -> np.ndarray:
+    """(K, 2) points from one eye corner to the other -> (samples, 2) the least-squares parabola through them in the
+    corner-to-corner frame: a shut lid's line is a clean arc, where the squeezed lid points zig-zag by a pixel."""
+    a, b = points[0], points[-1]
+    axis = (b - a) / max(float(np.linalg.norm(b - a)), 1e-6)
+    normal = np.array([-axis[1], axis[0]])
+    u, v = (points - a) @ axis, (points - a) @ normal
+    coef = np.polyfit(u, v, 2) if len(np.unique(np.round(u, 3))) >= 3 else np.zeros(3)
+    uu = np.linspace(u.min(), u.max(), samples)
+    return a + uu[:, None] * axis + np.polyval(coef, uu)[:, None] * normal
+
+
+def draw_lash_line(region: torch.Tensor, cover: EyeCover, points: torch.Tensor, disp: torch.Tensor,
+                   weight: torch.Tensor, origin: tuple[int, int]) -> None:
+    """A thin anti-aliased line of the photo's lash colour along the target upper lid, as the lids meet: the
+    crease a shut eye shows (the photo's own lash band, squeezed with the lid, is thick or gone)."""
+    lid = (points[cover.lid_line][None] + disp[:, cover.lid_line]).cpu().numpy() - origin  # (B, 9, 2) region px
+    colour = region.new_tensor(cover.lash)[:, None, None]  # (3, 1, 1)
+    thick = max(1, int(round(cover.thickness)))
+    for b in np.flatnonzero(weight.cpu().numpy() > 0):
+        mask = np.zeros(region.shape[-2:], np.uint8)  # 8-bit: OpenCV anti-aliases lines only there
+        cv2.polylines(mask, [np.round(smooth_arc(lid[b]) * 16).astype(np.int32)], False, 255, thick, cv2.LINE_AA, 4)
+        alpha = torch.from_numpy(mask).to(region) * (float(weight[b]) * LASH_ALPHA / 255)  # (h', w')
+        region[b].mul_(1 - alpha).add_(colour * alpha)
