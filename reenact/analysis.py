@@ -135,7 +135,7 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
 
     `on_frame(frame, landmarks_or_None)` sees every frame as it is tracked (e.g. to stream landmarks to a file).
     """
-    from reenact.estimate import CHANNELS, eye_aspect_ratios, gate_blinks
+    from reenact.estimate import CHANNELS, eye_aspect_ratios, blinks_from_lids
     from reenact.face.track import add_irises
     from reenact.io.video import read_frames
     from reenact.smooth import smooth_track
@@ -149,7 +149,7 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
 
     def finish(chunk: list[tuple[Any, Any]]) -> tuple[np.ndarray, np.ndarray]:
         """Iris (one batch of eye crops for the chunk) + estimator: (len(chunk), C) rows and (len(chunk), 2) eye
-        aspect ratios (for the clip's blink gate). Runs on the helper thread."""
+        aspect ratios (the clip's blinks are read from them). Runs on the helper thread."""
         t = time.perf_counter()
         add_irises(models.analyzer.mesh, [f.rgb for f, _ in chunk], [lm for _, lm in chunk])
         if on_frame is not None:
@@ -193,7 +193,7 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
         rows.extend(f.result() for f in inflight)
     if not rows:
         raise MediaError(f"{path} has no video frames; give a video with at least one frame.")
-    raw = gate_blinks(np.concatenate([r for r, _ in rows]), np.concatenate([e for _, e in rows]))  # (T, C)
+    raw = blinks_from_lids(np.concatenate([r for r, _ in rows]), np.concatenate([e for _, e in rows]))  # (T, C)
     if np.isnan(raw).all():
         raise NoFaceError(f"No face found in any frame of {path}; use a driving video that shows a face.")
     values, missing = smooth_track(raw, CHANNELS, float(fps), mode=smooth, calibrate=calibrate)

@@ -138,21 +138,21 @@ def test_calibration_scales_the_reading_and_only_upward(est):
     assert all(float(scale[ARKIT52.index(n)]) == 1.0 for n in ARKIT52 if n.startswith("eyeLook"))  # gaze untouched
 
 
-def test_blink_gate_caps_a_blink_the_lids_do_not_show() -> None:
-    from reenact.estimate import BLINK_SLACK, CHANNELS, gate_blinks
+def test_a_clips_blinks_are_read_from_its_lids() -> None:
+    from reenact.estimate import CHANNELS, blinks_from_lids
     t = 40
     values = np.zeros((t, len(CHANNELS)), np.float32)
     left, right = CHANNELS.index("eyeBlinkLeft"), CHANNELS.index("eyeBlinkRight")
     values[:, [left, right]] = 0.05
-    values[10, [left, right]] = 1.0  # the network reads a blink ...
-    values[30, [left, right]] = 1.0
+    values[10, [left, right]] = 1.0  # the network reads a blink where the lids show none ...
     values[:, 52:52 + len(AU17)] = arkit_to_au(values[:, :52])
     ears = np.full((t, 2), 0.3, np.float32)
-    ears[30] = 0.02  # ... the lids show one only at frame 30
-    out = gate_blinks(values, ears)
-    assert np.allclose(out[10, [left, right]], BLINK_SLACK)  # capped at closure 0 + slack
-    assert np.allclose(out[30, [left, right]], 1.0)  # a real blink passes
-    assert np.allclose(out[5], values[5])
+    ears[30] = 0.03  # ... and misses the one at frame 30
+    ears[20, 0] = 0.3 * (1 - 0.45)  # the left eye half closed: closure 0.45, halfway from open (0.2) to shut (0.7)
+    out = blinks_from_lids(values, ears)
+    assert np.allclose(out[10, [left, right]], 0.0)
+    assert np.allclose(out[30, [left, right]], 1.0)
+    assert out[20, left] == pytest.approx(0.5, abs=1e-5) and out[20, right] == 0.0
     au45 = CHANNELS.index("AU45")
-    assert out[10, au45] < values[10, au45]  # the AUs follow the gated shapes
-    assert np.array_equal(gate_blinks(values[:5], ears[:5]), values[:5])  # too short for an open-eye reference
+    assert out[10, au45] < values[10, au45] and out[30, au45] > values[30, au45]  # the AUs follow the shapes
+    assert np.array_equal(blinks_from_lids(values[:5], ears[:5]), values[:5])  # too short for an open-eye reference
