@@ -62,12 +62,14 @@ def batch(
     """
     from reenact.batch import BatchConfig, JobOptions, plan_jobs, read_manifest, run_batch
     from reenact.errors import InputError
-    from reenact.limits import check_distinct
-    from reenact.pipeline import RenderOptions
-    from reenact_cli.app import check_report_path, device_of, retarget_options, ui_of, write_report
+    from reenact.limits import check_device_spec, check_distinct
+    from reenact.options import RenderOptions
+    from reenact_cli.app import check_report_path, retarget_options, ui_of, write_report
 
     ui = ui_of(ctx)
-    device_of(ctx)  # an unknown or missing device is a usage error before any work
+    # The spelling now; whether the device exists once there is work (run_batch): a rerun with every output done
+    # imports no torch and loads no model.
+    check_device_spec(ctx.ensure_object(dict).get("device", "auto"))
     if output.exists() and not output.is_dir():
         raise InputError(f"--output {output} is a file; give a folder for the batch's videos.")
     if report is not None:

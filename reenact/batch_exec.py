@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from reenact.batch import BatchConfig, Job, JobOptions, plan_workers
 from reenact.device import configure_threads
-from reenact.errors import EXIT_RUNTIME, InputError, NotBuiltError, ReenactError
+from reenact.errors import EXIT_RUNTIME, InputError, NotBuiltError, ReenactError, from_os_error
 
 
 # ------------------------------------------------------------------------------------------------ worker side
@@ -77,6 +77,9 @@ def _attempt(fn: Callable[[], dict]) -> dict:
         out = {"status": "ok", **fn()}
     except ReenactError as err:
         out = {"status": "failed", "message": str(err), "exit_code": err.exit_code}
+    except OSError as err:  # a full disk, an unwritable sub-folder: the CLI's wording and exit code
+        failure = from_os_error(err)
+        out = {"status": "failed", "message": str(failure), "exit_code": failure.exit_code}
     except MemoryError:
         out = {"status": "failed", "message": "out of memory; try max_size=720 or batch_size=4.",
                "exit_code": EXIT_RUNTIME}
@@ -186,9 +189,20 @@ class LocalBackend:
                  for i, job, track in runnable]
         return ((i, _keep(rec)) for i, rec in self._run(calls))
 
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
+    def close(self, abort: bool = False) -> None:
+        """Wait for the pool's workers; `abort`: stop them at once (the batch was interrupted), so that the
+        caller can remove what they were writing."""
+        if self.pool is None:
+            return
+        if abort:
+            processes = list((self.pool._processes or {}).values())  # no public way to stop running workers
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            for proc in processes:
+                proc.terminate()
+            for proc in processes:
+                proc.join(5)
+            return
+        self.pool.shutdown(cancel_futures=True)
 
 
 # ------------------------------------------------------------------------------------------------ Ray
@@ -313,6 +327,8 @@ class RayBackend:
                     rec.update(status="failed", message=str(err), exit_code=err.exit_code)
             yield i, _keep(rec)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Ray tasks write into their own temporary folders; this process writes every output, so an abort needs
+        nothing more than the shutdown."""
         if self.started:
             self.ray.shutdown()
