@@ -9,6 +9,7 @@ line and that the folder holds exactly what it held before.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,7 +102,20 @@ def test_batch_interrupted_leaves_no_temporary(tmp_path: Path, long_track: Path)
     proc = start(tmp_path, "batch", str(SOURCE), str(DRIVER), "-o", "out", "--workers", "1")
     err = interrupt_mid_render(out, proc, signal.SIGTERM)
     assert_clean_exit(err, 143, proc.returncode)
-    assert partials(tmp_path) == [] and not (out / f"source__driver.mp4").exists()
+    assert partials(tmp_path) == [] and not (out / "source__driver.mp4").exists()
+
+
+def test_batch_pool_interrupted_stops_its_workers(tmp_path: Path) -> None:
+    """Two worker processes: SIGTERM to the batch stops them (they would go on writing) and removes what they wrote."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("anna.jpg", "bert.jpg"):
+        shutil.copy(SOURCE, photos / name)
+    proc = start(tmp_path, "batch", "photos", str(DRIVER), "-o", "out", "--workers", "2")
+    err = interrupt_mid_render(tmp_path / "out", proc, signal.SIGTERM, timeout=300)
+    assert_clean_exit(err, 143, proc.returncode)
+    time.sleep(2)  # a worker left running would write on
+    assert partials(tmp_path) == [] and not list((tmp_path / "out").glob("*.mp4"))
 
 
 def test_signal_inside_a_command_unwinds_through_its_outputs(tmp_path: Path) -> None:

@@ -237,7 +237,12 @@ class EncodeThread:
                  tb: TracebackType | None) -> None:
         self._stop = exc_type is not None
         self._queue.put(None)
-        self._thread.join()
+        try:
+            self._thread.join()
+        except BaseException:  # a signal (SIGTERM, Ctrl-C) while waiting: drop the queue, and let the thread finish
+            self._stop = True  # before the writers behind it close their files under it
+            self._thread.join()
+            raise
         if exc_type is None:
             self._raise()
 
