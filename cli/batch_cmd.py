@@ -97,7 +97,7 @@ def batch(
             ui.event(kind, **event)
             if kind == "job":
                 advance(1)
-            elif kind == "track" and event["status"] != "ok":
+            elif kind == "track" and event.get("message"):  # a failed or a damaged driver
                 ui.warn(event["message"])
 
         summary = run_batch(jobs, output, config, on_event)
@@ -120,8 +120,8 @@ def print_summary(ui: Any, summary: Any) -> None:
         for column in ("status", "source", "driver", "output", "s", "note"):
             table.add_column(column, overflow="fold")
         for j in rows:
-            note = j.message if j.status == "failed" else ""
-            if j.status == "ok" and j.identity:
+            note = "" if j.status == "skipped" else j.message  # a failure, or a damaged driver's note
+            if j.status == "ok" and j.identity and not note:
                 note = f"identity min {j.identity.get('min')}"
             table.add_row(f"[{style[j.status]}]{j.status}[/]", Path(j.source).name, Path(j.driver).name,
                           Path(j.output).name, f"{j.seconds:.1f}", note)

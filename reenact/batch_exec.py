@@ -99,9 +99,15 @@ def extract_track(driver: Path, smooth: str, cache: Path, device: str, identity:
         cache.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(cache, overwrite=True) as tmp:
             track.write(tmp)
-        return {"frames": len(track)}
+        damage = track.meta.get("damage")  # a damaged driver: tracked as far as it decodes, said in the event
+        return {"frames": len(track), **({"message": damage_note(damage)} if damage else {})}
 
     return _attempt(work)
+
+
+def damage_note(damage: dict) -> str:
+    """The one line a job or track record carries for a driver rendered as far as it decodes."""
+    return f"{damage['message']}: {damage['frames_decoded']} of {damage['frames_expected']} frames decode"
 
 
 def speak_job(job: Job, output: Path, models: Any, opts: Any) -> Any:
@@ -122,7 +128,7 @@ def render_job(job: Job, track: Path | None, output: Path, overwrite: bool, devi
     def work() -> dict:
         from reenact.io.video import probe
         from reenact.params import Track
-        from reenact.pipeline import RunReport, render_video, target_shapes
+        from reenact.pipeline import RunReport, check_damage, render_video, target_shapes
 
         w = _worker(device, identity, threads)
         opts = job.options.render_options(overwrite)
@@ -132,12 +138,15 @@ def render_job(job: Job, track: Path | None, output: Path, overwrite: bool, devi
         else:
             source, cached = w.source(job.source, job.options)
             tr = Track.read(track)  # type: ignore[arg-type]
+            check_damage(tr, opts.strict)  # --strict: a damaged driver fails its jobs (exit 2), as in `drive`
             shapes, rotation = target_shapes(tr, source, opts.retarget)
             report = RunReport(str(output), missing_driver_frames=list(tr.meta.get("missing", [])))
             audio = job.driver if probe(job.driver).has_audio else None
             report = render_video(source, shapes, rotation, Fraction(str(tr.meta["fps"])), output, w.models, opts,
                                   audio=audio, report=report)
-        return {"frames": report.frames, "identity": report.identity, "source_cached": cached}
+        damage = None if job.kind == "audio" else tr.meta.get("damage")
+        return {"frames": report.frames, "identity": report.identity, "source_cached": cached,
+                **({"message": damage_note(damage)} if damage else {})}
 
     return _attempt(work)
 

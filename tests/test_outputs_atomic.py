@@ -335,3 +335,20 @@ def test_livelink_export_round_trips_whatever_its_frame_fields(tmp_path: Path) -
         path = Track(times, np.zeros((len(times), 1), np.float32), ["jawOpen"]).write(tmp_path / "ll.csv", "livelink")
         back = Track.read(path)
         assert np.allclose(back.times, times, atol=1e-4), (times, back.times)
+
+
+def test_batch_renders_a_damaged_driver_as_far_as_it_decodes(tmp_path: Path) -> None:
+    from reenact.batch import BatchConfig, JobOptions, plan_jobs, run_batch
+    from reenact.pipeline import RenderOptions
+
+    driver = cut(DRIVER, tmp_path / "cut.mkv", 48, keep=0.6)
+    out = tmp_path / "out"
+    events: list[dict] = []
+    summary = run_batch(plan_jobs(SOURCE, driver, out), out, BatchConfig(device="cpu"), events.append)
+    [job] = summary.jobs
+    assert job.status == "ok" and "of 48 frames decode" in job.message and 10 < job.frames < 48
+    assert any(e["event"] == "track" and "of 48 frames decode" in e.get("message", "") for e in events)
+    strict = JobOptions(render=RenderOptions(strict=True))
+    summary = run_batch(plan_jobs(SOURCE, driver, out, strict), out, BatchConfig(device="cpu", force=True))
+    [job] = summary.jobs
+    assert job.status == "failed" and job.exit_code == 2 and "--strict" in job.message
