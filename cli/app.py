@@ -202,7 +202,7 @@ MUTE = typer.Option([], "--mute", help="Channels not to transfer, e.g. --mute AU
 REGION = typer.Option("all", "--region", help="all | mouth | eyes | brows.")
 FACE = typer.Option(None, "--face", help="Which face of the photo, 0-based left to right (default: the largest).")
 MAX_SIZE = typer.Option(1280, "--max-size", help=f"Scale the photo down to this long side (px, {span('max_size')}).")
-STRICT = typer.Option(False, "--strict", help="Exit 3 when any frame fails the identity check.")
+STRICT = typer.Option(False, "--strict", help="Exit 3 when any frame fails the identity check; a damaged or truncated driver is exit 2 instead of rendering the frames that decode.")
 IDENTITY = typer.Option("default", "--identity", help="mobilefacenet (= default: ArcFace-trained, shipped) | dlib (shipped, CC0) | arcface[:PATH] (an insightface pack you have); docs/identity.md.")
 CRF = typer.Option(18, "--crf", help="H.264 quality: 0 lossless .. 51 worst; 18 looks lossless, 23 is x264's default.")
 PRESET = typer.Option("veryfast", "--preset", help="x264 speed: ultrafast .. veryslow (slower = smaller file at the same quality).")

@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from reenact.identity import IdentityReport
     from reenact.render.interior import DriverMouths
 
-__all__ = ["MOUTHS", "Models", "RenderOptions", "RunReport", "Source", "drive", "edit", "load_source", "render", "render_edit",
-           "render_video", "target_shapes", "video_track"]
+__all__ = ["MOUTHS", "Models", "RenderOptions", "RunReport", "Source", "drive", "edit", "load_source", "render",
+           "render_edit", "render_video", "target_shapes", "video_track"]
 
 
 @dataclass

@@ -249,7 +249,8 @@ def test_batch_rerun_with_nothing_to_do_loads_no_model(tmp_path: Path) -> None:
     (out / "source__driver.mp4").write_bytes(b"done")
     code = ("import sys\nfrom tests.checkout import use_checkout_cli\nuse_checkout_cli()\n"
             "from reenact_cli.app import app\n"
-            "try:\n    app(['--device', 'cpu', 'batch', *sys.argv[1:]])\nexcept SystemExit as e:\n    assert not e.code\n"
+            "try:\n    app(['--device', 'cpu', 'batch', *sys.argv[1:]])\n"
+            "except SystemExit as e:\n    assert not e.code\n"
             "print(sorted(m for m in ('torch', 'cv2', 'av') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code, str(SOURCE), str(DRIVER), "-o", str(out)], capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
@@ -295,7 +296,8 @@ def test_speak_options_and_identity_threshold_are_checked_in_the_library() -> No
 
     for bad in (math.nan, -1.0, 2.0, 0.0, 1.0):
         with pytest.raises(InputError, match="--threshold"):
-            IdentityChecker(Embedder(), np.zeros((8, 8, 3), np.uint8), np.zeros((478, 3)), bad)  # type: ignore[arg-type]
+            IdentityChecker(Embedder(), np.zeros((8, 8, 3), np.uint8), np.zeros((478, 3)),  # type: ignore[arg-type]
+                            bad)
 
 
 def livelink_csv(path: Path, rate: int, seconds: float, start_frame: int = 0) -> Path:
