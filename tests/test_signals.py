@@ -80,12 +80,11 @@ def test_render_interrupted_leaves_nothing(tmp_path: Path, long_track: Path, sig
     assert files(tmp_path) == before
 
 
-@pytest.mark.parametrize("sig, code", SIGNALS[:2], ids=SIGNAL_IDS[:2])
-def test_drive_with_preview_interrupted_leaves_nothing(tmp_path: Path, sig: int, code: int) -> None:
+def test_drive_with_preview_interrupted_leaves_nothing(tmp_path: Path) -> None:
     proc = start(tmp_path, "drive", str(SOURCE), str(DRIVER), "-o", "out.mp4", "--preview", "side.mp4",
                  "--mouth", "paint", "--no-refine")
-    err = interrupt_mid_render(tmp_path, proc, sig)
-    assert_clean_exit(err, code, proc.returncode)
+    err = interrupt_mid_render(tmp_path, proc, signal.SIGHUP)  # the terminal closed
+    assert_clean_exit(err, 129, proc.returncode)
     assert files(tmp_path) == set()
 
 
