@@ -44,13 +44,17 @@ def extract(
 
     ui = ui_of(ctx)
     output = output or Path(f"{media.stem}.{'json' if landmarks else 'csv'}")
-    result, _ = run_extract(media, output, Models(device_of(ctx)), fmt=fmt, landmarks=landmarks, raw=raw,
-                            smooth=smooth, overwrite=overwrite, face=face, progress=ui.progress,
-                            fps=parse_fps(fps) if fps else None, text=text, plot=plot)
+    result, track = run_extract(media, output, Models(device_of(ctx)), fmt=fmt, landmarks=landmarks, raw=raw,
+                                smooth=smooth, overwrite=overwrite, face=face, progress=ui.progress,
+                                fps=parse_fps(fps) if fps else None, text=text, plot=plot)
     info = result.as_dict()
     ui.event("done", **info)
     speed = f", {result.frames / result.seconds:.1f} frames/s" if result.seconds > 0 else ""
     ui.info(f"wrote {output}: {result.frames} frame(s), {result.missing_frames} without a face{speed}.")
+    damage = track.meta.get("damage")
+    if damage:  # the track holds the frames that decode (the same policy as drive's)
+        ui.warn(f"{damage['message']}: the track has the {damage['frames_decoded']} of {damage['frames_expected']} "
+                f"frames that decode.")
 
 
 MEDIA = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".mp4", ".mov", ".mkv", ".webm", ".avi"}

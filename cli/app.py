@@ -5,8 +5,12 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage, 3 identity check fail
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import platform
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional, TypeVar
 
@@ -15,7 +19,8 @@ from reenact_cli.ui import UI
 from typer.core import TyperGroup
 
 import reenact
-from reenact.errors import EXIT_RUNTIME, IdentityError, NotBuiltError, ReenactError
+from reenact.errors import EXIT_RUNTIME, IdentityError, Interrupted, NotBuiltError, ReenactError, from_os_error
+from reenact.io.atomic import OutputGroup
 from reenact.limits import check, check_distinct, check_photo_options, span
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -68,20 +73,53 @@ def ui_of(ctx: typer.Context) -> UI:
     return ctx.ensure_object(dict).setdefault("ui", UI())
 
 
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise `Interrupted` (a KeyboardInterrupt) in the main thread, as Ctrl-C raises
+    KeyboardInterrupt: their default action kills the process on the spot and leaves the hidden temporaries of
+    every output behind, while an exception unwinds through the `with` blocks that remove them. A second signal
+    during that cleanup is ignored, so the cleanup finishes. The handlers are restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+
+    def handler(signum: int, frame: Any) -> None:
+        for sig in wanted:
+            signal.signal(sig, signal.SIG_IGN)
+        raise Interrupted(signum, signal.Signals(signum).name)
+
+    before = {sig: signal.signal(sig, handler) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, old in before.items():
+            signal.signal(sig, old)
+
+
 def guarded(fn: F) -> F:
-    """Turn library errors into one clear line and the documented exit code (the command takes `ctx`)."""
+    """Turn library errors into one clear line and the documented exit code (the command takes `ctx`). This is the
+    one place where errors become messages: typed library errors, OS errors that reach here (a full disk, a missing
+    permission, a name too long: reenact.errors.from_os_error), interruptions (Ctrl-C 130, SIGTERM 143, SIGHUP 129)
+    and running out of memory."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ui = ui_of(kwargs["ctx"])
         try:
-            return fn(*args, **kwargs)
+            with signals_interrupt():
+                return fn(*args, **kwargs)
         except ReenactError as err:
             ui.error(str(err), err.exit_code)
             raise typer.Exit(err.exit_code) from None
-        except KeyboardInterrupt:
-            ui.error("interrupted; no partial output was kept.", 130)
-            raise typer.Exit(130) from None
+        except OSError as err:
+            failure = from_os_error(err)
+            ui.error(str(failure), failure.exit_code)
+            raise typer.Exit(failure.exit_code) from None
+        except KeyboardInterrupt as err:
+            code, what = (err.exit_code, err.name) if isinstance(err, Interrupted) else (130, "interrupted")
+            ui.error(f"{what}; no partial output was kept.", code)
+            raise typer.Exit(code) from None
         except MemoryError:
             ui.error("out of memory; try --max-size 720 or --batch-size 4.", EXIT_RUNTIME)
             raise typer.Exit(EXIT_RUNTIME) from None
@@ -164,7 +202,7 @@ MUTE = typer.Option([], "--mute", help="Channels not to transfer, e.g. --mute AU
 REGION = typer.Option("all", "--region", help="all | mouth | eyes | brows.")
 FACE = typer.Option(None, "--face", help="Which face of the photo, 0-based left to right (default: the largest).")
 MAX_SIZE = typer.Option(1280, "--max-size", help=f"Scale the photo down to this long side (px, {span('max_size')}).")
-STRICT = typer.Option(False, "--strict", help="Exit 3 when any frame fails the identity check.")
+STRICT = typer.Option(False, "--strict", help="Exit 3 when any frame fails the identity check; a damaged or truncated driver is exit 2 instead of rendering the frames that decode.")
 IDENTITY = typer.Option("default", "--identity", help="mobilefacenet (= default: ArcFace-trained, shipped) | dlib (shipped, CC0) | arcface[:PATH] (an insightface pack you have); docs/identity.md.")
 CRF = typer.Option(18, "--crf", help="H.264 quality: 0 lossless .. 51 worst; 18 looks lossless, 23 is x264's default.")
 PRESET = typer.Option("veryfast", "--preset", help="x264 speed: ultrafast .. veryslow (slower = smaller file at the same quality).")
@@ -231,13 +269,15 @@ def drive(
     if report is not None:
         check_report_path(report, overwrite)
     models = Models(device_of(ctx), identity_model)
-    try:
-        result = run_drive(source, driver, output, models, opts, max_size=max_size, face=face, smooth=smooth,
-                           progress=ui.progress, preview=preview, speech_audio=speech)
-    except IdentityError as err:
-        write_report(report, getattr(err, "report", None), overwrite)
-        raise
-    write_report(report, result.to_dict(), overwrite)
+    with OutputGroup(overwrite) as outputs:  # the video, its preview and the report: together or not at all
+        try:
+            result = run_drive(source, driver, output, models, opts, max_size=max_size, face=face, smooth=smooth,
+                               progress=ui.progress, preview=preview, speech_audio=speech, outputs=outputs)
+        except IdentityError as err:  # --strict: the video is kept for inspection, with its report
+            stage_report(outputs, report, getattr(err, "report", None))
+            outputs.commit()
+            raise
+        stage_report(outputs, report, result.to_dict())
     summarize(ui, result.to_dict())
 
 
@@ -248,14 +288,18 @@ def check_report_path(path: Path, overwrite: bool) -> None:
 
 
 def write_report(path: Optional[Path], data: Optional[dict], overwrite: bool) -> None:
+    """A command's only output, or one written after its others are committed (batch's own report)."""
+    with OutputGroup(overwrite) as outputs:
+        stage_report(outputs, path, data)
+
+
+def stage_report(outputs: OutputGroup, path: Optional[Path], data: Optional[dict]) -> None:
+    """Stage the JSON report in the command's OutputGroup (a full disk here leaves none of its outputs)."""
     if path is None or data is None:
         return
     import json
 
-    from reenact.io.atomic import atomic_output
-
-    with atomic_output(path, overwrite) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
+    outputs.write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def summarize(ui: UI, result: dict) -> None:
@@ -266,6 +310,10 @@ def summarize(ui: UI, result: dict) -> None:
     ui.info(f"wrote {result['output']}: {result['frames']} frames at {result['fps']} fps; identity mean "
             f"{ident.get('mean')} (min {ident.get('min')}, threshold {ident.get('threshold')}); "
             f"{len(result.get('fallback_frames', []))} softened{driver}.")
+    damage = result.get("damage")
+    if damage:  # rendered as far as the driver decodes; --strict refuses instead
+        ui.warn(f"{damage['message']}: rendered the {damage['frames_decoded']} of {damage['frames_expected']} "
+                f"frames that decode (--strict refuses a damaged driver).")
 
 
 @app.command()
@@ -315,9 +363,10 @@ def speak(
     opts = RenderOptions(strict=strict, overwrite=overwrite, refine=refine, crf=crf, preset=preset,
                          mouth=check_mouth(mouth))
     sopts = SpeakOptions(fps=parse_fps(fps), text=text, still=still, seed=seed, strength=strength)
-    result = run_speak(source, audio, output, Models(device_of(ctx), identity_model), opts, sopts, max_size=max_size,
-                       face=face, progress=ui.progress)
-    write_report(report, result.to_dict(), overwrite)
+    with OutputGroup(overwrite) as outputs:  # the video and the report: together or not at all
+        result = run_speak(source, audio, output, Models(device_of(ctx), identity_model), opts, sopts,
+                           max_size=max_size, face=face, progress=ui.progress, outputs=outputs)
+        stage_report(outputs, report, result.to_dict())
     summarize(ui, result.to_dict())
 
 
@@ -361,9 +410,10 @@ def render(
     check_distinct({"SOURCE": source, "TRACK": track, "--audio": audio}, {"-o": output, "--report": report})
     if report is not None:
         check_report_path(report, overwrite)
-    result = run_render(source, track, output, Models(device_of(ctx), identity_model), opts, audio=audio, fps=rate,
-                        max_size=max_size, face=face, progress=ui.progress)
-    write_report(report, result.to_dict(), overwrite)
+    with OutputGroup(overwrite) as outputs:  # the video and the report: together or not at all
+        result = run_render(source, track, output, Models(device_of(ctx), identity_model), opts, audio=audio,
+                            fps=rate, max_size=max_size, face=face, progress=ui.progress, outputs=outputs)
+        stage_report(outputs, report, result.to_dict())
     summarize(ui, result.to_dict())
 
 

@@ -62,12 +62,14 @@ def batch(
     """
     from reenact.batch import BatchConfig, JobOptions, plan_jobs, read_manifest, run_batch
     from reenact.errors import InputError
-    from reenact.limits import check_distinct
-    from reenact.pipeline import RenderOptions
-    from reenact_cli.app import check_report_path, device_of, retarget_options, ui_of, write_report
+    from reenact.limits import check_device_spec, check_distinct
+    from reenact.options import RenderOptions
+    from reenact_cli.app import check_report_path, retarget_options, ui_of, write_report
 
     ui = ui_of(ctx)
-    device_of(ctx)  # an unknown or missing device is a usage error before any work
+    # The spelling now; whether the device exists once there is work (run_batch): a rerun with every output done
+    # imports no torch and loads no model.
+    check_device_spec(ctx.ensure_object(dict).get("device", "auto"))
     if output.exists() and not output.is_dir():
         raise InputError(f"--output {output} is a file; give a folder for the batch's videos.")
     if report is not None:
@@ -95,7 +97,7 @@ def batch(
             ui.event(kind, **event)
             if kind == "job":
                 advance(1)
-            elif kind == "track" and event["status"] != "ok":
+            elif kind == "track" and event.get("message"):  # a failed or a damaged driver
                 ui.warn(event["message"])
 
         summary = run_batch(jobs, output, config, on_event)
@@ -118,8 +120,8 @@ def print_summary(ui: Any, summary: Any) -> None:
         for column in ("status", "source", "driver", "output", "s", "note"):
             table.add_column(column, overflow="fold")
         for j in rows:
-            note = j.message if j.status == "failed" else ""
-            if j.status == "ok" and j.identity:
+            note = "" if j.status == "skipped" else j.message  # a failure, or a damaged driver's note
+            if j.status == "ok" and j.identity and not note:
                 note = f"identity min {j.identity.get('min')}"
             table.add_row(f"[{style[j.status]}]{j.status}[/]", Path(j.source).name, Path(j.driver).name,
                           Path(j.output).name, f"{j.seconds:.1f}", note)

@@ -126,6 +126,20 @@ class Timer:
         return now
 
 
+def media_damage(path: Path, info: Any, fps: Any, decoded: int, message: str | None) -> dict[str, Any] | None:
+    """{"message", "frames_expected", "frames_decoded"} when a video decoded short of what it declares (a decode
+    error on the way, or fewer frames than its duration at `fps`: a cut MKV or WebM says its full length in its
+    header and simply ends), else None. A frame or 2 % short is the rounding of variable-rate timing, not damage."""
+    expected = round(float(info.duration) * float(fps)) or int(info.n_frames or 0)  # the reader's output: at fps
+    short = expected - decoded > max(1, 0.02 * expected)
+    if message is None and not short:
+        return None
+    if message is None:
+        message = (f"{path} ends early: {decoded} of the {expected} frames it declares decode; it is probably "
+                   f"truncated, re-export or re-download it")
+    return {"message": message.rstrip("."), "frames_expected": expected, "frames_decoded": decoded}
+
+
 MESH_BATCH = 8  # frames per batched mesh call while tracking (see reenact.face.track.FaceTracker.update_many)
 
 
@@ -134,6 +148,9 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
     """Decode a video, track the face, estimate every channel per frame, smooth. Memory: one chunk of frames.
 
     `on_frame(frame, landmarks_or_None)` sees every frame as it is tracked (e.g. to stream landmarks to a file).
+
+    A damaged or truncated video is tracked as far as it decodes; `meta["damage"]` then says so, with the frames
+    expected (its declared duration at its rate) and decoded, for the caller to warn about (or refuse, --strict).
     """
     from reenact.estimate import CHANNELS, eye_aspect_ratios, blinks_from_lids
     from reenact.face.track import add_irises
@@ -162,7 +179,7 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
 
     # The sequential mesh tracking stays on this thread; each finished chunk's iris + estimator runs on a second
     # thread (torch releases the GIL), so two cores work. At most two chunks wait: memory stays bounded.
-    with ThreadPoolExecutor(max_workers=1) as pool, read_frames(path) as frames:
+    with ThreadPoolExecutor(max_workers=1) as pool, read_frames(path, on_damage="stop") as frames:
         info, fps = frames.info, frames.fps
         with progress("tracking driver", info.n_frames or None) as advance:
             batch: list[Any] = []
@@ -191,6 +208,7 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
         if pending:
             inflight.append(pool.submit(finish, pending))
         rows.extend(f.result() for f in inflight)
+        damage = frames.damage
     if not rows:
         raise MediaError(f"{path} has no video frames; give a video with at least one frame.")
     raw = blinks_from_lids(np.concatenate([r for r, _ in rows]), np.concatenate([e for _, e in rows]))  # (T, C)
@@ -200,4 +218,7 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
     meta = {"fps": str(fps), "frames": len(values), "missing_frames": int(missing.sum()),
             "missing": np.flatnonzero(missing).tolist(), "smoothing": smooth, "calibrated": calibrate,
             "source": path.name, "timings_ms": {k: round(v * 1000, 1) for k, v in timer.total.items()}}
+    damaged = media_damage(path, info, fps, len(values), damage)
+    if damaged is not None:
+        meta["damage"] = damaged
     return Track(np.arange(len(values)) / float(fps), values.astype(np.float32), list(CHANNELS), meta)

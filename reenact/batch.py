@@ -41,8 +41,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from reenact.errors import InputError, ReenactError
+from reenact.io.atomic import remove_stale
 from reenact.limits import check, check_distinct, check_photo_options
-from reenact.pipeline import RenderOptions
+from reenact.options import RenderOptions  # not reenact.pipeline: a rerun with nothing to do imports no torch
 from reenact.retarget import RetargetOptions, parse_assignments
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -345,6 +346,20 @@ def track_path(outdir: Path, driver: Path, key: str) -> Path:
     return outdir / CACHE_DIR / "tracks" / f"{driver.stem}.{key[:20]}.json"
 
 
+def usable(cache: Path) -> bool:
+    """Whether a cached track reads back as a track with rows (a damaged entry is re-extracted, not trusted)."""
+    from reenact.params import Track
+
+    remove_stale(cache)
+    if not cache.exists():
+        return False
+    try:
+        track = Track.read(cache)
+        return len(track) > 0 and "fps" in track.meta
+    except (ReenactError, OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 # ------------------------------------------------------------------------------------------------ running
 def plan_workers(n_jobs: int, device: str = "auto", requested: int | None = None) -> tuple[int, int]:
     """(worker processes, torch threads per worker) for this machine; see the module docstring."""
@@ -379,6 +394,7 @@ def run_batch(jobs: list[Job], outdir: Path, config: BatchConfig | None = None,
         results[i] = JobResult(i, str(job.source), str(job.driver), str(job.output), **rec)
         emit({"event": "job", "done": sum(r is not None for r in results), "total": len(jobs), **results[i].to_dict()})
 
+    remove_stale(*(job.output for job in jobs))  # this batch's temporaries left by a killed run (SIGKILL, power cut)
     pending: list[int] = []
     for i, job in enumerate(jobs):
         if job.output.exists() and not config.force:
@@ -395,12 +411,17 @@ def run_batch(jobs: list[Job], outdir: Path, config: BatchConfig | None = None,
                 need[key] = track_path(outdir, key[0], track_key(*key))
             except ReenactError as err:
                 need[key] = {"status": "failed", "message": str(err), "exit_code": err.exit_code}
-    todo = [(d, s, p) for (d, s), p in need.items() if isinstance(p, Path) and not p.exists()]
+    # --force tracks again too; a cache entry that does not read back (damaged, cut short) is tracked again and
+    # replaced instead of failing its jobs forever
+    todo = [(d, s, p) for (d, s), p in need.items() if isinstance(p, Path) and (config.force or not usable(p))]
     cached = sum(isinstance(p, Path) for p in need.values()) - len(todo)
     if not pending:  # nothing to do: no models, no pool, no cluster
         return BatchSummary([r for r in results if r is not None], time.perf_counter() - start, "none", 0,
                             tracks_cached=cached)
     from reenact.batch_exec import LocalBackend, RayBackend
+    from reenact.device import resolve_device
+
+    resolve_device(config.device)  # a device this machine lacks fails the batch here, not every job
 
     backend = RayBackend(config) if config.ray_address else LocalBackend(config, len(pending))
     extracted = 0
@@ -421,8 +442,11 @@ def run_batch(jobs: list[Job], outdir: Path, config: BatchConfig | None = None,
         runnable.sort(key=lambda r: str(r[1].source))  # a worker then sees one source's jobs in a row
         for i, rec in backend.renders(runnable):
             finish(i, rec)
-    finally:
-        backend.close()
+    except BaseException:  # Ctrl-C, SIGTERM, SIGHUP (reenact.errors.Interrupted) or a bug: stop the workers now
+        backend.close(abort=True)
+        remove_stale(*(job.output for job in jobs), *(p for _, _, p in todo))  # what the stopped workers wrote
+        raise
+    backend.close()
     return BatchSummary([r for r in results if r is not None], time.perf_counter() - start, backend.name,
                         backend.workers, tracks_extracted=extracted, tracks_cached=cached)
 

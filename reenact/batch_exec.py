@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from reenact.batch import BatchConfig, Job, JobOptions, plan_workers
 from reenact.device import configure_threads
-from reenact.errors import EXIT_RUNTIME, InputError, NotBuiltError, ReenactError
+from reenact.errors import EXIT_RUNTIME, InputError, NotBuiltError, ReenactError, from_os_error
 
 
 # ------------------------------------------------------------------------------------------------ worker side
@@ -77,6 +77,9 @@ def _attempt(fn: Callable[[], dict]) -> dict:
         out = {"status": "ok", **fn()}
     except ReenactError as err:
         out = {"status": "failed", "message": str(err), "exit_code": err.exit_code}
+    except OSError as err:  # a full disk, an unwritable sub-folder: the CLI's wording and exit code
+        failure = from_os_error(err)
+        out = {"status": "failed", "message": str(failure), "exit_code": failure.exit_code}
     except MemoryError:
         out = {"status": "failed", "message": "out of memory; try max_size=720 or batch_size=4.",
                "exit_code": EXIT_RUNTIME}
@@ -96,9 +99,15 @@ def extract_track(driver: Path, smooth: str, cache: Path, device: str, identity:
         cache.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(cache, overwrite=True) as tmp:
             track.write(tmp)
-        return {"frames": len(track)}
+        damage = track.meta.get("damage")  # a damaged driver: tracked as far as it decodes, said in the event
+        return {"frames": len(track), **({"message": damage_note(damage)} if damage else {})}
 
     return _attempt(work)
+
+
+def damage_note(damage: dict) -> str:
+    """The one line a job or track record carries for a driver rendered as far as it decodes."""
+    return f"{damage['message']}: {damage['frames_decoded']} of {damage['frames_expected']} frames decode"
 
 
 def speak_job(job: Job, output: Path, models: Any, opts: Any) -> Any:
@@ -119,7 +128,7 @@ def render_job(job: Job, track: Path | None, output: Path, overwrite: bool, devi
     def work() -> dict:
         from reenact.io.video import probe
         from reenact.params import Track
-        from reenact.pipeline import RunReport, render_video, target_shapes
+        from reenact.pipeline import RunReport, check_damage, render_video, target_shapes
 
         w = _worker(device, identity, threads)
         opts = job.options.render_options(overwrite)
@@ -129,12 +138,15 @@ def render_job(job: Job, track: Path | None, output: Path, overwrite: bool, devi
         else:
             source, cached = w.source(job.source, job.options)
             tr = Track.read(track)  # type: ignore[arg-type]
+            check_damage(tr, opts.strict)  # --strict: a damaged driver fails its jobs (exit 2), as in `drive`
             shapes, rotation = target_shapes(tr, source, opts.retarget)
             report = RunReport(str(output), missing_driver_frames=list(tr.meta.get("missing", [])))
             audio = job.driver if probe(job.driver).has_audio else None
             report = render_video(source, shapes, rotation, Fraction(str(tr.meta["fps"])), output, w.models, opts,
                                   audio=audio, report=report)
-        return {"frames": report.frames, "identity": report.identity, "source_cached": cached}
+        damage = None if job.kind == "audio" else tr.meta.get("damage")
+        return {"frames": report.frames, "identity": report.identity, "source_cached": cached,
+                **({"message": damage_note(damage)} if damage else {})}
 
     return _attempt(work)
 
@@ -186,9 +198,20 @@ class LocalBackend:
                  for i, job, track in runnable]
         return ((i, _keep(rec)) for i, rec in self._run(calls))
 
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
+    def close(self, abort: bool = False) -> None:
+        """Wait for the pool's workers; `abort`: stop them at once (the batch was interrupted), so that the
+        caller can remove what they were writing."""
+        if self.pool is None:
+            return
+        if abort:
+            processes = list((self.pool._processes or {}).values())  # no public way to stop running workers
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            for proc in processes:
+                proc.terminate()
+            for proc in processes:
+                proc.join(5)
+            return
+        self.pool.shutdown(cancel_futures=True)
 
 
 # ------------------------------------------------------------------------------------------------ Ray
@@ -313,6 +336,8 @@ class RayBackend:
                     rec.update(status="failed", message=str(err), exit_code=err.exit_code)
             yield i, _keep(rec)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Ray tasks write into their own temporary folders; this process writes every output, so an abort needs
+        nothing more than the shutdown."""
         if self.started:
             self.ray.shutdown()

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from typing import Iterator
 
 import torch
 
 from reenact.errors import DeviceError
-
-_SPEC = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+from reenact.limits import check_device_spec
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
     """Turn `auto|cpu|cuda[:N]|mps` into a torch.device, failing clearly when it is not available."""
-    spec = (spec or "auto").strip().lower()
-    if not _SPEC.match(spec):
-        raise DeviceError(f"Unknown device {spec!r}: use auto, cpu, cuda or cuda:N.")
+    spec = check_device_spec(spec)
     if spec == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())

@@ -23,7 +23,7 @@ import numpy as np
 
 from reenact.analysis import Models, ProgressFactory, no_progress, video_track
 from reenact.errors import InputError, OutputError
-from reenact.io.atomic import atomic_output, check_output_path
+from reenact.io.atomic import OutputGroup, check_output_path
 from reenact.limits import check, check_distinct
 from reenact.params import Track
 
@@ -95,13 +95,14 @@ def extract(media: Path, output: Path, models: Models, fmt: str | None = None, l
         track, records = video_track_with_landmarks(media, models, "none" if raw else smooth, not raw, landmarks,
                                                     progress)
     try:
-        with atomic_output(output, overwrite) as tmp:
+        with OutputGroup(overwrite) as outputs:  # the track and its plot appear together or not at all
+            tmp = outputs.stage(output)
             if kind == "landmarks":
                 write_landmarks(tmp, media, track, records)
             else:
                 track.write(tmp, kind)
             if plot is not None:
-                save_plot(track, plot, overwrite, missing=track.meta.get("missing"))
+                save_plot(track, plot, overwrite, missing=track.meta.get("missing"), group=outputs)
     except OSError as err:  # disk full, a folder made read-only meanwhile: nothing is left behind
         raise OutputError(f"Cannot write {output} ({err.strerror or err}); free some space or choose another folder "
                           f"with -o.") from err

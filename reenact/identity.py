@@ -315,8 +315,12 @@ class IdentityChecker:
 
     def __init__(self, embedder: Embedder, source_rgb: np.ndarray, source_points: np.ndarray,
                  threshold: float | None = None) -> None:
+        from reenact.limits import check
+
         self.embedder = embedder
-        self.threshold = float(embedder.threshold if threshold is None else threshold)
+        # checked here, the one place every caller (drive, batch, `identity`, the library) passes through: a NaN
+        # threshold would silently pass every frame, -1 call anyone the same person
+        self.threshold = float(embedder.threshold if threshold is None else check("threshold", threshold))
         self.source = torch.from_numpy(embed_faces(embedder, [source_rgb], [source_points])[0])  # (D,)
 
     def check(self, frames: list[np.ndarray], points: list[np.ndarray]) -> np.ndarray:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from reenact.errors import InputError, OutputError
+from reenact.errors import DeviceError, InputError, OutputError
 
 N = TypeVar("N")
 
@@ -119,3 +120,15 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist (yet): not the same file
         return False
+
+
+DEVICE_SPEC = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+def check_device_spec(spec: str) -> str:
+    """`--device` spelled `auto|cpu|cuda[:N]|mps` (lower-cased), else DeviceError; whether it exists is
+    reenact.device.resolve_device's question, which needs torch."""
+    spec = (spec or "auto").strip().lower()
+    if not DEVICE_SPEC.match(spec):
+        raise DeviceError(f"Unknown device {spec!r}: use auto, cpu, cuda or cuda:N.")
+    return spec

@@ -362,8 +362,8 @@ def _parse_openface(header: list[str], rows: Rows, source: str, fps: float | Non
 
 
 def _parse_livelink(header: list[str], rows: Rows, source: str, fps: float | None) -> Track:
-    """`fps` is the timecode's frame rate (LIVELINK_FPS unless given); the track's own rate is read from its times."""
-    rate = float(fps or LIVELINK_FPS)
+    """`fps` is the timecode's frame rate (else `timecode_rate` reads it from the timecodes); the track's own rate
+    is read from its times."""
     low = [h.lower() for h in header]
     if "timecode" not in low:
         raise TrackError(f"{source}: no Timecode column; a Live Link Face CSV starts with Timecode,BlendShapeCount.")
@@ -380,19 +380,41 @@ def _parse_livelink(header: list[str], rows: Rows, source: str, fps: float | Non
         elif k not in ("timecode", "blendshapecount", "lefteyeroll", "righteyeroll"):
             raise TrackError(f"{source}: unknown Live Link Face column {h!r} (column {i + 1}).")
 
-    def timecode(text: str) -> float:
+    def timecode(text: str) -> float:  # whole seconds * 1000 + the frame field FF.fff (< 1000), exact in float64
         m = re.fullmatch(r"(\d+):(\d+):(\d+)[:;](\d+(?:\.\d+)?)", text.strip())
-        if m is None:
+        if m is None or float(m[4]) >= 1000:
             raise ValueError(text)
-        return int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3]) + float(m[4]) / rate
+        return (int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])) * 1000 + float(m[4])
 
     both = _floats(rows, cols + [tc], names + ["Timecode"], source, {tc: (timecode, "HH:MM:SS:FF.fff")})
-    data, times = both[:, :-1], both[:, -1]
+    data, stamps = both[:, :-1], both[:, -1]
+    seconds = np.floor(stamps / 1000)
+    frames = stamps - seconds * 1000
+    rate = float(fps or timecode_rate(seconds, frames))
+    times = seconds + frames / rate
     for j, n in enumerate(names):
         if n in POSE or n in GAZE:
             data[:, j] = np.degrees(data[:, j])  # Live Link rotations are radians; ours are degrees
     return Track(times - (times[0] if len(times) else 0.0), data, names,
                  {"format": "livelink", "timecode_fps": f"{rate:g}"})
+
+
+TIMECODE_RATES = (24, 25, 30, 48, 50, 60, 120, 240)
+
+
+def timecode_rate(seconds: np.ndarray, frames: np.ndarray) -> int:
+    """The frame rate of Live Link timecodes HH:MM:SS:FF. The app records at 60 or 30 fps, one row per frame, and
+    its frame field FF counts 0 .. rate - 1 before the seconds tick: so in a take of consecutive frames (FF steps of
+    about 1) that crosses a second, the rate is the first standard rate above the largest FF. Anything else (a take
+    within one second, sparse or uneven rows, reenact's own exports, whose FF are 60ths of a second with
+    fractions) gives no such evidence: LIVELINK_FPS."""
+    same_second = np.diff(seconds) == 0
+    steps = np.diff(frames)[same_second]
+    consecutive = len(steps) > 0 and abs(float(np.median(steps)) - 1) < 0.1  # FF.fff: the fraction may vary a little
+    if not consecutive or not np.any(np.diff(seconds) > 0):
+        return LIVELINK_FPS
+    top = float(frames.max())
+    return next((r for r in TIMECODE_RATES if top < r), LIVELINK_FPS)
 
 
 def _fmt(v: float) -> str:

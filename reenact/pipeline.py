@@ -25,8 +25,10 @@ from reenact.analysis import (
     no_progress,
     video_track,
 )
-from reenact.errors import IdentityError, InputError, TrackError
-from reenact.limits import check, check_distinct, check_photo_options
+from reenact.errors import IdentityError, InputError, MediaError, TrackError
+from reenact.io.atomic import OutputGroup
+from reenact.limits import check_distinct, check_photo_options
+from reenact.options import MOUTHS, RenderOptions
 from reenact.params import ARKIT52, Track, as_arkit
 from reenact.retarget import RetargetOptions, retarget, retarget_pose
 
@@ -35,38 +37,8 @@ if TYPE_CHECKING:
     from reenact.identity import IdentityReport
     from reenact.render.interior import DriverMouths
 
-__all__ = ["Models", "RenderOptions", "RunReport", "Source", "drive", "edit", "load_source", "render", "render_edit",
-           "render_video", "target_shapes", "video_track"]
-
-
-# --mouth: carry the driving video's mouth interior | real mouths from the library, by shape | paint teeth and a cavity.
-# "driver" where there is no driver's mouth (speak, render, drive --audio) means the library.
-MOUTHS = ("driver", "library", "paint")
-
-
-@dataclass
-class RenderOptions:
-    retarget: RetargetOptions = field(default_factory=RetargetOptions)
-    batch_size: int = 16
-    check_every: int = 1  # identity check on every n-th frame
-    strict: bool = False
-    overwrite: bool = False
-    crf: int = 18
-    preset: str = "veryfast"  # x264: ~4x faster than medium at the same CRF, a little larger files
-    threshold: float | None = None
-    refine: bool = True  # use the GAN refiner when its weights are shipped (`--no-refine`: warp only)
-    mouth: str = "driver"  # opening mouth's interior: the driver's own (drive) | library | paint (docs/mouth.md)
-
-    def __post_init__(self) -> None:  # fail before any work, not when the encoder opens after tracking
-        from reenact.io.writer import check_x264
-
-        check_x264(self.crf, self.preset)
-        check("batch_size", self.batch_size)
-        check("check_every", self.check_every)
-        if self.threshold is not None:
-            check("threshold", self.threshold)
-        if self.mouth not in MOUTHS:
-            raise InputError(f"Unknown --mouth {self.mouth!r}; use one of: {', '.join(MOUTHS)}.")
+__all__ = ["MOUTHS", "Models", "RenderOptions", "RunReport", "Source", "drive", "edit", "load_source", "render",
+           "render_edit", "render_video", "target_shapes", "video_track"]
 
 
 @dataclass
@@ -83,6 +55,8 @@ class RunReport:
     shading: bool = False  # whether the expression shading (reenact.render.shade) was applied
     timings_ms: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    # a damaged or truncated driver, rendered as far as it decodes: {"message", "frames_expected", "frames_decoded"}
+    damage: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -110,11 +84,14 @@ def side_by_side(driver: np.ndarray, output: np.ndarray) -> np.ndarray:
 def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None, fps: Fraction, output: Path,
                  models: Models, opts: RenderOptions, audio: Path | None = None,
                  progress: ProgressFactory = no_progress, report: RunReport | None = None,
-                 preview: tuple[Path, Path] | None = None, mouths: "DriverMouths | None" = None) -> RunReport:
+                 preview: tuple[Path, Path] | None = None, mouths: "DriverMouths | None" = None,
+                 outputs: OutputGroup | None = None) -> RunReport:
     """Render (T, 52) shapes onto the source photo and encode them (with `audio` muxed in) to `output`.
 
     `preview=(path, driver_video)` also writes a side-by-side driver | output video for judging the transfer.
     `mouths`: the driver's mouths, carried into the opening mouth frame by frame (its video is read again, streaming).
+    `outputs`: the command's OutputGroup; the videos are staged there and appear when the caller commits it (with
+    its report). Without one they are committed here, together, before an IdentityError is raised.
     """
     import contextlib
 
@@ -140,16 +117,20 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
     n = len(shapes)
     sims: list[float | None] = [None] * n
     with contextlib.ExitStack() as stack:
+        group = outputs if outputs is not None else stack.enter_context(OutputGroup(opts.overwrite))
         writer = stack.enter_context(VideoWriter(output, fps, audio=audio, overwrite=opts.overwrite, crf=opts.crf,
-                                                 preset=opts.preset, expected_duration=Fraction(n) / fps))
+                                                 preset=opts.preset, expected_duration=Fraction(n) / fps,
+                                                 group=group))
         side = driver_frames = None
         if preview is not None:
             side = stack.enter_context(VideoWriter(preview[0], fps, audio=audio, overwrite=opts.overwrite,
                                                    crf=opts.crf + 4, preset=opts.preset,
-                                                   expected_duration=Fraction(n) / fps))
-            driver_frames = stack.enter_context(read_frames(preview[1], fps=fps))
+                                                   expected_duration=Fraction(n) / fps, group=group))
+            # "stop": a damaged driver was tracked as far as it decodes (see drive); its frames end there too
+            driver_frames = stack.enter_context(read_frames(preview[1], fps=fps, on_damage="stop"))
         encoder = stack.enter_context(EncodeThread(writer) if side is None else EncodeThread(writer, side))
-        mouth_frames = None if mouths is None else stack.enter_context(read_frames(mouths.path, fps=fps))
+        mouth_frames = None if mouths is None else stack.enter_context(read_frames(mouths.path, fps=fps,
+                                                                                   on_damage="stop"))
         advance = stack.enter_context(progress("rendering", n))
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
 
@@ -239,11 +220,13 @@ def versions(models: Models) -> dict[str, str]:
 def drive(source_path: Path, driver_path: Path, output: Path, models: Models, opts: RenderOptions,
           max_size: int = 1280, face: int | None = None, smooth: str = "offline",
           progress: ProgressFactory = no_progress, preview: Path | None = None,
-          speech_audio: Path | None = None) -> RunReport:
+          speech_audio: Path | None = None, outputs: OutputGroup | None = None) -> RunReport:
     """The main job: the person in the source photo performs the driver's expressions; the driver's audio is kept.
 
     `speech_audio`: the lips come from this recording instead (trained audio head), everything else from the
-    driver, and this recording becomes the output's audio.
+    driver, and this recording becomes the output's audio. A damaged or truncated driver is rendered as far as it
+    decodes and `RunReport.damage` says so; with `opts.strict` it is a MediaError before anything is rendered.
+    `outputs`: see render_video.
     """
     from reenact.io.atomic import check_output_path
     from reenact.io.video import probe
@@ -264,6 +247,7 @@ def drive(source_path: Path, driver_path: Path, output: Path, models: Models, op
     mouths = DriverMouths(driver_path) if opts.mouth == "driver" and speech_audio is None else None
     track = video_track(driver_path, models, smooth, progress, on_frame=None if mouths is None else mouths.on_frame)
     track_ms = (time.perf_counter() - t) * 1000
+    check_damage(track, opts.strict)
     shapes, rotation = target_shapes(track, source, opts.retarget)
     audio = driver_path if info.has_audio else None
     if speech_audio is not None:
@@ -274,15 +258,25 @@ def drive(source_path: Path, driver_path: Path, output: Path, models: Models, op
         shapes[:, cols] = source.shapes[cols]  # past the end of the speech the mouth rests
         shapes[:m, cols] = np.clip(source.shapes[cols] + lips.weights[:m], 0.0, 1.0)
         audio = speech_audio
-    report = RunReport(str(output), missing_driver_frames=track.meta["missing"])
+    report = RunReport(str(output), missing_driver_frames=track.meta["missing"], damage=track.meta.get("damage"))
     report = render_video(source, shapes, rotation, Fraction(track.meta["fps"]), output, models, opts,
                           audio=audio, progress=progress, report=report,
-                          preview=None if preview is None else (preview, driver_path), mouths=mouths)
+                          preview=None if preview is None else (preview, driver_path), mouths=mouths,
+                          outputs=outputs)
     stages = {**track.meta["timings_ms"], **report.timings_ms}
     stages.pop("per_frame", None)
     report.timings_ms = {**stages, "track_total": round(track_ms, 1),
                          "per_frame": round(sum(stages.values()) / max(report.frames, 1), 2)}
     return report
+
+
+def check_damage(track: Track, strict: bool) -> None:
+    """Under --strict a driver that decoded short of what it declares is refused (MediaError, exit 2) before any
+    rendering; otherwise it is rendered as far as it decodes and the report and summary say so."""
+    damage = track.meta.get("damage")
+    if strict and damage:
+        raise MediaError(f"{damage['message']} ({damage['frames_decoded']} of {damage['frames_expected']} frames "
+                         f"decode); --strict refuses a damaged driver, drop it to render the frames that decode.")
 
 
 MAX_TRACK_GAP_S = 600.0  # a longer gap between two rows of a track is a mistake in its times (ms for s, a typo)
@@ -316,8 +310,9 @@ def check_track_gaps(track: Track, source: str) -> None:
 
 def render(source_path: Path, track_path: Path, output: Path, models: Models, opts: RenderOptions,
            audio: Path | None = None, fps: Fraction | None = None, max_size: int = 1280, face: int | None = None,
-           progress: ProgressFactory = no_progress) -> RunReport:
-    """Animate the source from a track file (from `extract`, or written by hand): CSV/JSON/OpenFace/Live Link."""
+           progress: ProgressFactory = no_progress, outputs: OutputGroup | None = None) -> RunReport:
+    """Animate the source from a track file (from `extract`, or written by hand): CSV/JSON/OpenFace/Live Link.
+    `outputs`: see render_video."""
     from reenact.io.atomic import check_output_path
 
     check_photo_options(max_size, face)
@@ -332,7 +327,8 @@ def render(source_path: Path, track_path: Path, output: Path, models: Models, op
     uniform = Track(times, track.at(times), track.channels, track.meta)
     source = load_source(source_path, models, max_size, face)
     shapes, rotation = target_shapes(uniform, source, opts.retarget)
-    return render_video(source, shapes, rotation, fps, output, models, opts, audio=audio, progress=progress)
+    return render_video(source, shapes, rotation, fps, output, models, opts, audio=audio, progress=progress,
+                        outputs=outputs)
 
 
 def render_edit(source: Source, controls: "Controls", models: Models, grid: bool = False,

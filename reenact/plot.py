@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from reenact.params import RANGES, Track
+
+if TYPE_CHECKING:
+    from reenact.io.atomic import OutputGroup
 
 DEFAULT_CHANNELS = ("jawOpen", "mouthSmileLeft", "mouthSmileRight", "mouthFunnel", "eyeBlinkLeft", "eyeBlinkRight",
                     "browInnerUp", "browDownLeft", "yaw", "pitch")
@@ -47,7 +51,9 @@ def plot_track(track: Track, channels: tuple[str, ...] = DEFAULT_CHANNELS, width
     return img
 
 
-def save_plot(track: Track, path: Path, overwrite: bool = False, missing: list[int] | None = None) -> Path:
+def save_plot(track: Track, path: Path, overwrite: bool = False, missing: list[int] | None = None,
+              group: OutputGroup | None = None) -> Path:
+    """Write the plot (staged in `group`, when given, to appear with the command's other outputs)."""
     from reenact.io.image import write_image
 
-    return write_image(path, plot_track(track, missing=missing), overwrite=overwrite)
+    return write_image(path, plot_track(track, missing=missing), overwrite=overwrite, group=group)

@@ -18,6 +18,7 @@ from reenact import speech
 from reenact.analysis import Models, ProgressFactory, load_source, no_progress
 from reenact.errors import InputError
 from reenact.idle import idle_track
+from reenact.io.atomic import OutputGroup
 from reenact.params import ARKIT52, Track
 from reenact.pipeline import RenderOptions, RunReport, render_video
 
@@ -53,10 +54,18 @@ class SpeakOptions:
     seed: int = 0
     strength: float = 1.0
 
+    def __post_init__(self) -> None:  # the ranges of reenact.limits, before any audio is read
+        from reenact.limits import check
+
+        check("strength", self.strength)
+        check("fps", self.fps)
+
 
 def speak(source_path: Path, audio: Path, output: Path, models: Models, opts: RenderOptions, sopts: SpeakOptions,
-          max_size: int = 1280, face: int | None = None, progress: ProgressFactory = no_progress) -> RunReport:
-    """Write a video of the audio's duration in which the photo says the audio (with the audio muxed in)."""
+          max_size: int = 1280, face: int | None = None, progress: ProgressFactory = no_progress,
+          outputs: OutputGroup | None = None) -> RunReport:
+    """Write a video of the audio's duration in which the photo says the audio (with the audio muxed in).
+    `outputs`: the command's OutputGroup (see reenact.pipeline.render_video)."""
     from reenact.io.atomic import check_output_path
 
     check_output_path(output, opts.overwrite)
@@ -74,7 +83,8 @@ def speak(source_path: Path, audio: Path, output: Path, models: Models, opts: Re
             if name in _INDEX:
                 shapes[:, _INDEX[name]] = np.clip(shapes[:, _INDEX[name]] + idle[:, j], 0.0, 1.0)
         rotation = idle[:, [names.index("yaw"), names.index("pitch"), names.index("roll")]]
-    report = render_video(source, shapes, rotation, sopts.fps, output, models, opts, audio=audio, progress=progress)
+    report = render_video(source, shapes, rotation, sopts.fps, output, models, opts, audio=audio, progress=progress,
+                          outputs=outputs)
     return report
 
 

@@ -17,6 +17,10 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.append(_ROOT)
 
+from tests.checkout import use_checkout_cli  # noqa: E402
+
+use_checkout_cli()  # this checkout's cli/ as reenact_cli, not that of the checkout the package was installed from
+
 
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():  # noqa: ANN201

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from reenact.errors import InputError, NoFaceError
-from reenact.face.detect import CONFIGS, AutoDetector, Detection, make_detector
+from reenact.face.detect import CONFIGS, NMS_IOU, AutoDetector, Detection, iou, make_detector
 from reenact.face.landmarks import MeshModel, Roi, roi_from_detection
 from reenact.face.pose import Pose, estimate_pose
 
@@ -63,7 +63,7 @@ class FaceAnalyzer:
     """Find faces and their 478-point meshes.
 
     `detector`: "auto" (BlazeFace short range; full range only for an image/frame where short range finds no face,
-    e.g. a small face in a large photo), "short" (short range only) or "full" (full range only). Tracking re-detection
+    e.g. a small face in a large photo; for a photo, overlapping tiles where neither finds one), "short" (short range only) or "full" (full range only). Tracking re-detection
     uses the same `self.detector`.
     """
 
@@ -73,8 +73,13 @@ class FaceAnalyzer:
         self.mesh = MeshModel(device, iris=iris)
 
     def detect(self, rgb: np.ndarray, name: str = "image") -> list[Detection]:
-        """Faces in one RGB uint8 image, sorted left to right."""
-        return self.detector([as_rgb(rgb, name)])[0]
+        """Faces in one RGB uint8 image, sorted left to right; with the "auto" detector, where the whole image
+        shows none, the faces of overlapping tiles (detect_tiles)."""
+        rgb = as_rgb(rgb, name)
+        found = self.detector([rgb])[0]
+        if found or not isinstance(self.detector, AutoDetector):
+            return found
+        return detect_tiles(self.detector, rgb)
 
     def landmarks(self, frames: list[np.ndarray], rois: list[Roi]) -> list[FaceLandmarks | None]:
         """Batched mesh for (frame, ROI) pairs; None where the mesh network sees no face."""
@@ -118,6 +123,38 @@ class FaceAnalyzer:
         return FaceTracker(self)
 
 
+TILES = 3  # tiles per longer side (overlapping by half): a face a tenth of a photo fills a third of a tile
+
+
+def detect_tiles(detector: object, rgb: np.ndarray) -> list[Detection]:
+    """Faces found in overlapping square tiles of a photo, in photo pixels, left to right.
+
+    The detectors see the whole photo letterboxed to 128 or 192 px: a face a tenth of a 12000x9000 photo's width
+    (1170 px, still 125 px after --max-size 1280) is then 12-19 input px with nothing around it to recognise, and
+    is missed. In a tile a third of the longer side it is three times larger. Runs only when the whole image shows
+    no face, one batched call for all tiles; a face seen in two tiles is kept once (the higher score).
+    """
+    h, w = rgb.shape[:2]
+    side = min(max(h, w) // TILES, h, w)
+    if side < 2 * MIN_FACE_PX:
+        return []
+    step = max(side // 2, 1)
+    ys = sorted({*range(0, h - side + 1, step), h - side})
+    xs = sorted({*range(0, w - side + 1, step), w - side})
+    corners = [(x, y) for y in ys for x in xs]
+    tiles = [np.ascontiguousarray(rgb[y:y + side, x:x + side]) for x, y in corners]
+    found: list[Detection] = []
+    for (x, y), dets in zip(corners, detector(tiles)):  # type: ignore[operator]
+        shift = np.array([x, y], np.float32)
+        found += [Detection((d.box.reshape(2, 2) + shift).ravel(), d.score, d.keypoints + shift, d.model, side)
+                  for d in dets]
+    kept: list[Detection] = []
+    for d in sorted(found, key=lambda d: -d.score):
+        if not kept or iou(d.box, np.stack([k.box for k in kept])).max() < NMS_IOU:
+            kept.append(d)
+    return sorted(kept, key=lambda d: float(d.box[0] + d.box[2]))
+
+
 def check_face(det: Detection, shape: tuple[int, ...], name: str) -> None:
     """InputError when a face is too small or mostly outside the frame."""
     w = det.width
@@ -125,7 +162,7 @@ def check_face(det: Detection, shape: tuple[int, ...], name: str) -> None:
         raise InputError(f"The face in {name} is only {w:.0f} px wide; use a larger or closer image (at least {MIN_FACE_PX} px, ideally > 100 px).")
     h, wi = shape[:2]
     config = CONFIGS[det.model]
-    if w * config.size / max(h, wi) < config.min_box:  # at the detector's smallest box: the face may be smaller still
+    if w * config.size / (det.view or max(h, wi)) < config.min_box:  # measured in the tile it was found in  # at the detector's smallest box: the face may be smaller still
         raise InputError(f"The face in {name} is too small for its {wi}x{h} image to be measured reliably (box {w:.0f} px); "
                          f"crop the image around the face or use a closer photo (a face at least 1/{config.size / config.min_box:.0f} of the longer side).")
     box = det.box.astype(np.float64)

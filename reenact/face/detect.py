@@ -48,6 +48,7 @@ class Detection:
     score: float
     keypoints: np.ndarray  # (6, 2) px: right eye, left eye, nose tip, mouth, right ear tragion, left ear (subject's)
     model: str = "short"  # which detector found it: "short" or "full" (CONFIGS key)
+    view: int = 0  # side (px) of the square tile it was found in (reenact.face.analyzer.detect_tiles); 0: the image
 
     @property
     def width(self) -> float:

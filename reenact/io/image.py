@@ -14,6 +14,7 @@ Policies (see docs/media.md):
 from __future__ import annotations
 
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from reenact.errors import MediaError, OutputError
 from reenact.io._media import PathLike, check_input_file
-from reenact.io.atomic import atomic_output
+from reenact.io.atomic import OutputGroup, atomic_output
 
 __all__ = ["read_image", "write_image"]
 
@@ -97,9 +98,11 @@ def _downscale(rgb: np.ndarray, max_side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
 
 
-def write_image(path: PathLike, rgb: np.ndarray, *, overwrite: bool = False, quality: int = 95) -> Path:
+def write_image(path: PathLike, rgb: np.ndarray, *, overwrite: bool = False, quality: int = 95,
+                group: OutputGroup | None = None) -> Path:
     """Write (H, W, 3) RGB, (H, W, 4) RGBA or (H, W) gray uint8 atomically; the format follows the extension
-    (.jpg .png .webp .bmp .tif ...). JPEG drops alpha (composited on white). Returns the final path."""
+    (.jpg .png .webp .bmp .tif ...). JPEG drops alpha (composited on white). Returns the final path. With `group`
+    the image is staged there and appears when the group commits (with the command's other outputs)."""
     if rgb.dtype != np.uint8 or rgb.ndim not in (2, 3) or (rgb.ndim == 3 and rgb.shape[2] not in (3, 4)):
         raise ValueError(f"write_image needs (H, W), (H, W, 3) or (H, W, 4) uint8, got {rgb.shape} {rgb.dtype}")
     ext = Path(path).suffix.lower()
@@ -110,7 +113,7 @@ def write_image(path: PathLike, rgb: np.ndarray, *, overwrite: bool = False, qua
     if fmt == "JPEG" and img.mode == "RGBA":
         img = Image.fromarray(_to_rgb(img))
     params = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-    with atomic_output(path, overwrite) as tmp:
+    with atomic_output(path, overwrite) if group is None else nullcontext(group.stage(path)) as tmp:
         try:
             img.save(tmp, format=fmt, **params)
         except OSError as err:

@@ -11,8 +11,9 @@ Policies (see docs/media.md):
 - Timing: frame n has pts n in a time base of 1/fps, so 30000/1001 is kept exactly; duration = n_frames / fps.
 - Audio (`audio=` a video or audio file): copied when the container accepts its codec, else re-encoded to AAC; cut
   or padded to the video's duration (see _audio_track.py). `audio_mode` forces "copy" or "encode".
-- The file is written as a hidden sibling (`.NAME.partial-XXXX.mp4`) and renamed on success; an existing output
-  is an OutputError unless `overwrite=True`.
+- The file is written as a hidden sibling (`.NAME.partial-PID-XXXXXX.mp4`) and renamed on success; an existing
+  output is an OutputError unless `overwrite=True`. With `group=` (an OutputGroup) the finished file stays staged
+  and is renamed with the command's other outputs by the group's commit.
 """
 
 from __future__ import annotations
@@ -32,21 +33,12 @@ import numpy as np
 from reenact.errors import OutputError, ReenactError
 from reenact.io._audio_track import AudioMode, AudioTrack
 from reenact.io._media import PathLike, as_fps, check_input_file
-from reenact.io.atomic import check_output_path, commit, discard, temp_name
+from reenact.io.atomic import OutputGroup, check_output_path, commit, discard, temp_name
+from reenact.options import PRESETS, check_x264  # noqa: F401  # PRESETS: re-exported
 
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 _BT709 = 1  # AVCOL_PRI_BT709 == AVCOL_TRC_BT709 == AVCOL_SPC_BT709
 _RANGE_MPEG = 1  # limited ("TV") range, what players expect from yuv420p H.264
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-
-
-def check_x264(crf: int, preset: str) -> None:
-    """The encoder settings `VideoWriter` accepts; `RenderOptions` checks them before any work with this too."""
-    if not 0 <= crf <= 51:
-        raise OutputError(f"--crf {crf}: use 0 (lossless) to 51 (worst); 18 looks lossless.")
-    if preset not in PRESETS:
-        raise OutputError(f"--preset {preset!r}: use one of {', '.join(PRESETS)}.")
-
 
 class VideoWriter:
     """Streaming H.264 writer. Call `write(rgb)` per frame; `close()` (or leaving the `with` block) finishes."""
@@ -63,6 +55,7 @@ class VideoWriter:
         overwrite: bool = False,
         threads: int = 0,
         expected_duration: float | Fraction | None = None,
+        group: OutputGroup | None = None,
     ) -> None:
         self.path = check_output_path(path, overwrite)
         fmt = _FORMATS.get(self.path.suffix.lower())
@@ -79,7 +72,8 @@ class VideoWriter:
         self.expected = Fraction(expected_duration) if expected_duration is not None else None
         self.frames_written = 0
         self.size: tuple[int, int] | None = None  # (width, height) of the frames given to write()
-        self._tmp = temp_name(self.path)
+        self.group = group
+        self._tmp = temp_name(self.path) if group is None else group.stage(self.path)
         self._container: av.container.OutputContainer | None = None
         self._video: av.VideoStream | None = None
         self._audio: AudioTrack | None = None
@@ -137,7 +131,8 @@ class VideoWriter:
             if isinstance(err, av.error.FFmpegError):
                 raise _write_error(self.path, err) from err
             raise
-        commit(self._tmp, self.path, self.overwrite)
+        if self.group is None:  # else the group renames it with the command's other outputs
+            commit(self._tmp, self.path, self.overwrite)
 
     def abort(self) -> None:
         """Stop without producing an output (the temporary file is removed)."""
@@ -242,7 +237,12 @@ class EncodeThread:
                  tb: TracebackType | None) -> None:
         self._stop = exc_type is not None
         self._queue.put(None)
-        self._thread.join()
+        try:
+            self._thread.join()
+        except BaseException:  # a signal (SIGTERM, Ctrl-C) while waiting: drop the queue, and let the thread finish
+            self._stop = True  # before the writers behind it close their files under it
+            self._thread.join()
+            raise
         if exc_type is None:
             self._raise()
 
