@@ -156,3 +156,23 @@ def test_a_clips_blinks_are_read_from_its_lids() -> None:
     au45 = CHANNELS.index("AU45")
     assert out[10, au45] < values[10, au45] and out[30, au45] > values[30, au45]  # the AUs follow the shapes
     assert np.array_equal(blinks_from_lids(values[:5], ears[:5]), values[:5])  # too short for an open-eye reference
+
+
+def test_a_clips_gaze_is_read_from_its_irises() -> None:
+    from reenact.estimate import IRIS_PER_LOOK, gaze_from_irises, gaze_from_arkit
+    t = 40
+    values = np.zeros((t, len(CHANNELS)), np.float32)
+    values[:, CHANNELS.index("eyeLookOutRight")] = 0.3  # the network's reading, replaced
+    offsets = np.zeros((t, 2), np.float32)
+    offsets[10:20, 0] = 0.5 * IRIS_PER_LOOK[0]  # the irises turn toward image right (the subject's left) ...
+    offsets[25, 1] = IRIS_PER_LOOK[1]  # ... then down for a frame
+    ears = np.full((t, 2), 0.3, np.float32)
+    ears[15] = 0.02  # a blink in the middle of the look: the covered iris is not read, the gaze holds
+    offsets[15] = [-1.0, 1.0]
+    out = gaze_from_irises(values, offsets, ears)
+    i = {n: CHANNELS.index(n) for n in ("eyeLookOutLeft", "eyeLookInRight", "eyeLookOutRight", "eyeLookDownLeft")}
+    assert out[12, i["eyeLookOutLeft"]] == pytest.approx(0.5) and out[12, i["eyeLookInRight"]] == pytest.approx(0.5)
+    assert out[15, i["eyeLookOutLeft"]] == pytest.approx(0.5)  # held through the blink
+    assert out[5, i["eyeLookOutRight"]] == 0.0 and out[5, i["eyeLookOutLeft"]] == 0.0
+    assert out[25, i["eyeLookDownLeft"]] == pytest.approx(1.0)
+    assert np.allclose(out[:, -len(GAZE):], gaze_from_arkit(out[:, :52]))

@@ -571,10 +571,13 @@ MAX_GAIN = 4.0
 # The lip-shaping shapes (press, roll, close, funnel, pucker, frown, ...) stay at 1: they act against each other
 # and against jawOpen, and amplifying each one's small, noisy activation turned talking lips into a grimace.
 # browDown stays at 1 too: on real blinks the estimator reads a little of it, which amplified drew a frown.
+# Gaze (eyeLook*) is fitted on the iris points: a warped iris reads back at a fraction of its turn.
 GAINED = ("eyeBlinkLeft", "eyeBlinkRight", "eyeWideLeft", "eyeWideRight", "browInnerUp", "browOuterUpLeft",
           "browOuterUpRight", "mouthSmileLeft", "mouthSmileRight", "jawOpen", "eyeSquintLeft", "eyeSquintRight",
           "cheekSquintLeft", "cheekSquintRight",
-          "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight")
+          "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight",
+          "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft", "eyeLookOutRight",
+          "eyeLookUpLeft", "eyeLookUpRight", "eyeLookDownLeft", "eyeLookDownRight")
 
 
 def fit_render_gain(rig: Rig, photos: list[Path]) -> tuple[torch.Tensor, dict]:
@@ -598,12 +601,13 @@ def fit_render_gain(rig: Rig, photos: list[Path]) -> tuple[torch.Tensor, dict]:
         renderer = FaceRenderer(image, face.points, np.zeros(len(ARKIT52), np.float32), rig)
         shapes = np.eye(len(ARKIT52), dtype=np.float32)[fitted] * GAIN_WEIGHT  # (K, 52) one shape each
         for k, (frame, target) in zip(fitted, zip(*renderer.render_with_points(shapes))):
-            asked = target[:468, :2] - face.points[:468, :2]  # (468, 2) px
+            n = 478 if ARKIT52[k].startswith("eyeLook") else 468  # gaze moves only the iris points
+            asked = target[:n, :2] - face.points[:n, :2]  # (n, 2) px
             size = np.linalg.norm(asked, axis=1)
             if size.max() < 1.0:  # under a pixel: nothing to read
                 continue
             region = size >= 0.5 * size.max()
-            seen = analyzer.analyze(frame).points[:468, :2] - face.points[:468, :2]
+            seen = analyzer.analyze(frame).points[:n, :2] - face.points[:n, :2]
             ratios[k].append(float((asked[region] ** 2).sum() / max((seen[region] * asked[region]).sum(), 1e-6)))
     gain = torch.ones(len(ARKIT52))
     for k, r in ratios.items():
