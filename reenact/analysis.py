@@ -152,7 +152,8 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
     A damaged or truncated video is tracked as far as it decodes; `meta["damage"]` then says so, with the frames
     expected (its declared duration at its rate) and decoded, for the caller to warn about (or refuse, --strict).
     """
-    from reenact.estimate import CHANNELS, eye_geometry, eyes_from_geometry
+    from reenact.clip_geometry import clip_geometry, read_geometry
+    from reenact.estimate import CHANNELS
     from reenact.face.track import add_irises
     from reenact.io.video import read_frames
     from reenact.smooth import smooth_track
@@ -165,8 +166,8 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
     timer = Timer()
 
     def finish(chunk: list[tuple[Any, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        """Iris (one batch of eye crops for the chunk) + estimator: (len(chunk), C) rows and their (len(chunk), 4) eye
-        geometry (the clip's blinks and gaze are read from it). Runs on the helper thread."""
+        """Iris (one batch of eye crops for the chunk) + estimator: (len(chunk), C) rows and their (len(chunk), 8)
+        geometry (the clip's blinks, gaze and brows are read from it). Runs on the helper thread."""
         t = time.perf_counter()
         add_irises(models.analyzer.mesh, [f.rgb for f, _ in chunk], [lm for _, lm in chunk])
         if on_frame is not None:
@@ -175,7 +176,7 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
         points = np.stack([nan if lm is None else lm.points for _, lm in chunk])
         out = models.estimator.estimate(points)
         timer("iris+estimate", t)
-        return out, eye_geometry(points)
+        return out, clip_geometry(points, models.estimator)
 
     # The sequential mesh tracking stays on this thread; each finished chunk's iris + estimator runs on a second
     # thread (torch releases the GIL), so two cores work. At most two chunks wait: memory stays bounded.
@@ -211,7 +212,7 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
         damage = frames.damage
     if not rows:
         raise MediaError(f"{path} has no video frames; give a video with at least one frame.")
-    raw = eyes_from_geometry(np.concatenate([r for r, _ in rows]), np.concatenate([g for _, g in rows]))  # (T, C)
+    raw = read_geometry(np.concatenate([r for r, _ in rows]), np.concatenate([g for _, g in rows]))  # (T, C)
     if np.isnan(raw).all():
         raise NoFaceError(f"No face found in any frame of {path}; use a driving video that shows a face.")
     values, missing = smooth_track(raw, CHANNELS, float(fps), mode=smooth, calibrate=calibrate)

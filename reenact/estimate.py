@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from reenact.errors import InputError
-from reenact.face.landmarks import LID_PAIRS
 from reenact.params import ARKIT52, AU17, GAZE, POSE, Track, arkit_to_au
 from reenact.registry import register_model
 
@@ -138,104 +137,6 @@ class Estimator:
         return out
 
 
-# In a clip, eyeBlink is read from the tracked lids, not the network. On the tuning clips (cap12, cap13, WolfgangLanger;
-# judged by MediaPipe's refined mesh) the network's eyeBlink correlated 0.28-0.73 with the reference lids' closure and
-# read > 0.3 on a third of open-eyed frames (more on a face looking down), where the lids' own closure correlated
-# 0.83-0.97. closure = 1 - EAR / the clip's open-eye EAR; it is ~0.2 at most on open eyes and 0.65-0.75 on shut ones.
-OPEN_PERCENTILE = 90  # the clip's open-eye aspect ratio: most frames of a talking face are open-eyed
-CLOSURE_OPEN, CLOSURE_SHUT = 0.2, 0.7  # closure read as eyeBlink 0 and 1
-MIN_CLIP_FRAMES = 12  # fewer frames with a face than this: no reliable open-eye reference, the network's reading stays
-CORNERS = ((33, 133), (263, 362))  # per eye in LID_PAIRS' order (image-left eye = the subject's right)
-
-
-def eye_aspect_ratios(points: np.ndarray) -> np.ndarray:
-    """(T, 478, 3) px -> (T, 2) eye aspect ratio (mean lid gap / corner distance) per eye, in (eyeBlinkLeft,
-    eyeBlinkRight) order; NaN where a frame has no face."""
-    ears = []
-    for (a, b), pairs in zip(CORNERS, LID_PAIRS):
-        width = np.linalg.norm(points[:, a, :2] - points[:, b, :2], axis=-1)
-        gap = np.mean([np.linalg.norm(points[:, u, :2] - points[:, v, :2], axis=-1) for u, v in pairs], 0)
-        ears.append(gap / np.maximum(width, 1e-6))
-    return np.stack(ears[::-1], 1)  # the subject's left eye is the image-right one
-
-
-# Gaze, like blinks, is read from the tracked irises in a clip: the iris centre's offset from the eye corners' midpoint
-# (both eyes averaged: eyes turn together), against the clip's median, in eye widths. On the tuning clips this
-# correlated 0.65-0.95 (horizontal) and 0.46-0.72 (vertical) with MediaPipe's refined irises at a slope of ~1, the
-# network's eyeLook reading 0.07-0.45. The rig's eyeLook shapes at 1 move the iris by these eye widths:
-IRIS_PER_LOOK = (0.205, 0.164)  # (eyeLookIn/Out, eyeLookUp/Down), measured on weights/rig_arkit52
-IRISES = ((468, (33, 133)), (473, (362, 263)))  # iris centre and its eye's corners, image-left eye first
-
-
-def iris_offsets(points: np.ndarray) -> np.ndarray:
-    """(T, 478, 3) px -> (T, 2) the irises' mean offset from their eye corners' midpoint, in eye widths, along the
-    corner axis (+: image right, the subject's left) and across it (+: down); NaN where a frame has no face."""
-    out = []
-    for iris, (a, b) in IRISES:
-        pa, pb = points[:, a, :2], points[:, b, :2]
-        width = np.linalg.norm(pb - pa, axis=-1, keepdims=True)
-        axis = (pb - pa) / np.maximum(width, 1e-6)
-        across = np.stack([-axis[:, 1], axis[:, 0]], 1)
-        v = points[:, iris, :2] - (pa + pb) / 2
-        out.append(np.stack([(v * axis).sum(1), (v * across).sum(1)], 1) / np.maximum(width, 1e-6))
-    return np.mean(out, 0)
-
-
-def gaze_from_irises(values: np.ndarray, offsets: np.ndarray, ears: np.ndarray) -> np.ndarray:
-    """(T, C) estimates, (T, 2) iris offsets and (T, 2) eye aspect ratios -> the estimates with eyeLook* (and the
-    gaze channels) from the irises' motion about the clip's median. Frames with the lids more than half shut keep the
-    last open frame's gaze (a covered iris is not tracked). Clips with fewer than MIN_CLIP_FRAMES faces keep the
-    network's reading."""
-    ear = ears.mean(1)
-    ok = np.isfinite(offsets).all(1) & np.isfinite(values).all(1) & np.isfinite(ear)
-    if ok.sum() < MIN_CLIP_FRAMES:
-        return values
-    seen = ok & (ear > 0.5 * np.percentile(ear[ok], OPEN_PERCENTILE))
-    if seen.sum() < MIN_CLIP_FRAMES:
-        return values
-    idx = np.flatnonzero(seen)
-    held = idx[np.clip(np.searchsorted(idx, np.arange(len(values)), side="right") - 1, 0, len(idx) - 1)]
-    look = (offsets[held] - np.median(offsets[seen], 0)) / np.array(IRIS_PER_LOOK)  # (T, 2) eyeLook units
-    yaw, down = np.clip(look[:, 0], -1, 1), np.clip(look[:, 1], -1, 1)
-    out = values.copy()
-    toward_left, toward_right = np.maximum(yaw, 0), np.maximum(-yaw, 0)  # the subject's left is image right
-    for name, v in (("eyeLookOutLeft", toward_left), ("eyeLookInLeft", toward_right),
-                    ("eyeLookInRight", toward_left), ("eyeLookOutRight", toward_right),
-                    ("eyeLookDownLeft", np.maximum(down, 0)), ("eyeLookDownRight", np.maximum(down, 0)),
-                    ("eyeLookUpLeft", np.maximum(-down, 0)), ("eyeLookUpRight", np.maximum(-down, 0))):
-        out[ok, ARKIT52.index(name)] = v[ok]
-    n = len(ARKIT52)
-    out[ok, len(CHANNELS) - len(GAZE):] = gaze_from_arkit(out[ok, :n])
-    return out
-
-
-def blinks_from_lids(values: np.ndarray, ears: np.ndarray) -> np.ndarray:
-    """(T, C) estimates in CHANNELS order and the same frames' (T, 2) eye aspect ratios -> the estimates with eyeBlink
-    read from the lids' closure (CLOSURE_OPEN -> 0, CLOSURE_SHUT -> 1) and the AUs recomputed. Clips with fewer than
-    MIN_CLIP_FRAMES faces keep the network's reading."""
-    ok = np.isfinite(ears).all(1) & np.isfinite(values).all(1)
-    if ok.sum() < MIN_CLIP_FRAMES:
-        return values
-    closure = 1.0 - ears[ok] / np.maximum(np.percentile(ears[ok], OPEN_PERCENTILE, axis=0), 1e-6)  # (T_ok, 2)
-    out = values.copy()
-    blink = [ARKIT52.index("eyeBlinkLeft"), ARKIT52.index("eyeBlinkRight")]
-    out[np.ix_(ok, blink)] = np.clip((closure - CLOSURE_OPEN) / (CLOSURE_SHUT - CLOSURE_OPEN), 0.0, 1.0)
-    n = len(ARKIT52)
-    out[ok, n:n + len(AU17)] = arkit_to_au(out[ok, :n])
-    return out
-
-
-def eye_geometry(points: np.ndarray) -> np.ndarray:
-    """(T, 478, 3) px -> (T, 4): the eye aspect ratios (eyeBlinkLeft, eyeBlinkRight order) and the irises' offset
-    (x, y) per frame: what a clip's blinks and gaze are read from (`eyes_from_geometry`). Cheap; computed per chunk."""
-    return np.concatenate([eye_aspect_ratios(points), iris_offsets(points)], 1)
-
-
-def eyes_from_geometry(values: np.ndarray, geometry: np.ndarray) -> np.ndarray:
-    """A whole clip's (T, C) estimates with blinks and gaze read from its (T, 4) `eye_geometry`."""
-    return gaze_from_irises(blinks_from_lids(values, geometry[:, :2]), geometry[:, 2:], geometry[:, :2])
-
-
 def extract_track(landmarks: Iterable[np.ndarray | None], fps: float, estimator: Estimator | None = None,
                   smooth: str = "offline", calibrate: bool = True, meta: dict | None = None) -> Track:
     """Per-frame landmarks ((478|468, 3) px, or None when no face) -> a smoothed, validated Track.
@@ -243,6 +144,7 @@ def extract_track(landmarks: Iterable[np.ndarray | None], fps: float, estimator:
     smooth: `offline` (zero-phase, default), `online` (One Euro) or `none` (raw). Missing frames are interpolated
     and counted in `track.meta["missing_frames"]`. Raises NoFaceError when no frame has a face.
     """
+    from reenact.clip_geometry import clip_geometry, read_geometry
     from reenact.smooth import smooth_track
 
     estimator = estimator or Estimator()
@@ -253,7 +155,7 @@ def extract_track(landmarks: Iterable[np.ndarray | None], fps: float, estimator:
     n = max(len(f) for f in frames)
     frames = [f if len(f) == n else np.full((n, 3), np.nan, np.float32) for f in frames]
     values = np.concatenate([estimator.estimate(np.stack(frames[i:i + 1024])) for i in range(0, len(frames), 1024)])
-    values = eyes_from_geometry(values, eye_geometry(np.stack(frames)))
+    values = read_geometry(values, clip_geometry(np.stack(frames), estimator))
     values, missing = smooth_track(values, CHANNELS, fps, mode=smooth, calibrate=calibrate)
     info = {"fps": fps, "frames": len(frames), "missing_frames": int(missing.sum()), "smoothing": smooth,
             "calibrated": calibrate, **(meta or {})}

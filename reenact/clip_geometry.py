@@ -1,0 +1,165 @@
+"""A clip's blinks, gaze and brows read from its tracked mesh's own geometry instead of the estimator network.
+
+Why: judged by MediaPipe's refined mesh on the tuning clips (cap12, cap13, WolfgangLanger), the network reads these
+channels worse than plain geometry of the same tracked mesh does: eyeBlink correlated 0.28-0.73 with the reference
+lids (the lids' own closure 0.83-0.97), eyeLook 0.07-0.45 with the reference irises (the irises' own offset 0.65-0.95),
+and its brow channels moved the brows half as far as the reference saw (0.48-0.65; geometry 0.96-1.08), with a
+reading that followed head pitch on a face that looks down. Each reading is relative to the clip itself (its
+open-eye aspect ratio, its median gaze and brow height), so it needs a clip: a photo, or a clip with fewer than
+MIN_CLIP_FRAMES faces, keeps the network's reading. The channels are written back in the network's units, so the
+rest of the pipeline (smoothing, retargeting, the rig) is unchanged.
+
+    geometry = clip_geometry(points, estimator)   # (T, GEOMETRY) per chunk of frames, cheap
+    values = read_geometry(values, geometry)      # the whole clip's (T, C) estimates
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from reenact.estimate import CHANNELS, Estimator, gaze_from_arkit, normalize
+from reenact.face.landmarks import LID_PAIRS
+from reenact.params import ARKIT52, AU17, GAZE, arkit_to_au
+
+# In a clip, eyeBlink is read from the tracked lids, not the network. On the tuning clips (cap12, cap13, WolfgangLanger;
+# judged by MediaPipe's refined mesh) the network's eyeBlink correlated 0.28-0.73 with the reference lids' closure and
+# read > 0.3 on a third of open-eyed frames (more on a face looking down), where the lids' own closure correlated
+# 0.83-0.97. closure = 1 - EAR / the clip's open-eye EAR; it is ~0.2 at most on open eyes and 0.65-0.75 on shut ones.
+OPEN_PERCENTILE = 90  # the clip's open-eye aspect ratio: most frames of a talking face are open-eyed
+CLOSURE_OPEN, CLOSURE_SHUT = 0.2, 0.7  # closure read as eyeBlink 0 and 1
+MIN_CLIP_FRAMES = 12  # fewer frames with a face than this: no reliable open-eye reference, the network's reading stays
+CORNERS = ((33, 133), (263, 362))  # per eye in LID_PAIRS' order (image-left eye = the subject's right)
+
+
+def eye_aspect_ratios(points: np.ndarray) -> np.ndarray:
+    """(T, 478, 3) px -> (T, 2) eye aspect ratio (mean lid gap / corner distance) per eye, in (eyeBlinkLeft,
+    eyeBlinkRight) order; NaN where a frame has no face."""
+    ears = []
+    for (a, b), pairs in zip(CORNERS, LID_PAIRS):
+        width = np.linalg.norm(points[:, a, :2] - points[:, b, :2], axis=-1)
+        gap = np.mean([np.linalg.norm(points[:, u, :2] - points[:, v, :2], axis=-1) for u, v in pairs], 0)
+        ears.append(gap / np.maximum(width, 1e-6))
+    return np.stack(ears[::-1], 1)  # the subject's left eye is the image-right one
+
+
+# Gaze, like blinks, is read from the tracked irises in a clip: the iris centre's offset from the eye corners' midpoint
+# (both eyes averaged: eyes turn together), against the clip's median, in eye widths. On the tuning clips this
+# correlated 0.65-0.95 (horizontal) and 0.46-0.72 (vertical) with MediaPipe's refined irises at a slope of ~1, the
+# network's eyeLook reading 0.07-0.45. The rig's eyeLook shapes at 1 move the iris by these eye widths:
+IRIS_PER_LOOK = (0.205, 0.164)  # (eyeLookIn/Out, eyeLookUp/Down), measured on weights/rig_arkit52
+IRISES = ((468, (33, 133)), (473, (362, 263)))  # iris centre and its eye's corners, image-left eye first
+
+
+def iris_offsets(points: np.ndarray) -> np.ndarray:
+    """(T, 478, 3) px -> (T, 2) the irises' mean offset from their eye corners' midpoint, in eye widths, along the
+    corner axis (+: image right, the subject's left) and across it (+: down); NaN where a frame has no face."""
+    out = []
+    for iris, (a, b) in IRISES:
+        pa, pb = points[:, a, :2], points[:, b, :2]
+        width = np.linalg.norm(pb - pa, axis=-1, keepdims=True)
+        axis = (pb - pa) / np.maximum(width, 1e-6)
+        across = np.stack([-axis[:, 1], axis[:, 0]], 1)
+        v = points[:, iris, :2] - (pa + pb) / 2
+        out.append(np.stack([(v * axis).sum(1), (v * across).sum(1)], 1) / np.maximum(width, 1e-6))
+    return np.mean(out, 0)
+
+
+def gaze_from_irises(values: np.ndarray, offsets: np.ndarray, ears: np.ndarray) -> np.ndarray:
+    """(T, C) estimates, (T, 2) iris offsets and (T, 2) eye aspect ratios -> the estimates with eyeLook* (and the
+    gaze channels) from the irises' motion about the clip's median. Frames with the lids more than half shut keep the
+    last open frame's gaze (a covered iris is not tracked). Clips with fewer than MIN_CLIP_FRAMES faces keep the
+    network's reading."""
+    ear = ears.mean(1)
+    ok = np.isfinite(offsets).all(1) & np.isfinite(values).all(1) & np.isfinite(ear)
+    if ok.sum() < MIN_CLIP_FRAMES:
+        return values
+    seen = ok & (ear > 0.5 * np.percentile(ear[ok], OPEN_PERCENTILE))
+    if seen.sum() < MIN_CLIP_FRAMES:
+        return values
+    idx = np.flatnonzero(seen)
+    held = idx[np.clip(np.searchsorted(idx, np.arange(len(values)), side="right") - 1, 0, len(idx) - 1)]
+    look = (offsets[held] - np.median(offsets[seen], 0)) / np.array(IRIS_PER_LOOK)  # (T, 2) eyeLook units
+    yaw, down = np.clip(look[:, 0], -1, 1), np.clip(look[:, 1], -1, 1)
+    out = values.copy()
+    toward_left, toward_right = np.maximum(yaw, 0), np.maximum(-yaw, 0)  # the subject's left is image right
+    for name, v in (("eyeLookOutLeft", toward_left), ("eyeLookInLeft", toward_right),
+                    ("eyeLookInRight", toward_left), ("eyeLookOutRight", toward_right),
+                    ("eyeLookDownLeft", np.maximum(down, 0)), ("eyeLookDownRight", np.maximum(down, 0)),
+                    ("eyeLookUpLeft", np.maximum(-down, 0)), ("eyeLookUpRight", np.maximum(-down, 0))):
+        out[ok, ARKIT52.index(name)] = v[ok]
+    n = len(ARKIT52)
+    out[ok, len(CHANNELS) - len(GAZE):] = gaze_from_arkit(out[ok, :n])
+    return out
+
+
+def blinks_from_lids(values: np.ndarray, ears: np.ndarray) -> np.ndarray:
+    """(T, C) estimates in CHANNELS order and the same frames' (T, 2) eye aspect ratios -> the estimates with eyeBlink
+    read from the lids' closure (CLOSURE_OPEN -> 0, CLOSURE_SHUT -> 1) and the AUs recomputed. Clips with fewer than
+    MIN_CLIP_FRAMES faces keep the network's reading."""
+    ok = np.isfinite(ears).all(1) & np.isfinite(values).all(1)
+    if ok.sum() < MIN_CLIP_FRAMES:
+        return values
+    closure = 1.0 - ears[ok] / np.maximum(np.percentile(ears[ok], OPEN_PERCENTILE, axis=0), 1e-6)  # (T_ok, 2)
+    out = values.copy()
+    blink = [ARKIT52.index("eyeBlinkLeft"), ARKIT52.index("eyeBlinkRight")]
+    out[np.ix_(ok, blink)] = np.clip((closure - CLOSURE_OPEN) / (CLOSURE_SHUT - CLOSURE_OPEN), 0.0, 1.0)
+    n = len(ARKIT52)
+    out[ok, n:n + len(AU17)] = arkit_to_au(out[ok, :n])
+    return out
+
+
+# Brows: the mean height of each brow's inner and outer half in the network's canonical (pose-free) frame, cm, y down.
+BROW_HALVES = ((285, 295, 282, 336, 296), (55, 65, 52, 107, 66),  # inner: subject's left, right
+               (300, 293, 334, 276, 283), (70, 63, 105, 46, 53))  # outer: subject's left, right
+# The rig's y motion of those halves per unit of shape (weights/rig_arkit52; negative: up), to turn cm into units.
+INNER_UP_CM, OUTER_UP_CM, DOWN_CM = -0.333, -0.448, 0.405
+GEOMETRY = 8  # columns of clip_geometry: 2 eye aspect ratios, 2 iris offsets, 4 brow heights
+
+
+def brow_heights(points: np.ndarray, estimator: Estimator) -> np.ndarray:
+    """(T, 478, 3) px -> (T, 4) canonical-frame y of the brow halves (inner L, inner R, outer L, outer R), cm."""
+    net = estimator.net
+    out = np.full((len(points), 4), np.nan, np.float32)
+    ok = np.flatnonzero(np.isfinite(points).all(axis=(1, 2)))
+    if len(ok):
+        with torch.inference_mode():
+            x = torch.as_tensor(points[ok, :468], dtype=torch.float32, device=estimator.device)
+            canon = normalize(x, net.neutral[:468], net.rigid)[0][..., 1].float().cpu().numpy()  # (T_ok, 468)
+        out[ok] = np.stack([canon[:, list(h)].mean(1) for h in BROW_HALVES], 1)
+    return out
+
+
+def brows_from_mesh(values: np.ndarray, heights: np.ndarray) -> np.ndarray:
+    """(T, C) estimates and (T, 4) `brow_heights` -> brow channels from each half's motion about the clip's median,
+    on top of the network's median reading (the person's resting brows): a rise of the inner halves is browInnerUp,
+    of an outer half browOuterUp; an inner half lowered below what browInnerUp's rest can take is browDown."""
+    ok = np.isfinite(heights).all(1) & np.isfinite(values).all(1)
+    if ok.sum() < MIN_CLIP_FRAMES:
+        return values
+    moved = heights[ok] - np.median(heights[ok], 0)  # (T_ok, 4) cm, y down
+    col = {n: ARKIT52.index(n) for n in ("browInnerUp", "browOuterUpLeft", "browOuterUpRight", "browDownLeft",
+                                         "browDownRight")}
+    rest = {n: float(np.median(values[ok, c])) for n, c in col.items()}
+    out = values.copy()
+    inner_up = rest["browInnerUp"] + moved[:, :2].mean(1) / INNER_UP_CM  # may go below 0: a lowering
+    out[ok, col["browInnerUp"]] = np.clip(inner_up, 0, 1)
+    for side, i in (("Left", 0), ("Right", 1)):
+        out[ok, col[f"browOuterUp{side}"]] = np.clip(rest[f"browOuterUp{side}"] + moved[:, 2 + i] / OUTER_UP_CM, 0, 1)
+        # the share of this side's inner lowering that browInnerUp (at 0) could not draw
+        lowered = np.maximum(moved[:, i] - rest["browInnerUp"] * -INNER_UP_CM, 0)
+        out[ok, col[f"browDown{side}"]] = np.clip(rest[f"browDown{side}"] + lowered / DOWN_CM, 0, 1)
+    n = len(ARKIT52)
+    out[ok, n:n + len(AU17)] = arkit_to_au(out[ok, :n])
+    return out
+
+
+def clip_geometry(points: np.ndarray, estimator: Estimator) -> np.ndarray:
+    """(T, 478, 3) px -> (T, GEOMETRY): eye aspect ratios, iris offsets and brow heights, what `read_geometry` reads."""
+    return np.concatenate([eye_aspect_ratios(points), iris_offsets(points), brow_heights(points, estimator)], 1)
+
+
+def read_geometry(values: np.ndarray, geometry: np.ndarray) -> np.ndarray:
+    """A whole clip's (T, C) estimates with blinks, gaze and brows read from its (T, GEOMETRY) `clip_geometry`."""
+    ears, irises, brows = geometry[:, :2], geometry[:, 2:4], geometry[:, 4:]
+    return gaze_from_irises(blinks_from_lids(brows_from_mesh(values, brows), ears), irises, ears)
