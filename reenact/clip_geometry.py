@@ -93,14 +93,24 @@ def gaze_from_irises(values: np.ndarray, offsets: np.ndarray, ears: np.ndarray) 
     return out
 
 
+# A smile narrows the eyes from below (cheeks and lower lids rise): that share of the closure is the network's
+# eyeSquint / cheekSquint reading, not a blink; counted twice, a laugh shut the eyes. Closure per unit of each, the
+# rig's lid gap (weights/rig_arkit52), and the reference: each channel's least-squinted frames in the clip.
+SQUINT_CLOSURE = {"eyeSquint": 0.445, "cheekSquint": 0.142}
+SQUINT_REST_PERCENTILE = 10
+
+
 def blinks_from_lids(values: np.ndarray, ears: np.ndarray) -> np.ndarray:
     """(T, C) estimates in CHANNELS order and the same frames' (T, 2) eye aspect ratios -> the estimates with eyeBlink
-    read from the lids' closure (CLOSURE_OPEN -> 0, CLOSURE_SHUT -> 1) and the AUs recomputed. Clips with fewer than
-    MIN_CLIP_FRAMES faces keep the network's reading."""
+    read from the lids' closure that the squints do not explain (CLOSURE_OPEN -> 0, CLOSURE_SHUT -> 1) and the AUs
+    recomputed. Clips with fewer than MIN_CLIP_FRAMES faces keep the network's reading."""
     ok = np.isfinite(ears).all(1) & np.isfinite(values).all(1)
     if ok.sum() < MIN_CLIP_FRAMES:
         return values
     closure = 1.0 - ears[ok] / np.maximum(np.percentile(ears[ok], OPEN_PERCENTILE, axis=0), 1e-6)  # (T_ok, 2)
+    for shape, per_unit in SQUINT_CLOSURE.items():
+        v = values[np.ix_(ok, [ARKIT52.index(shape + "Left"), ARKIT52.index(shape + "Right")])]  # (T_ok, 2)
+        closure = closure - per_unit * np.maximum(v - np.percentile(v, SQUINT_REST_PERCENTILE, axis=0), 0)
     out = values.copy()
     blink = [ARKIT52.index("eyeBlinkLeft"), ARKIT52.index("eyeBlinkRight")]
     out[np.ix_(ok, blink)] = np.clip((closure - CLOSURE_OPEN) / (CLOSURE_SHUT - CLOSURE_OPEN), 0.0, 1.0)

@@ -157,6 +157,10 @@ def test_a_clips_blinks_are_read_from_its_lids() -> None:
     au45 = CHANNELS.index("AU45")
     assert out[10, au45] < values[10, au45] and out[30, au45] > values[30, au45]  # the AUs follow the shapes
     assert np.array_equal(blinks_from_lids(values[:5], ears[:5]), values[:5])  # too short for an open-eye reference
+    smiling = values.copy()
+    smiling[20, CHANNELS.index("cheekSquintLeft")] = 1.0  # the network reads the half-closed left eye as a smile's
+    smiling[20, CHANNELS.index("eyeSquintLeft")] = 0.5
+    assert blinks_from_lids(smiling, ears)[20, left] < 0.1
 
 
 def test_a_clips_gaze_is_read_from_its_irises() -> None:
@@ -213,3 +217,10 @@ def test_clip_geometry_constants_match_the_shipped_rig(rig) -> None:
     width = np.linalg.norm(neutral[362, :2] - neutral[263, :2])
     assert basis[ARKIT52.index("eyeLookOutLeft")][473, 0] / width == pytest.approx(IRIS_PER_LOOK[0], rel=0.05)
     assert basis[ARKIT52.index("eyeLookDownLeft")][473, 1] / width == pytest.approx(IRIS_PER_LOOK[1], rel=0.05)
+    from reenact.clip_geometry import SQUINT_CLOSURE
+    from reenact.face.landmarks import LID_PAIRS
+    gap = np.mean([neutral[lo, 1] - neutral[up, 1] for up, lo in LID_PAIRS[1]])  # the subject's left eye
+    for shape, per_unit in SQUINT_CLOSURE.items():
+        d = basis[ARKIT52.index(shape + "Left")]
+        closing = -np.mean([d[lo, 1] - d[up, 1] for up, lo in LID_PAIRS[1]]) / gap
+        assert closing == pytest.approx(per_unit, rel=0.05)
