@@ -10,14 +10,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import cv2
 import numpy as np
 import torch
 
-from reenact.errors import MediaError, NoFaceError
+from reenact.errors import InputError, MediaError, NoFaceError
 from reenact.params import ARKIT52, Track
+
+if TYPE_CHECKING:
+    from reenact.estimate import Estimator
 
 Advance = Callable[[int], None]
 ProgressFactory = Callable[[str, "int | None"], Any]  # (label, total) -> context manager yielding advance(n)
@@ -223,3 +226,29 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
     if damaged is not None:
         meta["damage"] = damaged
     return Track(np.arange(len(values)) / float(fps), values.astype(np.float32), list(CHANNELS), meta)
+
+
+def extract_track(landmarks: Iterable[np.ndarray | None], fps: float, estimator: Estimator | None = None,
+                  smooth: str = "offline", calibrate: bool = True, meta: dict | None = None) -> Track:
+    """Per-frame landmarks ((478|468, 3) px, or None when no face) -> a smoothed, validated Track.
+
+    smooth: `offline` (zero-phase, default), `online` (One Euro) or `none` (raw). Missing frames are interpolated
+    and counted in `track.meta["missing_frames"]`. Raises NoFaceError when no frame has a face.
+    """
+    from reenact.clip_geometry import clip_geometry, read_geometry
+    from reenact.estimate import CHANNELS, Estimator
+    from reenact.smooth import smooth_track
+
+    estimator = estimator or Estimator()
+    frames = [np.full((478, 3), np.nan, np.float32) if p is None else np.asarray(p, np.float32)[:478]
+              for p in landmarks]
+    if not frames:
+        raise InputError("No frames to extract parameters from; the video is empty.")
+    n = max(len(f) for f in frames)
+    frames = [f if len(f) == n else np.full((n, 3), np.nan, np.float32) for f in frames]
+    values = np.concatenate([estimator.estimate(np.stack(frames[i:i + 1024])) for i in range(0, len(frames), 1024)])
+    values = read_geometry(values, clip_geometry(np.stack(frames), estimator))
+    values, missing = smooth_track(values, CHANNELS, fps, mode=smooth, calibrate=calibrate)
+    info = {"fps": fps, "frames": len(frames), "missing_frames": int(missing.sum()), "smoothing": smooth,
+            "calibrated": calibrate, **(meta or {})}
+    return Track(np.arange(len(values)) / fps, values, list(CHANNELS), info).validate("extracted track")

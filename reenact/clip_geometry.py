@@ -53,7 +53,10 @@ IRISES = ((468, (33, 133)), (473, (362, 263)))  # iris centre and its eye's corn
 
 def iris_offsets(points: np.ndarray) -> np.ndarray:
     """(T, 478, 3) px -> (T, 2) the irises' mean offset from their eye corners' midpoint, in eye widths, along the
-    corner axis (+: image right, the subject's left) and across it (+: down); NaN where a frame has no face."""
+    corner axis (+: image right, the subject's left) and across it (+: down); NaN where a frame has no face or the
+    mesh has no iris points (468)."""
+    if points.shape[1] < 478:
+        return np.full((len(points), 2), np.nan, np.float32)
     out = []
     for iris, (a, b) in IRISES:
         pa, pb = points[:, a, :2], points[:, b, :2]

@@ -16,13 +16,13 @@ it up, roll > 0 is clockwise in the image. Gaze: per eye, yaw > 0 toward the sub
 
 from __future__ import annotations
 
-from typing import Iterable
+
 
 import numpy as np
 import torch
 
 from reenact.errors import InputError
-from reenact.params import ARKIT52, AU17, GAZE, POSE, Track, arkit_to_au
+from reenact.params import ARKIT52, AU17, GAZE, POSE, arkit_to_au
 from reenact.registry import register_model
 
 CHANNELS: tuple[str, ...] = ARKIT52 + AU17 + POSE + GAZE
@@ -135,28 +135,3 @@ class Estimator:
             out[idx] = np.concatenate([arkit, arkit_to_au(arkit), pose.float().cpu().numpy(),
                                        gaze_from_arkit(arkit)], 1)
         return out
-
-
-def extract_track(landmarks: Iterable[np.ndarray | None], fps: float, estimator: Estimator | None = None,
-                  smooth: str = "offline", calibrate: bool = True, meta: dict | None = None) -> Track:
-    """Per-frame landmarks ((478|468, 3) px, or None when no face) -> a smoothed, validated Track.
-
-    smooth: `offline` (zero-phase, default), `online` (One Euro) or `none` (raw). Missing frames are interpolated
-    and counted in `track.meta["missing_frames"]`. Raises NoFaceError when no frame has a face.
-    """
-    from reenact.clip_geometry import clip_geometry, read_geometry
-    from reenact.smooth import smooth_track
-
-    estimator = estimator or Estimator()
-    frames = [np.full((478, 3), np.nan, np.float32) if p is None else np.asarray(p, np.float32)[:478]
-              for p in landmarks]
-    if not frames:
-        raise InputError("No frames to extract parameters from; the video is empty.")
-    n = max(len(f) for f in frames)
-    frames = [f if len(f) == n else np.full((n, 3), np.nan, np.float32) for f in frames]
-    values = np.concatenate([estimator.estimate(np.stack(frames[i:i + 1024])) for i in range(0, len(frames), 1024)])
-    values = read_geometry(values, clip_geometry(np.stack(frames), estimator))
-    values, missing = smooth_track(values, CHANNELS, fps, mode=smooth, calibrate=calibrate)
-    info = {"fps": fps, "frames": len(frames), "missing_frames": int(missing.sum()), "smoothing": smooth,
-            "calibrated": calibrate, **(meta or {})}
-    return Track(np.arange(len(values)) / fps, values, list(CHANNELS), info).validate("extracted track")

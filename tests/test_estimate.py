@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from reenact.errors import InputError, NoFaceError
-from reenact.estimate import CHANNELS, Estimator, extract_track, gaze_from_arkit
+from reenact.analysis import extract_track
+from reenact.estimate import CHANNELS, Estimator, gaze_from_arkit
 from reenact.params import ARKIT52, AU17, GAZE, POSE, arkit_to_au
 from reenact.rig import load_rig
 from reenact.train.estimator import Identities, TrainConfig, synth_batch
