@@ -344,8 +344,39 @@ class ClipResult:
     seconds_total: float
 
 
+def oracle_warp(driver: Path, output: Path, source_frame: int) -> None:
+    """What a mesh warp can show at best: the photo warped straight to the driver's own tracked meshes (each frame's
+    mapped onto the photo's by a similarity on the estimator's rigid vertices, so head motion is removed), with no
+    estimator, rig or render gain in between. reenact's own tracker, warp and lid cover; writes `output`."""
+    import torch
+
+    from reenact.estimate import Estimator, batch_procrustes
+    from reenact.face import FaceAnalyzer
+    from reenact.face.track import track_video
+    from reenact.io.video import read_frames
+    from reenact.io.writer import VideoWriter
+    from reenact.render.warp import MeshWarper
+
+    with read_frames(driver) as frames:
+        fps, rgb = frames.fps, [f.rgb for f in frames]
+    tracked = [None if lm is None else lm.points for lm in track_video(rgb, FaceAnalyzer())]
+    photo, ref = rgb[source_frame], tracked[source_frame]
+    if ref is None:
+        sys.exit(f"--oracle: no face in the driver's frame {source_frame}")
+    rigid = Estimator().net.rigid.numpy()
+    warper = MeshWarper(photo, ref[:, :2])
+    with VideoWriter(output, fps, overwrite=True) as writer:
+        for points in tracked:
+            if points is None:
+                writer.write(photo)
+                continue
+            s, rot, t = batch_procrustes(torch.tensor(points[rigid]), torch.tensor(ref[None, rigid]))
+            aligned = s[:, None, None] * torch.tensor(points)[None] @ rot.transpose(1, 2) + t[:, None]  # (1, N, 3)
+            writer.write(warper.paste(photo, warper.warp(aligned[..., :2] - torch.tensor(ref[:, :2])))[0])
+
+
 def run_clip(reenact: Reenact, name: str, seconds: float, source_frame: int, drive_args: list[str], work: Path,
-             sheet: Path | None) -> ClipResult:
+             sheet: Path | None, oracle: bool = False) -> ClipResult:
     t0 = time.perf_counter()
     src = DATA / CLIPS[name]
     work.mkdir(parents=True, exist_ok=True)
@@ -358,7 +389,11 @@ def run_clip(reenact: Reenact, name: str, seconds: float, source_frame: int, dri
     cv2.imwrite(str(photo), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     reencode(driver, floor_video)
     t = time.perf_counter()
-    reenact("drive", str(photo), str(driver), "-o", str(output), "-y", "--report", str(report), *drive_args)
+    if oracle:
+        oracle_warp(driver, output, source_frame)
+        report.write_text(json.dumps({"oracle": True}))
+    else:
+        reenact("drive", str(photo), str(driver), "-o", str(output), "-y", "--report", str(report), *drive_args)
     seconds_drive = time.perf_counter() - t
     drv, out, flo = meshes([driver, output, floor_video])
     n_drv, n_out = count_frames(driver), count_frames(output)
@@ -503,6 +538,9 @@ def main() -> None:
     ap.add_argument("--sheet", type=Path, help="contact sheet PNG (one per clip, the clip's name appended)")
     ap.add_argument("--code", type=Path, help="run the reenact CLI of this checkout (default: the installed one)")
     ap.add_argument("--label", default="", help="name of this run (default: from --drive-args)")
+    ap.add_argument("--oracle", action="store_true",
+                    help="instead of `reenact drive`, warp the photo to the driver's own tracked meshes (the best a "
+                         "mesh warp can show, before any estimator or rig)")
     argv = sys.argv[1:]
     for i, a in enumerate(argv[:-1]):  # `--drive-args --pose`: argparse would read "--pose" as an option of its own
         if a == "--drive-args":
@@ -519,7 +557,7 @@ def main() -> None:
     results, work = [], CACHE / "runs" / label
     for c in clips:
         sheet = None if args.sheet is None else args.sheet.with_name(f"{args.sheet.stem}_{c}{args.sheet.suffix}")
-        results.append(run_clip(reenact, c, args.seconds, args.source_frame, drive_args, work / c, sheet))
+        results.append(run_clip(reenact, c, args.seconds, args.source_frame, drive_args, work / c, sheet, args.oracle))
         print(f"{c}: {results[-1].seconds_total} s", file=sys.stderr)
     photos = args.photos or (edit_photos(args.edit_photos) if args.edit_photos > 0 else [])
     edits = edit_checks(reenact, photos, work / "edits") if photos else []
