@@ -3,6 +3,7 @@
     .venv/bin/python tools/eval_mouth.py [--clips franck single_face carphone] [--seconds 8] \
         [--drive-args "--mouth paint"] [--label NAME] [--code DIR] [--out out/mouth.json]
     .venv/bin/python tools/eval_mouth.py --sheet docs/images/mouth.png --sheet-labels paint driver
+    .venv/bin/python tools/eval_mouth.py --colour-stats --clips cap12 cap13 wolfgang
 
 A clip's first frame (lips closed) is the photo and the clip drives it (tools/eval_fidelity.py's cut and CLI
 runner). MediaPipe FaceMesh (the independent judge of docs/fidelity.md, cached meshes) meshes the driver and the
@@ -174,6 +175,35 @@ def table(results: list[ClipMouth]) -> str:
     return "\n".join(lines)
 
 
+# --- colour of real mouths (reenact.render.interior.LibraryLook's targets) ------------------------------------------
+
+def colour_stats(clip: str, seconds: float) -> dict[str, list[float]]:
+    """Mean colour over the lip-adjacent skin's, per channel, of the teeth and of the rest inside the real inner-lip
+    contour on the clip's open-mouth frames (teeth told apart as reenact does: interior.teeth_weight)."""
+    sys.path.insert(0, str(ROOT))
+    from reenact.render.interior import KEEP, skin_gains, teeth_weight
+
+    work = CACHE / "stats" / clip
+    work.mkdir(parents=True, exist_ok=True)
+    driver = work / "driver.mp4"
+    if not driver.exists():
+        cut(DATA / CLIPS[clip], driver, seconds)
+    drv = meshes([driver])[0]
+    wanted = set(np.flatnonzero(np.nan_to_num(opening(drv)) > OPEN_GAP).tolist())
+    teeth, rest = [], []
+    for i, frame in sorted(decode(driver, wanted).items()):
+        mask = inner_mask(drv[i], frame.shape)
+        if mask.sum() < MIN_PIXELS:
+            continue
+        skin = skin_gains(frame, drv[i][KEEP, :2])
+        rel = frame[mask].astype(np.float32) / skin  # (N, 3)
+        w = teeth_weight(frame[mask], skin)[:, None]
+        if w.sum() >= 1:
+            teeth.append((rel * w).sum(0) / w.sum())
+        rest.append((rel * (1 - w)).sum(0) / max(float((1 - w).sum()), 1e-3))
+    return {"teeth": [round(float(x), 3) for x in np.mean(teeth, 0)], "rest": [round(float(x), 3) for x in np.mean(rest, 0)]}
+
+
 # --- contact sheet ---------------------------------------------------------------------------------------------------
 
 def sheet(clip: str, labels: list[str], path: Path, columns: int = 4, size: int = 160) -> None:
@@ -221,12 +251,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="JSON of every number (default: out/mouth_LABEL.json)")
     ap.add_argument("--sheet", type=Path, help="contact sheet PNG per clip (clip name appended) from earlier runs")
     ap.add_argument("--sheet-labels", nargs="+", default=["paint", "driver"], help="the runs shown in --sheet")
+    ap.add_argument("--colour-stats", action="store_true", help="teeth / rest colour over skin of the real mouths")
     argv = sys.argv[1:]
     for i, a in enumerate(argv[:-1]):  # `--drive-args --mouth paint`: keep argparse from reading it as options
         if a == "--drive-args":
             argv[i:i + 2] = [f"--drive-args={argv[i + 1]}"]
             break
     args = ap.parse_args(argv)
+    if args.colour_stats:
+        for c in args.clips:
+            print(c, json.dumps(colour_stats(c, args.seconds)))
+        return
     if args.sheet is not None:
         for c in args.clips:
             sheet(c, args.sheet_labels, args.sheet.with_name(f"{args.sheet.stem}_{c}{args.sheet.suffix}"))
