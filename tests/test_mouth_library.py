@@ -188,7 +188,7 @@ def test_library_teeth_take_the_photos_own_teeth_colour(library: MouthLibrary, p
     image, points, renderer = photo
     carrier = renderer.carrier
     assert carrier.teeth is not None and luma_of(carrier.teeth) > luma_of(carrier.skin)
-    mouth = max(library.mouths, key=lambda m: float(m.layers[..., 3].sum()))  # the entry showing most teeth
+    mouth = max(library.mouths, key=lambda m: float(m.layers[..., 1].sum()))  # the entry showing most teeth
     target = renderer.target_points(open_jaw(0.6))[0]
     box = (int(target[78, 0]) - 2, int(target[13, 1]) - 2, int(target[308, 0]) + 2, int(target[14, 1]) + 2)
     with_own = carrier.fill_library(mouth, target, box)

@@ -259,12 +259,11 @@ class Carrier:
         """Like `fill`, for a library mouth: its rest (tongue, cavity) rebuilt on the photo's skin colour, its teeth
         given the photo's own teeth colour, or where the photo shows none, the tuning clips' teeth-over-skin."""
         map_x, map_y, s = self.maps(mouth, pts, box)
-        carried = remap(mouth.layers, map_x, map_y, s)  # (h, w, 4) RGB + teeth weight
-        rgb, m = carried[..., :3], carried[..., 3:]
-        rest_gain = self.skin * np.asarray(look.rest, np.float32) / mouth.rest  # (3,)
-        teeth = self.teeth if self.teeth is not None else self.skin * np.asarray(look.teeth, np.float32)
-        gain = rest_gain * (1 - m) + (teeth / mouth.teeth) * m  # (h, w, 3)
-        return np.minimum(rgb * gain, 255.0)
+        carried = remap(mouth.layers, map_x, map_y, s)  # (h, w, 2) luma + teeth weight
+        y, m = carried[..., :1], carried[..., 1:]
+        rest = self.skin * np.asarray(look.rest, np.float32) / mouth.rest  # (3,) colour per unit of entry luma
+        teeth = (self.teeth if self.teeth is not None else self.skin * np.asarray(look.teeth, np.float32)) / mouth.teeth
+        return np.minimum(y * (rest * (1 - m) + teeth * m), 255.0)  # (h, w, 3)
 
 
 def remap(crop: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, s: float) -> np.ndarray:
@@ -371,13 +370,14 @@ class MouthLibrary:
 
 @dataclass
 class LibraryMouth(DriverMouth):
-    """A library entry ready to carry: `layers` (h, w, 4) float32, its RGB and teeth weight; `teeth` (3,) its teeth's
-    raw colour; `rest` (3,) its skin times the library's mean rest-over-skin colour (what the photo's skin times
-    LibraryLook.rest replaces)."""
+    """A library entry ready to carry: `layers` (h, w, 2) float32, its luma and teeth weight (only its light is
+    carried: its colours are another person's under another camera); `teeth` its teeth's mean luma; `rest` the luma
+    of its skin times the library's mean rest-over-skin colour (what the photo's skin times LibraryLook.rest
+    replaces)."""
 
-    layers: np.ndarray = field(default_factory=lambda: np.zeros((1, 1, 4), np.float32))
-    teeth: np.ndarray = field(default_factory=lambda: np.ones(3, np.float32))
-    rest: np.ndarray = field(default_factory=lambda: np.ones(3, np.float32))
+    layers: np.ndarray = field(default_factory=lambda: np.zeros((1, 1, 2), np.float32))
+    teeth: float = 1.0
+    rest: float = 1.0
 
 
 def library_mouths(patches: np.ndarray, points: np.ndarray, skin: np.ndarray,
@@ -392,11 +392,11 @@ def library_mouths(patches: np.ndarray, points: np.ndarray, skin: np.ndarray,
         rest_rel.append((px.mean(0) if rest is None else rest) / sk)
         teeth.append(weighted_colour(px, w, look.min_teeth_px))
         teeth_rel.append(None if teeth[-1] is None else teeth[-1] / sk)
-        layers.append(np.dstack([patch.astype(np.float32), teeth_weight(patch, sk, look)]))  # (h, w, 4)
+        layers.append(np.dstack([luma_of(patch), teeth_weight(patch, sk, look)]))  # (h, w, 2)
     mean_teeth = np.mean([t for t in teeth_rel if t is not None] or [np.ones(3)], 0)
     mean_rest = np.mean(rest_rel, 0)
-    return [LibraryMouth(patch, pts, sk, layer.astype(np.float32),
-                         (sk * mean_teeth if t is None else t).astype(np.float32), (sk * mean_rest).astype(np.float32))
+    return [LibraryMouth(patch, pts, sk, layer.astype(np.float32), float(luma_of(sk * mean_teeth if t is None else t)),
+                         float(luma_of(sk * mean_rest)))
             for patch, pts, sk, layer, t in zip(patches, points, skin, layers, teeth)]
 
 
