@@ -10,6 +10,9 @@ tracks them anyway). Timed, per frame, in process CPU ms (one torch thread; medi
 - `driver`: the same with the driver's interior carried in (crop of the driver frame + its skin colour + the
   carried fill), i.e. what `--mouth driver` adds to the render is `driver - paint`;
 - `decode`: reading the driver video a second time while rendering (what `--mouth driver` adds to the stream);
+- `creases`: the driver's fine creases (`drive --mouth driver` with the expression shading on): the driver frame
+  unwrapped into texture space, its fine log ratio to the first frame, and that ratio sampled into the photo's ROI
+  as a gain (reenact.render.shade.DriverCreases, PhotoShading.crease_gain);
 - `library`: the same with the library's interior (the pick, smoothed over frames, and the blend of two carried
   entries with their teeth and rest colours), what `--mouth library` adds to the render being `library - paint`.
 """
@@ -35,6 +38,7 @@ from reenact.io.video import read_frames  # noqa: E402
 from reenact.params import ARKIT52  # noqa: E402
 from reenact.render.interior import KEEP, LibraryPicker, blend_fill, crop_mouth, load_library  # noqa: E402
 from reenact.render.renderer import FaceRenderer  # noqa: E402
+from reenact.render.shade import DriverCreases  # noqa: E402
 
 
 def cpu_ms(fn) -> float:
@@ -68,8 +72,17 @@ def main() -> None:
     tracker = models.analyzer.tracker()
     with read_frames(args.driver, max_frames=args.frames) as frames:
         drv = [f.rgb for f in frames]
-    points = [lm.points[KEEP, :2] if lm is not None else np.full((len(KEEP), 2), np.nan, np.float32)
-              for lm in tracker.update_many(drv, iris=False)]
+    tracked = tracker.update_many(drv, iris=False)
+    points = [lm.points[KEEP, :2] if lm is not None else np.full((len(KEEP), 2), np.nan, np.float32) for lm in tracked]
+    faces = [lm.points[:468, :2] if lm is not None else np.full((468, 2), np.nan, np.float32) for lm in tracked]
+    shading = models.shading.for_photo(face.points, box, np.zeros(52, np.float32))
+
+    def creases() -> None:
+        found = DriverCreases()
+        for f, p in zip(drv, faces):
+            if np.isfinite(p).all():
+                found.remember(f, p)
+                shading.crease_gain([found.at(f, p)])
 
     def paint() -> None:
         for _ in drv:
@@ -94,9 +107,10 @@ def main() -> None:
                 pass
 
     n = len(drv)
-    runs: dict[str, list[float]] = {"paint": [], "driver": [], "decode": [], "library": []}
+    runs: dict[str, list[float]] = {"paint": [], "driver": [], "decode": [], "library": [], "creases": []}
     for _ in range(args.repeats):  # interleaved: a neighbour's load hits every variant alike
-        for name, fn in (("paint", paint), ("driver", driver), ("decode", decode), ("library", from_library)):
+        for name, fn in (("paint", paint), ("driver", driver), ("decode", decode), ("library", from_library),
+                         ("creases", creases)):
             runs[name].append(cpu_ms(fn) / n)
     report = {name: {"median": round(statistics.median(v), 3), "min": round(min(v), 3), "max": round(max(v), 3)}
               for name, v in runs.items()}

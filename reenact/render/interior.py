@@ -32,6 +32,7 @@ import torch
 
 from reenact.registry import register_model
 from reenact.render.mouth import LOWER_INNER, UPPER_INNER
+from reenact.render.shade import DriverCreases
 
 # The driver points kept per frame (KEEP order): the inner-lip loop (corner 78 along the upper lip to 308, back along
 # the lower lip) then the outer-lip loop (for the skin ring around the mouth).
@@ -90,7 +91,8 @@ class LibraryLook:
     # real open mouths of the tuning clips, each person once (the mean of cap12 and cap13's, then of that and
     # WolfgangLanger's; tools/eval_mouth.py --colour-stats).
     rest: tuple[float, float, float] = (0.64, 0.50, 0.54)
-    teeth: tuple[float, float, float] = (0.90, 0.93, 1.05)
+    teeth: float = 0.935  # luma over the skin's; their colour is neutral (grey), with `teeth_tint` of the skin's hue
+    teeth_tint: float = 0.3
     # A pixel is teeth where it is whiter than the skin (min(G, B) / R over the skin's, ramp) and bright enough
     # (its luma over the skin's, ramp); tongue and lips are redder than the skin, the cavity is dark.
     whiteness: tuple[float, float] = (0.85, 1.1)
@@ -110,6 +112,13 @@ def teeth_weight(rgb: np.ndarray, skin: np.ndarray, look: LibraryLook = LOOK) ->
     rel = np.asarray(rgb, np.float32) / np.asarray(skin, np.float32)  # (..., 3)
     white = np.minimum(rel[..., 1], rel[..., 2]) / np.maximum(rel[..., 0], 1e-3)
     return ramp(white, look.whiteness) * ramp(luma_of(rel), look.brightness)
+
+
+def neutral_teeth(skin: np.ndarray, look: LibraryLook = LOOK) -> np.ndarray:
+    """(3,) teeth for a photo that shows none: grey at `look.teeth` of the skin's (3,) luma, `look.teeth_tint` of
+    the way toward the skin's own hue."""
+    y = float(luma_of(skin))
+    return (look.teeth * (y + look.teeth_tint * (np.asarray(skin, np.float32) - y))).astype(np.float32)
 
 
 def weighted_colour(rgb: np.ndarray, weight: np.ndarray, min_weight: float) -> np.ndarray | None:
@@ -145,6 +154,7 @@ class DriverMouth:
     crop: np.ndarray  # (h, w, 3) uint8
     points: np.ndarray  # (40, 2) KEEP points, crop px
     skin: np.ndarray  # (3,) mean RGB of the lip-adjacent skin
+    creases: np.ndarray | None = None  # (TEX, TEX) the frame's fine log ratio (reenact.render.shade.DriverCreases)
 
     @property
     def width(self) -> float:
@@ -262,7 +272,7 @@ class Carrier:
         carried = remap(mouth.layers, map_x, map_y, s)  # (h, w, 2) luma + teeth weight
         y, m = carried[..., :1], carried[..., 1:]
         rest = self.skin * np.asarray(look.rest, np.float32) / mouth.rest  # (3,) colour per unit of entry luma
-        teeth = (self.teeth if self.teeth is not None else self.skin * np.asarray(look.teeth, np.float32)) / mouth.teeth
+        teeth = (self.teeth if self.teeth is not None else neutral_teeth(self.skin, look)) / mouth.teeth
         return np.minimum(y * (rest * (1 - m) + teeth * m), 255.0)  # (h, w, 3)
 
 
@@ -281,18 +291,32 @@ class DriverMouths:
 
     path: Path
     points: list[np.ndarray] = field(default_factory=list)
+    faces: list[np.ndarray] = field(default_factory=list)  # (468, 2) per frame, for the creases (3.7 KB a frame)
+    creases: DriverCreases | None = field(default_factory=DriverCreases)  # None: no creases carried
 
     def on_frame(self, frame: object, landmarks: object) -> None:
-        """`reenact.analysis.video_track`'s per-frame hook: keep the mouth points (a few hundred bytes a frame)."""
+        """`reenact.analysis.video_track`'s per-frame hook: keep the mouth points (a few hundred bytes a frame) and,
+        for the creases, the face mesh and the first face's texture."""
         pts = getattr(landmarks, "points", None)
-        self.points.append(np.full((len(KEEP), 2), np.nan, np.float32) if pts is None
-                           else np.asarray(pts, np.float32)[KEEP, :2])
+        if pts is None:
+            self.points.append(np.full((len(KEEP), 2), np.nan, np.float32))
+            self.faces.append(np.full((468, 2), np.nan, np.float32))
+            return
+        pts = np.asarray(pts, np.float32)
+        self.points.append(pts[KEEP, :2])
+        self.faces.append(pts[:468, :2].copy())
+        rgb = getattr(frame, "rgb", None)
+        if self.creases is not None and rgb is not None:
+            self.creases.remember(np.asarray(rgb), pts)
 
     def crop(self, index: int, frame: np.ndarray | None) -> DriverMouth | None:
-        """Driver frame `index`'s mouth (None past the end, without a frame, or without a face)."""
+        """Driver frame `index`'s mouth (None past the end, without a frame, or without a face), with its creases."""
         if frame is None or not 0 <= index < len(self.points):
             return None
-        return crop_mouth(frame, self.points[index])
+        mouth = crop_mouth(frame, self.points[index])
+        if mouth is not None and self.creases is not None and index < len(self.faces):
+            mouth.creases = self.creases.at(frame, self.faces[index])
+        return mouth
 
 
 # --- the mouth library (speak, edit, render: no driving video) -------------------------------------------------------
@@ -395,8 +419,8 @@ def library_mouths(patches: np.ndarray, points: np.ndarray, skin: np.ndarray,
         layers.append(np.dstack([luma_of(patch), teeth_weight(patch, sk, look)]))  # (h, w, 2)
     mean_teeth = np.mean([t for t in teeth_rel if t is not None] or [np.ones(3)], 0)
     mean_rest = np.mean(rest_rel, 0)
-    return [LibraryMouth(patch, pts, sk, layer.astype(np.float32), float(luma_of(sk * mean_teeth if t is None else t)),
-                         float(luma_of(sk * mean_rest)))
+    return [LibraryMouth(patch, pts, sk, layers=layer.astype(np.float32),
+                         teeth=float(luma_of(sk * mean_teeth if t is None else t)), rest=float(luma_of(sk * mean_rest)))
             for patch, pts, sk, layer, t in zip(patches, points, skin, layers, teeth)]
 
 

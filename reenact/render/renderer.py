@@ -140,6 +140,9 @@ class FaceRenderer:
         rot_t = None if rotation is None else torch.as_tensor(rotation, dtype=torch.float32)
         disp = self.displacement(shapes_t, rot_t)  # (B, 478, 3)
         gain = None if self.shading is None else self.shading.gain(shapes_t)  # (B, 1, h, w) creases, bulges
+        if gain is not None and interior is not None:  # the driver's own fine creases, behind the shading's gate
+            creases = self.shading.crease_gain([None if m is None else m.creases for m in interior])
+            gain = gain if creases is None else gain * creases
         roi = self.warper.warp(disp[..., :2], gain)  # (B, 3, h, w) 0..255
         targets = (self.source_points + disp).cpu().numpy()
         frames = roi.permute(0, 2, 3, 1).cpu().numpy()  # (B, h, w, 3)
