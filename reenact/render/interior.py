@@ -16,8 +16,11 @@ contour (`Carrier.fill`, called by `MouthPainter.paint` for its box):
 - the lip line is feathered inside the contour by the painter; nothing outside the target contour is touched.
 
 Without a driving video (speak, edit, render), `MouthLibrary` holds real open mouths cut from talking-face footage
-(weights/mouth_library.*), and `LibraryPicker` chooses and blends them per frame by the mouth's shape, drawn by the
-same `Carrier.fill` (docs/mouth.md).
+(weights/mouth_library.*), and `LibraryPicker` chooses and blends them per frame by the mouth's shape, carried by the
+same mapping (`Carrier.fill_library`): only their light is carried, their colour is rebuilt from the photo's skin,
+teeth and the rest apart (`LibraryLook`, docs/mouth.md).
+
+A driver's frame also carries its fine creases (`DriverMouths` keeps its meshes; reenact.render.shade.DriverCreases).
 """
 
 from __future__ import annotations
@@ -322,11 +325,12 @@ class DriverMouths:
 # --- the mouth library (speak, edit, render: no driving video) -------------------------------------------------------
 # Real open mouths from redistributable talking-face footage (tools/build_mouth_library.py), each a small patch in
 # its own mouth frame: corner 78 at (LIB_PAD, LIB_H / 2 + centre offset), the corner-to-corner axis horizontal and
-# LIB_SPAN px long. A patch is a `DriverMouth`, so it is carried by the same `Carrier.fill` as a driver's mouth.
+# LIB_SPAN px long. A patch is a `DriverMouth`, carried by the same mapping as a driver's (`Carrier.fill_library`).
 LIBRARY = "mouth_library"  # weights/NAME.safetensors + NAME.json
 LIB_W, LIB_H, LIB_SPAN = 64, 48, 48  # patch px; mouth width (corner to corner) in patch px
 LIB_PAD = (LIB_W - LIB_SPAN) // 2
 LIB_SIGMA = 0.6  # softness of the choice, in library-spread units of (opening, width): two neighbours share a frame
+LIB_TOP = 2  # entries blended per frame (the strongest of the smoothed choice)
 LIB_FOLLOW = 0.3  # share of a frame's own choice in the smoothed one (an EMA over frames: about 3 frames' memory)
 EYE_CORNERS = (33, 263)
 
@@ -464,7 +468,7 @@ class LibraryPicker:
         state = w if self.state is None else (1 - self.follow) * self.state + self.follow * w
         if advance:
             self.state = state
-        top = np.argsort(-state)[:2]
+        top = np.argsort(-state)[:LIB_TOP]
         ws = state[top] / state[top].sum()
         return [(self.library.mouth(int(k)), float(x)) for k, x in zip(top, ws)]
 
