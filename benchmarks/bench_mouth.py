@@ -117,6 +117,7 @@ def main() -> None:
     report["added_render_ms"] = round(report["driver"]["median"] - report["paint"]["median"], 3)
     report["added_total_ms"] = round(report["added_render_ms"] + report["decode"]["median"], 3)
     report["library_added_ms"] = round(report["library"]["median"] - report["paint"]["median"], 3)
+    report["driver_with_creases_ms"] = round(report["added_total_ms"] + report["creases"]["median"], 3)  # shading on
     report["photo_px"] = list(image.shape[:2])
     report["mouth_width_px"] = round(float(np.linalg.norm(target[308, :2] - target[78, :2])), 1)
     report["driver_px"] = list(drv[0].shape[:2])
