@@ -193,3 +193,15 @@ def test_driver_creases_reach_the_photo_only_behind_the_shading_gate(photo) -> N
     off = FaceRenderer(image, points, np.zeros(52, np.float32), load_rig())  # no shading: no creases either
     assert np.array_equal(off.render_with_points(shapes, interior=[mouth])[0],
                           off.render_with_points(shapes, interior=[crop_mouth(frame, pts)])[0])
+
+
+def test_driver_meshes_are_kept_small_and_exact_enough(photo) -> None:
+    image, points, _ = photo
+    mouths = DriverMouths(Path("driver.mp4"))
+    mouths.on_frame(SimpleNamespace(rgb=image), SimpleNamespace(points=points))
+    mouths.on_frame(None, None)
+    assert mouths.faces[0].dtype == np.int16 and mouths.faces[1] is None
+    back = mouths.faces[0].astype(np.float32) / 4 + mouths.points[0][0]
+    assert np.abs(back - points[:468, :2]).max() <= 0.13
+    mouth = mouths.crop(0, image)
+    assert mouth is not None and mouth.creases is not None and np.abs(mouth.creases).max() < 1e-6  # its own reference
