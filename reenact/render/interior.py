@@ -421,8 +421,9 @@ class LibraryMouth(DriverMouth):
 
 def library_mouths(patches: np.ndarray, points: np.ndarray, skin: np.ndarray,
                    look: LibraryLook = LOOK) -> list[LibraryMouth]:
-    """Each entry's teeth weight, teeth colour and rest colour (inside its inner-lip loop), for `Carrier.fill_library`.
-    An entry showing too little teeth takes the library's mean teeth-over-skin on its own skin."""
+    """Each entry's luma and teeth weight, and the luma its teeth and its rest (tongue, cavity) are measured by
+    (inside its inner-lip loop), for `Carrier.fill_library`. An entry showing too little teeth takes the library's
+    mean teeth-over-skin on its own skin; the rest's reference is the library's mean, so darker entries stay darker."""
     teeth_rel, rest_rel, layers, teeth = [], [], [], []
     for patch, pts, sk in zip(patches, points, skin):
         px = patch[inside_loop(pts, patch.shape[:2])].astype(np.float32)  # (N, 3)
