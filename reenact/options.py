@@ -23,8 +23,9 @@ def check_x264(crf: int, preset: str) -> None:
 
 
 # --mouth: carry the driving video's mouth interior | real mouths from the library, by shape | paint teeth and a cavity.
-# "driver" where there is no driver's mouth (speak, render, drive --audio) means the library.
-MOUTHS = ("driver", "library", "paint")
+# "driver" where there is no driver's mouth (speak, render, drive --audio) means the library; an edit has no driver.
+PHOTO_MOUTHS = ("library", "paint")
+MOUTHS = ("driver", *PHOTO_MOUTHS)
 
 
 @dataclass

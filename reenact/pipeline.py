@@ -28,17 +28,26 @@ from reenact.analysis import (
 from reenact.errors import IdentityError, InputError, MediaError, TrackError
 from reenact.io.atomic import OutputGroup
 from reenact.limits import check_distinct, check_photo_options
-from reenact.options import MOUTHS, RenderOptions
+from reenact.options import MOUTHS, PHOTO_MOUTHS, RenderOptions
 from reenact.params import ARKIT52, Track, as_arkit
 from reenact.retarget import RetargetOptions, retarget, retarget_pose
 
 if TYPE_CHECKING:
     from reenact.edit import Controls
     from reenact.identity import IdentityReport
-    from reenact.render.interior import DriverMouths
+    from reenact.render.interior import DriverMouths, LibraryPicker
 
-__all__ = ["MOUTHS", "Models", "RenderOptions", "RunReport", "Source", "drive", "edit", "load_source", "render",
-           "render_edit", "render_video", "target_shapes", "video_track"]
+__all__ = ["MOUTHS", "PHOTO_MOUTHS", "Models", "RenderOptions", "RunReport", "Source", "drive", "edit", "load_source",
+           "render", "render_edit", "render_video", "target_shapes", "video_track"]
+
+
+def library_picker(mouth: str, follow: float | None = None) -> "LibraryPicker | None":
+    """The library's per-video chooser for `--mouth` (None for paint); `follow` 1: no smoothing over frames."""
+    if mouth not in ("library", "driver"):  # with a driver's mouths, the library fills the frames without one
+        return None
+    from reenact.render.interior import LibraryPicker, load_library
+
+    return LibraryPicker(load_library()) if follow is None else LibraryPicker(load_library(), follow=follow)
 
 
 @dataclass
@@ -107,10 +116,7 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
     renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device, refiner,
                             models.shading if opts.refine else None)
     checker = IdentityChecker(models.embedder, source.image, source.points, opts.threshold)
-    if opts.mouth in ("library", "driver"):  # with a driver's mouths, the library fills the frames without one
-        from reenact.render.interior import LibraryPicker, load_library
-
-        renderer.picker = LibraryPicker(load_library())
+    renderer.picker = library_picker(opts.mouth)
     report.refiner = refiner is not None
     report.shading = renderer.shading is not None
     t = timer("setup", t)
@@ -159,7 +165,7 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
                 soft = source.shapes + 0.5 * (shapes[bad] - source.shapes)
                 soft_rot = None if rotation is None else 0.5 * rotation[bad]
                 soft_inside = None if inside is None else [inside[b - start] for b in bad]
-                frames[bad - start], soft_points = renderer.render_with_points(soft, soft_rot, soft_inside)
+                frames[bad - start], soft_points = renderer.render_with_points(soft, soft_rot, soft_inside, again=True)
                 report.fallback_frames.extend(int(b) for b in bad)
                 s = s.copy()
                 s[np.searchsorted(checked, bad)] = checker.check([frames[i - start] for i in bad], list(soft_points))
@@ -342,13 +348,9 @@ def render_edit(source: Source, controls: "Controls", models: Models, grid: bool
 
     renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device,
                             models.refiner if refine else None, models.shading if refine else None)
-    if mouth not in ("library", "paint"):
-        raise InputError(f"Unknown --mouth {mouth!r} for an edit; use library or paint.")
-    if mouth == "library":
-        from reenact.render.interior import LibraryPicker, load_library
-
-        # follow=1: each edited image is its own (no smoothing across a grid's cells)
-        renderer.picker = LibraryPicker(load_library(), follow=1.0)
+    if mouth not in PHOTO_MOUTHS:
+        raise InputError(f"Unknown --mouth {mouth!r} for an edit; use {' or '.join(PHOTO_MOUTHS)}.")
+    renderer.picker = library_picker(mouth, follow=1.0)  # each edited image is its own: no smoothing across cells
     checker = IdentityChecker(models.embedder, source.image, source.points)
     if not grid:
         frames, points = renderer.render_with_points(controls.apply(source.shapes)[None])

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from reenact.errors import InputError
 from reenact.face import FaceAnalyzer
@@ -16,6 +17,7 @@ from reenact.params import ARKIT52
 from reenact.pipeline import RenderOptions
 from reenact.render.interior import INNER_LOOP, KEEP, OUTER, DriverMouth, DriverMouths, crop_mouth
 from reenact.render.renderer import FaceRenderer
+from reenact.render.shade import DriverCreases
 from reenact.rig import load_rig
 from tests.cli_utils import run
 
@@ -150,3 +152,56 @@ def test_cli_rejects_an_unknown_mouth(tmp_path: Path) -> None:
     code, err = run("drive", "samples/source.jpg", "samples/driver.mp4", "-o", str(tmp_path / "o.mp4"),
                     "--mouth", "teeth")
     assert code == 2 and "--mouth" in err and "driver, library, paint" in err
+
+
+def test_driver_creases_are_the_fine_change_against_the_first_face(photo) -> None:
+    # Issue 19 item 4: a crease drawn on the driver's cheek comes out as a dark line in texture space; the driver's
+    # first face against itself, or a change of its overall light, carries nothing.
+    image, points, _ = photo
+    creases = DriverCreases()
+    creases.remember(image, points)
+    assert np.abs(creases.at(image, points)).max() == 0
+    dimmer = (image * 0.8).astype(np.uint8)
+    assert np.abs(creases.at(dimmer, points)).mean() < 0.01
+    creased = image.copy()
+    a, b = points[205, :2], points[50, :2]  # across the cheek, off the lips and eyes
+    cv2.line(creased, tuple(int(v) for v in a), tuple(int(v) for v in b), (60, 40, 40), 2)
+    fine = creases.at(creased, points)
+    assert fine.min() < -0.15 and fine.min() < -1.5 * fine.max()  # dark, with a thin light halo (a high-pass)
+    assert (np.abs(fine) > 0.03).sum() < 0.05 * (np.abs(creases.reference[0]) > 0).sum()  # only near the line
+    assert creases.at(image, np.full_like(points, np.nan)) is None and DriverCreases().at(image, points) is None
+
+
+def test_driver_creases_reach_the_photo_only_behind_the_shading_gate(photo) -> None:
+    from reenact.analysis import Models
+
+    image, points, _ = photo
+    models = Models()
+    if models.shading is None:  # the gate refused the shading maps: nothing to test the creases behind
+        pytest.skip("expression shading is off")
+    renderer = FaceRenderer(image, points, np.zeros(52, np.float32), load_rig(), shading=models.shading)
+    assert renderer.shading.crease_gain([None]) is None
+    flat = renderer.shading.crease_gain([np.zeros((128, 128), np.float32)])
+    assert torch.allclose(flat, torch.ones_like(flat))
+    frame, pts = driver_frame(image, points)
+    mouth = crop_mouth(frame, pts)
+    shapes = open_jaw(0.3)
+    plain = renderer.render_with_points(shapes, interior=[mouth])[0]
+    mouth.creases = np.full((128, 128), -0.3, np.float32)  # darker everywhere on the face's skin
+    darker = renderer.render_with_points(shapes, interior=[mouth])[0]
+    assert darker.astype(int).sum() < plain.astype(int).sum()
+    off = FaceRenderer(image, points, np.zeros(52, np.float32), load_rig())  # no shading: no creases either
+    assert np.array_equal(off.render_with_points(shapes, interior=[mouth])[0],
+                          off.render_with_points(shapes, interior=[crop_mouth(frame, pts)])[0])
+
+
+def test_driver_meshes_are_kept_small_and_exact_enough(photo) -> None:
+    image, points, _ = photo
+    mouths = DriverMouths(Path("driver.mp4"))
+    mouths.on_frame(SimpleNamespace(rgb=image), SimpleNamespace(points=points))
+    mouths.on_frame(None, None)
+    assert mouths.faces[0].dtype == np.int16 and mouths.faces[1] is None
+    back = mouths.faces[0].astype(np.float32) / 4 + mouths.points[0][0]
+    assert np.abs(back - points[:468, :2]).max() <= 0.13
+    mouth = mouths.crop(0, image)
+    assert mouth is not None and mouth.creases is not None and np.abs(mouth.creases).max() < 1e-6  # its own reference

@@ -17,10 +17,14 @@ from reenact.render.interior import (
     LIB_H,
     LIB_W,
     LIBRARY,
+    Carrier,
     LibraryPicker,
     MouthLibrary,
     load_library,
+    luma_of,
     mouth_shape,
+    teeth_weight,
+    width_ratio,
 )
 from reenact.render.renderer import FaceRenderer
 from reenact.rig import load_rig
@@ -151,3 +155,53 @@ def test_driver_frames_without_a_mouth_use_the_library(photo) -> None:
     finally:
         renderer.picker = None
     assert not np.array_equal(painted, lib)
+
+
+def test_a_re_render_does_not_advance_the_choice(library: MouthLibrary, photo) -> None:
+    # The identity fallback re-renders frames already rendered: the choice smoothed over frames must not see them twice.
+    _, _, renderer = photo
+    picker = LibraryPicker(library)
+    picker.pick(renderer.target_points(open_jaw(0.2))[0])
+    state = picker.state.copy()
+    picker.pick(renderer.target_points(open_jaw(0.7))[0], advance=False)
+    assert np.array_equal(picker.state, state)
+    renderer.picker = picker
+    try:
+        renderer.render_with_points(open_jaw(0.7), again=True)
+        assert np.array_equal(picker.state, state)
+        renderer.render_with_points(open_jaw(0.7))
+        assert not np.array_equal(picker.state, state)
+    finally:
+        renderer.picker = None
+
+
+def test_teeth_are_told_from_tongue_and_cavity() -> None:
+    skin = np.array([170.0, 110.0, 90.0])
+    teeth, tongue, cavity = [220, 210, 200], [150, 70, 70], [40, 20, 20]
+    w = teeth_weight(np.array([teeth, tongue, cavity], np.float32), skin)
+    assert w[0] == pytest.approx(1.0) and w[1] == 0.0 and w[2] == 0.0
+
+
+def test_library_teeth_take_the_photos_own_teeth_colour(library: MouthLibrary, photo) -> None:
+    # samples/source.jpg smiles with its upper teeth showing: the library's teeth are drawn in their colour, and
+    # a photo without teeth gets the neutral teeth-over-skin instead.
+    image, points, renderer = photo
+    carrier = renderer.carrier
+    assert carrier.teeth is not None and luma_of(carrier.teeth) > luma_of(carrier.skin)
+    mouth = max(library.mouths, key=lambda m: float(m.layers[..., 1].sum()))  # the entry showing most teeth
+    target = renderer.target_points(open_jaw(0.6))[0]
+    box = (int(target[78, 0]) - 2, int(target[13, 1]) - 2, int(target[308, 0]) + 2, int(target[14, 1]) + 2)
+    with_own = carrier.fill_library(mouth, target, box)
+    carrier_neutral = Carrier(image, points)
+    carrier_neutral.teeth = None
+    neutral = carrier_neutral.fill_library(mouth, target, box)
+    assert with_own.shape == neutral.shape == (box[3] - box[1], box[2] - box[0], 3)
+    assert not np.allclose(with_own, neutral)
+    assert np.isfinite(with_own).all() and with_own.min() >= 0 and with_own.max() <= 255
+
+
+def test_smile_is_measured_against_the_persons_own_mouth(photo) -> None:
+    _, points, _ = photo
+    rest = width_ratio(points)
+    assert mouth_shape(points, rest)[1] == pytest.approx(1.0)
+    assert mouth_shape(points)[1] == pytest.approx(rest)

@@ -3,6 +3,8 @@
     .venv/bin/python tools/eval_mouth.py [--clips franck single_face carphone] [--seconds 8] \
         [--drive-args "--mouth paint"] [--label NAME] [--code DIR] [--out out/mouth.json]
     .venv/bin/python tools/eval_mouth.py --sheet docs/images/mouth.png --sheet-labels paint driver
+    .venv/bin/python tools/eval_mouth.py --colour-stats --clips cap12 cap13 wolfgang
+    .venv/bin/python tools/eval_mouth.py --creases LABEL   # issue 19 item 4, simulated on an earlier run's videos
 
 A clip's first frame (lips closed) is the photo and the clip drives it (tools/eval_fidelity.py's cut and CLI
 runner). MediaPipe FaceMesh (the independent judge of docs/fidelity.md, cached meshes) meshes the driver and the
@@ -174,6 +176,82 @@ def table(results: list[ClipMouth]) -> str:
     return "\n".join(lines)
 
 
+# --- colour of real mouths (reenact.render.interior.LibraryLook's targets) ------------------------------------------
+
+def colour_stats(clip: str, seconds: float) -> dict[str, list[float]]:
+    """Mean colour over the lip-adjacent skin's, per channel, of the teeth and of the rest inside the real inner-lip
+    contour on the clip's open-mouth frames (teeth told apart as reenact does: interior.teeth_weight)."""
+    sys.path.insert(0, str(ROOT))
+    from reenact.render.interior import KEEP, skin_gains, teeth_weight
+
+    work = CACHE / "stats" / clip
+    work.mkdir(parents=True, exist_ok=True)
+    driver = work / "driver.mp4"
+    if not driver.exists():
+        cut(DATA / CLIPS[clip], driver, seconds)
+    drv = meshes([driver])[0]
+    wanted = set(np.flatnonzero(np.nan_to_num(opening(drv)) > OPEN_GAP).tolist())
+    teeth, rest = [], []
+    for i, frame in sorted(decode(driver, wanted).items()):
+        mask = inner_mask(drv[i], frame.shape)
+        if mask.sum() < MIN_PIXELS:
+            continue
+        skin = skin_gains(frame, drv[i][KEEP, :2])
+        rel = frame[mask].astype(np.float32) / skin  # (N, 3)
+        w = teeth_weight(frame[mask], skin)[:, None]
+        if w.sum() >= 1:
+            teeth.append((rel * w).sum(0) / w.sum())
+        rest.append((rel * (1 - w)).sum(0) / max(float((1 - w).sum()), 1e-3))
+    return {"teeth": [round(float(x), 3) for x in np.mean(teeth, 0)], "rest": [round(float(x), 3) for x in np.mean(rest, 0)]}
+
+
+# --- the driver's fine creases as a ratio image (issue 19 item 4), simulated ------------------------------------------
+
+def crease_scores(label: str, clip: str, sigma: float = 3.0, step: int = 2, shift: int = 0) -> dict[str, float]:
+    """The driver's fine creases carried as a ratio image in the face's texture space (Averbuch-Elor et al. 2017),
+    simulated on an earlier run (`label`) of this tool: the output's log luminance in texture space, with and
+    without the driver's fine log ratio to its first frame (reenact.render.shade.fine_ratio, high-pass of `sigma`
+    texels: creases, not light), against the real frame's, on the skin texels outside lips, eyes and brows
+    (reenact.render.shade.TextureSpace.skin; all meshes the judge's). PSNR and SSIM of luma (0..255), every
+    `step`-th frame. Note: in self-reenactment the photo is the driver's first frame, so the ratio image carries the
+    real frame's own detail: an upper bound of what the feature can give, not evidence that it helps elsewhere.
+    `shift` > 0: a control, the creases of the driver frame `shift` frames later (same person and light, the wrong
+    moment): where that helps as much, the gain is the photo's own detail coming back, not the expression's."""
+    sys.path.insert(0, str(ROOT))
+    from reenact.render.shade import TextureSpace, fine_ratio
+    from reenact.render.warp import LOG_OFFSET
+
+    space = TextureSpace.default()
+    skin = space.skin > 0.5
+    d = CACHE / "runs" / label / clip
+    drv, out = meshes([d / "driver.mp4", d / "output.mp4"])
+    n = min(len(drv), len(out))
+    ok = ~np.isnan(drv[:n, 0, 0]) & ~np.isnan(out[:n, 0, 0])
+    frames = [int(i) for i in np.flatnonzero(ok)[::step] if i + shift < n and ok[i + shift]]
+    wanted = set(frames) | {i + shift for i in frames} | {0}
+    reals, outs = decode(d / "driver.mp4", wanted), decode(d / "output.mp4", wanted)
+    ref, ref_ok = space.unwrap(reals[0], drv[0])
+    to_y = lambda t: np.exp(t) - LOG_OFFSET  # noqa: E731  log(Y + 8) -> Y
+    rows = []
+    for i in frames:
+        if i == 0:
+            continue
+        real, real_ok = space.unwrap(reals[i], drv[i])
+        ratio_src, src_ok = space.unwrap(reals[i + shift], drv[i + shift])
+        mine, mine_ok = space.unwrap(outs[i], out[i])
+        valid = skin & ref_ok & real_ok & mine_ok & src_ok
+        if valid.sum() < 100:
+            continue
+        fine = fine_ratio(ratio_src, src_ok & real_ok & mine_ok, ref, ref_ok, sigma)  # (TEX, TEX) what drive adds
+        y_real, y_out, y_new = to_y(real), to_y(mine), to_y(mine + fine)
+        grey = lambda y: np.repeat(np.clip(y, 0, 255)[..., None], 3, -1)  # noqa: E731  (luma as RGB for psnr/ssim)
+        rows.append([psnr(grey(y_out), grey(y_real), valid), psnr(grey(y_new), grey(y_real), valid),
+                     ssim(grey(y_out), grey(y_real), valid), ssim(grey(y_new), grey(y_real), valid)])
+    r = np.mean(rows, 0)
+    return {"frames": len(rows), "psnr_without": float(r[0]), "psnr_with": float(r[1]), "ssim_without": float(r[2]),
+            "ssim_with": float(r[3])}
+
+
 # --- contact sheet ---------------------------------------------------------------------------------------------------
 
 def sheet(clip: str, labels: list[str], path: Path, columns: int = 4, size: int = 160) -> None:
@@ -221,12 +299,25 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="JSON of every number (default: out/mouth_LABEL.json)")
     ap.add_argument("--sheet", type=Path, help="contact sheet PNG per clip (clip name appended) from earlier runs")
     ap.add_argument("--sheet-labels", nargs="+", default=["paint", "driver"], help="the runs shown in --sheet")
+    ap.add_argument("--colour-stats", action="store_true", help="teeth / rest colour over skin of the real mouths")
+    ap.add_argument("--creases", metavar="LABEL", help="simulate the driver's creases on an earlier run's videos")
+    ap.add_argument("--crease-sigma", type=float, default=3.0, help="--creases: high-pass sigma, texels")
+    ap.add_argument("--crease-shift", type=int, default=0, help="--creases: control, creases of N frames later")
     argv = sys.argv[1:]
     for i, a in enumerate(argv[:-1]):  # `--drive-args --mouth paint`: keep argparse from reading it as options
         if a == "--drive-args":
             argv[i:i + 2] = [f"--drive-args={argv[i + 1]}"]
             break
     args = ap.parse_args(argv)
+    if args.creases:
+        for c in args.clips:
+            print(c, json.dumps({k: round(v, 3) for k, v in crease_scores(args.creases, c, args.crease_sigma,
+                                                                                   shift=args.crease_shift).items()}))
+        return
+    if args.colour_stats:
+        for c in args.clips:
+            print(c, json.dumps(colour_stats(c, args.seconds)))
+        return
     if args.sheet is not None:
         for c in args.clips:
             sheet(c, args.sheet_labels, args.sheet.with_name(f"{args.sheet.stem}_{c}{args.sheet.suffix}"))

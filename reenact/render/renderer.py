@@ -127,17 +127,22 @@ class FaceRenderer:
 
     @torch.inference_mode()
     def render_with_points(self, shapes: np.ndarray, rotation: np.ndarray | None = None,
-                           interior: "Sequence[DriverMouth | None] | None" = None) -> tuple[np.ndarray, np.ndarray]:
+                           interior: "Sequence[DriverMouth | None] | None" = None,
+                           again: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Like `render`, plus (B, 478, 3) the rendered faces' meshes in photo px (for the identity check).
 
         `interior`: per frame, the driver's mouth to carry into the opening (reenact.render.interior), or None for
-        the painted interior (or the library's, `self.picker`)."""
+        the painted interior (or the library's, `self.picker`). `again`: frames rendered before (the identity
+        fallback's re-render): the library's choice, smoothed over frames, is not advanced by them a second time."""
         if interior is not None and len(interior) != len(shapes):
             raise ValueError(f"{len(interior)} driver mouths for {len(shapes)} frames; give one per frame (or None)")
         shapes_t = torch.as_tensor(shapes, dtype=torch.float32)
         rot_t = None if rotation is None else torch.as_tensor(rotation, dtype=torch.float32)
         disp = self.displacement(shapes_t, rot_t)  # (B, 478, 3)
         gain = None if self.shading is None else self.shading.gain(shapes_t)  # (B, 1, h, w) creases, bulges
+        if gain is not None and interior is not None:  # the driver's own fine creases, behind the shading's gate
+            creases = self.shading.crease_gain([None if m is None else m.creases for m in interior])
+            gain = gain if creases is None else gain * creases
         roi = self.warper.warp(disp[..., :2], gain)  # (B, 3, h, w) 0..255
         targets = (self.source_points + disp).cpu().numpy()
         frames = roi.permute(0, 2, 3, 1).cpu().numpy()  # (B, h, w, 3)
@@ -145,7 +150,7 @@ class FaceRenderer:
             mouth = None if interior is None else interior[i]
             fill = None if mouth is None else self.carrier.filler(mouth)
             if fill is None and self.picker is not None:  # picked every frame, so its smoothing sees every frame
-                fill = blend_fill(self.carrier, self.picker.pick(target))
+                fill = blend_fill(self.carrier, self.picker.pick(target, self.carrier.rest_width, not again))
             self.mouth.paint(frame, target, fill)
         roi = torch.from_numpy(frames).permute(0, 3, 1, 2)
         if self.refiner is not None:  # draws what a warp cannot (mouth interior, lids, wrinkles) over it

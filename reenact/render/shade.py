@@ -190,7 +190,8 @@ class ExpressionShading(torch.nn.Module):
         source_au = (torch.as_tensor(source_shapes, dtype=torch.float32).to(to_au) @ to_au.T).clamp(0, 1)  # (17,)
         return PhotoShading(maps.reshape(len(maps), -1), (hs, ws), (h, w), self.lo, self.hi, to_au, source_au,
                             creases.reshape(len(creases), -1) if len(creases) else None,
-                            float(self.deadzone) if self.creases is not None else 0.0)
+                            float(self.deadzone) if self.creases is not None else 0.0,
+                            norm, torch.from_numpy(soft).to(both))
 
 
 @dataclass
@@ -206,6 +207,8 @@ class PhotoShading:
     source_au: torch.Tensor  # (17,) the photo's own AUs
     creases: torch.Tensor | None  # (K, hs*ws); None: maps without creases
     deadzone: float
+    texels: torch.Tensor | None = None  # (1, hs, ws, 2) where each coarse ROI px lies in texture space, -1..1
+    soft: torch.Tensor | None = None  # (hs, ws) on the face, soft-edged
 
     def gain(self, shapes: torch.Tensor) -> torch.Tensor:
         au = (shapes.to(self.maps.device).float() @ self.to_au.T).clamp(0, 1)  # (B, 17) as the estimator reads AUs
@@ -216,3 +219,82 @@ class PhotoShading:
         log_gain = log_gain.reshape(-1, 1, *self.coarse)  # (B, 1, hs, ws)
         log_gain = F.interpolate(log_gain, size=self.size, mode="bilinear", align_corners=True)
         return log_gain.exp()  # (B, 1, h, w)
+
+    def crease_gain(self, creases: "list[np.ndarray | None]") -> torch.Tensor | None:
+        """(B, 1, h, w) gain over the ROI carrying per frame a (TEX, TEX) log-luminance ratio in texture space
+        (`DriverCreases.at`; None: that frame has none), or None when no frame has one."""
+        if self.texels is None or self.soft is None or all(c is None for c in creases):
+            return None
+        tex = np.stack([np.zeros((TEX, TEX), np.float32) if c is None else c for c in creases])[:, None]
+        log_gain = F.grid_sample(torch.from_numpy(tex).to(self.texels), self.texels.expand(len(tex), -1, -1, -1),
+                                 mode="bilinear", padding_mode="zeros", align_corners=True)  # (B, 1, hs, ws)
+        log_gain = F.interpolate(log_gain * self.soft, size=self.size, mode="bilinear", align_corners=True)
+        return log_gain.exp()  # (B, 1, h, w)
+
+
+# --- the driver's fine creases (issue 19 item 4) ----------------------------------------------------------------------
+# Averbuch-Elor et al. 2017: the driver's change of log luminance against its first frame, in the face's texture
+# space, carried onto the photo as a ratio image. Only its fine part (the log ratio minus its Gaussian blur of
+# CREASE_SIGMA texels): creases and folds that move with the expression, not the driver's light or its head turning
+# under it. Measured to help on the tuning and the held-out clips (docs/mouth.md: tools/eval_mouth.py --creases).
+CREASE_SIGMA = 3.0  # texels of TEX: about 2 % of the face's width
+CREASE_CLIP = 0.4  # |log ratio| beyond this is a tracking slip or a specular flash, not a crease
+
+
+def masked_blur(x: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of (H, W) `x` over its `valid` pixels only (the others neither count nor pull toward 0)."""
+    w = cv2.GaussianBlur(valid.astype(np.float32), (0, 0), sigma)
+    return cv2.GaussianBlur(np.where(valid, x, 0).astype(np.float32), (0, 0), sigma) / np.maximum(w, 1e-3)
+
+
+def fine_ratio(tex: np.ndarray, ok: np.ndarray, ref: np.ndarray, ref_ok: np.ndarray,
+               sigma: float = CREASE_SIGMA) -> np.ndarray:
+    """(TEX, TEX) float32: the fine part of log luminance `tex` over `ref` (both (TEX, TEX) from
+    TextureSpace.unwrap) on the skin texels valid in both; 0 elsewhere."""
+    valid = ok & ref_ok & (TextureSpace.default().skin > 0.5)
+    ratio = np.clip(tex - ref, -CREASE_CLIP, CREASE_CLIP)  # (TEX, TEX) a slip is bounded before it is blurred
+    fine = ratio - masked_blur(ratio, valid, sigma)
+    return np.where(valid, fine, 0.0).astype(np.float32)
+
+
+@lru_cache(maxsize=2)
+def _texel_matrix(space: TextureSpace) -> "scipy.sparse.csr_matrix":
+    """(TEX*TEX, 468) sparse: each texel's barycentric weights on the mesh vertices (TextureSpace.positions as one
+    product, ten times faster: it runs on every driver frame)."""
+    from scipy.sparse import csr_matrix
+
+    corners, bary = _texel_bary(space)
+    n = space.size * space.size
+    rows = np.repeat(np.arange(n), corners.shape[1])
+    return csr_matrix((bary.ravel().astype(np.float32), (rows, corners.ravel())), shape=(n, 468))
+
+
+def driver_texture(rgb: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Like TextureSpace.unwrap for a driver frame, at a cost that does not grow with its size: the colours are
+    sampled into texture space first, then made log luminance ((TEX, TEX) each, and the validity)."""
+    space = TextureSpace.default()
+    pos = (_texel_matrix(space) @ np.asarray(points, np.float32)[:468, :2]).reshape(space.size, space.size, 2)
+    tex = cv2.remap(rgb, pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    h, w = rgb.shape[:2]
+    ok = space.mask & (pos[..., 0] >= 0) & (pos[..., 0] <= w - 1) & (pos[..., 1] >= 0) & (pos[..., 1] <= h - 1)
+    return np.log(luminance(tex) + LOG_OFFSET), ok & space._front_facing(points)
+
+
+@dataclass
+class DriverCreases:
+    """The driver's creases per frame: its first face's texture is kept as the reference (a few KB), each later
+    frame is unwrapped when it is rendered (from the frame read again in step, like the driver's mouth)."""
+
+    reference: tuple[np.ndarray, np.ndarray] | None = None  # (TEX, TEX) log luminance and validity
+
+    def remember(self, rgb: np.ndarray, points: np.ndarray) -> None:
+        """Keep the first face seen (`rgb` (H, W, 3), its (468+, 2) mesh) as the reference."""
+        if self.reference is None:
+            self.reference = driver_texture(rgb, points)
+
+    def at(self, rgb: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+        """(TEX, TEX) the fine log ratio of a driver frame to the reference, or None without a reference."""
+        if self.reference is None or not np.isfinite(points[:468, :2]).all():
+            return None
+        tex, ok = driver_texture(rgb, points)
+        return fine_ratio(tex, ok, *self.reference)
