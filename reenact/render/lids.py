@@ -4,9 +4,11 @@ opening (a sliver of white or iris along the meeting line) is replaced by lid sk
 Why: a warp can only move the photo's pixels. A face tracker's lid points sit a pixel or two inside the true lid
 margin, so even when the upper lid meets the lower one the band of eyeball just outside the points stays on screen: a
 white or coloured slit under the lashes that reads as a half-open eye to a viewer and to a face tracker (MediaPipe
-read our shut eyes at 0.35-0.7 of their open height). Per photo, each eye's opening (the lid contour, grown by a
-margin) is filled with skin inpainted from around it; per frame, the warped pixels that sample the opening blend
-toward that skin as the target lids close.
+read our shut eyes at 0.35-0.7 of their open height). Per photo, each eye's opening (the lid contour, grown
+downward by a margin) is filled with the skin just below the lower lid; per frame, the warped pixels that sample the
+opening blend toward that skin as the target lids close, and a thin arc in the photo's lash colour is drawn where the
+lids meet (the cover takes the lower half of the lash band with the eyeball, and a shut eye without its dark line
+reads as open: takeo's did, at 0.57).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import torch.nn.functional as F
 from reenact.face.landmarks import EYE_CONTOUR, LID_PAIRS, REFINED
 
 COVER_FROM, COVER_FULL = 0.3, 0.1  # eye opening (share of the photo's) where the cover starts and is complete
-TOP = 1.0  # the cover's upper edge, as a share of the way from the lower lid to the upper one
 LASH_ALPHA = 0.85
 LASH = 0.035  # the drawn lash line's thickness, in eye widths
 GROW = 0.08  # the opening's margin, in eye widths (the band of eyeball a tracker's lid points leave outside)
@@ -31,7 +32,7 @@ GROW = 0.08  # the opening's margin, in eye widths (the band of eyeball a tracke
 class EyeCover:
     """One eye's cover: skin colour and coverage over a box of the ROI, and the lid pairs that measure its opening."""
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in ROI px (x1, y1 exclusive)
-    fill: torch.Tensor  # (1, 4, h, w): inpainted skin RGB 0..255, coverage 0..1
+    fill: torch.Tensor  # (1, 4, h, w): lower-lid skin RGB 0..255, coverage 0..1
     upper: np.ndarray  # (3,) vertex ids
     lower: np.ndarray  # (3,)
     gap: float  # the photo's mean lid gap, px
@@ -58,12 +59,8 @@ def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[EyeCover]:
         gap = float(np.linalg.norm(points[upper] - points[lower], axis=-1).mean())
         if gap < 1.0:
             continue
-        # The opening's lower part: the lower lid (corner to corner) and a line TOP of the way up to the upper lid
-        # (EYE_CONTOUR pairs upper lid point 9 + j with lower lid point 1 + j). The upper lid's margin stays out:
-        # its lashes are the dark line that makes a shut eye read as shut.
-        lower_lid, upper_lid = points[contour[:9]], points[contour[9:16]]
-        top = lower_lid[1:8] + TOP * (upper_lid - lower_lid[1:8])
-        opening = np.concatenate([lower_lid, top[::-1]])  # (16, 2) polygon
+        # EYE_CONTOUR: the lower lid from corner to corner, then the upper lid from the outer corner to the inner
+        opening = points[np.concatenate([contour[:9], contour[9:16][::-1]])]  # (16, 2) polygon
         width = float(np.linalg.norm(points[contour[0]] - points[contour[8]]))
         grow = max(1.0, GROW * width)
         pad = int(np.ceil(3 * grow)) + 2
