@@ -1,5 +1,6 @@
 """The execution side of reenact.batch: what a worker does for one job, and the backends that run the jobs
-(this process, a spawn-started process pool, or Ray tasks). See reenact/batch.py for the policy.
+(this process, a spawn-started process pool, or Ray tasks). See reenact/batch.py for the policy; the jobs' types are
+in reenact/batch_jobs.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
-from reenact.batch import BatchConfig, Job, JobOptions, plan_workers
+from reenact.batch_jobs import BatchConfig, Job, JobOptions, plan_workers
 from reenact.device import configure_threads
 from reenact.errors import EXIT_RUNTIME, InputError, NotBuiltError, ReenactError, from_os_error
 
@@ -128,7 +129,8 @@ def render_job(job: Job, track: Path | None, output: Path, overwrite: bool, devi
     def work() -> dict:
         from reenact.io.video import probe
         from reenact.params import Track
-        from reenact.pipeline import RunReport, check_damage, render_video, target_shapes
+        from reenact.pipeline import check_damage, target_shapes
+        from reenact.rendering import RunReport, render_video
 
         w = _worker(device, identity, threads)
         opts = job.options.render_options(overwrite)

@@ -88,9 +88,9 @@ def extract(media: Path, output: Path, models: Models, fmt: str | None = None, l
     elif is_audio_only(media):
         if landmarks:
             raise InputError(f"{media} is audio: it has no face to take landmarks from; drop --landmarks.")
-        from reenact.speak import speech_to_track_file
+        from reenact.speech import speech_to_track_file
 
-        track, records = speech_to_track_file(media, float(fps or 25), models, text), None
+        track, records = speech_to_track_file(media, float(fps or 25), models.device, text), None
     else:
         track, records = video_track_with_landmarks(media, models, "none" if raw else smooth, not raw, landmarks,
                                                     progress)
