@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from reenact.errors import InputError, ReenactError
 from reenact.limits import check, check_photo_options
-from reenact.options import RenderOptions  # not reenact.pipeline: a rerun with nothing to do imports no torch
+from reenact.options import RenderOptions, check_smoothing  # not reenact.pipeline: a rerun imports no torch
 from reenact.retarget import RetargetOptions, parse_assignments
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -93,8 +93,7 @@ class JobOptions:
 
     def __post_init__(self) -> None:  # a bad value fails when the options are made, with the CLI's option name
         self.render.retarget.gains()  # region, --scale and --mute names
-        if self.smooth not in ("offline", "online", "none"):
-            raise InputError(f"smooth {self.smooth!r}: use offline, online or none.")
+        check_smoothing(self.smooth)
         check_photo_options(self.max_size, self.face)
         self.rate()
 

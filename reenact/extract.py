@@ -25,6 +25,7 @@ from reenact.analysis import Models, ProgressFactory, no_progress, video_track
 from reenact.errors import InputError, OutputError
 from reenact.io.atomic import OutputGroup, check_output_path
 from reenact.limits import check, check_distinct
+from reenact.options import check_smoothing
 from reenact.params import Track
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -82,6 +83,7 @@ def extract(media: Path, output: Path, models: Models, fmt: str | None = None, l
         check("face", face)
     if fps is not None:
         check("fps", fps)
+    check_smoothing(smooth)
     start = time.perf_counter()
     if media.suffix.lower() in IMAGE_SUFFIXES:
         track, records = image_track(media, models, face)

@@ -17,7 +17,7 @@ from reenact.analysis import Models, ProgressFactory, Source, load_source, no_pr
 from reenact.errors import InputError, MediaError, TrackError
 from reenact.io.atomic import OutputGroup
 from reenact.limits import check_distinct, check_photo_options
-from reenact.options import MOUTHS, RenderOptions
+from reenact.options import MOUTHS, RenderOptions, check_smoothing
 from reenact.params import ARKIT52, Track, as_arkit
 from reenact.rendering import RunReport, render_video
 from reenact.retarget import RetargetOptions, retarget, retarget_pose
@@ -55,6 +55,7 @@ def drive(source_path: Path, driver_path: Path, output: Path, models: Models, op
     from reenact.io.atomic import check_output_path
     from reenact.io.video import probe
 
+    check_smoothing(smooth)
     check_photo_options(max_size, face)
     check_distinct({"the photo": source_path, "the driver": driver_path, "the speech audio": speech_audio},
                    {"the output": output, "the preview": preview})

@@ -9,8 +9,6 @@ speech needs no more memory than a minute; only the per-frame parameter rows are
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -18,27 +16,12 @@ import numpy as np
 from reenact.analysis import Models, ProgressFactory, load_source, no_progress
 from reenact.idle import idle_track
 from reenact.io.atomic import OutputGroup
-from reenact.options import RenderOptions
+from reenact.options import RenderOptions, SpeakOptions  # noqa: F401  (reenact.speak.SpeakOptions)
 from reenact.params import ARKIT52
 from reenact.rendering import RunReport, render_video
 from reenact.speech import speech_columns, speech_track
 
 _INDEX = {n: i for i, n in enumerate(ARKIT52)}
-
-
-@dataclass
-class SpeakOptions:
-    fps: Fraction = Fraction(25)
-    text: str | None = None
-    still: bool = False
-    seed: int = 0
-    strength: float = 1.0
-
-    def __post_init__(self) -> None:  # the ranges of reenact.limits, before any audio is read
-        from reenact.limits import check
-
-        check("strength", self.strength)
-        check("fps", self.fps)
 
 
 def speak(source_path: Path, audio: Path, output: Path, models: Models, opts: RenderOptions, sopts: SpeakOptions,
