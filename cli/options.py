@@ -88,8 +88,19 @@ BatchSize = Annotated[int, typer.Option("--batch-size", help=f"Frames rendered p
 Strict = Annotated[bool, typer.Option(
     "--strict", help="Exit 3 (batch: fail the job) when any frame fails the identity check; a damaged or truncated "
     "driver is exit 2 instead of rendering the frames that decode.")]
+def _identity_spec(value: str) -> str:
+    """--identity spelled right, checked by the parser (the embedder loads only with the models, much later)."""
+    from reenact.errors import InputError
+    from reenact.limits import check_identity_spec
+
+    try:
+        return check_identity_spec(value)
+    except InputError as err:
+        raise typer.BadParameter(str(err).rstrip(".")) from None
+
+
 Identity = Annotated[str, typer.Option(
-    "--identity", help="mobilefacenet (= default: ArcFace-trained, shipped) | dlib (shipped, CC0) | arcface[:PATH] "
+    "--identity", callback=_identity_spec, help="mobilefacenet (= default: ArcFace-trained, shipped) | dlib (shipped, CC0) | arcface[:PATH] "
     "(an insightface pack you have); docs/identity.md.")]
 Threshold = Annotated[Optional[float], typer.Option("--threshold", help=THRESHOLD_HELP)]
 CheckEvery = Annotated[int, typer.Option(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from reenact.errors import InputError, ReenactError
-from reenact.limits import check, check_photo_options
+from reenact.limits import check, check_identity_spec, check_photo_options
 from reenact.options import RenderOptions, check_smoothing  # not reenact.pipeline: a rerun imports no torch
 from reenact.retarget import RetargetOptions, parse_assignments
 
@@ -191,6 +191,9 @@ class BatchConfig:
     workers: int | None = None  # None: plan_workers decides
     ray_address: str | None = None  # "auto" (running cluster), "local" (start one here) or "ray://host:port"
     gpus_per_task: float = 1.0  # Ray, when the cluster has GPUs
+
+    def __post_init__(self) -> None:  # before any job starts, not in every worker
+        check_identity_spec(self.identity)
 
 
 def plan_workers(n_jobs: int, device: str = "auto", requested: int | None = None) -> tuple[int, int]:

@@ -323,3 +323,18 @@ def test_bad_options_are_refused_before_torch_loads(work: Path, args: tuple[str,
                           timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
+
+
+@pytest.mark.parametrize("command", [DRIVE, SPEAK, RENDER, IDENTITY, BATCH],
+                         ids=["drive", "speak", "render", "identity", "batch"])
+def test_unknown_identity_embedder_is_refused_up_front(work: Path, no_media: None, command: tuple[str, ...]) -> None:
+    line = refused(work, *command, "--identity", "bogus")
+    assert "--identity" in line and "mobilefacenet" in line
+
+
+def test_the_identity_spellings_are_the_embedders() -> None:
+    from reenact.identity import EMBEDDERS
+    from reenact.limits import check_identity_spec
+
+    for name in [e.replace("[:PATH]", "") for e in EMBEDDERS] + ["default", "arcface:/some/pack"]:
+        assert check_identity_spec(name) == name
