@@ -100,7 +100,8 @@ def _identity_spec(value: str) -> str:
 
 
 Identity = Annotated[str, typer.Option(
-    "--identity", callback=_identity_spec, help="mobilefacenet (= default: ArcFace-trained, shipped) | dlib (shipped, CC0) | arcface[:PATH] "
+    "--identity", callback=_identity_spec,
+    help="mobilefacenet (= default: ArcFace-trained, shipped) | dlib (shipped, CC0) | arcface[:PATH] "
     "(an insightface pack you have); docs/identity.md.")]
 Threshold = Annotated[Optional[float], typer.Option("--threshold", help=THRESHOLD_HELP)]
 CheckEvery = Annotated[int, typer.Option(

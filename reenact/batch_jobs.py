@@ -54,7 +54,8 @@ _PARSE: dict[str, Callable[[str], Any]] = {
 }
 
 
-_RENDER_KEYS = ("strict", "threshold", "check_every", "batch_size", "crf", "preset", "refine")  # RenderOptions a job sets
+# RenderOptions fields a job may set
+_RENDER_KEYS = ("strict", "threshold", "check_every", "batch_size", "crf", "preset", "refine")
 
 
 @dataclass
