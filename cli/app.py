@@ -15,6 +15,7 @@ import typer
 from reenact_cli.analysis_cmds import extract, identity, train
 from reenact_cli.base import (  # noqa: F401  (guarded, ui_of: the names tests and plugins use from here)
     OneLineUsageErrors,
+    check_device,
     check_report_path,
     device_of,
     guarded,
@@ -172,8 +173,8 @@ def drive(
                    {"-o": output, "--preview": preview, "--report": report})
     if report is not None:
         check_report_path(report, overwrite)
-    # Every option is checked above, before torch and the models load (the pipeline imports them).
-    from reenact.pipeline import Models
+    check_device(ctx)
+    from reenact.pipeline import Models  # after the checks: torch and the models load here
     from reenact.pipeline import drive as run_drive
 
     models = Models(device_of(ctx), identity_model)
@@ -234,6 +235,7 @@ def speak(
             sopts.text = transcript.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
             raise InputError(f"Cannot read the transcript {transcript}: {err}; give a UTF-8 text file.") from None
+    check_device(ctx)
     from reenact.pipeline import Models  # after the checks: torch and the models load here
     from reenact.speak import speak as run_speak
 
@@ -281,6 +283,7 @@ def render(
     check_distinct({"SOURCE": source, "TRACK": track, "--audio": audio}, {"-o": output, "--report": report})
     if report is not None:
         check_report_path(report, overwrite)
+    check_device(ctx)
     from reenact.pipeline import Models  # after the checks: torch and the models load here
     from reenact.pipeline import render as run_render
 
@@ -309,12 +312,13 @@ def edit(
     mouth: Mouth = "library",
 ) -> None:
     """Change the expression of SOURCE by Action Units, ARKit blendshapes, an emotion, or valence/arousal/dominance."""
-    from reenact.edit import Controls
-
     ui = ui_of(ctx)
-    controls = Controls.parse(au, arkit, emotion, vad)
+    check_device(ctx)
     check_mouth(mouth)
     check_photo_options(max_size, face)
+    from reenact.edit import Controls  # OpenCV
+
+    controls = Controls.parse(au, arkit, emotion, vad)
     output = output or source.with_name(f"{source.stem}_{'grid' if grid else 'edit'}.png")
     check_distinct({"SOURCE": source}, {"-o": output})
     from reenact.pipeline import Models  # after the checks: torch and the models load here

@@ -125,6 +125,13 @@ def device_of(ctx: typer.Context):  # -> torch.device; imported lazily so `--hel
     return device
 
 
+def check_device(ctx: typer.Context) -> str:
+    """`--device` spelled right, without importing torch (whether it exists is device_of's question)."""
+    from reenact.limits import check_device_spec
+
+    return check_device_spec(ctx.ensure_object(dict).get("device", "auto"))
+
+
 def not_built(command: str, issue: str) -> None:
     raise NotBuiltError(f"`reenact {command}` is not built in reenact {reenact.__version__} yet ({issue}); "
                         f"see CHANGELOG.md for what works today.")

@@ -307,8 +307,10 @@ def test_bad_options_are_refused_within_a_second(work: Path, no_media: None, arg
 
 
 @pytest.mark.parametrize("args", [(*DRIVE, "--smooth", "bogus"), (*SPEAK, "--fps", "0"), (*DRIVE, "--max-size", "10"),
-                                  (*RENDER, "--region", "nose")],
-                         ids=["drive-smooth", "speak-fps", "drive-max-size", "render-region"])
+                                  (*RENDER, "--region", "nose"), (*DRIVE, "--identity", "bogus"),
+                                  ("--device", "tpu", *EDIT)],
+                         ids=["drive-smooth", "speak-fps", "drive-max-size", "render-region", "drive-identity",
+                              "edit-device"])
 def test_bad_options_are_refused_before_torch_loads(work: Path, args: tuple[str, ...]) -> None:
     """As a real process: the refusal comes before torch, PyAV or OpenCV is imported (a second or more each)."""
     import subprocess
@@ -338,3 +340,4 @@ def test_the_identity_spellings_are_the_embedders() -> None:
 
     for name in [e.replace("[:PATH]", "") for e in EMBEDDERS] + ["default", "arcface:/some/pack"]:
         assert check_identity_spec(name) == name
+
