@@ -1,4 +1,4 @@
-"""Batch rendering (DESIGN §13): many sources x many drivers, resumable, on a local process pool or on Ray.
+"""Batch rendering (docs/batch.md): many sources x many drivers, resumable, on a local process pool or on Ray.
 
     jobs = plan_jobs("photos/", "clips/", Path("out"))        # every source x every driver
     jobs = read_manifest(Path("pairs.csv"), Path("out"))      # or explicit pairs, with per-job options

@@ -1,5 +1,5 @@
 """The jobs: `drive` (video -> video), `render` (track -> video), `edit` (controls -> image), composed from the
-stages (DESIGN §3). Streaming: frames are decoded, rendered and encoded in batches; only per-frame parameter rows
+stages (docs/architecture.md). Streaming: frames are decoded, rendered and encoded in batches; only per-frame parameter rows
 (a few hundred bytes each) are kept for the whole video, so memory stays flat in video length.
 """
 
