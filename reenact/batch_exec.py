@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from reenact.batch_jobs import BatchConfig, Job, JobOptions, plan_workers
 from reenact.device import configure_threads
-from reenact.errors import EXIT_RUNTIME, InputError, NotBuiltError, ReenactError, from_os_error
+from reenact.errors import EXIT_RUNTIME, InputError, ReenactError, from_os_error
 
 
 # ------------------------------------------------------------------------------------------------ worker side
@@ -113,11 +113,8 @@ def damage_note(damage: dict) -> str:
 
 def speak_job(job: Job, output: Path, models: Any, opts: Any) -> Any:
     """An audio driver: the `speak` job -> RunReport. The one place that calls reenact.speak.speak."""
-    try:
-        from reenact.speak import SpeakOptions, speak
-    except ImportError:
-        raise NotBuiltError(f"{job.driver.name} is audio, and speech-driven animation (`reenact speak`) is not "
-                            f"built in this version; use a driving video.") from None
+    from reenact.options import SpeakOptions
+    from reenact.speak import speak
     o = job.options
     sopts = SpeakOptions(fps=o.rate(), text=o.text, still=o.still, seed=o.seed, strength=o.render.retarget.strength)
     return speak(job.source, job.driver, output, models, opts, sopts, max_size=o.max_size, face=o.face)
