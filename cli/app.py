@@ -184,7 +184,7 @@ def drive(
                                smooth=smooth.value, progress=ui.progress, preview=preview, speech_audio=speech,
                                outputs=outputs)
         except IdentityError as err:  # --strict: the video is kept for inspection, with its report
-            stage_report(outputs, report, getattr(err, "report", None))
+            stage_report(outputs, report, err.report)
             outputs.commit()
             raise
         stage_report(outputs, report, result.to_dict())

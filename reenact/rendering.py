@@ -178,7 +178,7 @@ def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None
         err = IdentityError(f"{ident.summary()['n_below']} frame(s) of {output} fall below the identity threshold "
                             f"{ident.threshold:.2f} (min similarity {ident.summary()['min']}); the video was kept for "
                             f"inspection; lower --strength or drop --strict.")
-        err.report = report.to_dict()  # type: ignore[attr-defined]  # the CLI still writes --report
+        err.report = report.to_dict()
         raise err
     return report
 
