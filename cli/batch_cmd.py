@@ -103,8 +103,8 @@ def batch(
     render = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose, gaze),
                            strict=strict, threshold=threshold, check_every=check_every, batch_size=batch_size, crf=crf,
                            preset=preset, refine=refine)
-    options = JobOptions(render=render, smooth=smooth.value, max_size=max_size, face=face, text=text, fps=fps, still=still,
-                         seed=seed)
+    options = JobOptions(render=render, smooth=smooth.value, max_size=max_size, face=face, text=text, fps=fps,
+                         still=still, seed=seed)
     if pairs is not None:
         if sources or drivers:
             raise InputError("Give either SOURCES and DRIVERS or --pairs, not both.")
