@@ -1,4 +1,5 @@
-"""The analysis commands: `extract` (tracks, landmarks), `train` and `identity`. Registered by app.py."""
+"""The analysis commands: `extract` (tracks, landmarks), `train` and `identity`. Registered by app.py, which imports
+this module; this module imports base.py and options.py, never app.py."""
 
 from __future__ import annotations
 
@@ -7,18 +8,19 @@ from typing import Optional
 
 import typer
 
-from reenact_cli.app import (
-    IDENTITY,
-    OUT,
-    OVERWRITE,
-    REPORT,
-    check_report_path,
-    device_of,
-    not_built,
+from reenact_cli.base import check_report_path, device_of, not_built, ui_of, write_report
+from reenact_cli.options import (
+    Face,
+    Identity,
+    OptionalFps,
+    Output,
+    Overwrite,
+    Report,
+    Smooth,
+    SmoothOption,
+    Text,
+    Threshold,
     parse_fps,
-    span,
-    ui_of,
-    write_report,
 )
 from reenact_cli.ui import UI
 
@@ -26,16 +28,16 @@ from reenact_cli.ui import UI
 def extract(
     ctx: typer.Context,
     media: Path = typer.Argument(..., help="Video or photo to analyse."),
-    output: Optional[Path] = OUT,
-    overwrite: bool = OVERWRITE,
+    output: Output = None,
+    overwrite: Overwrite = False,
     fmt: Optional[str] = typer.Option(None, "--format", help="csv | json | openface | livelink (default: from the suffix)."),
     landmarks: bool = typer.Option(False, "--landmarks", help="Write JSON with per-frame 478-point landmarks, box, pose, score and parameters."),
     raw: bool = typer.Option(False, "--raw", help="No smoothing and no neutral calibration."),
-    smooth: str = typer.Option("offline", "--smooth", help="offline (zero-phase) | online (One Euro)."),
+    smooth: SmoothOption = Smooth.offline,
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG plot of the main channels (with the track: both or neither)."),
-    face: Optional[int] = typer.Option(None, "--face", help="Which face of a photo (0-based, left to right)."),
-    fps: Optional[str] = typer.Option(None, "--fps", help="Frame rate of a track made from speech audio (default 25)."),
-    text: Optional[str] = typer.Option(None, "--text", help="Transcript of speech audio, for forced alignment."),
+    face: Face = None,
+    fps: OptionalFps = None,
+    text: Text = None,
 ) -> None:
     """Write a per-frame track of expression parameters (AU / ARKit / pose / gaze), landmarks, or from speech audio
     the viseme and mouth track."""
@@ -45,7 +47,7 @@ def extract(
     ui = ui_of(ctx)
     output = output or Path(f"{media.stem}.{'json' if landmarks else 'csv'}")
     result, track = run_extract(media, output, Models(device_of(ctx)), fmt=fmt, landmarks=landmarks, raw=raw,
-                                smooth=smooth, overwrite=overwrite, face=face, progress=ui.progress,
+                                smooth=smooth.value, overwrite=overwrite, face=face, progress=ui.progress,
                                 fps=parse_fps(fps) if fps else None, text=text, plot=plot)
     info = result.as_dict()
     ui.event("done", **info)
@@ -165,10 +167,10 @@ def identity(
     ctx: typer.Context,
     a: Path = typer.Argument(..., help="Reference photo."),
     b: Path = typer.Argument(..., help="Photo or video to compare with A."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help=f"Cosine similarity for 'same person' ({span('threshold')}; default: the embedder's own)."),
-    identity_model: str = IDENTITY,
-    report: Optional[Path] = REPORT,
-    overwrite: bool = OVERWRITE,
+    threshold: Threshold = None,
+    identity_model: Identity = "default",
+    report: Report = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Say whether B shows the same person as A: prints the similarity, exits 0 when the same, 3 when not."""
     import itertools

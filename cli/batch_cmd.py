@@ -1,7 +1,7 @@
 """`reenact batch`: every source x every driver (or a manifest's jobs), resumable, on a process pool or Ray.
 
-Registered in app.py as `app.command("batch")(guarded(batch))`. The helpers of app.py are imported inside the
-function, so importing this module never imports app.py (no import cycle either way).
+Registered in app.py as `app.command("batch")(guarded(batch))`; this module imports base.py and options.py, never
+app.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,34 @@ from typing import Any, Optional
 
 import typer
 
-from reenact_cli.app import CRF, IDENTITY, PRESET, THRESHOLD_HELP, span
+from reenact_cli.base import check_report_path, ui_of, write_report
+from reenact_cli.options import (
+    Absolute,
+    BatchSize,
+    CheckEvery,
+    Crf,
+    Face,
+    Fps,
+    Gaze,
+    Identity,
+    MaxSize,
+    Mute,
+    Pose,
+    Preset,
+    Refine,
+    Region,
+    RegionOption,
+    Scale,
+    Seed,
+    Smooth,
+    SmoothOption,
+    Still,
+    Strength,
+    Strict,
+    Text,
+    Threshold,
+    retarget_options,
+)
 
 TABLE_ROWS = 50  # larger batches list only their failures
 
@@ -30,29 +57,28 @@ def batch(
                                           "CPU, 1 on a GPU)."),
     ray: Optional[str] = typer.Option(None, "--ray", help="Run the jobs as Ray tasks: auto (running cluster), "
                                       "local (start one here) or an address such as ray://host:10001."),
-    strength: float = typer.Option(1.0, "--strength", help=f"Multiply the driver's expression change ({span('strength')})."),
-    absolute: bool = typer.Option(False, "--absolute", help="Copy the driver's values instead of its changes."),
-    scale: list[str] = typer.Option([], "--scale", help=f"Per-channel gain ({span('scale')}), e.g. --scale AU12=1.4 (repeatable)."),
-    mute: list[str] = typer.Option([], "--mute", help="Channels not to transfer, e.g. --mute AU45 (repeatable)."),
-    region: str = typer.Option("all", "--region", help="all | mouth | eyes | brows."),
-    pose: bool = typer.Option(False, "--pose", help="Also transfer small head rotations."),
-    gaze: bool = typer.Option(True, "--gaze/--no-gaze", help="Transfer eye gaze."),
-    face: Optional[int] = typer.Option(None, "--face", help="Which face of each photo, 0-based left to right."),
-    max_size: int = typer.Option(1280, "--max-size", help=f"Scale photos down to this long side (px, {span('max_size')})."),
-    smooth: str = typer.Option("offline", "--smooth", help="offline | online | none."),
-    strict: bool = typer.Option(False, "--strict", help="Count a job as failed (exit code 3 in the report) when a "
-                                "frame fails the identity check."),
-    identity_model: str = IDENTITY,
-    threshold: Optional[float] = typer.Option(None, "--threshold", help=THRESHOLD_HELP),
-    check_every: int = typer.Option(1, "--check-every", help=f"Identity-check every N-th frame ({span('check_every')})."),
-    batch_size: int = typer.Option(16, "--batch-size", help=f"Frames rendered per batch ({span('batch_size')})."),
-    crf: int = CRF,
-    preset: str = PRESET,
-    text: Optional[str] = typer.Option(None, "--text", help="Audio drivers: transcript for forced alignment (one "
-                                       "for all; per job: text= in --pairs)."),
-    fps: str = typer.Option("25", "--fps", help="Audio drivers: output frame rate."),
-    still: bool = typer.Option(False, "--still", help="Audio drivers: only the lips move."),
-    seed: int = typer.Option(0, "--seed", help="Audio drivers: seed of the idle motion (blinks, head)."),
+    strength: Strength = 1.0,
+    absolute: Absolute = False,
+    scale: Scale = [],
+    mute: Mute = [],
+    region: RegionOption = Region.all,
+    pose: Pose = False,
+    gaze: Gaze = True,
+    face: Face = None,
+    max_size: MaxSize = 1280,
+    smooth: SmoothOption = Smooth.offline,
+    strict: Strict = False,
+    identity_model: Identity = "default",
+    threshold: Threshold = None,
+    check_every: CheckEvery = 1,
+    batch_size: BatchSize = 16,
+    crf: Crf = 18,
+    preset: Preset = "veryfast",
+    refine: Refine = True,
+    text: Text = None,
+    fps: Fps = "25",
+    still: Still = False,
+    seed: Seed = 0,
 ) -> None:
     """Render every source with every driver (or the jobs of a --pairs manifest), resumably.
 
@@ -64,7 +90,6 @@ def batch(
     from reenact.errors import InputError
     from reenact.limits import check_device_spec, check_distinct
     from reenact.options import RenderOptions
-    from reenact_cli.app import check_report_path, retarget_options, ui_of, write_report
 
     ui = ui_of(ctx)
     # The spelling now; whether the device exists once there is work (run_batch): a rerun with every output done
@@ -77,9 +102,9 @@ def batch(
         check_report_path(report, overwrite=True)
     render = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose, gaze),
                            strict=strict, threshold=threshold, check_every=check_every, batch_size=batch_size, crf=crf,
-                           preset=preset)
-    options = JobOptions(render=render, smooth=smooth, max_size=max_size, face=face, text=text, fps=fps, still=still,
-                         seed=seed)
+                           preset=preset, refine=refine)
+    options = JobOptions(render=render, smooth=smooth.value, max_size=max_size, face=face, text=text, fps=fps,
+                         still=still, seed=seed)
     if pairs is not None:
         if sources or drivers:
             raise InputError("Give either SOURCES and DRIVERS or --pairs, not both.")

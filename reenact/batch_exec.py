@@ -1,5 +1,6 @@
 """The execution side of reenact.batch: what a worker does for one job, and the backends that run the jobs
-(this process, a spawn-started process pool, or Ray tasks). See reenact/batch.py for the policy.
+(this process, a spawn-started process pool, or Ray tasks). See reenact/batch.py for the policy; the jobs' types are
+in reenact/batch_jobs.py.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
-from reenact.batch import BatchConfig, Job, JobOptions, plan_workers
+from reenact.batch_jobs import BatchConfig, Job, JobOptions, plan_workers
 from reenact.device import configure_threads
-from reenact.errors import EXIT_RUNTIME, InputError, NotBuiltError, ReenactError, from_os_error
+from reenact.errors import EXIT_RUNTIME, InputError, ReenactError, from_os_error
 
 
 # ------------------------------------------------------------------------------------------------ worker side
@@ -112,11 +113,8 @@ def damage_note(damage: dict) -> str:
 
 def speak_job(job: Job, output: Path, models: Any, opts: Any) -> Any:
     """An audio driver: the `speak` job -> RunReport. The one place that calls reenact.speak.speak."""
-    try:
-        from reenact.speak import SpeakOptions, speak
-    except ImportError:
-        raise NotBuiltError(f"{job.driver.name} is audio, and speech-driven animation (`reenact speak`) is not "
-                            f"built in this version; use a driving video.") from None
+    from reenact.options import SpeakOptions
+    from reenact.speak import speak
     o = job.options
     sopts = SpeakOptions(fps=o.rate(), text=o.text, still=o.still, seed=o.seed, strength=o.render.retarget.strength)
     return speak(job.source, job.driver, output, models, opts, sopts, max_size=o.max_size, face=o.face)
@@ -128,7 +126,8 @@ def render_job(job: Job, track: Path | None, output: Path, overwrite: bool, devi
     def work() -> dict:
         from reenact.io.video import probe
         from reenact.params import Track
-        from reenact.pipeline import RunReport, check_damage, render_video, target_shapes
+        from reenact.pipeline import check_damage, target_shapes
+        from reenact.rendering import RunReport, render_video
 
         w = _worker(device, identity, threads)
         opts = job.options.render_options(overwrite)

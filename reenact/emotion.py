@@ -1,6 +1,6 @@
 """Discrete emotions as EMFACS Action-Unit prototypes, and a continuous valence/arousal/dominance (VAD) space.
 
-Discrete: each emotion is an AU17 vector (the EMFACS prototype of DESIGN §4, with relative weights so that the
+Discrete: each emotion is an AU17 vector (its EMFACS prototype, with relative weights so that the
 strongest action is 1.0) scaled by an intensity in [0, 1].
 
 Continuous: built as in the continuous-emotion paper (seed 004): the class centroids are our prototypes, and the
@@ -23,7 +23,7 @@ from scipy.interpolate import RBFInterpolator
 from reenact.errors import InputError
 from reenact.params import ARKIT52, AU17, au_to_arkit
 
-# EMFACS prototypes (Ekman & Friesen; DESIGN §4). AU16 (disgust) is not in AU17: AU10 carries the upper-lip part.
+# EMFACS prototypes (Ekman & Friesen). AU16 (disgust) is not in AU17: AU10 carries the upper-lip part.
 PROTOTYPES: dict[str, dict[str, float]] = {
     "neutral": {},
     "happy": {"AU6": 0.7, "AU12": 1.0, "AU25": 0.3},

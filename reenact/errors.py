@@ -64,6 +64,7 @@ class IdentityError(ReenactError):
     """Rendered frames do not look like the source person (raised only under --strict)."""
 
     exit_code = EXIT_IDENTITY
+    report: dict | None = None  # the run's RunReport as a dict: the CLI still writes --report, the video is kept
 
 
 class DeviceError(InputError):

@@ -25,6 +25,7 @@ from reenact.analysis import Models, ProgressFactory, no_progress, video_track
 from reenact.errors import InputError, OutputError
 from reenact.io.atomic import OutputGroup, check_output_path
 from reenact.limits import check, check_distinct
+from reenact.options import check_smoothing
 from reenact.params import Track
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -82,15 +83,16 @@ def extract(media: Path, output: Path, models: Models, fmt: str | None = None, l
         check("face", face)
     if fps is not None:
         check("fps", fps)
+    check_smoothing(smooth)
     start = time.perf_counter()
     if media.suffix.lower() in IMAGE_SUFFIXES:
         track, records = image_track(media, models, face)
     elif is_audio_only(media):
         if landmarks:
             raise InputError(f"{media} is audio: it has no face to take landmarks from; drop --landmarks.")
-        from reenact.speak import speech_to_track_file
+        from reenact.speech import speech_to_track_file
 
-        track, records = speech_to_track_file(media, float(fps or 25), models, text), None
+        track, records = speech_to_track_file(media, float(fps or 25), models.device, text), None
     else:
         track, records = video_track_with_landmarks(media, models, "none" if raw else smooth, not raw, landmarks,
                                                     progress)

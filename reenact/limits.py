@@ -132,3 +132,15 @@ def check_device_spec(spec: str) -> str:
     if not DEVICE_SPEC.match(spec):
         raise DeviceError(f"Unknown device {spec!r}: use auto, cpu, cuda or cuda:N.")
     return spec
+
+
+IDENTITY_SPEC = re.compile(r"^(default|mobilefacenet|dlib|arcface(:.+)?)$")
+
+
+def check_identity_spec(spec: str) -> str:
+    """`--identity` spelled as reenact.identity.load_embedder takes it, checked before torch loads (the embedder
+    itself loads with the models, which for `drive` is after the driver is tracked)."""
+    if not IDENTITY_SPEC.match((spec or "default").strip()):
+        raise InputError(f"Unknown identity embedder {spec!r}: use mobilefacenet | dlib | arcface[:PATH] or default "
+                         f"(mobilefacenet).")
+    return spec

@@ -1,11 +1,13 @@
-"""The render options, in a module of their own that imports neither torch nor PyAV: `reenact batch` builds them
-before it knows whether any job is left to do, and a rerun with every output done must not pay for those imports.
-`reenact.pipeline` re-exports them.
+"""The jobs' options (render, speak, smoothing), in a module of their own that imports neither torch nor PyAV: the
+CLI checks every option before anything heavy loads, and `reenact batch` builds them before it knows whether any
+job is left to do (a rerun with every output done must not pay for those imports). `reenact.pipeline` and
+`reenact.speak` re-export them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from reenact.errors import InputError, OutputError
 from reenact.limits import check
@@ -20,6 +22,16 @@ def check_x264(crf: int, preset: str) -> None:
         raise OutputError(f"--crf {crf}: use 0 (lossless) to 51 (worst); 18 looks lossless.")
     if preset not in PRESETS:
         raise OutputError(f"--preset {preset!r}: use one of {', '.join(PRESETS)}.")
+
+
+# --smooth: zero-phase over the whole track | One Euro, causal | the raw per-frame values (reenact.smooth).
+SMOOTHING = ("offline", "online", "none")
+
+
+def check_smoothing(smooth: str) -> str:
+    if smooth not in SMOOTHING:
+        raise InputError(f"--smooth {smooth!r}: use one of {', '.join(SMOOTHING)}.")
+    return smooth
 
 
 # --mouth: carry the driving video's mouth interior | real mouths from the library, by shape | paint teeth and a cavity.
@@ -49,3 +61,18 @@ class RenderOptions:
             check("threshold", self.threshold)
         if self.mouth not in MOUTHS:
             raise InputError(f"Unknown --mouth {self.mouth!r}; use one of: {', '.join(MOUTHS)}.")
+
+
+@dataclass
+class SpeakOptions:
+    """What `speak` adds to the render options: the frame rate, the transcript and the idle motion."""
+
+    fps: Fraction = Fraction(25)
+    text: str | None = None
+    still: bool = False
+    seed: int = 0
+    strength: float = 1.0
+
+    def __post_init__(self) -> None:  # the ranges of reenact.limits, before any audio is read
+        check("strength", self.strength)
+        check("fps", self.fps)

@@ -1,76 +1,34 @@
 """The jobs: `drive` (video -> video), `render` (track -> video), `edit` (controls -> image), composed from the
-stages (DESIGN §3). Streaming: frames are decoded, rendered and encoded in batches; only per-frame parameter rows
+stages (docs/architecture.md). Streaming: frames are decoded, rendered and encoded in batches; only per-frame parameter rows
 (a few hundred bytes each) are kept for the whole video, so memory stays flat in video length.
 """
 
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
 
-from reenact.analysis import (
-    Models,
-    ProgressFactory,
-    Source,
-    Timer,
-    load_source,
-    no_progress,
-    video_track,
-)
-from reenact.errors import IdentityError, InputError, MediaError, TrackError
+from reenact.analysis import Models, ProgressFactory, Source, load_source, no_progress, video_track
+from reenact.errors import InputError, MediaError, TrackError
 from reenact.io.atomic import OutputGroup
 from reenact.limits import check_distinct, check_photo_options
-from reenact.options import MOUTHS, PHOTO_MOUTHS, RenderOptions
+from reenact.options import MOUTHS, PHOTO_MOUTHS, RenderOptions, check_smoothing
 from reenact.params import ARKIT52, Track, as_arkit
+from reenact.rendering import RunReport, library_picker, render_video
 from reenact.retarget import RetargetOptions, retarget, retarget_pose
+from reenact.speech import speech_columns, speech_track
 
 if TYPE_CHECKING:
     from reenact.edit import Controls
     from reenact.identity import IdentityReport
-    from reenact.render.interior import DriverMouths, LibraryPicker
 
-__all__ = ["MOUTHS", "PHOTO_MOUTHS", "Models", "RenderOptions", "RunReport", "Source", "drive", "edit", "load_source",
-           "render", "render_edit", "render_video", "target_shapes", "video_track"]
-
-
-def library_picker(mouth: str, follow: float | None = None) -> "LibraryPicker | None":
-    """The library's per-video chooser for `--mouth` (None for paint); `follow` 1: no smoothing over frames."""
-    if mouth not in ("library", "driver"):  # with a driver's mouths, the library fills the frames without one
-        return None
-    from reenact.render.interior import LibraryPicker, load_library
-
-    return LibraryPicker(load_library()) if follow is None else LibraryPicker(load_library(), follow=follow)
-
-
-@dataclass
-class RunReport:
-    output: str
-    frames: int = 0
-    fps: str = ""
-    size: tuple[int, int] = (0, 0)
-    missing_driver_frames: list[int] | None = None  # None: no driving video (speak, render)
-    identity: dict[str, Any] = field(default_factory=dict)
-    similarities: list[float | None] = field(default_factory=list)
-    fallback_frames: list[int] = field(default_factory=list)
-    refiner: bool = False  # whether the GAN refiner drew over the warp
-    shading: bool = False  # whether the expression shading (reenact.render.shade) was applied
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    versions: dict[str, str] = field(default_factory=dict)
-    # a damaged or truncated driver, rendered as far as it decodes: {"message", "frames_expected", "frames_decoded"}
-    damage: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return asdict(self)
+__all__ = ["MOUTHS", "PHOTO_MOUTHS", "Models", "RenderOptions", "RunReport", "Source", "drive", "edit", "library_picker",
+           "load_source", "render", "render_edit", "render_video", "target_shapes", "video_track"]
 
 
 def target_shapes(track: Track, source: Source, opts: RetargetOptions) -> tuple[np.ndarray, np.ndarray | None]:
@@ -81,146 +39,6 @@ def target_shapes(track: Track, source: Source, opts: RetargetOptions) -> tuple[
         pose = track.values[:, [track.channels.index(c) for c in ("yaw", "pitch", "roll")]]
         rotation = retarget_pose(pose, np.median(pose, axis=0))
     return shapes, rotation
-
-
-def side_by_side(driver: np.ndarray, output: np.ndarray) -> np.ndarray:
-    """(H, W1 + W2, 3): the driver frame scaled to the output's height, left of the output frame."""
-    h = output.shape[0]
-    w = max(2, round(driver.shape[1] * h / driver.shape[0]) // 2 * 2)
-    return np.hstack([cv2.resize(driver, (w, h), interpolation=cv2.INTER_AREA), output])
-
-
-def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None, fps: Fraction, output: Path,
-                 models: Models, opts: RenderOptions, audio: Path | None = None,
-                 progress: ProgressFactory = no_progress, report: RunReport | None = None,
-                 preview: tuple[Path, Path] | None = None, mouths: "DriverMouths | None" = None,
-                 outputs: OutputGroup | None = None) -> RunReport:
-    """Render (T, 52) shapes onto the source photo and encode them (with `audio` muxed in) to `output`.
-
-    `preview=(path, driver_video)` also writes a side-by-side driver | output video for judging the transfer.
-    `mouths`: the driver's mouths, carried into the opening mouth frame by frame (its video is read again, streaming).
-    `outputs`: the command's OutputGroup; the videos are staged there and appear when the caller commits it (with
-    its report). Without one they are committed here, together, before an IdentityError is raised.
-    """
-    import contextlib
-
-    from reenact.identity import IdentityChecker
-    from reenact.io.video import VideoWriter, read_frames
-    from reenact.io.writer import EncodeThread
-    from reenact.render.renderer import FaceRenderer
-
-    report = report or RunReport(str(output))
-    timer = Timer()
-    t = time.perf_counter()
-    refiner = models.refiner if opts.refine else None
-    renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device, refiner,
-                            models.shading if opts.refine else None)
-    checker = IdentityChecker(models.embedder, source.image, source.points, opts.threshold)
-    renderer.picker = library_picker(opts.mouth)
-    report.refiner = refiner is not None
-    report.shading = renderer.shading is not None
-    t = timer("setup", t)
-    n = len(shapes)
-    sims: list[float | None] = [None] * n
-    with contextlib.ExitStack() as stack:
-        group = outputs if outputs is not None else stack.enter_context(OutputGroup(opts.overwrite))
-        writer = stack.enter_context(VideoWriter(output, fps, audio=audio, overwrite=opts.overwrite, crf=opts.crf,
-                                                 preset=opts.preset, expected_duration=Fraction(n) / fps,
-                                                 group=group))
-        side = driver_frames = None
-        if preview is not None:
-            side = stack.enter_context(VideoWriter(preview[0], fps, audio=audio, overwrite=opts.overwrite,
-                                                   crf=opts.crf + 4, preset=opts.preset,
-                                                   expected_duration=Fraction(n) / fps, group=group))
-            # "stop": a damaged driver was tracked as far as it decodes (see drive); its frames end there too
-            driver_frames = stack.enter_context(read_frames(preview[1], fps=fps, on_damage="stop"))
-        encoder = stack.enter_context(EncodeThread(writer) if side is None else EncodeThread(writer, side))
-        mouth_frames = None if mouths is None else stack.enter_context(read_frames(mouths.path, fps=fps,
-                                                                                   on_damage="stop"))
-        advance = stack.enter_context(progress("rendering", n))
-        pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
-
-        def rot_of(i: np.ndarray) -> np.ndarray | None:
-            return None if rotation is None else rotation[i]
-
-        def check(start: int, idx: np.ndarray, frames: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            """Identity similarity of the batch's checked frames (runs on the helper thread)."""
-            checked = idx[(idx % opts.check_every) == 0]
-            if not len(checked):
-                return checked, np.zeros(0, np.float32)
-            return checked, checker.check([frames[i - start] for i in checked], [points[i - start] for i in checked])
-
-        def interior(idx: np.ndarray) -> list | None:
-            """The batch's driver mouths, read in step with the rendered frames (None: paint)."""
-            if mouths is None or mouth_frames is None:
-                return None
-            return [mouths.crop(int(i), getattr(next(mouth_frames, None), "rgb", None)) for i in idx]
-
-        def finish(start: int, idx: np.ndarray, frames: np.ndarray, result: Future, inside: list | None) -> None:
-            """Wait for the batch's identity check, soften and re-render failing frames, then encode the batch."""
-            t = time.perf_counter()
-            checked, s = result.result()
-            bad = checked[checker.failing(s)]
-            if len(bad):  # fallback: halve the expression change on failing frames and re-render them
-                soft = source.shapes + 0.5 * (shapes[bad] - source.shapes)
-                soft_rot = None if rotation is None else 0.5 * rotation[bad]
-                soft_inside = None if inside is None else [inside[b - start] for b in bad]
-                frames[bad - start], soft_points = renderer.render_with_points(soft, soft_rot, soft_inside, again=True)
-                report.fallback_frames.extend(int(b) for b in bad)
-                s = s.copy()
-                s[np.searchsorted(checked, bad)] = checker.check([frames[i - start] for i in bad], list(soft_points))
-            for i, v in zip(checked, s):
-                sims[i] = float(v)
-            t = timer("identity", t)
-            for f in frames:  # encoded on the encode thread; this waits only when it is 32 frames behind
-                if side is None:
-                    encoder.write(f)
-                else:
-                    drv = next(driver_frames, None)
-                    encoder.write(f, side_by_side(drv.rgb if drv is not None else np.zeros_like(f), f))
-            timer("encode_wait", t)
-            advance(len(idx))
-
-        # Batch k is rendered here while batch k-1's identity check runs on a second thread (torch releases the GIL).
-        previous = None
-        for start in range(0, n, opts.batch_size):
-            idx = np.arange(start, min(start + opts.batch_size, n))
-            t = time.perf_counter()
-            inside = interior(idx)
-            frames, points = renderer.render_with_points(shapes[idx], rot_of(idx), inside)
-            timer("render", t)
-            current = (start, idx, frames, pool.submit(check, start, idx, frames, points), inside)
-            if previous is not None:
-                finish(*previous)
-            previous = current
-        if previous is not None:
-            finish(*previous)
-    timer.total["encode"] = encoder.busy_s  # the encode thread's own time, beside the stages above
-    scored = [s for s in sims if s is not None]
-    ident = checker.report(scored)
-    report.identity = ident.summary()
-    report.similarities = [None if s is None else round(s, 4) for s in sims]
-    report.frames, report.fps, report.size = n, str(fps), (source.image.shape[1], source.image.shape[0])
-    report.timings_ms = {k: round(v * 1000, 1) for k, v in timer.total.items()}
-    report.timings_ms["per_frame"] = round(sum(timer.total.values()) * 1000 / max(n, 1), 2)
-    report.versions = versions(models)
-    if opts.strict and not ident.ok:
-        err = IdentityError(f"{ident.summary()['n_below']} frame(s) of {output} fall below the identity threshold "
-                            f"{ident.threshold:.2f} (min similarity {ident.summary()['min']}); the video was kept for "
-                            f"inspection; lower --strength or drop --strict.")
-        err.report = report.to_dict()  # type: ignore[attr-defined]  # the CLI still writes --report
-        raise err
-    return report
-
-
-def versions(models: Models) -> dict[str, str]:
-    import av
-
-    import reenact
-    from reenact.weights import shipped
-
-    return {"reenact": reenact.__version__, "torch": torch.__version__, "av": av.__version__,
-            "device": str(models.device), **{f"weights.{c.name}": c.sha256[:12] for c in shipped()}}
 
 
 def drive(source_path: Path, driver_path: Path, output: Path, models: Models, opts: RenderOptions,
@@ -237,6 +55,7 @@ def drive(source_path: Path, driver_path: Path, output: Path, models: Models, op
     from reenact.io.atomic import check_output_path
     from reenact.io.video import probe
 
+    check_smoothing(smooth)
     check_photo_options(max_size, face)
     check_distinct({"the photo": source_path, "the driver": driver_path, "the speech audio": speech_audio},
                    {"the output": output, "the preview": preview})
@@ -257,9 +76,7 @@ def drive(source_path: Path, driver_path: Path, output: Path, models: Models, op
     shapes, rotation = target_shapes(track, source, opts.retarget)
     audio = driver_path if info.has_audio else None
     if speech_audio is not None:
-        from reenact.speak import speech_columns, speech_track
-
-        lips = speech_track(speech_audio, float(Fraction(track.meta["fps"])), models)
+        lips = speech_track(speech_audio, float(Fraction(track.meta["fps"])), models.device)
         cols, m = speech_columns(lips), min(len(lips), len(shapes))
         shapes[:, cols] = source.shapes[cols]  # past the end of the speech the mouth rests
         shapes[:m, cols] = np.clip(source.shapes[cols] + lips.weights[:m], 0.0, 1.0)

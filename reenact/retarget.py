@@ -1,8 +1,8 @@
 """Driver parameters -> source parameters.
 
-Everything is expressed in the rig's space, ARKit52 (DESIGN §4). The default is **relative** transfer: the source keeps
-its own expression and receives the driver's *change* from the driver's neutral, times `strength`; a source that
-already smiles keeps smiling while it talks. `absolute` copies the driver's values instead.
+Everything is expressed in the rig's space, ARKit52 (docs/params.md). The default is **relative** transfer: the
+source keeps its own expression and receives the driver's *change* from the driver's neutral, times `strength`; a
+source that already smiles keeps smiling while it talks. `absolute` copies the driver's values instead.
 
 Per-channel controls accept any channel name of reenact.params: an AU (`AU12`) acts on every ARKit shape it maps to
 (mouthSmileLeft/Right), an ARKit name on itself. Regions restrict transfer to groups of shapes.

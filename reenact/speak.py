@@ -1,4 +1,5 @@
-"""Speech-driven animation: `speak` (photo + audio -> video) and the audio track for `drive --audio` and `extract`.
+"""Speech-driven animation: the `speak` job (photo + audio -> video). The speech track it animates from
+(`reenact.speech.speech_track`, also behind `drive --audio` and `extract speech.wav`) is in the speech layer.
 
 Lips come from the trained audio head (or pocketsphinx forced alignment of a transcript, `text=`), as ARKit mouth
 weights added to the photo's own expression; idle life (blinks 15-20 a minute, brows and small head motion that
@@ -8,68 +9,30 @@ speech needs no more memory than a minute; only the per-frame parameter rows are
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from reenact import speech
 from reenact.analysis import Models, ProgressFactory, load_source, no_progress
-from reenact.errors import InputError
 from reenact.idle import idle_track
 from reenact.io.atomic import OutputGroup
-from reenact.params import ARKIT52, Track
-from reenact.pipeline import RenderOptions, RunReport, render_video
+from reenact.options import RenderOptions, SpeakOptions  # noqa: F401  (reenact.speak.SpeakOptions)
+from reenact.params import ARKIT52
+from reenact.rendering import RunReport, render_video
+from reenact.speech import speech_columns, speech_track
 
 _INDEX = {n: i for i, n in enumerate(ARKIT52)}
-
-
-def speech_track(audio: Path, fps: float, models: Models, text: str | None = None) -> speech.SpeechTrack:
-    """Per-video-frame visemes, mouth weights and loudness for an audio file (any format PyAV reads)."""
-    from reenact.io.audio import load_audio, stream_audio
-
-    if text is not None:
-        if not text.strip():
-            raise InputError("--text is empty; give the words spoken in the audio, or leave --text out.")
-        wave, sr = load_audio(audio, sr=speech.SR)
-        return speech.speech_to_track(wave, sr, fps, text=text, device=models.device)
-    head = speech.load_head(models.device)
-    blocks = speech.stream_speech_track(stream_audio(audio, speech.SR, 10.0), fps, model=head, device=models.device)
-    track = speech.concat_tracks(blocks)
-    if len(track) == 0:
-        raise InputError(f"{audio} holds no audio samples; give a recording with speech (or silence) in it.")
-    return track
-
-
-def speech_columns(track: speech.SpeechTrack) -> list[int]:
-    return [_INDEX[name] for name in track.names]
-
-
-@dataclass
-class SpeakOptions:
-    fps: Fraction = Fraction(25)
-    text: str | None = None
-    still: bool = False
-    seed: int = 0
-    strength: float = 1.0
-
-    def __post_init__(self) -> None:  # the ranges of reenact.limits, before any audio is read
-        from reenact.limits import check
-
-        check("strength", self.strength)
-        check("fps", self.fps)
 
 
 def speak(source_path: Path, audio: Path, output: Path, models: Models, opts: RenderOptions, sopts: SpeakOptions,
           max_size: int = 1280, face: int | None = None, progress: ProgressFactory = no_progress,
           outputs: OutputGroup | None = None) -> RunReport:
     """Write a video of the audio's duration in which the photo says the audio (with the audio muxed in).
-    `outputs`: the command's OutputGroup (see reenact.pipeline.render_video)."""
+    `outputs`: the command's OutputGroup (see reenact.rendering.render_video)."""
     from reenact.io.atomic import check_output_path
 
     check_output_path(output, opts.overwrite)
-    track = speech_track(audio, float(sopts.fps), models, sopts.text)
+    track = speech_track(audio, float(sopts.fps), models.device, sopts.text)
     source = load_source(source_path, models, max_size, face)
     n = len(track)
     shapes = np.repeat(source.shapes[None], n, 0)
@@ -86,12 +49,3 @@ def speak(source_path: Path, audio: Path, output: Path, models: Models, opts: Re
     report = render_video(source, shapes, rotation, sopts.fps, output, models, opts, audio=audio, progress=progress,
                           outputs=outputs)
     return report
-
-
-def speech_to_track_file(audio: Path, fps: float, models: Models, text: str | None = None) -> Track:
-    """`extract speech.wav`: a Track with the 15 viseme posteriors and the ARKit mouth weights per video frame."""
-    tr = speech_track(audio, fps, models, text)
-    values = np.concatenate([tr.visemes, tr.weights], 1).astype(np.float32)
-    meta = {"fps": str(Fraction(fps).limit_denominator(1001)), "frames": len(tr), "source": audio.name,
-            "missing_frames": 0}
-    return Track(np.arange(len(tr)) / fps, np.clip(values, 0.0, 1.0), list(speech.VISEMES) + list(tr.names), meta)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -18,12 +20,12 @@ import torch
 from torch import nn
 
 from reenact.errors import InputError, WeightsError
-from reenact.params import ARKIT52, VISEME15, VISEME_TO_ARKIT_TABLE
+from reenact.params import ARKIT52, VISEME15, VISEME_TO_ARKIT_TABLE, Track
+# The 16 kHz helpers live in reenact.phones, below reenact.transcript; reenact.speech.SR etc. stay importable.
+from reenact.phones import HOP, RATE, SR, PhoneSegment, frame_db, mono16k  # noqa: F401
 from reenact.registry import register_model
+from reenact.transcript import align_transcript
 
-SR = 16000
-HOP = 160  # 10 ms -> 100 feature frames per second
-RATE = SR // HOP
 VISEMES = VISEME15  # sil PP FF TH DD kk CH SS nn RR aa E I O U
 AMPLITUDES = ("jaw", "energy")
 V = {name: i for i, name in enumerate(VISEMES)}
@@ -58,14 +60,6 @@ ARPABET: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass
-class PhoneSegment:
-    phone: str
-    start: float  # seconds
-    end: float
-    word: str = ""
-
-
 def segments_to_frames(segments: list[tuple[str, float, float]], n_frames: int, rate: int = RATE) -> np.ndarray:
     """(viseme, start, end) segments -> (n_frames,) viseme indices at `rate` Hz; gaps are silence."""
     labels = np.zeros(n_frames, np.int64)
@@ -92,31 +86,6 @@ def phones_to_visemes(phones: list[tuple[str, float, float]], table: dict[str, t
         out.extend((v, start + i * step, start + (i + 1) * step) for i, v in enumerate(vis))
     out.extend(("sil", hs, he) for hs, he in pending_h)
     return out
-
-
-def frame_db(wave: np.ndarray) -> np.ndarray:
-    """RMS level per 10 ms frame in dBFS, (len(wave) // HOP,)."""
-    n = len(wave) // HOP
-    frames = wave[: n * HOP].reshape(n, HOP).astype(np.float64)
-    return (10.0 * np.log10(np.mean(frames**2, axis=1) + 1e-12)).astype(np.float32)
-
-
-def mono16k(wave: np.ndarray, sr: int) -> np.ndarray:
-    wave = np.asarray(wave, dtype=np.float32)
-    if wave.ndim == 2:  # (samples, channels) or (channels, samples): average the short axis
-        wave = wave.mean(axis=int(np.argmin(wave.shape)))
-    if wave.ndim != 1:
-        raise InputError("Audio must be mono or stereo samples; got an array of shape " + str(wave.shape) + ".")
-    if sr <= 0:
-        raise InputError(f"Sample rate must be positive, got {sr}.")
-    if sr != SR:
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        g = gcd(SR, sr)
-        wave = resample_poly(wave, SR // g, sr // g).astype(np.float32)
-    return wave
 
 
 # ---------------------------------------------------------------- the audio head
@@ -359,11 +328,46 @@ def speech_to_track(wave: np.ndarray, sr: int, fps: float, text: str | None = No
         return concat_tracks(stream_speech_track([wave], fps, model, device))
     if fps <= 0:
         raise InputError(f"fps must be positive, got {fps}.")
-    from reenact.transcript import align_transcript
-
     segs = align_transcript(wave, SR, text)
     n = len(wave) // HOP + 1
     labels = segments_to_frames(phones_to_visemes([(s.phone, s.start, s.end) for s in segs]), n)
     post = np.eye(len(VISEMES), dtype=np.float32)[labels]  # (T, 15)
     db = frame_db(np.concatenate([wave, np.zeros(HOP, np.float32)]))[:n]
     return track_from_posteriors(post, None, db, fps, n_video_frames(len(wave), fps))
+
+
+# ---------------------------------------------------------------- audio files (speak, drive --audio, extract)
+
+_ARKIT_INDEX = {n: i for i, n in enumerate(ARKIT52)}
+
+
+def speech_track(audio: Path, fps: float, device: torch.device | str = "cpu", text: str | None = None
+                 ) -> SpeechTrack:
+    """Per-video-frame visemes, mouth weights and loudness for an audio file (any format PyAV reads)."""
+    from reenact.io.audio import load_audio, stream_audio
+
+    if text is not None:
+        if not text.strip():
+            raise InputError("--text is empty; give the words spoken in the audio, or leave --text out.")
+        wave, sr = load_audio(audio, sr=SR)
+        return speech_to_track(wave, sr, fps, text=text, device=device)
+    head = load_head(device)
+    blocks = stream_speech_track(stream_audio(audio, SR, 10.0), fps, model=head, device=device)
+    track = concat_tracks(blocks)
+    if len(track) == 0:
+        raise InputError(f"{audio} holds no audio samples; give a recording with speech (or silence) in it.")
+    return track
+
+
+def speech_columns(track: SpeechTrack) -> list[int]:
+    return [_ARKIT_INDEX[name] for name in track.names]
+
+
+def speech_to_track_file(audio: Path, fps: float, device: torch.device | str = "cpu",
+                         text: str | None = None) -> Track:
+    """`extract speech.wav`: a Track with the 15 viseme posteriors and the ARKit mouth weights per video frame."""
+    tr = speech_track(audio, fps, device, text)
+    values = np.concatenate([tr.visemes, tr.weights], 1).astype(np.float32)
+    meta = {"fps": str(Fraction(fps).limit_denominator(1001)), "frames": len(tr), "source": audio.name,
+            "missing_frames": 0}
+    return Track(np.arange(len(tr)) / fps, np.clip(values, 0.0, 1.0), list(VISEMES) + list(tr.names), meta)

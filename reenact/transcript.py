@@ -11,7 +11,7 @@ import re
 import numpy as np
 
 from reenact.errors import InputError
-from reenact.speech import RATE, SR, PhoneSegment, frame_db, mono16k
+from reenact.phones import RATE, SR, PhoneSegment, frame_db, mono16k
 
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
         "seventeen eighteen nineteen".split()

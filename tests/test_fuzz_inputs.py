@@ -282,3 +282,62 @@ def test_readme_quotes_every_range() -> None:
     readme = (SAMPLES.parent / "README.md").read_text()
     for limit in RANGES.values():
         assert f"| `{limit.option}` | {limit.span()}" in readme, limit.option
+
+
+# ------------------------------------------------------------------------------------------------ choices, up front
+@pytest.mark.parametrize("command, option, value", [
+    (DRIVE, "--smooth", "bogus"), (EXTRACT, "--smooth", "bogus"), (BATCH, "--smooth", "bogus"),
+    (DRIVE, "--region", "nose"), (RENDER, "--region", "nose"), (BATCH, "--region", "nose"),
+], ids=["drive-smooth", "extract-smooth", "batch-smooth", "drive-region", "render-region", "batch-region"])
+def test_a_value_outside_the_choices_is_refused_by_click(work: Path, no_media: None, command: tuple[str, ...],
+                                                         option: str, value: str) -> None:
+    line = refused(work, *command, option, value)
+    assert option in line and repr(value) in line and f"reenact {command[0]} --help" in line
+
+
+@pytest.mark.parametrize("args", [(*DRIVE, "--smooth", "bogus"), (*RENDER, "--fps", "0"), (*SPEAK, "--fps", "0"),
+                                  (*DRIVE, "--max-size", "10"), (*BATCH, "--max-size", "10")],
+                         ids=["drive-smooth", "render-fps", "speak-fps", "drive-max-size", "batch-max-size"])
+def test_bad_options_are_refused_within_a_second(work: Path, no_media: None, args: tuple[str, ...]) -> None:
+    import time
+
+    start = time.perf_counter()
+    refused(work, *args)
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize("args", [(*DRIVE, "--smooth", "bogus"), (*SPEAK, "--fps", "0"), (*DRIVE, "--max-size", "10"),
+                                  (*RENDER, "--region", "nose"), (*DRIVE, "--identity", "bogus"),
+                                  ("--device", "tpu", *EDIT)],
+                         ids=["drive-smooth", "speak-fps", "drive-max-size", "render-region", "drive-identity",
+                              "edit-device"])
+def test_bad_options_are_refused_before_torch_loads(work: Path, args: tuple[str, ...]) -> None:
+    """As a real process: the refusal comes before torch, PyAV or OpenCV is imported (a second or more each)."""
+    import subprocess
+    import sys
+
+    from tests.checkout import CLI_MAIN, ROOT
+
+    probe = CLI_MAIN.replace("main()", "\ntry:\n    main()\nfinally:\n    print(sorted({'torch', 'av', 'cv2'} & "
+                                       "set(sys.modules)), file=sys.stderr)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", probe, *args], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
+
+
+@pytest.mark.parametrize("command", [DRIVE, SPEAK, RENDER, IDENTITY, BATCH],
+                         ids=["drive", "speak", "render", "identity", "batch"])
+def test_unknown_identity_embedder_is_refused_up_front(work: Path, no_media: None, command: tuple[str, ...]) -> None:
+    line = refused(work, *command, "--identity", "bogus")
+    assert "--identity" in line and "mobilefacenet" in line
+
+
+def test_the_identity_spellings_are_the_embedders() -> None:
+    from reenact.identity import EMBEDDERS
+    from reenact.limits import check_identity_spec
+
+    for name in [e.replace("[:PATH]", "") for e in EMBEDDERS] + ["default", "arcface:/some/pack"]:
+        assert check_identity_spec(name) == name
+

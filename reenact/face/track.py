@@ -15,12 +15,14 @@ sequential path (detector). The result matches frame-by-frame tracking to well u
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 import numpy as np
 
-from reenact.face.analyzer import MIN_PRESENCE, FaceAnalyzer, FaceLandmarks, as_rgb, make_landmarks
+from reenact.face.detect import Detection
 from reenact.face.landmarks import MeshModel, Roi, roi_from_detection, roi_from_landmarks
+from reenact.face.result import MIN_PRESENCE, FaceLandmarks, as_rgb, make_landmarks
 
 DRIFT = 0.04  # largest accepted ROI change (centre shift and size change as a fraction of the side; angle in rad)
 
@@ -32,10 +34,18 @@ def drifted(used: Roi, own: Roi, tol: float) -> bool:
     return shift > tol or abs(np.log(own.side / used.side)) > tol or angle > tol
 
 
+class Analyzer(Protocol):
+    """What the tracker uses of a reenact.face.analyzer.FaceAnalyzer (which builds trackers: `FaceAnalyzer.tracker()`),
+    so this module sits below the analyzer."""
+
+    detector: Callable[[list[np.ndarray]], list[list[Detection]]]
+    mesh: MeshModel
+
+
 class FaceTracker:
     """Stateful per-video tracker of one face (the largest when (re)detecting, else the one nearest the last)."""
 
-    def __init__(self, analyzer: FaceAnalyzer, min_presence: float = MIN_PRESENCE) -> None:
+    def __init__(self, analyzer: Analyzer, min_presence: float = MIN_PRESENCE) -> None:
         self.analyzer = analyzer
         self.min_presence = min_presence
         self.roi: Roi | None = None
@@ -138,8 +148,8 @@ def add_irises(mesh: MeshModel, frames: list[np.ndarray], faces: list[FaceLandma
         lm.points = points.astype(np.float32)
 
 
-def track_video(frames: Iterable[np.ndarray], analyzer: FaceAnalyzer) -> Iterator[FaceLandmarks | None]:
+def track_video(frames: Iterable[np.ndarray], analyzer: Analyzer) -> Iterator[FaceLandmarks | None]:
     """Per-frame landmarks of the main face of a video (None for frames without a face); streams, O(1) memory."""
-    tracker = analyzer.tracker()
+    tracker = FaceTracker(analyzer)
     for frame in frames:
         yield tracker.update(frame)

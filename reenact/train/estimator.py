@@ -34,6 +34,7 @@ from reenact.estimate import EstimatorNet, normalize
 from reenact.params import ARKIT52, arkit_to_au
 from reenact.rig import load_rig, procrustes
 from reenact.train.estimator_real import RealFrames, real_video_agreement
+from reenact.train.sampling import random_rotation, uniform
 
 __all__ = ["Identities", "TrainConfig", "collect_meshes", "evaluate", "export", "real_video_agreement", "synth_batch",
            "train"]
@@ -160,29 +161,15 @@ def sample_params(n: int, g: torch.Generator, cfg: TrainConfig) -> torch.Tensor:
     return val
 
 
-def random_rotation(n: int, g: torch.Generator, cfg: TrainConfig) -> torch.Tensor:
-    ang = (torch.rand(n, 3, generator=g) * 2 - 1) * torch.tensor([cfg.pitch_deg, cfg.yaw_deg, cfg.roll_deg])
-    a, b, c = torch.deg2rad(ang).unbind(1)
-    one, zero = torch.ones(n), torch.zeros(n)
-    rx = torch.stack([one, zero, zero, zero, a.cos(), -a.sin(), zero, a.sin(), a.cos()], 1).view(n, 3, 3)
-    ry = torch.stack([b.cos(), zero, b.sin(), zero, one, zero, -b.sin(), zero, b.cos()], 1).view(n, 3, 3)
-    rz = torch.stack([c.cos(), -c.sin(), zero, c.sin(), c.cos(), zero, zero, zero, one], 1).view(n, 3, 3)
-    return rz @ ry @ rx
-
-
-def _uniform(shape, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
-    return lo + (hi - lo) * torch.rand(shape, generator=g)
-
-
 def synth_batch(n: int, g: torch.Generator, basis: torch.Tensor, ids: Identities, cfg: TrainConfig
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(points px (n, 478, 3), params (n, 52))."""
     params = sample_params(n, g, cfg)
     faces = ids.sample(n, g, cfg.identity_scale) + torch.einsum("nk,kpc->npc", params, basis)
-    scale = torch.exp(_uniform(n, math.log(4.0), math.log(40.0), g))  # px per cm: faces ~55 to ~550 px wide
-    shift = _uniform((n, 3), 0.0, 1000.0, g) * torch.tensor([1.0, 1.0, 0.0])
+    scale = torch.exp(uniform(n, math.log(4.0), math.log(40.0), g))  # px per cm: faces ~55 to ~550 px wide
+    shift = uniform((n, 3), 0.0, 1000.0, g) * torch.tensor([1.0, 1.0, 0.0])
     pts = scale[:, None, None] * faces @ random_rotation(n, g, cfg).transpose(1, 2) + shift[:, None]
-    sigma = _uniform(n, *cfg.noise_px, g) * 14.0 * scale
+    sigma = uniform(n, *cfg.noise_px, g) * 14.0 * scale
     pts = pts + torch.randn(pts.shape, generator=g) * sigma[:, None, None]
     return pts, params
 

@@ -23,6 +23,7 @@ import torch
 
 from reenact.estimate import normalize
 from reenact.params import ARKIT52
+from reenact.train.sampling import random_rotation, uniform
 
 HELD_OUT = ("franck_mp4",)  # the unseen real-video test: never a training frame, never a rig refinement frame
 
@@ -69,14 +70,12 @@ class RealFrames:
 
     def sample(self, n: int, g: torch.Generator, cfg) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(points px (n, 478, 3) re-posed like the synthetic ones, labels (n, 52), canonical meshes (n, 478, 3))."""
-        from reenact.train.estimator import _uniform, random_rotation
-
         idx = torch.randint(len(self.canon), (n,), generator=g)
         canon = self.canon[idx]
-        scale = torch.exp(_uniform(n, math.log(4.0), math.log(40.0), g))
-        shift = _uniform((n, 3), 0.0, 1000.0, g) * torch.tensor([1.0, 1.0, 0.0])
+        scale = torch.exp(uniform(n, math.log(4.0), math.log(40.0), g))
+        shift = uniform((n, 3), 0.0, 1000.0, g) * torch.tensor([1.0, 1.0, 0.0])
         pts = scale[:, None, None] * canon @ random_rotation(n, g, cfg).transpose(1, 2) + shift[:, None]
-        sigma = _uniform(n, 0.0, cfg.noise_px[1] / 2, g) * 14.0 * scale  # real frames carry their own noise
+        sigma = uniform(n, 0.0, cfg.noise_px[1] / 2, g) * 14.0 * scale  # real frames carry their own noise
         return pts + torch.randn(pts.shape, generator=g) * sigma[:, None, None], self.labels[idx], canon
 
 

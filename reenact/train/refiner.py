@@ -3,7 +3,7 @@
     .venv/bin/python -m reenact.train.refiner --data .cache/refiner/data --steps 20000        # CPU or one GPU
     torchrun --nproc_per_node 4 -m reenact.train.refiner --data .cache/refiner/data --gan ragan # DDP
 
-Losses (DESIGN §6, GANimation eq. 3-6, SliderGAN's L_gen):
+Losses (GANimation eq. 3-6, SliderGAN's L_gen):
   * L1 to the real target frame, weighted up on the mouth and eye regions;
   * identity: 1 - cos of dlib ResNet embeddings + L1 on two of its intermediate feature maps (our own network as
     the "perceptual" loss: no ImageNet VGG is available offline), every `id_every` steps (it dominates CPU cost);
