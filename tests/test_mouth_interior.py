@@ -195,9 +195,21 @@ def test_driver_creases_reach_the_photo_only_behind_the_shading_gate(photo) -> N
                           off.render_with_points(shapes, interior=[crop_mouth(frame, pts)])[0])
 
 
-def test_driver_meshes_are_kept_small_and_exact_enough(photo) -> None:
+def test_driver_creases_are_opt_in(photo) -> None:
+    # Off by default: on another person they carry the driver's skin texture as blotches (docs/mouth.md); without
+    # them no driver mesh is kept either, only the mouth's 40 points.
     image, points, _ = photo
     mouths = DriverMouths(Path("driver.mp4"))
+    mouths.on_frame(SimpleNamespace(rgb=image), SimpleNamespace(points=points))
+    mouths.on_frame(None, None)
+    assert mouths.found is None and mouths.faces == [] and len(mouths.points) == 2
+    mouth = mouths.crop(0, image)
+    assert mouth is not None and mouth.creases is None and mouths.crop(1, image) is None
+
+
+def test_driver_meshes_are_kept_small_and_exact_enough(photo) -> None:
+    image, points, _ = photo
+    mouths = DriverMouths(Path("driver.mp4"), creases=True)
     mouths.on_frame(SimpleNamespace(rgb=image), SimpleNamespace(points=points))
     mouths.on_frame(None, None)
     assert mouths.faces[0].dtype == np.int16 and mouths.faces[1] is None
