@@ -12,6 +12,9 @@ contour (`Carrier.fill`, called by `MouthPainter.paint` for its box):
   teeth under the lower lip, and only what is between them (tongue, shadow) stretches with the opening;
 - colour and brightness: per-channel gains that bring the driver's lip-adjacent skin to the photo's (a ring outside
   the outer lips in both); a change of light scales colours, so gains (not offsets) keep dark shadows dark;
+- teeth: told apart as in the library (`teeth_weight`), they keep the driver's light (their luma) but take the
+  photo's own teeth colour, or where the photo shows none the library's neutral prior (`neutral_teeth`): the
+  driver's own teeth colour (yellow teeth, say) is the driver's, not the photo's person's;
 - sharpness: a driver mouth larger than the photo's is blurred before it is shrunk, as a camera would have;
 - the lip line is feathered inside the contour by the painter; nothing outside the target contour is touched.
 
@@ -261,13 +264,21 @@ class Carrier:
         map_y = (dc[1] + ad * de[1] + bd * dn[1]).astype(np.float32)
         return map_x, map_y, s
 
-    def fill(self, mouth: DriverMouth, pts: np.ndarray, box: Box) -> np.ndarray:
+    def fill(self, mouth: DriverMouth, pts: np.ndarray, box: Box, look: LibraryLook = LOOK) -> np.ndarray:
         """(y1 - y0, x1 - x0, 3) float32 0..255: the driver's interior over `box` of a frame whose mesh is `pts`
-        (478, 2+) in the same px as the box, in the photo's colour (skin gains clipped to GAIN_RANGE)."""
+        (478, 2+) in the same px as the box, in the photo's colour and light: per-channel gains bring the driver's
+        lip-adjacent skin to the photo's (clipped to GAIN_RANGE); its teeth (told apart as the library's,
+        `teeth_weight`) keep that light (their luma) but take the photo's own teeth colour, or where the photo shows
+        none the library's neutral prior (`neutral_teeth`): the gains alone put the driver's own teeth colour
+        (yellow teeth) on every photo."""
         map_x, map_y, s = self.maps(mouth, pts, box)
-        carried = remap(mouth.crop, map_x, map_y, s)
+        layers = np.dstack([mouth.crop, teeth_weight(mouth.crop, mouth.skin, look)]).astype(np.float32)  # RGB, teeth
+        carried = remap(layers, map_x, map_y, s)  # (h, w, 4)
         gains = np.clip(self.skin / mouth.skin, *GAIN_RANGE).astype(np.float32)
-        return np.minimum(carried.astype(np.float32) * gains, 255.0)
+        own, m = carried[..., :3] * gains, carried[..., 3:]
+        teeth = self.teeth if self.teeth is not None else neutral_teeth(self.skin, look)
+        teeth = (teeth / luma_of(teeth)).astype(np.float32)  # (3,) colour per unit of luma
+        return np.minimum(own * (1 - m) + luma_of(own)[..., None] * teeth * m, 255.0)
 
     def fill_library(self, mouth: "LibraryMouth", pts: np.ndarray, box: Box, look: LibraryLook = LOOK) -> np.ndarray:
         """Like `fill`, for a library mouth: its rest (tongue, cavity) rebuilt on the photo's skin colour, its teeth
