@@ -272,10 +272,9 @@ class Carrier:
         none the library's neutral prior (`neutral_teeth`): the gains alone put the driver's own teeth colour
         (yellow teeth) on every photo."""
         map_x, map_y, s = self.maps(mouth, pts, box)
-        layers = np.dstack([mouth.crop, teeth_weight(mouth.crop, mouth.skin, look)]).astype(np.float32)  # RGB, teeth
-        carried = remap(layers, map_x, map_y, s)  # (h, w, 4)
-        gains = np.clip(self.skin / mouth.skin, *GAIN_RANGE).astype(np.float32)
-        own, m = carried[..., :3] * gains, carried[..., 3:]
+        carried = remap(mouth.crop, map_x, map_y, s).astype(np.float32)  # (h, w, 3) the driver's colours
+        m = teeth_weight(carried, mouth.skin, look)[..., None]  # on the box, not the larger crop: cheaper
+        own = carried * np.clip(self.skin / mouth.skin, *GAIN_RANGE).astype(np.float32)
         teeth = self.teeth if self.teeth is not None else neutral_teeth(self.skin, look)
         teeth = (teeth / luma_of(teeth)).astype(np.float32)  # (3,) colour per unit of luma
         return np.minimum(own * (1 - m) + luma_of(own)[..., None] * teeth * m, 255.0)
