@@ -10,7 +10,8 @@ tracks them anyway). Timed, per frame, in process CPU ms (one torch thread; medi
 - `driver`: the same with the driver's interior carried in (crop of the driver frame + its skin colour + the
   carried fill), i.e. what `--mouth driver` adds to the render is `driver - paint`;
 - `decode`: reading the driver video a second time while rendering (what `--mouth driver` adds to the stream);
-- `creases`: the driver's fine creases (`drive --mouth driver` with the expression shading on): the driver frame
+- `creases`: the driver's fine creases (opt-in: `DriverMouths(..., creases=True)`, with the expression shading on;
+  `added_total_ms` is `drive`'s default without them, `driver_with_creases_ms` with them): the driver frame
   unwrapped into texture space, its fine log ratio to the first frame, and that ratio sampled into the photo's ROI
   as a gain (reenact.render.shade.DriverCreases, PhotoShading.crease_gain);
 - `library`: the same with the library's interior (the pick, smoothed over frames, and the blend of two carried

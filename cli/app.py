@@ -28,6 +28,7 @@ from reenact_cli.options import (
     Absolute,
     BatchSize,
     CheckEvery,
+    Creases,
     Crf,
     DriverMouth,
     Face,
@@ -156,6 +157,7 @@ def drive(
     identity_model: Identity = "default",
     refine: Refine = True,
     mouth: DriverMouth = "driver",
+    creases: Creases = False,
     threshold: Threshold = None,
     check_every: CheckEvery = 1,
     batch_size: BatchSize = 16,
@@ -182,7 +184,7 @@ def drive(
         try:
             result = run_drive(source, driver, output, models, opts, max_size=max_size, face=face,
                                smooth=smooth.value, progress=ui.progress, preview=preview, speech_audio=speech,
-                               outputs=outputs)
+                               outputs=outputs, creases=creases)
         except IdentityError as err:  # --strict: the video is kept for inspection, with its report
             stage_report(outputs, report, err.report)
             outputs.commit()

@@ -82,6 +82,9 @@ DriverMouth = Annotated[str, typer.Option(
     "--mouth", help="An opening mouth's inside: driver (the driving video's own teeth, tongue and shadow, "
     "docs/mouth.md) | library (real mouths chosen by shape) | paint (drawn teeth and a dark cavity). With --audio, "
     "driver means library.")]
+Creases = Annotated[bool, typer.Option(
+    "--creases", help="With --mouth driver, also carry the driver's fine creases onto the photo, behind the expression "
+    "shading (off: on another person's photo they carry the driver's skin texture; docs/shading.md).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help=f"Frames rendered per batch ({span('batch_size')}).")]
 
 # ------------------------------------------------------------------------------------------------ identity

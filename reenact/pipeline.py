@@ -44,13 +44,14 @@ def target_shapes(track: Track, source: Source, opts: RetargetOptions) -> tuple[
 def drive(source_path: Path, driver_path: Path, output: Path, models: Models, opts: RenderOptions,
           max_size: int = 1280, face: int | None = None, smooth: str = "offline",
           progress: ProgressFactory = no_progress, preview: Path | None = None,
-          speech_audio: Path | None = None, outputs: OutputGroup | None = None) -> RunReport:
+          speech_audio: Path | None = None, outputs: OutputGroup | None = None, creases: bool = False) -> RunReport:
     """The main job: the person in the source photo performs the driver's expressions; the driver's audio is kept.
 
     `speech_audio`: the lips come from this recording instead (trained audio head), everything else from the
     driver, and this recording becomes the output's audio. A damaged or truncated driver is rendered as far as it
     decodes and `RunReport.damage` says so; with `opts.strict` it is a MediaError before anything is rendered.
-    `outputs`: see render_video.
+    `outputs`: see render_video. `creases`: with `--mouth driver`, also carry the driver's fine creases onto the photo
+    (off by default: they help self-reenactment but muddy another person's skin; docs/mouth.md).
     """
     from reenact.io.atomic import check_output_path
     from reenact.io.video import probe
@@ -69,7 +70,7 @@ def drive(source_path: Path, driver_path: Path, output: Path, models: Models, op
 
     # --mouth driver: keep the driver's mouth points while tracking; not with --audio (its lips are not the driver's:
     # the library's mouths are used instead)
-    mouths = DriverMouths(driver_path) if opts.mouth == "driver" and speech_audio is None else None
+    mouths = DriverMouths(driver_path, creases=creases) if opts.mouth == "driver" and speech_audio is None else None
     track = video_track(driver_path, models, smooth, progress, on_frame=None if mouths is None else mouths.on_frame)
     track_ms = (time.perf_counter() - t) * 1000
     check_damage(track, opts.strict)

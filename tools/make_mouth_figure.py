@@ -1,11 +1,12 @@
 """README figure for issue 19: photos of people in no training data, mouth opening in drive (driven by the held-out
 franck clip) and in speak (samples/speech.wav); today's painted cavity vs the new interior.
 
-    .venv/bin/python tools/make_mouth_figure.py [--out docs/images/mouth_people.png]
+    .venv/bin/python tools/make_mouth_figure.py [--out docs/images/mouth_people.png] [--creases]
 
 One row per photo: drive --mouth paint | driver | library, speak --mouth paint | library, each
 the lower face at the frame whose mouth opens widest (drive: of the driver's first 8 s; speak: of the speech).
-Refiner and shading on, as the CLI's defaults. The library's choice is smoothed over the speech frames before it.
+Refiner and shading on, as the CLI's defaults; the driver's fine creases off, as `drive`'s default (`--creases`:
+carried, as `DriverMouths(..., creases=True)`). The library's choice is smoothed over the speech frames before it.
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "mouth_people.png")
     ap.add_argument("--driver", type=Path, default=DATA / "franck.mp4")
     ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--creases", action="store_true", help="also carry the driver's fine creases (opt-in)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     models = Models()
-    mouths = DriverMouths(args.driver)
+    mouths = DriverMouths(args.driver, creases=args.creases)
     track = video_track(args.driver, models, "offline", on_frame=mouths.on_frame)
     fps = Fraction(track.meta["fps"])
     n = min(len(track), int(args.seconds * float(fps)))

@@ -12,6 +12,9 @@ contour (`Carrier.fill`, called by `MouthPainter.paint` for its box):
   teeth under the lower lip, and only what is between them (tongue, shadow) stretches with the opening;
 - colour and brightness: per-channel gains that bring the driver's lip-adjacent skin to the photo's (a ring outside
   the outer lips in both); a change of light scales colours, so gains (not offsets) keep dark shadows dark;
+- teeth: told apart as in the library (`teeth_weight`), they keep the driver's light (their luma) but take the
+  photo's own teeth colour, or where the photo shows none the library's neutral prior (`neutral_teeth`): the
+  driver's own teeth colour (yellow teeth, say) is the driver's, not the photo's person's;
 - sharpness: a driver mouth larger than the photo's is blurred before it is shrunk, as a camera would have;
 - the lip line is feathered inside the contour by the painter; nothing outside the target contour is touched.
 
@@ -20,7 +23,8 @@ Without a driving video (speak, edit, render), `MouthLibrary` holds real open mo
 same mapping (`Carrier.fill_library`): only their light is carried, their colour is rebuilt from the photo's skin,
 teeth and the rest apart (`LibraryLook`, docs/mouth.md).
 
-A driver's frame also carries its fine creases (`DriverMouths` keeps its meshes; reenact.render.shade.DriverCreases).
+With `DriverMouths(..., creases=True)` (opt-in), a driver's frame also carries its fine creases (`DriverMouths` then
+keeps its meshes; reenact.render.shade.DriverCreases).
 """
 
 from __future__ import annotations
@@ -260,13 +264,20 @@ class Carrier:
         map_y = (dc[1] + ad * de[1] + bd * dn[1]).astype(np.float32)
         return map_x, map_y, s
 
-    def fill(self, mouth: DriverMouth, pts: np.ndarray, box: Box) -> np.ndarray:
+    def fill(self, mouth: DriverMouth, pts: np.ndarray, box: Box, look: LibraryLook = LOOK) -> np.ndarray:
         """(y1 - y0, x1 - x0, 3) float32 0..255: the driver's interior over `box` of a frame whose mesh is `pts`
-        (478, 2+) in the same px as the box, in the photo's colour (skin gains clipped to GAIN_RANGE)."""
+        (478, 2+) in the same px as the box, in the photo's colour and light: per-channel gains bring the driver's
+        lip-adjacent skin to the photo's (clipped to GAIN_RANGE); its teeth (told apart as the library's,
+        `teeth_weight`) keep that light (their luma) but take the photo's own teeth colour, or where the photo shows
+        none the library's neutral prior (`neutral_teeth`): the gains alone put the driver's own teeth colour
+        (yellow teeth) on every photo."""
         map_x, map_y, s = self.maps(mouth, pts, box)
-        carried = remap(mouth.crop, map_x, map_y, s)
-        gains = np.clip(self.skin / mouth.skin, *GAIN_RANGE).astype(np.float32)
-        return np.minimum(carried.astype(np.float32) * gains, 255.0)
+        carried = remap(mouth.crop, map_x, map_y, s).astype(np.float32)  # (h, w, 3) the driver's colours
+        m = teeth_weight(carried, mouth.skin, look)[..., None]  # on the box, not the larger crop: cheaper
+        own = carried * np.clip(self.skin / mouth.skin, *GAIN_RANGE).astype(np.float32)
+        teeth = self.teeth if self.teeth is not None else neutral_teeth(self.skin, look)
+        teeth = (teeth / luma_of(teeth)).astype(np.float32)  # (3,) colour per unit of luma
+        return np.minimum(own * (1 - m) + luma_of(own)[..., None] * teeth * m, 255.0)
 
     def fill_library(self, mouth: "LibraryMouth", pts: np.ndarray, box: Box, look: LibraryLook = LOOK) -> np.ndarray:
         """Like `fill`, for a library mouth: its rest (tongue, cavity) rebuilt on the photo's skin colour, its teeth
@@ -293,38 +304,50 @@ FACE_STEPS = 4.0  # a driver's face mesh is kept in quarter px (int16: +-8192 px
 @dataclass
 class DriverMouths:
     """The driver's mouths for one drive: its video (read again, streaming, while rendering) and (T, 40, 2) KEEP
-    points per driver frame in its px (NaN where no face was tracked), collected while tracking."""
+    points per driver frame in its px (NaN where no face was tracked), collected while tracking.
+
+    `creases`: also carry the driver's fine creases (reenact.render.shade.DriverCreases). Off by default: on another
+    person's photo they carry the driver's skin texture and the tracker's mis-registration as grey blotches; they help
+    self-reenactment only (docs/mouth.md). Only with them are the driver's meshes kept."""
 
     path: Path
+    creases: bool = field(default=False, kw_only=True)
     points: list[np.ndarray] = field(default_factory=list)
-    # (468, 2) int16 per frame (None without a face), for the creases: quarter px from the frame's mouth corner 78
-    # (KEEP[0]), 1.9 KB a frame instead of 3.7 as float32; a quarter px is far below the creases' 3-texel scale.
+    # (468, 2) int16 per frame (None without a face), for the creases only: quarter px from the frame's mouth corner
+    # 78 (KEEP[0]), 1.9 KB a frame instead of 3.7 as float32; a quarter px is far below the creases' 3-texel scale.
     faces: list[np.ndarray | None] = field(default_factory=list)
-    creases: DriverCreases | None = field(default_factory=DriverCreases)  # None: no creases carried
+    found: DriverCreases | None = field(init=False, default=None, repr=False)  # the creases' reference face
+
+    def __post_init__(self) -> None:
+        self.found = DriverCreases() if self.creases else None
 
     def on_frame(self, frame: object, landmarks: object) -> None:
         """`reenact.analysis.video_track`'s per-frame hook: keep the mouth points (a few hundred bytes a frame) and,
-        for the creases, the face mesh and the first face's texture."""
+        with `creases`, the face mesh and the first face's texture."""
         pts = getattr(landmarks, "points", None)
         if pts is None:
             self.points.append(np.full((len(KEEP), 2), np.nan, np.float32))
-            self.faces.append(None)
+            if self.found is not None:
+                self.faces.append(None)
             return
         pts = np.asarray(pts, np.float32)
         self.points.append(pts[KEEP, :2])
+        if self.found is None:
+            return
         self.faces.append(np.round((pts[:468, :2] - pts[KEEP[0], :2]) * FACE_STEPS).astype(np.int16))
         rgb = getattr(frame, "rgb", None)
-        if self.creases is not None and rgb is not None:  # the same rounded mesh as every later frame is read with
-            self.creases.remember(np.asarray(rgb), self.face(len(self.faces) - 1))
+        if rgb is not None:  # the same rounded mesh as every later frame is read with
+            self.found.remember(np.asarray(rgb), self.face(len(self.faces) - 1))
 
     def crop(self, index: int, frame: np.ndarray | None) -> DriverMouth | None:
-        """Driver frame `index`'s mouth (None past the end, without a frame, or without a face), with its creases."""
+        """Driver frame `index`'s mouth (None past the end, without a frame, or without a face), with its creases
+        when they are carried."""
         if frame is None or not 0 <= index < len(self.points):
             return None
         mouth = crop_mouth(frame, self.points[index])
-        face = self.face(index)
-        if mouth is not None and self.creases is not None and face is not None:
-            mouth.creases = self.creases.at(frame, face)
+        face = self.face(index) if self.found is not None else None
+        if mouth is not None and self.found is not None and face is not None:
+            mouth.creases = self.found.at(frame, face)
         return mouth
 
     def face(self, index: int) -> np.ndarray | None:

@@ -237,6 +237,8 @@ class PhotoShading:
 # space, carried onto the photo as a ratio image. Only its fine part (the log ratio minus its Gaussian blur of
 # CREASE_SIGMA texels): creases and folds that move with the expression, not the driver's light or its head turning
 # under it. Measured to help on the tuning and the held-out clips (docs/mouth.md: tools/eval_mouth.py --creases).
+# Opt-in (reenact.render.interior.DriverMouths(..., creases=True)): on another person's photo the ratio also carries
+# the driver's skin texture and the tracker's mis-registration, as grey blotches (docs/mouth.md).
 CREASE_SIGMA = 3.0  # texels of TEX: about 2 % of the face's width
 CREASE_CLIP = 0.4  # |log ratio| beyond this is a tracking slip or a specular flash, not a crease
 
