@@ -167,6 +167,22 @@ def clip_to_ranges(x: np.ndarray, channels: Sequence[str]) -> np.ndarray:
     return np.clip(x, lo, hi)
 
 
+PEAK_MARGIN = 0.1  # a blink channel's rise above its filtered value beyond this is kept (see keep_blink_peaks)
+
+
+def keep_blink_peaks(raw: np.ndarray, smoothed: np.ndarray, channels: Sequence[str]) -> np.ndarray:
+    """Blink channels: where the raw value rises more than PEAK_MARGIN above the filtered one, keep the excess.
+
+    A real blink is shut for one or two frames at 25-30 fps; even the blink class's 10 Hz filter halves such a peak
+    (a one-frame shut eye read 0.86 came out 0.67), while the jitter it is there for is a few hundredths. Only rises
+    pass (a blink closes), so an open eye stays as smooth as before."""
+    out = smoothed.copy()
+    for c, name in enumerate(channels):
+        if channel_class(name) == "blink":
+            out[:, c] += np.maximum(raw[:, c] - smoothed[:, c] - PEAK_MARGIN, 0.0)
+    return out
+
+
 def smooth_track(x: np.ndarray, channels: Sequence[str], fps: float, mode: str = "offline",
                  calibrate: bool = True, gaps: str = "linear") -> tuple[np.ndarray, np.ndarray]:
     """The whole chain used by `extract`/`drive`: fill gaps -> calibrate -> filter -> clip to each range.
@@ -177,7 +193,7 @@ def smooth_track(x: np.ndarray, channels: Sequence[str], fps: float, mode: str =
     if calibrate:
         x, _ = neutral_calibrate(x, channels)
     if mode == "offline":
-        x = zero_phase(x, fps, cutoffs_for(channels, fps))
+        x = keep_blink_peaks(x, zero_phase(x, fps, cutoffs_for(channels, fps)), channels)
     elif mode == "online":
         x = one_euro(x, fps, channels)
     elif mode != "none":

@@ -102,3 +102,18 @@ def test_a_three_frame_blink_still_shuts_after_smoothing(fps) -> None:
     assert out[31, 0] >= 0.9  # the lid closes in the output too
     assert out[31, 1] >= 0.75  # the jaw keeps most of a one-frame peak
     assert out[31, 2] < out[31, 0]  # brows are filtered harder: their noise is more visible than their speed
+
+
+def test_a_one_frame_blink_keeps_its_peak_but_lid_jitter_is_smoothed() -> None:
+    channels = ["eyeBlinkLeft", "jawOpen"]
+    rng = np.random.default_rng(0)
+    x = np.zeros((90, 2), np.float32)
+    x[:, 0] = 0.1 + 0.03 * rng.standard_normal(90)  # tracker jitter on an open eye
+    x[45, 0] = 0.95  # shut for one frame at 30 fps
+    x[45, 1] = 0.95
+    out, _ = S.smooth_track(x, channels, FPS, calibrate=False)
+    assert out[45, 0] >= 0.8  # the filter alone brings it down to about 0.6
+    assert out[45, 1] < 0.8  # other channels are not touched
+    open_ = np.r_[0:40, 50:90]
+    assert S.jitter(out[open_, :1])[0] < 0.5 * S.jitter(x[open_, :1])[0]
+    assert np.all(out[:, 0] <= np.maximum(x[:, 0], S.zero_phase(x, FPS, S.cutoffs_for(channels, FPS))[:, 0]) + 1e-6)
