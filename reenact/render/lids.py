@@ -25,6 +25,7 @@ from reenact.face.landmarks import EYE_CONTOUR, LID_PAIRS, REFINED
 COVER_FROM, COVER_FULL = 0.3, 0.1  # eye opening (share of the photo's) where the cover starts and is complete
 LASH_ALPHA = 0.85
 LASH = 0.035  # the drawn lash line's thickness, in eye widths
+LASH_PERCENTILE = 5  # its colour: this darkest share of the lash band (the darkest fifth left takeo's line grey)
 GROW = 0.08  # the opening's margin, in eye widths (the band of eyeball a tracker's lid points leave outside)
 
 
@@ -88,7 +89,8 @@ def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[EyeCover]:
 
 
 def lash_colour(image: np.ndarray, points: np.ndarray, contour: np.ndarray) -> tuple[float, float, float]:
-    """The darkest fifth of the band between the upper lid and the halo ring above it (lashes, lid margin)."""
+    """The darkest LASH_PERCENTILE of the band between the upper lid and the halo ring above it (lashes, lid margin):
+    the darkest lashes, so a faint or low-contrast lash band still draws a line a tracker reads as shut."""
     band = np.concatenate([points[contour[9:16]], points[contour[25:32]][::-1]])  # upper lid, ring above (reversed)
     mask = np.zeros(image.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round(band * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
@@ -96,7 +98,7 @@ def lash_colour(image: np.ndarray, points: np.ndarray, contour: np.ndarray) -> t
     if len(pixels) == 0:
         return (40.0, 30.0, 30.0)
     luma = pixels @ np.array([0.299, 0.587, 0.114], np.float32)
-    dark = pixels[luma <= np.percentile(luma, 20)]
+    dark = pixels[luma <= np.percentile(luma, LASH_PERCENTILE)]
     return tuple(float(c) for c in dark.mean(0))
 
 
