@@ -47,6 +47,7 @@ from reenact.batch_jobs import (  # the jobs' types, below the executors (reenac
     Job,
     JobOptions,
     JobResult,
+    mouths_path,
     plan_workers,
 )
 from reenact.errors import InputError, ReenactError
@@ -183,15 +184,19 @@ def track_path(outdir: Path, driver: Path, key: str) -> Path:
 
 
 def usable(cache: Path) -> bool:
-    """Whether a cached track reads back as a track with rows (a damaged entry is re-extracted, not trusted)."""
+    """Whether a cached track reads back as a track with rows, with its driver's mouth points for every row (a
+    damaged or incomplete entry is re-extracted, not trusted)."""
+    import numpy as np
+
     from reenact.params import Track
 
-    remove_stale(cache)
-    if not cache.exists():
+    remove_stale(cache, mouths_path(cache))
+    if not cache.exists() or not mouths_path(cache).exists():
         return False
     try:
         track = Track.read(cache)
-        return len(track) > 0 and "fps" in track.meta
+        mouths = np.load(mouths_path(cache), mmap_mode="r", allow_pickle=False)
+        return len(track) > 0 and "fps" in track.meta and mouths.shape[0] == len(track) and mouths.ndim == 3
     except (ReenactError, OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -265,7 +270,8 @@ def run_batch(jobs: list[Job], outdir: Path, config: BatchConfig | None = None,
             finish(i, rec)
     except BaseException:  # Ctrl-C, SIGTERM, SIGHUP (reenact.errors.Interrupted) or a bug: stop the workers now
         backend.close(abort=True)
-        remove_stale(*(job.output for job in jobs), *(p for _, _, p in todo))  # what the stopped workers wrote
+        remove_stale(*(job.output for job in jobs), *(p for _, _, p in todo),
+                     *(mouths_path(p) for _, _, p in todo))  # what the stopped workers wrote
         raise
     backend.close()
     return BatchSummary([r for r in results if r is not None], time.perf_counter() - start, backend.name,

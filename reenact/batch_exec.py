@@ -14,7 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
-from reenact.batch_jobs import BatchConfig, Job, JobOptions, plan_workers
+from reenact.batch_jobs import BatchConfig, Job, JobOptions, mouths_path, plan_workers
 from reenact.device import configure_threads
 from reenact.errors import EXIT_RUNTIME, InputError, ReenactError, from_os_error
 
@@ -92,14 +92,21 @@ def _attempt(fn: Callable[[], dict]) -> dict:
 
 def extract_track(driver: Path, smooth: str, cache: Path, device: str, identity: str, threads: int = 0) -> dict:
     """Track a driver once and write its cache file (atomically). Runs in a worker."""
-    from reenact.io.atomic import atomic_output
+    import numpy as np
+
     from reenact.analysis import video_track
+    from reenact.io.atomic import OutputGroup
 
     def work() -> dict:
-        track = video_track(driver, _worker(device, identity, threads).models, smooth)
+        from reenact.render.interior import DriverMouths
+
+        mouths = DriverMouths(driver)  # the driver's mouth points, for jobs with --mouth driver (as `drive` keeps)
+        track = video_track(driver, _worker(device, identity, threads).models, smooth, on_frame=mouths.on_frame)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(cache, overwrite=True) as tmp:
-            track.write(tmp)
+        with OutputGroup(overwrite=True) as group:  # the track and its mouth points: together or not at all
+            track.write(group.stage(cache))
+            with group.stage(mouths_path(cache)).open("wb") as f:
+                np.save(f, np.stack(mouths.points).astype(np.float32), allow_pickle=False)
         damage = track.meta.get("damage")  # a damaged driver: tracked as far as it decodes, said in the event
         return {"frames": len(track), **({"message": damage_note(damage)} if damage else {})}
 
@@ -118,6 +125,19 @@ def speak_job(job: Job, output: Path, models: Any, opts: Any) -> Any:
     o = job.options
     sopts = SpeakOptions(fps=o.rate(), text=o.text, still=o.still, seed=o.seed, strength=o.render.retarget.strength)
     return speak(job.source, job.driver, output, models, opts, sopts, max_size=o.max_size, face=o.face)
+
+
+def driver_mouths(job: Job, track: Path | None, mouth: str) -> Any:
+    """The driver's mouths for a drive job with `--mouth driver` (as `drive` carries them), from the points cached
+    beside its track; None otherwise (the library's or painted mouths)."""
+    if mouth != "driver" or track is None:
+        return None
+    import numpy as np
+
+    from reenact.render.interior import DriverMouths
+
+    points = np.load(mouths_path(track), allow_pickle=False)  # (T, 40, 2); `usable` checked it with the track
+    return DriverMouths(job.driver, points=list(points))
 
 
 def render_job(job: Job, track: Path | None, output: Path, overwrite: bool, device: str, identity: str,
@@ -142,7 +162,7 @@ def render_job(job: Job, track: Path | None, output: Path, overwrite: bool, devi
             report = RunReport(str(output), missing_driver_frames=list(tr.meta.get("missing", [])))
             audio = job.driver if probe(job.driver).has_audio else None
             report = render_video(source, shapes, rotation, Fraction(str(tr.meta["fps"])), output, w.models, opts,
-                                  audio=audio, report=report)
+                                  audio=audio, report=report, mouths=driver_mouths(job, track, opts.mouth))
         damage = None if job.kind == "audio" else tr.meta.get("damage")
         return {"frames": report.frames, "identity": report.identity, "source_cached": cached,
                 **({"message": damage_note(damage)} if damage else {})}
@@ -238,10 +258,12 @@ def _ray_extract(origin: Path, data: bytes, smooth: str, device: str, identity: 
         rec["message"] = rec.get("message", "").replace(str(local), str(origin))  # name the user's file
         if rec["status"] == "ok":
             rec["track_json"] = out.read_text()
+            rec["mouths_npy"] = mouths_path(out).read_bytes()
     return rec
 
 
-def _ray_render(job: Job, src: bytes, drv: bytes, track_json: bytes | None, device: str, identity: str) -> dict:
+def _ray_render(job: Job, src: bytes, drv: bytes, track_json: bytes | None, mouths_npy: bytes | None, device: str,
+                identity: str) -> dict:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="reenact-") as tmp:
@@ -251,6 +273,7 @@ def _ray_render(job: Job, src: bytes, drv: bytes, track_json: bytes | None, devi
         if track_json is not None:
             track = Path(tmp) / "track.json"
             track.write_bytes(track_json)
+            mouths_path(track).write_bytes(mouths_npy or b"")
         rec = render_job(local, track, local.output, True, device, identity, threads=1)
         for here, there in ((local.source, job.source), (local.driver, job.driver), (local.output, job.output)):
             rec["message"] = rec.get("message", "").replace(str(here), str(there))
@@ -306,16 +329,17 @@ class RayBackend:
                                       "exit_code": EXIT_RUNTIME, "seconds": 0.0}
 
     def tracks(self, todo: list[tuple[Path, str, Path]]):
-        from reenact.io.atomic import atomic_output
+        from reenact.io.atomic import OutputGroup
 
         c = self.config
         refs = {self.extract_fn.remote(d, self._put(d), s, c.device, c.identity): (d, s, p) for d, s, p in todo}
         for (d, s, p), rec in self._gather(refs):
-            text = rec.pop("track_json", None)
+            text, mouths = rec.pop("track_json", None), rec.pop("mouths_npy", None)
             if text is not None:
                 p.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_output(p, overwrite=True) as tmp:
-                    tmp.write_text(text)
+                with OutputGroup(overwrite=True) as group:  # the track and its mouth points together
+                    group.stage(p).write_text(text)
+                    group.stage(mouths_path(p)).write_bytes(mouths or b"")
             yield (d, s, p), rec
 
     def renders(self, runnable: list[tuple[int, Job, Path | None]]):
@@ -323,7 +347,8 @@ class RayBackend:
 
         c = self.config
         refs = {self.render_fn.remote(job, self._put(job.source), self._put(job.driver),
-                                      self._put(track) if track else None, c.device, c.identity): (i, job)
+                                      self._put(track) if track else None,
+                                      self._put(mouths_path(track)) if track else None, c.device, c.identity): (i, job)
                 for i, job, track in runnable}  # each file enters the object store once, however many jobs use it
         for (i, job), rec in self._gather(refs):
             video = rec.pop("video", None)

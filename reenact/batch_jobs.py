@@ -210,3 +210,9 @@ def plan_workers(n_jobs: int, device: str = "auto", requested: int | None = None
         workers = cores // 2
     workers = max(1, min(workers, n_jobs))
     return workers, max(1, cores // (2 * workers))  # half the cores for torch, as reenact.device does
+
+
+def mouths_path(cache: Path) -> Path:
+    """Beside a cached track: the driver's mouth points per frame (T, 40, 2), so that a batch's drive jobs carry the
+    driver's own mouth interior as `drive` does (reenact.render.interior.DriverMouths)."""
+    return cache.with_suffix(".mouths.npy")

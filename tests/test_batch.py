@@ -170,7 +170,7 @@ def test_ray_gives_the_same_outputs(inputs: Path, first_run: dict) -> None:
     # one driver's track comes from the cache, the other is extracted by a Ray task
     cache = out / ".reenact-cache" / "tracks"
     cache.mkdir(parents=True)
-    for p in (first_run["out"] / ".reenact-cache" / "tracks").glob("talk.*.json"):
+    for p in (first_run["out"] / ".reenact-cache" / "tracks").glob("talk.*"):  # the track and its mouth points
         shutil.copy(p, cache / p.name)
     code, table, err = cli("batch", str(inputs / "sources"), str(inputs / "drivers"), "-o", str(out), "--ray", "local",
                            "--report", str(inputs / "ray.json"))
@@ -203,7 +203,7 @@ def test_audio_driver_goes_to_speak(inputs: Path) -> None:
 def test_process_pool_records_failures(tmp_path: Path) -> None:
     """Two spawn workers. The driver's track is already cached and the photos are corrupt, so each job fails in a
     worker before any model loads: quick, yet it goes through pickling, the worker and the cache lookup."""
-    from reenact.batch import track_key, track_path
+    from reenact.batch import mouths_path, track_key, track_path
     from reenact.params import Track
 
     for name in ("x.jpg", "y.jpg"):
@@ -214,6 +214,7 @@ def test_process_pool_records_failures(tmp_path: Path) -> None:
     cache = track_path(out, driver, track_key(driver, "offline"))
     cache.parent.mkdir(parents=True)
     Track(np.zeros(1), np.zeros((1, 1)), ["jawOpen"], {"fps": "25"}).write(cache)
+    np.save(mouths_path(cache), np.zeros((1, 40, 2), np.float32))  # its driver's mouth points
     jobs = plan_jobs(str(tmp_path / "*.jpg"), str(driver), out)
     summary = run_batch(jobs, out, BatchConfig(device="cpu", workers=2))
     assert (summary.backend, summary.workers, summary.failed, summary.exit_code) == ("pool", 2, 2, 1)
@@ -307,3 +308,30 @@ def test_manifest_render_options_are_checked_per_row(tmp_path: Path) -> None:
     manifest.write_text("source,driver,output,options\nsamples/source.jpg,samples/driver.mp4,a.mp4,preset=slow;crf=20\n")
     job = read_manifest(manifest, tmp_path / "out")[0]
     assert (job.options.render.preset, job.options.render.crf) == ("slow", 20)
+
+
+def test_a_batch_drive_job_renders_what_drive_renders(inputs: Path, first_run: dict, tmp_path: Path) -> None:
+    """The batch's cached track carries its driver's mouth points, so its jobs show the driver's own mouth interior
+    (--mouth driver, the default) as `reenact drive` does, not the library's."""
+    from tests.cli_utils import run
+
+    out = tmp_path / "drive.mp4"
+    code, err = run("drive", str(inputs / "sources" / "anna.jpg"), str(inputs / "drivers" / "smile.mp4"), "-o", str(out))
+    assert code == 0, err
+    a = [f.rgb.astype(np.int16) for f in read_frames(out)]
+    b = [f.rgb.astype(np.int16) for f in read_frames(first_run["out"] / "anna__smile.mp4")]
+    assert len(a) == len(b) == FRAMES
+    # the mouth is a small part of the frame: compare its worst pixels, where another interior differs by tens of levels
+    assert max(float(np.percentile(np.abs(x - y), 99.9)) for x, y in zip(a, b)) < 12
+    assert list((first_run["out"] / ".reenact-cache" / "tracks").glob("smile.*.mouths.npy"))
+
+
+def test_drive_jobs_get_the_cached_driver_mouths(inputs: Path, first_run: dict) -> None:
+    from reenact.batch_exec import driver_mouths
+
+    track = next((first_run["out"] / ".reenact-cache" / "tracks").glob("talk.*.json"))
+    job = plan_jobs(str(inputs / "sources" / "anna.jpg"), str(inputs / "drivers" / "talk.mp4"), inputs / "x")[0]
+    mouths = driver_mouths(job, track, "driver")
+    assert mouths is not None and len(mouths.points) == FRAMES and mouths.points[0].shape == (40, 2)
+    assert np.isfinite(np.stack(mouths.points)).all()  # every frame of the sample driver has a face
+    assert driver_mouths(job, track, "library") is None and driver_mouths(job, None, "driver") is None
