@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reenact.clip_geometry import eye_aspect_ratios
 from reenact.estimate import EstimatorNet, normalize
 from reenact.params import ARKIT52
-from reenact.train.estimator_real import eye_aspect_ratio
 
 SHUT = 0.3  # eye aspect ratio below this share of the clip's median: a shut eye
 BLINK_APEX = 1.0  # what a shut eye should read
@@ -62,7 +62,7 @@ def fit_scale(net: EstimatorNet, basis: torch.Tensor, clips: dict[str, np.ndarra
         g += (dw.T @ dw) * gram_b
         h += ((dx @ bf.T) * dw).sum(0)
         spread = torch.maximum(spread, w.quantile(0.99, 0) - w.quantile(0.05, 0))
-        ear = eye_aspect_ratio(pts)
+        ear = eye_aspect_ratios(pts).mean(1)
         shut = ear < SHUT * np.median(ear)
         if shut.any():
             shut_reads.append(w[torch.as_tensor(shut)][:, BLINKS].mean(1))

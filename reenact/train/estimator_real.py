@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reenact.clip_geometry import eye_aspect_ratios
 from reenact.estimate import normalize
 from reenact.params import ARKIT52
 from reenact.train.sampling import random_rotation, uniform
@@ -91,18 +92,6 @@ def mesh_residual(arkit: torch.Tensor, canon: torch.Tensor, neutral: torch.Tenso
     return float(res.norm(dim=-1).mean()) / eye * 100
 
 
-# Eye aspect ratio (Soukupova & Cech 2016) per eye: corners, then two (upper, lower) lid pairs; MediaPipe indices.
-EAR_EYES = ((362, 263, ((385, 380), (387, 373))), (33, 133, ((160, 144), (158, 153))))
-
-
-def eye_aspect_ratio(points: np.ndarray) -> np.ndarray:
-    """(T, 478, 3) -> (T,) lid gap over eye width, both eyes averaged."""
-    def dist(a: int, b: int) -> np.ndarray:
-        return np.linalg.norm(points[:, a, :2] - points[:, b, :2], axis=1)
-
-    return np.mean([sum(dist(u, d) for u, d in pairs) / (2 * dist(a, b)) for a, b, pairs in EAR_EYES], axis=0)
-
-
 def real_video_agreement(meshes: Path, key: str = "franck_mp4", fps: float = 25.0, estimator=None,
                          rig=None) -> dict[str, float]:
     """Agreement of an estimator (default: the shipped one) with direct geometric measurements on a real video.
@@ -123,7 +112,7 @@ def real_video_agreement(meshes: Path, key: str = "franck_mp4", fps: float = 25.
     ok = np.isfinite(pts).all(axis=(1, 2))
     p = pts[ok]
 
-    ear_mean = eye_aspect_ratio(p)
+    ear_mean = eye_aspect_ratios(p).mean(1)  # both eyes, as a clip's blinks are read
     lip_gap = np.linalg.norm(p[:, 13, :2] - p[:, 14, :2], axis=1) / np.linalg.norm(p[:, 33, :2] - p[:, 263, :2], axis=1)
     out = {}
     for label, vals in (("raw", raw[ok]), ("smoothed", smooth[ok])):
