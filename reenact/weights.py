@@ -297,6 +297,18 @@ def record_extra(name: str, key: str, value: Any, directory: Path | None = None)
     write_contract(contract, directory)
 
 
+def keep_extra(contract: Contract, keys: tuple[str, ...], directory: Path | None = None) -> Contract:
+    """Carry extra[key] for `keys` over from the contract already saved under the same name (measurements made after
+    an export, e.g. a calibrated threshold), so that re-converting the weights does not drop them. None saved yet: the
+    contract is returned as it is."""
+    try:
+        old = read_contract(contract.name, directory)
+    except WeightsError:
+        return contract
+    contract.extra.update({k: old.extra[k] for k in keys if k in old.extra})
+    return contract
+
+
 def shipped() -> list[Contract]:
     """Contracts of every weight in weights_dir(), sorted by name."""
     d = weights_dir()

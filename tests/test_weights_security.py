@@ -19,8 +19,8 @@ import pytest
 from reenact import registry
 from reenact.errors import EXIT_RUNTIME, ContractError, IntegrityError, WeightsError
 from reenact.rig import Rig
-from reenact.weights import (MANIFEST, Contract, contract_sha256, load_model, load_state, read_contract, record_extra,
-                             save, sha256_of, update_manifest)
+from reenact.weights import (MANIFEST, Contract, contract_sha256, keep_extra, load_model, load_state, read_contract,
+                             record_extra, save, sha256_of, update_manifest)
 from tests.cli_utils import run
 
 SHIPPED = Path(__file__).resolve().parent.parent / "weights"
@@ -207,6 +207,12 @@ def test_writers_keep_the_manifest_right_and_cannot_write_import_paths(tmp_path:
     assert isinstance(load_model("tiny", directory=tmp_path), Rig)
     record_extra("tiny", "note", "measured later", tmp_path)
     assert load_model("tiny", directory=tmp_path).contract.extra["note"] == "measured later"
+    def fresh() -> Contract:
+        return Contract(name="tiny", arch="rig", kwargs={"n_points": 4, "n_shapes": 2}, input={}, outputs={},
+                        training_data="none", licence="Apache-2.0", source="test", script="tests/test_weights_security.py")
+
+    assert keep_extra(fresh(), ("note", "absent"), tmp_path).extra == {"note": "measured later"}  # a re-export keeps it
+    assert keep_extra(fresh(), ("note",), tmp_path / "empty").extra == {}  # nothing saved there yet
     contract.arch = "reenact.rig:Rig"
     with pytest.raises(ContractError, match='change "arch" to "rig" .*--upgrade'):
         save("tiny", rig.state_dict(), contract, tmp_path)

