@@ -223,3 +223,17 @@ def test_lash_line_is_a_smooth_arc_through_the_lid() -> None:
     assert np.allclose(arc[[0, -1], 0], [0, 40], atol=1e-6)
     assert np.abs(np.diff(arc[:, 1], 2)).max() < 0.1  # no zig-zag left
     assert abs(np.interp(20, arc[:, 0], arc[:, 1]) - 10) < 1.0
+
+
+def test_a_squint_on_a_shut_eye_does_not_cross_the_lids(sample) -> None:
+    """Blink plus squint and cheek raise carries the lower lid past the upper one; the lids meet and stop there."""
+    from reenact.render.renderer import LID_ROWS
+
+    image, face, renderer, _ = sample
+    target = renderer.target_points(shapes(eyeBlinkLeft=1.0, eyeBlinkRight=1.0, eyeSquintLeft=1.0, eyeSquintRight=1.0,
+                                           cheekSquintLeft=1.0, cheekSquintRight=1.0))[0]
+    for upper, lower, _, _ in LID_ROWS:
+        gap = target[lower.numpy(), 1] - target[upper.numpy(), 1]  # image y grows downward
+        assert (gap >= -1e-3).all()
+    eye = np.linalg.norm(face.points[33, :2] - face.points[263, :2])
+    assert np.abs(renderer.target_points(shapes())[0] - face.points).max() < 1e-3 * eye  # no change: nothing moves

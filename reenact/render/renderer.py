@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 import numpy as np
 import torch
 
+from reenact.face.landmarks import EYE_CONTOUR
 from reenact.face.pose import estimate_pose
 from reenact.params import ARKIT52
 from reenact.render.interior import Carrier, DriverMouth, LibraryPicker, blend_fill
@@ -48,6 +49,30 @@ def euler_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> 
 
 # Iris points and the eyelid pair (upper, lower) of the same eye, MediaPipe order: 468-472 subject's right eye.
 EYES = ((slice(468, 473), 159, 145), (slice(473, 478), 386, 374))
+
+
+# Per eye: the upper lid's vertices and their lower-lid partners (EYE_CONTOUR pairs upper 9 + j with lower 1 + j),
+# and the eye's corners.
+LID_ROWS = [(torch.as_tensor(c[9:16]), torch.as_tensor(c[1:8]), int(c[0]), int(c[8])) for c in EYE_CONTOUR]
+
+
+def uncross_lids(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Lids meet and stop: where the shapes together carry an upper-lid vertex past its lower-lid partner (a blink
+    with a squint or a smile's cheek raising the lower lid), both go to where they meet. Crossed, the warp turned
+    the eyeball's strip out between them again (white shards round a shut eye). points (478, 3), target (B, 478, 3).
+    """
+    target = target.clone()
+    for upper, lower, a, b in LID_ROWS:
+        axis = points[b, :2] - points[a, :2]
+        down = torch.stack([-axis[1], axis[0]]) / axis.norm().clamp(min=1e-6)  # the eye's "down" in the image
+        down = down if float(down[1]) >= 0 else -down
+        up_pts, lo_pts = target[:, upper, :2], target[:, lower, :2]  # (B, 7, 2)
+        apart = (points[lower, :2] - points[upper, :2]) @ down >= 0  # (7,) open in the photo (a photo's own is kept)
+        crossed = (((lo_pts - up_pts) @ down < 0) & apart)[..., None]  # (B, 7, 1) the upper vertex is now below
+        meet = (up_pts + lo_pts) / 2
+        target[:, upper, :2] = torch.where(crossed, meet, up_pts)
+        target[:, lower, :2] = torch.where(crossed, meet, lo_pts)
+    return target
 
 
 def follow_lids(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -104,7 +129,7 @@ class FaceRenderer:
         left = (1.0 - self.source_shapes[CLOSING]).clamp(min=0.2)
         change[:, CLOSING] = (change[:, CLOSING] / left).clamp(max=1.0)
         delta = self.rig.deltas(change)  # (B, 478, 3)
-        moved = follow_lids(self.source_points, self.source_points + delta)
+        moved = follow_lids(self.source_points, uncross_lids(self.source_points, self.source_points + delta))
         if rotation is None:
             return moved - self.source_points
         moved = moved - self.center
