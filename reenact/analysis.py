@@ -155,11 +155,9 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
     A damaged or truncated video is tracked as far as it decodes; `meta["damage"]` then says so, with the frames
     expected (its declared duration at its rate) and decoded, for the caller to warn about (or refuse, --strict).
     """
-    from reenact.clip_geometry import clip_geometry, read_geometry
-    from reenact.estimate import CHANNELS
+    from reenact.clip_geometry import clip_geometry
     from reenact.face.track import add_irises
     from reenact.io.video import read_frames
-    from reenact.smooth import smooth_track
 
     rows: list[tuple[np.ndarray, np.ndarray]] = []
     pending: list[tuple[Any, Any]] = []  # (frame, 468-point landmarks or None) awaiting the batched iris model
@@ -215,17 +213,30 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
         damage = frames.damage
     if not rows:
         raise MediaError(f"{path} has no video frames; give a video with at least one frame.")
-    raw = read_geometry(np.concatenate([r for r, _ in rows]), np.concatenate([g for _, g in rows]))  # (T, C)
+    raw = np.concatenate([r for r, _ in rows])  # (T, C)
     if np.isnan(raw).all():
         raise NoFaceError(f"No face found in any frame of {path}; use a driving video that shows a face.")
-    values, missing = smooth_track(raw, CHANNELS, float(fps), mode=smooth, calibrate=calibrate)
-    meta = {"fps": str(fps), "frames": len(values), "missing_frames": int(missing.sum()),
-            "missing": np.flatnonzero(missing).tolist(), "smoothing": smooth, "calibrated": calibrate,
-            "source": path.name, "timings_ms": {k: round(v * 1000, 1) for k, v in timer.total.items()}}
-    damaged = media_damage(path, info, fps, len(values), damage)
+    meta = {"fps": str(fps), "source": path.name,
+            "timings_ms": {k: round(v * 1000, 1) for k, v in timer.total.items()}}
+    damaged = media_damage(path, info, fps, len(raw), damage)
     if damaged is not None:
         meta["damage"] = damaged
-    return Track(np.arange(len(values)) / float(fps), values.astype(np.float32), list(CHANNELS), meta)
+    return finish_track(raw, np.concatenate([g for _, g in rows]), float(fps), smooth, calibrate, meta)
+
+
+def finish_track(raw: np.ndarray, geometry: np.ndarray, fps: float, smooth: str, calibrate: bool,
+                 meta: dict[str, Any]) -> Track:
+    """A clip's (T, C) raw estimates and (T, GEOMETRY) `clip_geometry` -> its Track: blinks, gaze and brows read
+    from the geometry, gaps filled, neutral calibrated, filtered. The one place both `video_track` and
+    `extract_track` finish a track."""
+    from reenact.clip_geometry import read_geometry
+    from reenact.estimate import CHANNELS
+    from reenact.smooth import smooth_track
+
+    values, missing = smooth_track(read_geometry(raw, geometry), CHANNELS, fps, mode=smooth, calibrate=calibrate)
+    info = {"frames": len(values), "missing_frames": int(missing.sum()), "missing": np.flatnonzero(missing).tolist(),
+            "smoothing": smooth, "calibrated": calibrate, **meta}
+    return Track(np.arange(len(values)) / fps, values.astype(np.float32), list(CHANNELS), info)
 
 
 def extract_track(landmarks: Iterable[np.ndarray | None], fps: float, estimator: Estimator | None = None,
@@ -235,9 +246,8 @@ def extract_track(landmarks: Iterable[np.ndarray | None], fps: float, estimator:
     smooth: `offline` (zero-phase, default), `online` (One Euro) or `none` (raw). Missing frames are interpolated
     and counted in `track.meta["missing_frames"]`. Raises NoFaceError when no frame has a face.
     """
-    from reenact.clip_geometry import clip_geometry, read_geometry
-    from reenact.estimate import CHANNELS, Estimator
-    from reenact.smooth import smooth_track
+    from reenact.clip_geometry import clip_geometry
+    from reenact.estimate import Estimator
 
     estimator = estimator or Estimator()
     frames = [np.full((478, 3), np.nan, np.float32) if p is None else np.asarray(p, np.float32)[:478]
@@ -247,8 +257,6 @@ def extract_track(landmarks: Iterable[np.ndarray | None], fps: float, estimator:
     n = max(len(f) for f in frames)
     frames = [f if len(f) == n else np.full((n, 3), np.nan, np.float32) for f in frames]
     values = np.concatenate([estimator.estimate(np.stack(frames[i:i + 1024])) for i in range(0, len(frames), 1024)])
-    values = read_geometry(values, clip_geometry(np.stack(frames), estimator))
-    values, missing = smooth_track(values, CHANNELS, fps, mode=smooth, calibrate=calibrate)
-    info = {"fps": fps, "frames": len(frames), "missing_frames": int(missing.sum()), "smoothing": smooth,
-            "calibrated": calibrate, **(meta or {})}
-    return Track(np.arange(len(values)) / fps, values, list(CHANNELS), info).validate("extracted track")
+    track = finish_track(values, clip_geometry(np.stack(frames), estimator), fps, smooth, calibrate,
+                         {"fps": fps, **(meta or {})})
+    return track.validate("extracted track")
