@@ -29,7 +29,7 @@ from reenact.params import ARKIT52, AU17, GAZE, arkit_to_au
 OPEN_PERCENTILE = 90  # the clip's open-eye aspect ratio: most frames of a talking face are open-eyed
 CLOSURE_OPEN, CLOSURE_SHUT = 0.2, 0.7  # closure read as eyeBlink 0 and 1
 MIN_CLIP_FRAMES = 12  # fewer frames with a face than this: no reliable open-eye reference, the network's reading stays
-CORNERS = ((33, 133), (263, 362))  # per eye in LID_PAIRS' order (image-left eye = the subject's right)
+CORNERS = ((33, 133), (362, 263))  # per eye in LID_PAIRS' order (image-left eye: the subject's right), left to right
 
 
 def eye_aspect_ratios(points: np.ndarray) -> np.ndarray:
@@ -48,7 +48,7 @@ def eye_aspect_ratios(points: np.ndarray) -> np.ndarray:
 # correlated 0.65-0.95 (horizontal) and 0.46-0.72 (vertical) with MediaPipe's refined irises at a slope of ~1, the
 # network's eyeLook reading 0.07-0.45. The rig's eyeLook shapes at 1 move the iris by these eye widths:
 IRIS_PER_LOOK = (0.205, 0.164)  # (eyeLookIn/Out, eyeLookUp/Down), measured on weights/rig_arkit52
-IRISES = ((468, (33, 133)), (473, (362, 263)))  # iris centre and its eye's corners, image-left eye first
+IRISES = (468, 473)  # the iris centres, in CORNERS' eye order
 
 
 def iris_offsets(points: np.ndarray) -> np.ndarray:
@@ -58,7 +58,7 @@ def iris_offsets(points: np.ndarray) -> np.ndarray:
     if points.shape[1] < 478:
         return np.full((len(points), 2), np.nan, np.float32)
     out = []
-    for iris, (a, b) in IRISES:
+    for iris, (a, b) in zip(IRISES, CORNERS):
         pa, pb = points[:, a, :2], points[:, b, :2]
         width = np.linalg.norm(pb - pa, axis=-1, keepdims=True)
         axis = (pb - pa) / np.maximum(width, 1e-6)
