@@ -115,7 +115,9 @@ def load_source(path: Path, models: Models, max_size: int = 1280, face: int | No
         k = max_size / max(h, w)
         image = cv2.resize(image, (max(2, round(w * k)), max(2, round(h * k))), interpolation=cv2.INTER_AREA)
     landmarks = models.analyzer.analyze(image, face=face, name=str(path))
-    values = models.estimator.estimate(landmarks.points)[0]
+    from reenact.estimate import photo_reading
+
+    values = photo_reading(models.estimator.estimate(landmarks.points)[0])
     return Source(Path(path), image, landmarks.points, values)
 
 

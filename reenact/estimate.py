@@ -135,3 +135,19 @@ class Estimator:
             out[idx] = np.concatenate([arkit, arkit_to_au(arkit), pose.float().cpu().numpy(),
                                        gaze_from_arkit(arkit)], 1)
         return out
+
+
+# A still photo's brow-raise reading is its anatomy, not its expression: neutral portraits of held-out people with
+# high or groomed brows read browInnerUp 0.5-1.0 (audrey, kim), which left a brow raise no room in `edit` and in
+# `drive` (shapes stop at 1). A clip's brows are read from their motion (reenact.clip_geometry); a photo's are taken
+# to be at rest, so a raise always draws the full change asked for.
+PHOTO_AT_REST = ("browInnerUp", "browOuterUpLeft", "browOuterUpRight")
+
+
+def photo_reading(values: np.ndarray) -> np.ndarray:
+    """(C,) estimates of a still photo -> the same with PHOTO_AT_REST at 0 and the AUs recomputed."""
+    out = np.asarray(values, np.float32).copy()
+    out[[ARKIT52.index(n) for n in PHOTO_AT_REST]] = 0.0
+    n = len(ARKIT52)
+    out[n:n + len(AU17)] = arkit_to_au(out[:n])
+    return out

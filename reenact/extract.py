@@ -135,12 +135,12 @@ def is_audio_only(path: Path) -> bool:
 
 
 def image_track(path: Path, models: Models, face: int | None) -> tuple[Track, list[dict | None]]:
-    from reenact.estimate import CHANNELS
+    from reenact.estimate import CHANNELS, photo_reading
     from reenact.io.image import read_image
 
     image = read_image(path)
     found = models.analyzer.analyze(image, face=face, name=str(path))
-    values = models.estimator.estimate(found.points)
+    values = photo_reading(models.estimator.estimate(found.points)[0])[None]  # what drive and edit read of a photo
     meta = {"source": path.name, "frames": 1, "missing_frames": 0, "width": image.shape[1], "height": image.shape[0]}
     return Track(np.zeros(1), values, list(CHANNELS), meta), [found.to_record()]
 
