@@ -1,4 +1,4 @@
-"""A clip's blinks, gaze and brows read from its tracked mesh's own geometry instead of the estimator network.
+"""A clip's blinks, gaze, brows and mouth read from its tracked mesh's own geometry instead of the estimator network.
 
 Why: judged by MediaPipe's refined mesh on the tuning clips (cap12, cap13, WolfgangLanger), the network reads these
 channels worse than plain geometry of the same tracked mesh does: eyeBlink correlated 0.28-0.73 with the reference
@@ -14,6 +14,8 @@ rest of the pipeline (smoothing, retargeting, the rig) is unchanged.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -127,20 +129,24 @@ BROW_HALVES = ((285, 295, 282, 336, 296), (55, 65, 52, 107, 66),  # inner: subje
                (300, 293, 334, 276, 283), (70, 63, 105, 46, 53))  # outer: subject's left, right
 # The rig's y motion of those halves per unit of shape (weights/rig_arkit52; negative: up), to turn cm into units.
 INNER_UP_CM, OUTER_UP_CM, DOWN_CM = -0.333, -0.448, 0.405
-GEOMETRY = 8  # columns of clip_geometry: 2 eye aspect ratios, 2 iris offsets, 4 brow heights
 
 
-def brow_heights(points: np.ndarray, estimator: Estimator) -> np.ndarray:
-    """(T, 478, 3) px -> (T, 4) canonical-frame y of the brow halves (inner L, inner R, outer L, outer R), cm."""
+def canonical_points(points: np.ndarray, estimator: Estimator) -> np.ndarray:
+    """(T, 478, 3) px -> (T, 468, 3) the mesh in the network's canonical (pose-free) frame, cm, y down; NaN where a
+    frame has no face."""
     net = estimator.net
-    out = np.full((len(points), 4), np.nan, np.float32)
+    out = np.full((len(points), 468, 3), np.nan, np.float32)
     ok = np.flatnonzero(np.isfinite(points).all(axis=(1, 2)))
     if len(ok):
         with torch.inference_mode():
             x = torch.as_tensor(points[ok, :468], dtype=torch.float32, device=estimator.device)
-            canon = normalize(x, net.neutral[:468], net.rigid)[0][..., 1].float().cpu().numpy()  # (T_ok, 468)
-        out[ok] = np.stack([canon[:, list(h)].mean(1) for h in BROW_HALVES], 1)
+            out[ok] = normalize(x, net.neutral[:468], net.rigid)[0].float().cpu().numpy()
     return out
+
+
+def brow_heights(canon: np.ndarray) -> np.ndarray:
+    """(T, 468, 3) `canonical_points` -> (T, 4) y of the brow halves (inner L, inner R, outer L, outer R), cm."""
+    return np.stack([canon[:, list(h), 1].mean(1) for h in BROW_HALVES], 1)
 
 
 def brows_from_mesh(values: np.ndarray, heights: np.ndarray) -> np.ndarray:
@@ -167,12 +173,76 @@ def brows_from_mesh(values: np.ndarray, heights: np.ndarray) -> np.ndarray:
     return out
 
 
+# The mouth, like the brows, is read from the canonical mesh: per frame, the mouth shapes whose rig motion best
+# reproduces the tracked lips' and chin's motion about the clip's median, on top of the network's median reading (the
+# person's resting mouth). On the tuning clips (our tracker's meshes) the network's mouth shapes reproduced 0.57-0.60
+# of that motion through the rig (gain 0.72-0.82); the solved ones 0.81-0.83 (gain 0.90-0.96).
+MOUTH_POINTS = (0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267,  # lips
+                269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415,
+                18, 200, 199, 175, 152, 148, 176, 377, 400)  # chin: the jaw's opening
+MOUTH_SHAPES = tuple(n for n in ARKIT52 if n.startswith(("jaw", "mouth", "cheekPuff")))
+# Pull of each frame's solve toward the network's own reading (ridge weight, in cm^2 per unit^2 of shape): the
+# network separates shapes the 2D motion cannot (a pucker from a funnel); the motion sets how far they go.
+MOUTH_PRIOR = 0.1
+SOLVE_STEPS = 200
+GEOMETRY = 8 + 2 * len(MOUTH_POINTS)  # columns of clip_geometry: EARs, iris offsets, brow heights, mouth x, y
+
+
+@lru_cache(maxsize=1)
+def mouth_basis() -> np.ndarray:
+    """(K, 2M): the shipped rig's canonical x, y motion of MOUTH_POINTS per unit of each MOUTH_SHAPES shape, cm."""
+    from reenact.rig import load_rig
+
+    basis = load_rig("cpu").basis[[ARKIT52.index(n) for n in MOUTH_SHAPES]][:, list(MOUTH_POINTS), :2]
+    return basis.reshape(len(MOUTH_SHAPES), -1).double().numpy()
+
+
+def bounded_ridge(basis: np.ndarray, target: np.ndarray, prior: np.ndarray, weight: float,
+                  steps: int = SOLVE_STEPS) -> np.ndarray:
+    """argmin_w |w @ basis - target|^2 + weight |w - prior|^2 subject to 0 <= w <= 1, for every row at once
+    (accelerated projected gradient). basis (K, D), target (T, D), prior (T, K) -> (T, K)."""
+    a = basis @ basis.T + weight * np.eye(len(basis))  # (K, K)
+    b = target @ basis.T + weight * prior  # (T, K)
+    step = 1.0 / np.linalg.eigvalsh(a).max()
+    w = y = np.clip(prior, 0.0, 1.0)
+    k = 1.0
+    for _ in range(steps):
+        w_next = np.clip(y - step * (y @ a - b), 0.0, 1.0)
+        k_next = (1 + np.sqrt(1 + 4 * k * k)) / 2
+        y = w_next + (k - 1) / k_next * (w_next - w)
+        w, k = w_next, k_next
+    return w
+
+
+def mouth_from_mesh(values: np.ndarray, mouth: np.ndarray) -> np.ndarray:
+    """(T, C) estimates and (T, 2M) canonical x, y of MOUTH_POINTS -> the estimates with the mouth shapes solved from
+    the mouth's motion about the clip's median (`bounded_ridge`, toward each frame's network reading), the AUs
+    recomputed. Clips with fewer than MIN_CLIP_FRAMES faces keep the network's reading."""
+    ok = np.isfinite(mouth).all(1) & np.isfinite(values).all(1)
+    if ok.sum() < MIN_CLIP_FRAMES:
+        return values
+    basis, cols = mouth_basis(), [ARKIT52.index(n) for n in MOUTH_SHAPES]
+    net = values[np.ix_(ok, cols)].astype(np.float64)  # (T_ok, K)
+    moved = mouth[ok] - np.median(mouth[ok], 0)  # (T_ok, 2M) cm
+    target = moved + np.median(net, 0) @ basis
+    out = values.copy()
+    out[np.ix_(ok, cols)] = bounded_ridge(basis, target, net, MOUTH_PRIOR)
+    n = len(ARKIT52)
+    out[ok, n:n + len(AU17)] = arkit_to_au(out[ok, :n])
+    return out
+
+
 def clip_geometry(points: np.ndarray, estimator: Estimator) -> np.ndarray:
-    """(T, 478, 3) px -> (T, GEOMETRY): eye aspect ratios, iris offsets and brow heights, what `read_geometry` reads."""
-    return np.concatenate([eye_aspect_ratios(points), iris_offsets(points), brow_heights(points, estimator)], 1)
+    """(T, 478, 3) px -> (T, GEOMETRY): eye aspect ratios, iris offsets, brow heights and the mouth's canonical x, y,
+    what `read_geometry` reads."""
+    canon = canonical_points(points, estimator)
+    mouth = canon[:, list(MOUTH_POINTS), :2].reshape(len(points), -1)
+    return np.concatenate([eye_aspect_ratios(points), iris_offsets(points), brow_heights(canon), mouth], 1)
 
 
 def read_geometry(values: np.ndarray, geometry: np.ndarray) -> np.ndarray:
-    """A whole clip's (T, C) estimates with blinks, gaze and brows read from its (T, GEOMETRY) `clip_geometry`."""
-    ears, irises, brows = geometry[:, :2], geometry[:, 2:4], geometry[:, 4:]
-    return gaze_from_irises(blinks_from_lids(brows_from_mesh(values, brows), ears), irises, ears)
+    """A whole clip's (T, C) estimates with blinks, gaze, brows and mouth read from its (T, GEOMETRY)
+    `clip_geometry`."""
+    ears, irises, brows, mouth = geometry[:, :2], geometry[:, 2:4], geometry[:, 4:8], geometry[:, 8:]
+    values = mouth_from_mesh(brows_from_mesh(values, brows), mouth)
+    return gaze_from_irises(blinks_from_lids(values, ears), irises, ears)

@@ -3,11 +3,12 @@
 Edits are absolute for the channels they name and leave every other channel at the photo's own value: `--au 12=0`
 removes a smile the photo has, `--au 12=0.8` sets one. A photo's brow raise reads 0 (its reading is anatomy:
 reenact.estimate.photo_reading), so `--au 1=1` always draws the whole raise. An emotion or a V/A/D point is a whole
-facial expression, so it takes the place of the photo's own: `--emotion X:k` blends every expression channel (all but gaze) from the photo's
-value to X's prototype, k of the way (`angry:1` on a smiling photo drops the smile; `neutral:1` neutralises the face,
-`neutral:0.5` halves the photo's expression). SliderGAN's emotion edits work the same way (the class prototype
-replaces the expression); adding the prototype on top of a photo's smile made anger and disgust unrecognisable to an
-expression classifier (docs/emotion_eval.md). `--au`/`--arkit` values apply after the emotion, so they can adjust it.
+facial expression, so it takes the place of the photo's own: `--emotion X:k` blends every expression channel (all but
+gaze) from the photo's value to X's prototype, k of the way (`angry:1` on a smiling photo drops the smile; `neutral:1`
+neutralises the face, `neutral:0.5` halves the photo's expression). SliderGAN's emotion edits work the same way (the
+class prototype replaces the expression); adding the prototype on top of a photo's smile made anger and disgust
+unrecognisable to an expression classifier (docs/emotion_eval.md). `--au`/`--arkit` values apply after the emotion, so
+they can adjust it.
 """
 
 from __future__ import annotations

@@ -225,3 +225,49 @@ def test_clip_geometry_constants_match_the_shipped_rig(rig) -> None:
         d = basis[ARKIT52.index(shape + "Left")]
         closing = -np.mean([d[lo, 1] - d[up, 1] for up, lo in LID_PAIRS[1]]) / gap
         assert closing == pytest.approx(per_unit, rel=0.05)
+
+
+def test_a_photos_brows_are_read_at_rest() -> None:
+    """A still photo's brow-raise reading is anatomy: it is taken as 0 so a raise has its full travel."""
+    from reenact.estimate import PHOTO_AT_REST, photo_reading
+    values = np.zeros(len(CHANNELS), np.float32)
+    for name in (*PHOTO_AT_REST, "browDownLeft", "mouthSmileLeft"):
+        values[CHANNELS.index(name)] = 0.8
+    values[52:52 + len(AU17)] = arkit_to_au(values[:52])
+    out = photo_reading(values)
+    assert all(out[CHANNELS.index(n)] == 0.0 for n in PHOTO_AT_REST)
+    assert out[CHANNELS.index("browDownLeft")] == 0.8 and out[CHANNELS.index("mouthSmileLeft")] == 0.8
+    assert out[CHANNELS.index("AU1")] == 0.0 and out[CHANNELS.index("AU12")] > 0.0  # the AUs follow the shapes
+    assert values[CHANNELS.index("browInnerUp")] == 0.8  # the input is not changed
+
+
+def test_bounded_ridge_recovers_weights_within_bounds() -> None:
+    from reenact.clip_geometry import bounded_ridge
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(6, 40))
+    truth = rng.uniform(0, 1, size=(50, 6))
+    out = bounded_ridge(basis, truth @ basis, np.zeros_like(truth), 1e-6, steps=2000)
+    assert np.abs(out - truth).max() < 1e-3
+    over = bounded_ridge(basis, 3 * truth @ basis, np.zeros_like(truth), 1e-6)  # asks for more than 1
+    assert over.min() >= 0.0 and over.max() <= 1.0
+    pulled = bounded_ridge(basis, np.zeros((50, 40)), truth, 1e6)  # a heavy prior wins over the motion
+    assert np.abs(pulled - truth).max() < 1e-3
+
+
+def test_a_clips_mouth_is_solved_from_its_mesh() -> None:
+    """The mouth shapes follow the lips' and chin's motion through the rig, on top of the network's rest reading."""
+    from reenact.clip_geometry import MIN_CLIP_FRAMES, MOUTH_SHAPES, mouth_basis, mouth_from_mesh
+    t, jaw = 40, CHANNELS.index("jawOpen")
+    basis = mouth_basis()  # (K, 2M) cm per unit
+    k = MOUTH_SHAPES.index("jawOpen")
+    values = np.zeros((t, len(CHANNELS)), np.float32)
+    values[:, jaw] = 0.05  # the network's resting reading ...
+    values[5, jaw] = 0.6  # ... and an opening it reads where the mouth did not move
+    mouth = np.tile(np.linspace(-2, 2, basis.shape[1]), (t, 1))  # (T, 2M) a resting mouth, cm
+    mouth[20:24] += 0.5 * basis[k]  # the jaw opens by half a jawOpen for 4 frames
+    out = mouth_from_mesh(values, mouth)
+    assert out[22, jaw] == pytest.approx(0.55, abs=0.08)
+    assert out[5, jaw] < 0.3 and out[10, jaw] == pytest.approx(0.05, abs=0.03)
+    assert out[22, CHANNELS.index("AU26")] > out[10, CHANNELS.index("AU26")]  # the AUs follow the shapes
+    short = MIN_CLIP_FRAMES - 1
+    assert np.array_equal(mouth_from_mesh(values[:short], mouth[:short]), values[:short])
