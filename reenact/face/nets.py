@@ -431,14 +431,17 @@ class FaceMeshAttention(nn.Module):
         k = x.shape[-1] / f48.shape[-1]  # input px per feature px (4)
         out = []
         for name in REGION_POINTS:
-            idx = getattr(self, f"{name}_idx")
-            mat = region_matrices(mesh[..., :2] / k, REGION_AXES[name], idx, self.crop_scale, self.grid)  # (B, 2, 3)
-            crop = transform_bilinear(f48, mat, self.grid)  # (B, 32, 16, 16)
-            # The heads regress px of a k times larger crop: back to grid px, through the matrix, to input px.
+            # Crop geometry in float32 even under fp16 autocast: a half-precision angle or box would shift the crop.
+            with torch.autocast(x.device.type, enabled=False):
+                idx = getattr(self, f"{name}_idx")
+                mat = region_matrices(mesh[..., :2].float() / k, REGION_AXES[name], idx, self.crop_scale, self.grid)
+                crop = transform_bilinear(f48.float(), mat, self.grid).to(f48.dtype)  # (B, 32, 16, 16)
             for pts in getattr(self, name)(crop):
-                xy = k * ((pts / k) @ mat[:, :, :2].transpose(1, 2) + mat[:, None, :, 2])  # (B, N, 2)
-                out.append(xy)
+                with torch.autocast(x.device.type, enabled=False):
+                    # The heads regress px of a k times larger crop: back to grid px, through the matrix, to input px.
+                    out.append(k * ((pts.float() / k) @ mat[:, :, :2].transpose(1, 2) + mat[:, None, :, 2]))  # (B, N, 2)
         lips, left_eye, left_iris, right_eye, right_iris = out
+        mesh = mesh.float()
         z = mesh[..., 2]
 
         def with_z(xy: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:  # (B, N, 2), (B, N) -> (B, N, 3)
@@ -451,4 +454,4 @@ class FaceMeshAttention(nn.Module):
                 with_z(right_eye, z[:, self.right_eye_idx]),
                 with_z(left_iris, iris_z[0]),
                 with_z(right_iris, iris_z[1]),
-                self.flag(head)[:, 0, 0, 0])
+                self.flag(head)[:, 0, 0, 0].float())
