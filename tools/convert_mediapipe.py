@@ -4,11 +4,13 @@
     .venv/bin/python tools/convert_mediapipe.py --wheel PATH    # or use a wheel already on disk
     .venv/bin/python tools/convert_mediapipe.py --dump face_landmark.tflite   # print the op graph
 
-Writes weights/blazeface_short.*, weights/blazeface_full.*, weights/facemesh.*, weights/iris.* (safetensors + JSON
-contract). The .tflite flatbuffer is read by the small reader below (no tensorflow / flatbuffers package needed);
-sparse weights (TFLite SparsityParameters, behind DENSIFY ops: the full-range detector) are densified and fp16
+Writes weights/blazeface_short.*, blazeface_full.*, facemesh.*, iris.*, facemesh_attention.* (safetensors + JSON
+contract). The .tflite flatbuffer is read by the small reader below (no tensorflow needed; the flatbuffers package
+only decodes the attention model's custom-op options, which the converter checks against what FaceMeshAttention
+hard-codes); sparse weights (TFLite SparsityParameters, behind DENSIFY ops: the full-range detector) are densified and fp16
 weights (behind DEQUANTIZE ops) expanded to float32. Each TFLite op maps, in graph order, onto the parameters of the
 PyTorch modules in reenact/face/nets.py: conv kernels OHWI -> OIHW, depthwise 1HWC -> C1HW, PReLU alpha (1,1,C) -> (C,).
+CUSTOM ops (MediaPipe's, in the attention model) carry no weights; `--dump` shows their names and options.
 """
 
 from __future__ import annotations

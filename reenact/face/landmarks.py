@@ -130,7 +130,8 @@ class MeshModel:
             raise ValueError(f"MeshModel: model must be one of {MODELS}, not {model!r}")
         self.device, self.attention = device, model == "attention"
         # channels_last: the NHWC crops need no copy, and oneDNN's small convs run ~1.5x faster in it.
-        self.mesh = load_model("facemesh_attention" if self.attention else "facemesh", device).to(memory_format=torch.channels_last)
+        mesh = "facemesh_attention" if self.attention else "facemesh"
+        self.mesh = load_model(mesh, device).to(memory_format=torch.channels_last)
         # The attention mesh places lids and irises itself: there is no iris model to run (nor to batch later).
         self.iris = load_model("iris", device).to(memory_format=torch.channels_last) if iris and not self.attention else None
 

@@ -447,7 +447,8 @@ class FaceMeshAttention(nn.Module):
         def with_z(xy: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:  # (B, N, 2), (B, N) -> (B, N, 3)
             return torch.cat([xy, depth.unsqueeze(-1)], -1)
 
-        iris_z = [z[:, idx[:EYE_LIDS]].mean(1, keepdim=True).expand(-1, 5) for idx in (self.left_eye_idx, self.right_eye_idx)]
+        lids = (self.left_eye_idx[:EYE_LIDS], self.right_eye_idx[:EYE_LIDS])
+        iris_z = [z[:, idx].mean(1, keepdim=True).expand(-1, 5) for idx in lids]
         return (mesh,
                 with_z(lips, z[:, self.lips_idx]),
                 with_z(left_eye, z[:, self.left_eye_idx]),
