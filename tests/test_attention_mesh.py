@@ -74,8 +74,7 @@ def test_end_to_end_photos_match_mediapipe_refined(model):
     from reenact.face import FaceAnalyzer
 
     images = face_fixture("images")
-    analyzer = FaceAnalyzer(torch.device("cpu"))
-    analyzer.mesh = MeshModel(torch.device("cpu"), model="attention")
+    analyzer = FaceAnalyzer(torch.device("cpu"), mesh="attention")
     for i in range(len(images["names"])):
         face = analyzer.analyze(images[f"image_{i}"])
         ref = images[f"mesh478_{i}"][0]

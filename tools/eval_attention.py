@@ -27,7 +27,6 @@ import eval_fidelity as ef  # noqa: E402
 
 from reenact.device import configure_threads  # noqa: E402
 from reenact.face.analyzer import FaceAnalyzer  # noqa: E402
-from reenact.face.landmarks import MeshModel  # noqa: E402
 from reenact.face.track import add_irises  # noqa: E402
 from reenact.io.video import read_frames  # noqa: E402
 
@@ -38,8 +37,7 @@ BATCH = 8  # reenact.analysis.MESH_BATCH
 
 def track(path: Path, model: str, frames: int) -> np.ndarray:
     """(T, 478, 3) image px of the tracked face (NaN where none), batched like reenact.analysis.video_track."""
-    analyzer = FaceAnalyzer(torch.device("cpu"))
-    analyzer.mesh = MeshModel(torch.device("cpu"), model=model)
+    analyzer = FaceAnalyzer(torch.device("cpu"), mesh=model)
     tracker = analyzer.tracker()
     out = []
     with read_frames(path, max_frames=frames) as reader:
