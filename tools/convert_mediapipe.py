@@ -4,11 +4,13 @@
     .venv/bin/python tools/convert_mediapipe.py --wheel PATH    # or use a wheel already on disk
     .venv/bin/python tools/convert_mediapipe.py --dump face_landmark.tflite   # print the op graph
 
-Writes weights/blazeface_short.*, weights/blazeface_full.*, weights/facemesh.*, weights/iris.* (safetensors + JSON
-contract). The .tflite flatbuffer is read by the small reader below (no tensorflow / flatbuffers package needed);
-sparse weights (TFLite SparsityParameters, behind DENSIFY ops: the full-range detector) are densified and fp16
+Writes weights/blazeface_short.*, blazeface_full.*, facemesh.*, iris.*, facemesh_attention.* (safetensors + JSON
+contract). The .tflite flatbuffer is read by the small reader below (no tensorflow needed; the flatbuffers package
+only decodes the attention model's custom-op options, which the converter checks against what FaceMeshAttention
+hard-codes); sparse weights (TFLite SparsityParameters, behind DENSIFY ops: the full-range detector) are densified and fp16
 weights (behind DEQUANTIZE ops) expanded to float32. Each TFLite op maps, in graph order, onto the parameters of the
 PyTorch modules in reenact/face/nets.py: conv kernels OHWI -> OIHW, depthwise 1HWC -> C1HW, PReLU alpha (1,1,C) -> (C,).
+CUSTOM ops (MediaPipe's, in the attention model) carry no weights; `--dump` shows their names and options.
 """
 
 from __future__ import annotations
@@ -36,11 +38,12 @@ MODELS = {
     "face_detection_short_range.tflite": "mediapipe/modules/face_detection/face_detection_short_range.tflite",
     "face_detection_full_range_sparse.tflite": "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
     "face_landmark.tflite": "mediapipe/modules/face_landmark/face_landmark.tflite",
+    "face_landmark_with_attention.tflite": "mediapipe/modules/face_landmark/face_landmark_with_attention.tflite",
     "iris_landmark.tflite": "mediapipe/modules/iris_landmark/iris_landmark.tflite",
 }
 OPS = {0: "ADD", 1: "AVERAGE_POOL_2D", 2: "CONCATENATION", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 5: "DEPTH_TO_SPACE", 6: "DEQUANTIZE",
        9: "FULLY_CONNECTED", 14: "LOGISTIC", 17: "MAX_POOL_2D", 18: "MUL", 19: "RELU", 21: "RELU6", 22: "RESHAPE",
-       23: "RESIZE_BILINEAR", 32: "CUSTOM", 34: "PAD", 39: "TRANSPOSE", 54: "PRELU", 124: "DENSIFY"}
+       23: "RESIZE_BILINEAR", 32: "CUSTOM", 34: "PAD", 39: "TRANSPOSE", 45: "STRIDED_SLICE", 54: "PRELU", 124: "DENSIFY"}
 DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 7: np.int16, 9: np.int8, 10: np.float64}
 
 
@@ -172,6 +175,7 @@ class Op:
     inputs: list[int]
     outputs: list[int]
     options: dict[str, int] = field(default_factory=dict)
+    custom: bytes = b""  # a CUSTOM op's custom_options (a flexbuffer); the op's kind is then its custom_code
 
 
 @dataclass
@@ -203,7 +207,7 @@ def read_tflite(path: Path) -> Graph:
     codes = []
     for oc in model.tables(1):
         code = max(int(oc.scalar(0, "b")), int(oc.scalar(3, "i")))
-        codes.append(OPS.get(code, oc.string(1) if code == 32 else f"OP{code}"))
+        codes.append(oc.string(1) if code == 32 else OPS.get(code, f"OP{code}"))  # CUSTOM: its registered name
     buffers = [b.bytes_(0) for b in model.tables(4)]
     sub = model.tables(2)[0]
     names, shapes, consts = [], [], {}
@@ -221,7 +225,7 @@ def read_tflite(path: Path) -> Graph:
         kind = codes[int(o.scalar(0, "I"))]
         opt = o.table(4)
         options = {k: int(opt.scalar(s, f)) for k, (s, f) in _OPTS.get(kind, {}).items()} if opt else {}
-        ops.append(Op(kind, o.ints(1), o.ints(2), options))
+        ops.append(Op(kind, o.ints(1), o.ints(2), options, o.bytes_(5)))
     # Fold DENSIFY (sparse constants, already expanded above) and DEQUANTIZE (fp16 -> fp32 constants), in graph
     # order (a sparse fp16 weight goes through both), so every weight is a float32 constant of the op that uses it.
     for op in ops:
@@ -234,8 +238,39 @@ def read_tflite(path: Path) -> Graph:
 def dump(g: Graph) -> None:
     for i, op in enumerate(g.ops):
         ins = [f"{g.names[t]}{g.shapes[t]}" + ("*" if t in g.consts else "") for t in op.inputs if t >= 0]
-        print(i, op.kind, op.options, ins, "->", [f"{g.names[t]}{g.shapes[t]}" for t in op.outputs])
+        print(i, op.kind, op.options or custom_options(op) or {}, ins, "->", [f"{g.names[t]}{g.shapes[t]}" for t in op.outputs])
     print("inputs", [(g.names[t], g.shapes[t]) for t in g.inputs], "outputs", [(g.names[t], g.shapes[t]) for t in g.outputs])
+
+
+def custom_options(op: Op) -> dict | None:
+    """A CUSTOM op's options (MediaPipe stores them as a flexbuffer map), decoded with the flatbuffers package."""
+    if not op.custom:
+        return None
+    from flatbuffers import flexbuffers  # only the attention model's ops have any; the package comes with onnxruntime
+
+    return flexbuffers.Loads(op.custom)
+
+
+def check_attention_ops(g: Graph) -> None:
+    """The attention model's custom ops must have the settings reenact.face.nets.FaceMeshAttention hard-codes."""
+    from reenact.face import nets
+
+    defaults = {k: p.default for k, p in inspect.signature(nets.FaceMeshAttention).parameters.items()}
+    regions = [custom_options(op) for op in g.ops if op.kind == "Landmarks2TransformMatrix"]
+    want = [(nets.REGION_AXES[n], list(nets.REGION_POINTS[n])) for n in nets.REGION_POINTS]
+    got = [((o["left_rotation_idx"], o["right_rotation_idx"]), o["subset_idxs"]) for o in regions]
+    assert got == want, "Landmarks2TransformMatrix regions differ from nets.REGION_AXES / REGION_POINTS"
+    for o in regions:
+        assert o["target_rotation_radians"] == 0 and o["scale_x"] == o["scale_y"] == defaults["crop_scale"], o
+        assert o["output_width"] == o["output_height"] == defaults["grid"], o
+    for op in g.ops:
+        if op.kind == "TransformTensorBilinear":
+            o = custom_options(op)
+            assert o["output_width"] == o["output_height"] == defaults["grid"], o
+            assert g.shapes[op.inputs[0]][1:] == [48, 48, 32], "regions must sample the backbone's 48x48x32 level"
+        if op.kind == "MUL":  # mesh px -> feature px before the crop (1 / 4), and the matrices' px scale back (4)
+            k = g.consts[op.inputs[1]].ravel()
+            assert np.allclose(k, 0.25) or np.allclose(sorted(set(k.tolist())), [0.25, 1, 4]), k
 
 
 def dataflow_order(g: Graph) -> list[Op]:
@@ -328,6 +363,21 @@ def contracts() -> dict[str, tuple[str, str, Contract]]:
                    "resize": "rotated square ROI 2.3x the eye corners; the subject's left eye flipped horizontally"},
             outputs={"contours": "(B, 71, 3) eye contour and brow px of the 64 input", "iris": "(B, 5, 3) centre + 4"},
             training_data=data, licence=LICENCE, source=src.format(MODELS["iris_landmark.tflite"]), script=SCRIPT)),
+        "facemesh_attention": ("face_landmark_with_attention.tflite", "FaceMeshAttention", Contract(
+            name="facemesh_attention", arch="facemesh_attention", kwargs={},
+            input={"size": [192, 192], "range": [0, 1], "layout": "NCHW", "color": "RGB",
+                   "resize": "rotated square ROI, 1.5x the face box (as facemesh)"},
+            outputs={"mesh": "(B, 468, 3) px of the 192 input (z on the x scale)",
+                     "lips": "(B, 80, 3) px; x, y regressed, z the mesh's at nets.LIPS",
+                     "left_eye": "(B, 71, 3) image-left eye contours and brow; z the mesh's at nets.LEFT_EYE",
+                     "right_eye": "(B, 71, 3) image-right eye; z the mesh's at nets.RIGHT_EYE",
+                     "left_iris": "(B, 5, 3) image-left iris, centre + 4; z the mean of the eye's 16 lid points",
+                     "right_iris": "(B, 5, 3) image-right iris",
+                     "presence": "(B,) face presence logit"},
+            training_data="trained by Google (MediaPipe Attention Mesh; its model card: face images and video from "
+                          "front-facing smartphone cameras); converted to PyTorch, fp16 weights expanded to float32 "
+                          "then stored as fp16",
+            licence=LICENCE, source=src.format(MODELS["face_landmark_with_attention.tflite"]), script=SCRIPT)),
     }
 
 
@@ -338,6 +388,8 @@ def convert_all(folder: Path, out: Path | None = None, only: list[str] | None = 
         if only and name not in only:
             continue
         g = read_tflite(folder / tfl)
+        if cls == "FaceMeshAttention":
+            check_attention_ops(g)
         # Store the constructor's defaults explicitly so the contract alone says how to build the network.
         sig = inspect.signature(getattr(nets, cls))
         contract.kwargs = {k: list(p.default) if isinstance(p.default, tuple) else p.default for k, p in sig.parameters.items()}

@@ -30,13 +30,15 @@ class FaceAnalyzer:
 
     `detector`: "auto" (BlazeFace short range; full range only for an image/frame where short range finds no face,
     e.g. a small face in a large photo; for a photo, overlapping tiles where neither finds one), "short" (short range only) or "full" (full range only). Tracking re-detection
-    uses the same `self.detector`.
+    uses the same `self.detector`. `mesh`: "plain" (FaceMesh + iris model, the default) or "attention" (MediaPipe's
+    attention mesh, see reenact.face.landmarks).
     """
 
-    def __init__(self, device: torch.device = torch.device("cpu"), detector: str = "auto", iris: bool = True) -> None:
+    def __init__(self, device: torch.device = torch.device("cpu"), detector: str = "auto", iris: bool = True,
+                 mesh: str = "plain") -> None:
         self.device = device
         self.detector = make_detector(detector, device)
-        self.mesh = MeshModel(device, iris=iris)
+        self.mesh = MeshModel(device, iris=iris, model=mesh)
 
     def detect(self, rgb: np.ndarray, name: str = "image") -> list[Detection]:
         """Faces in one RGB uint8 image, sorted left to right; with the "auto" detector, where the whole image

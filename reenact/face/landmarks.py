@@ -20,6 +20,11 @@ brows a third less than the rig asked.
 
 Output order is MediaPipe's refined 478: 0..467 mesh, 468..472 iris of the image-left eye (the subject's right;
 centre first), 473..477 iris of the image-right eye.
+
+`MeshModel(model="attention")` runs MediaPipe's attention mesh instead (FaceMeshAttention, the model behind
+MediaPipe's refine_landmarks=True): one network gives the mesh and, from crops of its own features, the lips,
+both eyes and both irises; `refine_attention` merges them as MediaPipe's LandmarksRefinementCalculator does (x, y
+of the lips' 80 and each eye's 71 points over the mesh's, the irises appended). No separate iris model runs then.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import numpy as np
 import torch
 
 from reenact.device import inference
+from reenact.face.nets import LEFT_EYE, LIPS, RIGHT_EYE
 from reenact.weights import load_model
 
 MESH_SIZE, IRIS_SIZE = 192, 64
@@ -54,6 +60,7 @@ EYE_CONTOUR = np.array([
 LID_PAIRS = (((159, 145), (158, 153), (160, 144)), ((386, 374), (385, 380), (387, 373)))
 REFINED = 48  # contour points per eye written over the mesh: lids and two halo rings (see MeshModel)
 MESH_ONLY = np.setdiff1d(np.arange(468), EYE_CONTOUR[:, :REFINED])  # vertices FaceMesh alone places
+MODELS = ("plain", "attention")  # MeshModel's choices: FaceMesh + iris model, or the attention mesh
 
 
 @dataclass
@@ -104,29 +111,48 @@ def _to_tensor(crops: list[np.ndarray], device: torch.device) -> torch.Tensor:
     return x.float().mul_(1.0 / 255.0)  # (B, 3, S, S) in [0, 1]
 
 
-class MeshModel:
-    """FaceMesh + iris, batched over (frame, ROI) pairs."""
+def refine_attention(mesh: np.ndarray, lips: np.ndarray, left_eye: np.ndarray, right_eye: np.ndarray,
+                     left_iris: np.ndarray, right_iris: np.ndarray) -> np.ndarray:
+    """FaceMeshAttention's outputs -> (B, 478, 3) in MediaPipe's refined order (tensors_to_face_landmarks_with_attention:
+    x, y of the lips and eyes written over their mesh vertices, z kept from the mesh; irises appended, image-left
+    eye first)."""
+    out = np.concatenate([mesh, left_iris, right_iris], 1)
+    for part, idx in ((lips, LIPS), (left_eye, LEFT_EYE), (right_eye, RIGHT_EYE)):
+        out[:, list(idx), :2] = part[..., :2]
+    return out
 
-    def __init__(self, device: torch.device = torch.device("cpu"), iris: bool = True) -> None:
-        self.device = device
+
+class MeshModel:
+    """FaceMesh + iris (model="plain"), or the attention mesh (model="attention"), batched over (frame, ROI) pairs."""
+
+    def __init__(self, device: torch.device = torch.device("cpu"), iris: bool = True, model: str = "plain") -> None:
+        if model not in MODELS:
+            raise ValueError(f"MeshModel: model must be one of {MODELS}, not {model!r}")
+        self.device, self.attention = device, model == "attention"
         # channels_last: the NHWC crops need no copy, and oneDNN's small convs run ~1.5x faster in it.
-        self.mesh = load_model("facemesh", device).to(memory_format=torch.channels_last)
-        self.iris = load_model("iris", device).to(memory_format=torch.channels_last) if iris else None
+        mesh = "facemesh_attention" if self.attention else "facemesh"
+        self.mesh = load_model(mesh, device).to(memory_format=torch.channels_last)
+        # The attention mesh places lids and irises itself: there is no iris model to run (nor to batch later).
+        self.iris = load_model("iris", device).to(memory_format=torch.channels_last) if iris and not self.attention else None
 
     def __call__(self, frames: list[np.ndarray], rois: list[Roi], iris: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """frames[i] with rois[i] -> (points (B, 478 or 468, 3) image px, presence scores (B,)).
 
         `iris=False` skips the iris model for this call (468 points), e.g. to run it later on a batch of frames.
+        The attention mesh always returns its refined 478 points (they come from the same network call).
         """
         if not rois:
-            n = 478 if (self.iris is not None and iris) else 468
+            n = 478 if self.attention or (self.iris is not None and iris) else 468
             return np.zeros((0, n, 3), np.float32), np.zeros(0, np.float32)
         mats = np.stack([r.matrix(MESH_SIZE) for r in rois])
         x = _to_tensor([crop(f, m, MESH_SIZE) for f, m in zip(frames, mats)], self.device)
         with inference(self.device):
-            lm, flag = self.mesh(x)
-        pts = project(lm.float().cpu().numpy(), mats, MESH_SIZE)  # (B, 468, 3)
+            *parts, flag = self.mesh(x)
         score = 1.0 / (1.0 + np.exp(-flag.float().cpu().numpy().astype(np.float64)))
+        if self.attention:
+            refined = refine_attention(*(p.float().cpu().numpy() for p in parts))  # (B, 478, 3) crop px
+            return project(refined, mats, MESH_SIZE), score.astype(np.float32)
+        pts = project(parts[0].float().cpu().numpy(), mats, MESH_SIZE)  # (B, 468, 3)
         if self.iris is None or not iris:
             return pts, score.astype(np.float32)
         return self.refine_eyes(frames, pts), score.astype(np.float32)

@@ -287,3 +287,172 @@ class IrisNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.blocks(self.stem_act(self.stem(x)))  # (B, 128, 8, 8)
         return self.contours(f).view(-1, 71, 3), self.iris(f).view(-1, 5, 3)
+
+
+# --- FaceMesh with attention (MediaPipe's refine_landmarks=True model) -----------------------------------------
+# The mesh vertices each region's crop is fitted to, in the order of that region's outputs (MediaPipe's
+# LandmarksRefinementCalculator maps the region outputs onto exactly these vertices). The eyes are image-left
+# (subject's right; 33 -> 133) then image-right (362 -> 263), as in reenact.face.landmarks.EYE_CONTOUR.
+LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 185, 40, 39, 37, 0, 267, 269, 270, 409,
+        78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 191, 80, 81, 82, 13, 312, 311, 310, 415,
+        76, 77, 90, 180, 85, 16, 315, 404, 320, 307, 306, 184, 74, 73, 72, 11, 302, 303, 304, 408,
+        62, 96, 89, 179, 86, 15, 316, 403, 319, 325, 292, 183, 42, 41, 38, 12, 268, 271, 272, 407)
+LEFT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173,
+            130, 25, 110, 24, 23, 22, 26, 112, 243, 247, 30, 29, 27, 28, 56, 190,
+            226, 31, 228, 229, 230, 231, 232, 233, 244, 113, 225, 224, 223, 222, 221, 189,
+            35, 124, 46, 53, 52, 65, 143, 111, 117, 118, 119, 120, 121, 128, 245, 156, 70, 63, 105, 66, 107, 55, 193)
+RIGHT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398,
+             359, 255, 339, 254, 253, 252, 256, 341, 463, 467, 260, 259, 257, 258, 286, 414,
+             446, 261, 448, 449, 450, 451, 452, 453, 464, 342, 445, 444, 443, 442, 441, 413,
+             265, 353, 276, 283, 282, 295, 372, 340, 346, 347, 348, 349, 350, 357, 465, 383, 300, 293, 334, 296, 336, 285, 417)
+# (left, right) vertices whose line sets each crop's rotation (the custom op's left/right_rotation_idx)
+REGION_AXES = {"lips": (61, 291), "left_eye": (33, 133), "right_eye": (362, 263)}
+REGION_POINTS = {"lips": LIPS, "left_eye": LEFT_EYE, "right_eye": RIGHT_EYE}
+EYE_LIDS = 16  # the first 16 eye points are the lid contours; the iris depth is their mean (MediaPipe's refinement)
+
+
+def region_matrices(mesh: torch.Tensor, axis: tuple[int, int], subset: torch.Tensor, scale: float, out: int) -> torch.Tensor:
+    """MediaPipe's Landmarks2TransformMatrix (v2) for a batch: (B, 2, 3) affine, attention-grid px -> mesh px.
+
+    The crop is the box of the `subset` vertices in a frame rotated so that axis[0] -> axis[1] is horizontal, grown
+    `scale` times; grid px u (0..out) maps to centre + R(angle) diag(scale * w / out, scale * h / out) (u - out / 2).
+    `mesh` (B, 468, 2) is in the units of the feature map being sampled.
+    """
+    d = mesh[:, axis[1]] - mesh[:, axis[0]]
+    angle = torch.atan2(d[:, 1], d[:, 0])  # (B,)
+    c, s = torch.cos(angle), torch.sin(angle)
+    rot = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)  # (B, 2, 2): rotation by +angle
+    pts = mesh[:, subset] @ rot  # (B, N, 2): rows times rot = R(-angle) p, the upright frame
+    lo, hi = pts.min(1).values, pts.max(1).values
+    centre = (rot @ ((lo + hi) / 2).unsqueeze(-1)).squeeze(-1)  # back to the mesh frame
+    lin = rot * (scale * (hi - lo) / out).unsqueeze(1)  # R diag(sx, sy): column j scaled
+    return torch.cat([lin, (centre - lin.sum(-1) * out / 2).unsqueeze(-1)], -1)
+
+
+def transform_bilinear(x: torch.Tensor, mat: torch.Tensor, out: int) -> torch.Tensor:
+    """MediaPipe's TransformTensorBilinear (v2): sample x (B, C, H, W) on the out x out grid mapped by mat (B, 2, 3).
+
+    Pixel centres: grid px u samples mat @ (u + 0.5) - 0.5 of the input. A sample whose position lies outside
+    [0, W - 1] x [0, H - 1] is zero as a whole (the op does not blend with a zero border), hence the mask.
+    """
+    h, w = x.shape[-2:]
+    u = torch.arange(out, device=x.device, dtype=x.dtype) + 0.5
+    gy, gx = torch.meshgrid(u, u, indexing="ij")
+    grid = torch.stack([gx, gy, torch.ones_like(gx)], -1).view(1, out * out, 3)  # (1, out*out, 3)
+    tc = grid @ mat.transpose(1, 2) - 0.5  # (B, out*out, 2) input px
+    inside = ((tc >= 0) & (tc <= torch.tensor([w - 1, h - 1], device=x.device, dtype=x.dtype))).all(-1)
+    norm = tc * torch.tensor([2 / (w - 1), 2 / (h - 1)], device=x.device, dtype=x.dtype) - 1  # align_corners=True
+    y = F.grid_sample(x, norm.view(-1, out, out, 2), mode="bilinear", padding_mode="zeros", align_corners=True)
+    return y * inside.view(-1, 1, out, out).to(y.dtype)
+
+
+class _RegionHead(nn.Module):
+    """One output of a region: 128-channel blocks (the third halves the 4x4 map), squeeze to `mid`, one block, 2x2 conv."""
+
+    def __init__(self, c: int, mid: int, points: int, strides: tuple[int, ...]) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(*[BlazeBlock(c, c, s, "prelu") for s in strides])
+        self.squeeze = nn.Conv2d(c, mid, 1)
+        self.act = PReLU(mid)
+        self.block = BlazeBlock(mid, mid, 1, "prelu")
+        self.out = nn.Conv2d(mid, points * 2, 2, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.out(self.block(self.act(self.squeeze(self.blocks(x)))))  # (B, 2N, 1, 1)
+        return y.view(y.shape[0], -1, 2)  # (B, N, 2) px of the region's virtual 4x crop
+
+
+class _Region(nn.Module):
+    """Attention branch: blocks on the region's 16x16 resampled features (32 -> 128 channels, down to 4x4), then heads."""
+
+    def __init__(self, channels: tuple[int, ...], strides: tuple[int, ...], head_strides: tuple[int, ...], mid: int,
+                 outputs: tuple[int, ...]) -> None:
+        super().__init__()
+        cins = (channels[0],) + tuple(channels[:-1])
+        self.blocks = nn.Sequential(*[BlazeBlock(i, o, s, "prelu") for i, o, s in zip(cins, channels, strides)])
+        self.heads = nn.ModuleList(_RegionHead(channels[-1], mid, n, head_strides) for n in outputs)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        f = self.blocks(x)  # (B, 128, 4, 4)
+        return [h(f) for h in self.heads]
+
+
+@register_model("facemesh_attention")
+class FaceMeshAttention(nn.Module):
+    """FaceMesh with attention (MediaPipe's face_landmark_with_attention): the 468-point mesh plus refined lips, eyes
+    and irises. Input (B, 3, 192, 192) RGB in [0, 1].
+
+    The mesh head sees the whole face; each region (lips, image-left eye, image-right eye) then resamples the 48x48
+    feature map of the backbone's second level on a 16x16 grid fitted (rotated box, 1.5x) to the mesh's vertices of
+    that region, and regresses its points from that crop (MediaPipe's custom ops Landmarks2TransformMatrix,
+    TransformTensorBilinear and TransformLandmarks, here `region_matrices` / `transform_bilinear` / a matrix product).
+
+    Returns, all in input px (z on the x scale): mesh (B, 468, 3), lips (B, 80, 3), left eye (B, 71, 3), right eye
+    (B, 71, 3), left iris (B, 5, 3), right iris (B, 5, 3) and the face-presence logit (B,). "Left" is the image-left
+    eye (the subject's right), as in MediaPipe. The regions regress x, y only: their z is the mesh's at the same
+    vertices (LIPS / LEFT_EYE / RIGHT_EYE) and an iris's z the mean of its eye's lid points, as MediaPipe's
+    refinement sets them.
+    """
+
+    def __init__(self, stem: int = 16,
+                 channels: tuple[int, ...] = (16, 16, 32, 32, 32, 64, 64, 64, 128, 128, 128, 128, 128, 128, 128, 128, 128),
+                 strides: tuple[int, ...] = (1, 1, 2, 1, 1, 2, 1, 1, 2, 1, 1, 2, 1, 1, 2, 1, 1),
+                 attention_block: int = 3, mid: int = 32,
+                 region_channels: tuple[int, ...] = (32, 32, 64, 64, 64, 128),
+                 region_strides: tuple[int, ...] = (1, 1, 2, 1, 1, 2),
+                 head_strides: tuple[int, ...] = (1, 1, 2, 1, 1),
+                 grid: int = 16, crop_scale: float = 1.5, num_landmarks: int = 468) -> None:
+        super().__init__()
+        self.num_landmarks, self.grid, self.crop_scale = num_landmarks, grid, crop_scale
+        self.attention_block = attention_block  # regions sample the output of blocks[:attention_block] (48x48x32)
+        self.stem = SameConv(3, stem, 3, 2)
+        self.stem_act = PReLU(stem)
+        cins = (stem,) + tuple(channels[:-1])
+        self.blocks = nn.Sequential(*[BlazeBlock(i, o, s, "prelu") for i, o, s in zip(cins, channels, strides)])
+        c = channels[-1]
+        # Layer order = the TFLite graph's dataflow order: mesh head, lips, left eye (+ iris), right eye (+ iris), flag.
+        self.squeeze = nn.Conv2d(c, mid, 1)
+        self.squeeze_act = PReLU(mid)
+        self.block = BlazeBlock(mid, mid, 1, "prelu")
+        self.mesh = nn.Conv2d(mid, num_landmarks * 3, 3, stride=3)
+        region = (region_channels, region_strides, head_strides, mid)
+        self.lips = _Region(*region, (len(LIPS),))
+        self.left_eye = _Region(*region, (len(LEFT_EYE), 5))
+        self.right_eye = _Region(*region, (len(RIGHT_EYE), 5))
+        self.flag = nn.Conv2d(mid, 1, 3, stride=3)
+        for name, points in REGION_POINTS.items():
+            self.register_buffer(f"{name}_idx", torch.tensor(points), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        f = self.stem_act(self.stem(x))
+        f48 = self.blocks[: self.attention_block](f)  # (B, 32, 48, 48)
+        head = self.block(self.squeeze_act(self.squeeze(self.blocks[self.attention_block:](f48))))  # (B, 32, 3, 3)
+        mesh = self.mesh(head).view(-1, self.num_landmarks, 3)  # (B, 468, 3) input px
+        k = x.shape[-1] / f48.shape[-1]  # input px per feature px (4)
+        out = []
+        for name in REGION_POINTS:
+            # Crop geometry in float32 even under fp16 autocast: a half-precision angle or box would shift the crop.
+            with torch.autocast(x.device.type, enabled=False):
+                idx = getattr(self, f"{name}_idx")
+                mat = region_matrices(mesh[..., :2].float() / k, REGION_AXES[name], idx, self.crop_scale, self.grid)
+                crop = transform_bilinear(f48.float(), mat, self.grid).to(f48.dtype)  # (B, 32, 16, 16)
+            for pts in getattr(self, name)(crop):
+                with torch.autocast(x.device.type, enabled=False):
+                    # The heads regress px of a k times larger crop: back to grid px, through the matrix, to input px.
+                    out.append(k * ((pts.float() / k) @ mat[:, :, :2].transpose(1, 2) + mat[:, None, :, 2]))  # (B, N, 2)
+        lips, left_eye, left_iris, right_eye, right_iris = out
+        mesh = mesh.float()
+        z = mesh[..., 2]
+
+        def with_z(xy: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:  # (B, N, 2), (B, N) -> (B, N, 3)
+            return torch.cat([xy, depth.unsqueeze(-1)], -1)
+
+        lids = (self.left_eye_idx[:EYE_LIDS], self.right_eye_idx[:EYE_LIDS])
+        iris_z = [z[:, idx].mean(1, keepdim=True).expand(-1, 5) for idx in lids]
+        return (mesh,
+                with_z(lips, z[:, self.lips_idx]),
+                with_z(left_eye, z[:, self.left_eye_idx]),
+                with_z(right_eye, z[:, self.right_eye_idx]),
+                with_z(left_iris, iris_z[0]),
+                with_z(right_iris, iris_z[1]),
+                self.flag(head)[:, 0, 0, 0].float())
