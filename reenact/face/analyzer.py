@@ -35,7 +35,7 @@ class FaceAnalyzer:
     """
 
     def __init__(self, device: torch.device = torch.device("cpu"), detector: str = "auto", iris: bool = True,
-                 mesh: str = "plain") -> None:
+                 mesh: str = "attention") -> None:
         self.device = device
         self.detector = make_detector(detector, device)
         self.mesh = MeshModel(device, iris=iris, model=mesh)

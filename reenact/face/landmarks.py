@@ -125,7 +125,7 @@ def refine_attention(mesh: np.ndarray, lips: np.ndarray, left_eye: np.ndarray, r
 class MeshModel:
     """FaceMesh + iris (model="plain"), or the attention mesh (model="attention"), batched over (frame, ROI) pairs."""
 
-    def __init__(self, device: torch.device = torch.device("cpu"), iris: bool = True, model: str = "plain") -> None:
+    def __init__(self, device: torch.device = torch.device("cpu"), iris: bool = True, model: str = "attention") -> None:
         if model not in MODELS:
             raise ValueError(f"MeshModel: model must be one of {MODELS}, not {model!r}")
         self.device, self.attention = device, model == "attention"
