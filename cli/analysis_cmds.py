@@ -41,14 +41,16 @@ def extract(
 ) -> None:
     """Write a per-frame track of expression parameters (AU / ARKit / pose / gaze), landmarks, or from speech audio
     the viseme and mouth track."""
-    from reenact.extract import extract as run_extract
+    from reenact.specs import ExtractSpec
+
+    output = output or Path(f"{media.stem}.{'json' if landmarks else 'csv'}")
+    spec = ExtractSpec(media, output, fmt=fmt, landmarks=landmarks, raw=raw, smooth=smooth.value, overwrite=overwrite,
+                       face=face, fps=parse_fps(fps) if fps else None, text=text, plot=plot)
+    from reenact.extract import extract as run_extract  # after the checks: torch loads here
     from reenact.pipeline import Models
 
     ui = ui_of(ctx)
-    output = output or Path(f"{media.stem}.{'json' if landmarks else 'csv'}")
-    result, track = run_extract(media, output, Models(device_of(ctx)), fmt=fmt, landmarks=landmarks, raw=raw,
-                                smooth=smooth.value, overwrite=overwrite, face=face, progress=ui.progress,
-                                fps=parse_fps(fps) if fps else None, text=text, plot=plot)
+    result, track = run_extract(spec, Models(device_of(ctx)), progress=ui.progress)
     info = result.as_dict()
     ui.event("done", **info)
     speed = f", {result.frames / result.seconds:.1f} frames/s" if result.seconds > 0 else ""

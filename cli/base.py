@@ -137,10 +137,12 @@ def not_built(command: str, issue: str) -> None:
                         f"see CHANGELOG.md for what works today.")
 
 
-def check_report_path(path: Path, overwrite: bool) -> None:
+def check_report_path(path: Optional[Path], overwrite: bool) -> None:
+    """`--report` may be written (None: no report)."""
     from reenact.io.atomic import check_output_path
 
-    check_output_path(path, overwrite)
+    if path is not None:
+        check_output_path(path, overwrite)
 
 
 def write_report(path: Optional[Path], data: Optional[dict], overwrite: bool) -> None:

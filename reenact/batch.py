@@ -34,6 +34,7 @@ import glob
 import hashlib
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -103,7 +104,8 @@ def _name_outputs(pairs: list[tuple[Path, Path, Path | None, JobOptions]], outdi
         if key in seen:
             if pair[2] is not None:
                 raise InputError(f"Two jobs write {job.output}; give each manifest row its own output.")
-            job.output = job.output.with_name(f"{job.output.stem}-{_short_hash(job.source, job.driver)}.mp4")
+            job = jobs[i] = replace(job, output=job.output.with_name(
+                f"{job.output.stem}-{_short_hash(job.source, job.driver)}.mp4"))
             key = str(job.output.absolute()).lower()
         seen[key] = i
         check_distinct({"source": job.source, "driver": job.driver}, {f"job {i + 1}: output": job.output})
