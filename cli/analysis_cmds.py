@@ -25,6 +25,7 @@ from reenact_cli.options import (
 from reenact_cli.ui import UI
 
 
+# long: a Typer command takes one parameter per CLI option
 def extract(
     ctx: typer.Context,
     media: Path = typer.Argument(..., help="Video or photo to analyse."),
@@ -175,50 +176,18 @@ def identity(
     overwrite: Overwrite = False,
 ) -> None:
     """Say whether B shows the same person as A: prints the similarity, exits 0 when the same, 3 when not."""
-    import itertools
-    from collections import deque
-
-    from reenact.analysis import MESH_BATCH
     from reenact.errors import EXIT_IDENTITY
-    from reenact.extract import IMAGE_SUFFIXES
-    from reenact.identity import compare
-    from reenact.io.image import read_image
-    from reenact.io.video import read_frames
-    from reenact.limits import check, check_distinct
-    from reenact.pipeline import Models
+    from reenact.limits import check_distinct
+    from reenact.specs import IdentitySpec
+
+    spec = IdentitySpec(a, b, threshold)
+    check_distinct({"A": a, "B": b}, {"--report": report})
+    check_report_path(report, overwrite)
+    from reenact.pipeline import Models  # after the checks: torch and the models load here
+    from reenact.verify import verify
 
     ui = ui_of(ctx)
-    if threshold is not None:
-        check("threshold", threshold)
-    check_distinct({"A": a, "B": b}, {"--report": report})
-    if report is not None:
-        check_report_path(report, overwrite)
-    models = Models(device_of(ctx), identity_model)
-    source = read_image(a)
-    source_points = models.analyzer.analyze(source, name=str(a)).points  # NoFaceError names the file
-
-    def largest(rgb):
-        faces = models.analyzer.analyze_all(rgb)
-        return max(faces, key=lambda f: float((f.box[2:] - f.box[:2]).prod())) if faces else None
-
-    if b.suffix.lower() in IMAGE_SUFFIXES:
-        result = compare(source, [read_image(b)], largest, models.embedder, threshold, source_points=source_points)
-    else:
-        # Video: follow the face from frame to frame (re-detect when lost), MESH_BATCH frames per mesh call. The
-        # identity alignment needs the 468-point mesh only. `compare` asks for each frame's face right after taking
-        # the frame, so the tracked chunk waits in a queue in frame order.
-        tracker, tracked = models.analyzer.tracker(), deque()
-        with read_frames(b) as frames, ui.progress("comparing frames", frames.info.n_frames or None) as advance:
-            def each():
-                chunk = [f.rgb for f in itertools.islice(frames, MESH_BATCH)]
-                while chunk:
-                    tracked.extend(tracker.update_many(chunk, iris=False))
-                    yield from chunk
-                    advance(len(chunk))
-                    chunk = [f.rgb for f in itertools.islice(frames, MESH_BATCH)]
-
-            result = compare(source, each(), lambda rgb: tracked.popleft(), models.embedder, threshold,
-                             source_points=source_points)
+    result = verify(spec, Models(device_of(ctx), identity_model), progress=ui.progress)
     summary = result.summary()
     write_report(report, {"a": str(a), "b": str(b), **summary, "similarities": result.similarities}, overwrite)
     ui.event("done", **summary, same=result.ok)

@@ -133,6 +133,7 @@ def info(ctx: typer.Context) -> None:
         out.print("weights: none shipped in this build")
 
 
+# long: a Typer command takes one parameter per CLI option
 @app.command()
 @guarded
 def drive(
@@ -191,6 +192,7 @@ def drive(
     summarize(ui, result.to_dict())
 
 
+# long: a Typer command takes one parameter per CLI option
 @app.command()
 @guarded
 def speak(
@@ -244,6 +246,7 @@ def read_transcript(path: Path) -> str:
         raise InputError(f"Cannot read the transcript {path}: {err}; give a UTF-8 text file.") from None
 
 
+# long: a Typer command takes one parameter per CLI option
 @app.command()
 @guarded
 def render(
@@ -290,6 +293,7 @@ def render(
     summarize(ui, result.to_dict())
 
 
+# long: a Typer command takes one parameter per CLI option
 @app.command()
 @guarded
 def edit(

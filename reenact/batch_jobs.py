@@ -16,9 +16,8 @@ from reenact.errors import InputError, ReenactError
 from reenact.limits import check, check_identity_spec, check_photo_options
 from reenact.options import RenderOptions, SpeakOptions, check_smoothing  # not reenact.pipeline: no torch
 from reenact.retarget import RetargetOptions, parse_assignments
-from reenact.specs import DriveSpec, SpeakSpec
+from reenact.specs import IMAGE_SUFFIXES, DriveSpec, SpeakSpec  # noqa: F401  (IMAGE_SUFFIXES: reenact.batch's)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
 AUDIO_SUFFIXES = {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".wma"}
 OUTPUT_SUFFIXES = {".mp4", ".mov", ".mkv"}

@@ -24,9 +24,8 @@ from reenact.analysis import Models, ProgressFactory, no_progress, video_track
 from reenact.errors import InputError, OutputError
 from reenact.io.atomic import OutputGroup, check_output_path
 from reenact.params import Track
-from reenact.specs import FORMATS, SUFFIX_FORMATS, ExtractSpec, track_format  # noqa: F401  (re-exported)
+from reenact.specs import FORMATS, IMAGE_SUFFIXES, SUFFIX_FORMATS, ExtractSpec, track_format  # noqa: F401
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
 @dataclass

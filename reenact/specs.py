@@ -26,7 +26,11 @@ from reenact.options import PHOTO_MOUTHS, RenderOptions, SpeakOptions, check_smo
 if TYPE_CHECKING:
     from reenact.edit import Controls  # OpenCV: only for the type
 
-__all__ = ["EDIT_STEPS", "DriveSpec", "EditSpec", "ExtractSpec", "RenderSpec", "SpeakSpec", "track_format"]
+__all__ = ["EDIT_STEPS", "IMAGE_SUFFIXES", "DriveSpec", "EditSpec", "ExtractSpec", "IdentitySpec", "RenderSpec", "SpeakSpec",
+           "track_format"]
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}  # what is read as a photo
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,19 @@ class EditSpec:
             raise InputError(f"Unknown --mouth {self.mouth!r} for an edit; use {' or '.join(PHOTO_MOUTHS)}.")
         check_photo_options(self.max_size, self.face)
         check_distinct({"the photo": self.source}, {"the output": self.output})
+
+
+@dataclass(frozen=True)
+class IdentitySpec:
+    """`identity`: does `other` (a photo or a video) show the same person as the `reference` photo?"""
+
+    reference: Path
+    other: Path
+    threshold: float | None = None  # None: the embedder's own (docs/identity.md)
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None:
+            check("threshold", self.threshold)
 
 
 FORMATS = ("csv", "json", "openface", "livelink")
