@@ -19,7 +19,7 @@ from reenact.errors import InputError, MediaError, TrackError
 from reenact.io.atomic import OutputGroup
 from reenact.options import MOUTHS, PHOTO_MOUTHS, RenderOptions
 from reenact.params import ARKIT52, Track, as_arkit
-from reenact.rendering import RunReport, library_picker, render_video
+from reenact.rendering import Motion, RunReport, library_picker, render_video
 from reenact.retarget import RetargetOptions, retarget, retarget_pose
 from reenact.specs import DriveSpec, EditSpec, RenderSpec
 from reenact.speech import speech_columns, speech_track
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from reenact.identity import IdentityReport
     from reenact.render.interior import DriverMouths
 
-__all__ = ["MOUTHS", "PHOTO_MOUTHS", "DriveSpec", "EditSpec", "Models", "RenderOptions", "RenderSpec", "RunReport",
+__all__ = ["MOUTHS", "PHOTO_MOUTHS", "DriveSpec", "EditSpec", "Models", "Motion", "RenderOptions", "RenderSpec", "RunReport",
            "Source", "drive", "edit", "library_picker", "load_source", "render", "render_edit", "render_video",
            "target_shapes", "video_track"]
 
@@ -77,9 +77,9 @@ def drive(spec: DriveSpec, models: Models, progress: ProgressFactory = no_progre
         audio = spec.speech_audio
     report = RunReport(str(spec.output), missing_driver_frames=list(track.meta.get("missing", [])),
                        damage=track.meta.get("damage"))
-    report = render_video(source, shapes, rotation, Fraction(str(track.meta["fps"])), spec.output, models,
-                          spec.render, audio=audio, progress=progress, report=report,
-                          preview=None if spec.preview is None else (spec.preview, spec.driver), mouths=mouths,
+    motion = Motion(shapes, rotation, Fraction(str(track.meta["fps"])), mouths)
+    report = render_video(source, motion, spec.output, models, spec.render, audio=audio, progress=progress,
+                          report=report, preview=None if spec.preview is None else (spec.preview, spec.driver),
                           outputs=outputs)
     report.timings_ms = drive_timings(track, report, track_ms)
     return report
@@ -172,8 +172,8 @@ def render(spec: RenderSpec, models: Models, progress: ProgressFactory = no_prog
     uniform = Track(times, track.at(times), track.channels, track.meta)
     source = load_source(spec.source, models, spec.max_size, spec.face)
     shapes, rotation = target_shapes(uniform, source, spec.render.retarget)
-    return render_video(source, shapes, rotation, fps, spec.output, models, spec.render, audio=spec.mux_audio,
-                        progress=progress, outputs=outputs)
+    return render_video(source, Motion(shapes, rotation, fps), spec.output, models, spec.render,
+                        audio=spec.mux_audio, progress=progress, outputs=outputs)
 
 
 def render_edit(source: Source, spec: EditSpec, models: Models) -> tuple[np.ndarray, "IdentityReport"]:

@@ -18,7 +18,7 @@ from reenact.idle import idle_track
 from reenact.io.atomic import OutputGroup
 from reenact.options import RenderOptions, SpeakOptions  # noqa: F401  (reenact.speak.SpeakOptions)
 from reenact.params import ARKIT52
-from reenact.rendering import RunReport, render_video
+from reenact.rendering import Motion, RunReport, render_video
 from reenact.specs import SpeakSpec
 from reenact.speech import speech_columns, speech_track
 
@@ -40,8 +40,8 @@ def speak(spec: SpeakSpec, models: Models, progress: ProgressFactory = no_progre
     # The mouth follows the speech on top of the photo's own mouth (a smiling photo keeps its smile in pauses).
     shapes[:, cols] = np.clip(source.shapes[cols] + sopts.strength * track.weights, 0.0, 1.0)
     rotation = None if sopts.still else add_idle(shapes, track.loudness, sopts)
-    return render_video(source, shapes, rotation, sopts.fps, spec.output, models, spec.render, audio=spec.audio,
-                        progress=progress, outputs=outputs)
+    return render_video(source, Motion(shapes, rotation, sopts.fps), spec.output, models, spec.render,
+                        audio=spec.audio, progress=progress, outputs=outputs)
 
 
 def add_idle(shapes: np.ndarray, loudness: np.ndarray, sopts: SpeakOptions) -> np.ndarray:
