@@ -4,7 +4,7 @@ this module; this module imports base.py and options.py, never app.py."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -22,7 +22,9 @@ from reenact_cli.options import (
     Threshold,
     parse_fps,
 )
-from reenact_cli.ui import UI
+
+if TYPE_CHECKING:
+    from reenact.specs import TrainSpec
 
 
 # long: a Typer command takes one parameter per CLI option
@@ -62,28 +64,6 @@ def extract(
                 f"frames that decode.")
 
 
-MEDIA = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".mp4", ".mov", ".mkv", ".webm", ".avi"}
-VIDEO = {".mp4", ".mov", ".mkv", ".webm", ".avi"}
-SAMPLE_PHOTO = Path(__file__).resolve().parent.parent / "samples" / "source.jpg"  # in a checkout of the repository
-
-
-def _data_files(data: list[Path], suffixes: set[str]) -> list[Path]:
-    """--data paths (files or folders, searched recursively) -> the files with one of `suffixes`."""
-    from reenact.errors import InputError
-
-    files: list[Path] = []
-    for p in data:
-        if p.is_dir():
-            files += sorted(q for q in p.rglob("*") if q.suffix.lower() in suffixes)
-        elif p.exists():
-            if p.suffix.lower() not in suffixes:
-                raise InputError(f"--data {p}: use {', '.join(sorted(suffixes))} files or folders of them.")
-            files.append(p)
-        else:
-            raise InputError(f"--data {p} does not exist; give files or folders of them.")
-    return files
-
-
 def train(
     ctx: typer.Context,
     what: str = typer.Argument(..., help="estimator | refiner (audio-head: see the README's Development section)"),
@@ -101,69 +81,40 @@ def train(
     before, *.npz); the last 15 % of every video is held out and scored. The weights go to --out: copy them into
     weights/ to use them (a refiner is used only when it beats the warp on the held-out frames and keeps the
     --check photos of other people sharp and their skin unchanged)."""
-    ui = ui_of(ctx)
-    workdir = workdir or Path(".cache") / what
-    if what == "estimator":
-        _train_estimator(ctx, ui, _data_files(data, MEDIA), out, steps, workdir)
-    elif what == "refiner":
-        _train_refiner(ctx, ui, data, out, steps, workdir, init, check)
-    else:
+    if what not in ("estimator", "refiner"):
         not_built(f"train {what}", "run `python -m reenact.train.audio_head` with the data of tools/make_speech_data.py")
+    from reenact.specs import TrainSpec
+
+    spec = TrainSpec(what, tuple(data), out, steps, workdir, init, tuple(check))
+    if what == "estimator":
+        _train_estimator(ctx, spec)
+    else:
+        _train_refiner(ctx, spec)
 
 
-def _train_estimator(ctx: typer.Context, ui: UI, files: list[Path], out: Path, steps: int | None, workdir: Path) -> None:
-    from reenact.train.estimator import TrainConfig, collect_meshes, export
-    from reenact.train.estimator import train as train_estimator
+def _train_estimator(ctx: typer.Context, spec: "TrainSpec") -> None:
+    from reenact.train.jobs import train_estimator_job
 
-    cfg = TrainConfig(workdir=str(workdir)) if steps is None else TrainConfig(steps=steps, workdir=str(workdir))
-    if files:
-        ui.info(f"collecting face meshes from {len(files)} file(s)")
-        cfg.meshes = str(collect_meshes(files, workdir / "meshes.npz", device=device_of(ctx)))
-    net, metrics = train_estimator(cfg, log=lambda line, **_: ui.info(line))
-    path = export(net, cfg, metrics, out)
+    ui = ui_of(ctx)
+    path, metrics = train_estimator_job(spec, device_of(ctx) if spec.files() else None, log=ui.info)
     ui.event("done", output=str(path), heldout_mae=metrics)
     ui.info(f"wrote {path} (held-out synthetic MAE {metrics.get('ARKit52 all', float('nan')):.4f}); copy "
-            f"{out}/estimator.* into weights/ and run `python tools/hash_weights.py estimator` to use it.")
+            f"{spec.out}/estimator.* into weights/ and run `python tools/hash_weights.py estimator` to use it.")
 
 
-def _train_refiner(ctx: typer.Context, ui: UI, data: list[Path], out: Path, steps: int | None, workdir: Path,
-                   init: Path | None, check: list[Path]) -> None:
-    from reenact.errors import InputError
-    from reenact.render.refine import gate
-    from reenact.train.refiner import export, train_refiner
-    from reenact.train.refiner_check import record_unseen
-    from reenact.train.refiner_data import build_cache
-    from reenact.weights import read_contract
+def _train_refiner(ctx: typer.Context, spec: "TrainSpec") -> None:
+    from reenact.train.jobs import train_refiner_job
 
-    if not data:
-        raise InputError("`reenact train refiner` needs --data: talking-face videos (or pair shards, *.npz) or folders of them.")
-    if init is not None and not init.is_file():
-        raise InputError(f"--init {init} does not exist; give a refiner .safetensors file.")
-    check = [p for p in (check or [SAMPLE_PHOTO]) if p != SAMPLE_PHOTO or p.exists()]
-    for photo in check:
-        if not photo.is_file():
-            raise InputError(f"--check {photo} does not exist; give photos of faces.")
-    files = _data_files(data, VIDEO | {".npz"})
-    videos = [f for f in files if f.suffix.lower() in VIDEO]
-    shards = [f for f in files if f.suffix.lower() == ".npz"]
-    if videos:
-        ui.info(f"making same-person frame pairs from {len(videos)} video(s)")
+    ui = ui_of(ctx)
+    if spec.videos():
         device_of(ctx)  # checks --device; pair building then runs with the command's thread policy
-        shards += build_cache(videos, workdir / "data", log=ui.debug)
-    if not shards:
-        raise InputError("--data holds no videos or pair shards (*.npz); give talking-face videos.")
-    train_refiner(shards, workdir, steps=steps, device=ctx.ensure_object(dict).get("device", "auto"), init=init,
-                  log=ui.info)
-    path = export(workdir / "best.safetensors", directory=out, data_note=f"Also: {len(videos)} user video(s).")
-    if check:
-        ui.info(f"checking it on {len(check)} photo(s) of other people")
-        record_unseen(out, check)
-    extra = read_contract("refiner", out).extra
-    reason = gate(extra)
-    ui.event("done", output=str(path), held_out=extra.get("held_out_l1", {}), unseen=extra.get("unseen", {}))
-    ui.info(f"wrote {path}: " + ("it passes the renderer's checks; copy refiner.* into weights/ and run "
-                                 "`python tools/hash_weights.py refiner` to use it." if reason is None
-                                 else f"the renderer would not use it: {reason}. Train longer (it resumes)."))
+    result = train_refiner_job(spec, ctx.ensure_object(dict).get("device", "auto"), log=ui.info, debug=ui.debug)
+    extra = result.extra
+    ui.event("done", output=str(result.path), held_out=extra.get("held_out_l1", {}), unseen=extra.get("unseen", {}))
+    ui.info(f"wrote {result.path}: " + ("it passes the renderer's checks; copy refiner.* into weights/ and run "
+                                        "`python tools/hash_weights.py refiner` to use it." if result.reason is None
+                                        else f"the renderer would not use it: {result.reason}. Train longer (it "
+                                        "resumes)."))
 
 
 def identity(

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from reenact.edit import Controls  # OpenCV: only for the type
 
 __all__ = ["EDIT_STEPS", "IMAGE_SUFFIXES", "DriveSpec", "EditSpec", "ExtractSpec", "IdentitySpec", "RenderSpec", "SpeakSpec",
-           "track_format"]
+           "TrainSpec", "track_format"]
 
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}  # what is read as a photo
@@ -132,6 +132,74 @@ class IdentitySpec:
     def __post_init__(self) -> None:
         if self.threshold is not None:
             check("threshold", self.threshold)
+
+
+TRAINABLE = ("estimator", "refiner")
+TRAIN_MEDIA = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".mp4", ".mov", ".mkv", ".webm", ".avi"}  # estimator --data
+TRAIN_VIDEOS = {".mp4", ".mov", ".mkv", ".webm", ".avi"}  # refiner --data, beside pair shards (*.npz)
+SAMPLE_PHOTO = Path(__file__).resolve().parent.parent / "samples" / "source.jpg"  # in a checkout of the repository
+
+
+def data_files(data: tuple[Path, ...], suffixes: set[str]) -> list[Path]:
+    """--data paths (files or folders, searched recursively) -> the files with one of `suffixes`."""
+    files: list[Path] = []
+    for p in data:
+        if p.is_dir():
+            files += sorted(q for q in p.rglob("*") if q.suffix.lower() in suffixes)
+        elif p.exists():
+            if p.suffix.lower() not in suffixes:
+                raise InputError(f"--data {p}: use {', '.join(sorted(suffixes))} files or folders of them.")
+            files.append(p)
+        else:
+            raise InputError(f"--data {p} does not exist; give files or folders of them.")
+    return files
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """`train`: one of reenact's models (`what`: estimator | refiner) on the user's `data`, resuming from `workdir`."""
+
+    what: str
+    data: tuple[Path, ...] = ()  # photos/videos (estimator), talking-face videos or pair shards (refiner), or folders
+    out: Path = Path("trained")  # the new weights and their contract
+    steps: int | None = None  # None: the model's own
+    workdir: Path | None = None  # checkpoints, metrics, data; None: .cache/WHAT
+    init: Path | None = None  # refiner: generator weights to start from
+    check: tuple[Path, ...] = ()  # refiner: photos of people outside the data to check it on (default: the sample)
+
+    def __post_init__(self) -> None:
+        if self.what not in TRAINABLE:
+            raise InputError(f"train {self.what!r}: use {' or '.join(TRAINABLE)}.")
+        if self.steps is not None and self.steps < 1:
+            raise InputError(f"--steps {self.steps}: give a whole number of at least 1.")
+        if self.what == "refiner":
+            self.check_refiner()
+        self.files()
+
+    def check_refiner(self) -> None:
+        if not self.data:
+            raise InputError("`reenact train refiner` needs --data: talking-face videos (or pair shards, *.npz) or "
+                             "folders of them.")
+        if self.init is not None and not self.init.is_file():
+            raise InputError(f"--init {self.init} does not exist; give a refiner .safetensors file.")
+        for photo in self.check_photos():
+            if not photo.is_file():
+                raise InputError(f"--check {photo} does not exist; give photos of faces.")
+
+    @property
+    def work(self) -> Path:
+        return self.workdir or Path(".cache") / self.what
+
+    def files(self) -> list[Path]:
+        """Every file of `data` that the model trains on."""
+        return data_files(self.data, TRAIN_MEDIA if self.what == "estimator" else TRAIN_VIDEOS | {".npz"})
+
+    def videos(self) -> list[Path]:
+        return [f for f in self.files() if f.suffix.lower() in TRAIN_VIDEOS]
+
+    def check_photos(self) -> list[Path]:
+        """The refiner's --check photos; without any, the sample photo where the checkout has it."""
+        return [p for p in (self.check or (SAMPLE_PHOTO,)) if p != SAMPLE_PHOTO or p.exists()]
 
 
 FORMATS = ("csv", "json", "openface", "livelink")
