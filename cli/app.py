@@ -144,7 +144,9 @@ def drive(
     overwrite: Overwrite = False,
     report: Report = None,
     preview: Optional[Path] = typer.Option(None, "--preview", help="Also write a side-by-side driver | output video."),
-    speech: Optional[Path] = typer.Option(None, "--audio", help="Take the lips from this speech recording (and use it as the audio)."),
+    speech: Optional[Path] = typer.Option(
+        None, "--audio", help="Speech that moves the lips: the mouth follows this recording (audio head) instead of "
+        "DRIVER's, the rest of the face still follows DRIVER, and the recording replaces DRIVER's audio."),
     strength: Strength = 1.0,
     absolute: Absolute = False,
     scale: Scale = [],
@@ -256,7 +258,9 @@ def render(
     output: Output = None,
     overwrite: Overwrite = False,
     report: Report = None,
-    audio: Optional[Path] = typer.Option(None, "--audio", help="Audio file to mux into the video."),
+    mux_audio: Optional[Path] = typer.Option(
+        None, "--audio", help="Audio put into the video as it is (muxed); it does not move the face, TRACK does. For "
+        "lips from speech use `speak` or `drive --audio`."),
     fps: OptionalFps = None,
     strength: Strength = 1.0,
     absolute: Absolute = False,
@@ -279,8 +283,8 @@ def render(
                          strict=strict, overwrite=overwrite, refine=refine, crf=crf, preset=preset,
                          mouth=check_mouth(mouth))
     rate = parse_fps(fps) if fps else None
-    check_distinct({"SOURCE": source, "TRACK": track, "--audio": audio}, {"-o": output, "--report": report})
-    spec = RenderSpec(source, track, output, opts, mux_audio=audio, fps=rate, max_size=max_size, face=face)
+    check_distinct({"SOURCE": source, "TRACK": track, "--audio": mux_audio}, {"-o": output, "--report": report})
+    spec = RenderSpec(source, track, output, opts, mux_audio=mux_audio, fps=rate, max_size=max_size, face=face)
     check_report_path(report, overwrite)
     check_device(ctx)
     from reenact.pipeline import Models  # after the checks: torch and the models load here
