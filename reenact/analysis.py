@@ -83,17 +83,12 @@ class Models:
     def shading(self) -> ExpressionShading | None:
         """The expression-shading maps, or None when their weights are absent or their contract fails
         `render.shade.gate` (maps that do not carry over to people outside their fit are not used)."""
-        from reenact.errors import WeightsError
         from reenact.render.shade import ExpressionShading, gate
-        from reenact.weights import contract_path, load_model, read_contract
+        from reenact.weights import contract_path, load_typed, read_contract
 
         if not contract_path("shading").exists() or gate(read_contract("shading").extra) is not None:
             return None
-        model = load_model("shading", self.device)
-        if not isinstance(model, ExpressionShading):  # a contract may name any registered network
-            raise WeightsError(f"weights/shading builds a {type(model).__name__}, not the expression shading; "
-                               f"restore the shipped shading.* files.")
-        return model
+        return load_typed("shading", ExpressionShading, self.device)
 
     @cached_property
     def embedder(self) -> Embedder:

@@ -145,7 +145,8 @@ def render_job(job: Job, track: Path | None, output: Path, overwrite: bool, devi
             return {"frames": report.frames, "identity": report.identity, "source_cached": False}
         spec = job.drive_spec(output, overwrite)
         source, cached = w.source(job.source, job.options)
-        tracked = Track.read(track)  # type: ignore[arg-type]
+        assert track is not None, "run_batch gives every video job its driver's track"
+        tracked = Track.read(track)
         report = drive(spec, w.models, source=source, track=tracked,
                        mouths=driver_mouths(job, track, spec.render.mouth))
         damage = tracked.meta.get("damage")
