@@ -56,7 +56,6 @@ from reenact_cli.options import (
     Strict,
     Text,
     Threshold,
-    check_mouth,
     parse_fps,
     retarget_options,
 )
@@ -67,7 +66,7 @@ from reenact.errors import IdentityError, InputError
 from reenact.io.atomic import OutputGroup
 from reenact.limits import check_distinct, check_photo_options
 from reenact.options import RenderOptions, SpeakOptions  # torch-free: options are checked before anything loads
-from reenact.specs import DriveSpec, EditSpec, RenderSpec, SpeakSpec
+from reenact.specs import DriveSpec, EditSpec, RenderSpec, SpeakSpec, check_photo_mouth
 
 
 app = typer.Typer(
@@ -225,7 +224,7 @@ def speak(
     output = output or Path(f"{source.stem}_{audio.stem}.mp4")
     check_distinct({"SOURCE": source, "AUDIO": audio, "--transcript": transcript}, {"-o": output, "--report": report})
     opts = RenderOptions(strict=strict, overwrite=overwrite, refine=refine, crf=crf, preset=preset,
-                         mouth=check_mouth(mouth))
+                         mouth=check_photo_mouth(mouth))
     speech = SpeakOptions(fps=parse_fps(fps), text=text if transcript is None else read_transcript(transcript),
                           still=still, seed=seed, strength=strength)
     spec = SpeakSpec(source, audio, output, opts, speech, max_size=max_size, face=face)
@@ -281,7 +280,7 @@ def render(
     output = output or Path(f"{source.stem}_{track.stem}.mp4")
     opts = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose),
                          strict=strict, overwrite=overwrite, refine=refine, crf=crf, preset=preset,
-                         mouth=check_mouth(mouth))
+                         mouth=check_photo_mouth(mouth))
     rate = parse_fps(fps) if fps else None
     check_distinct({"SOURCE": source, "TRACK": track, "--audio": mux_audio}, {"-o": output, "--report": report})
     spec = RenderSpec(source, track, output, opts, mux_audio=mux_audio, fps=rate, max_size=max_size, face=face)
@@ -317,7 +316,7 @@ def edit(
 ) -> None:
     """Change the expression of SOURCE by Action Units, ARKit blendshapes, an emotion, or valence/arousal/dominance."""
     check_device(ctx)
-    check_mouth(mouth)
+    check_photo_mouth(mouth)
     check_photo_options(max_size, face)
     from reenact.edit import Controls  # OpenCV
 

@@ -139,15 +139,6 @@ def retarget_options(strength: float, absolute: bool, region: str, scale: list[s
     return opts
 
 
-def check_mouth(mouth: str) -> str:
-    """--mouth of a command without a driving video: library or paint."""
-    from reenact.errors import InputError
-
-    if mouth not in ("library", "paint"):
-        raise InputError(f"Unknown --mouth {mouth!r}; use library or paint (driver needs `drive`).")
-    return mouth
-
-
 def parse_fps(text: str) -> Fraction:
     from fractions import Fraction
 

@@ -33,6 +33,14 @@ __all__ = ["EDIT_STEPS", "IMAGE_SUFFIXES", "DriveSpec", "EditSpec", "ExtractSpec
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}  # what is read as a photo
 
 
+def check_photo_mouth(mouth: str) -> str:
+    """`--mouth` of a command without a driving video (speak, render, edit): library or paint. (The library's
+    speak and render also take "driver", meaning the library, as a batch's audio jobs do.)"""
+    if mouth not in PHOTO_MOUTHS:
+        raise InputError(f"Unknown --mouth {mouth!r}; use {' or '.join(PHOTO_MOUTHS)} (driver needs `drive`).")
+    return mouth
+
+
 @dataclass(frozen=True)
 class DriveSpec:
     """`drive`: the person in `source` performs the expressions of the person in the `driver` video."""
@@ -115,8 +123,7 @@ class EditSpec:
     mouth: str = "library"  # library | paint: an edit has no driver
 
     def __post_init__(self) -> None:
-        if self.mouth not in PHOTO_MOUTHS:
-            raise InputError(f"Unknown --mouth {self.mouth!r} for an edit; use {' or '.join(PHOTO_MOUTHS)}.")
+        check_photo_mouth(self.mouth)
         check_photo_options(self.max_size, self.face)
         check_distinct({"the photo": self.source}, {"the output": self.output})
 
