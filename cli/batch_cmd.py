@@ -40,6 +40,8 @@ from reenact_cli.options import (
     retarget_options,
 )
 
+from reenact.limits import check_distinct
+
 TABLE_ROWS = 50  # larger batches list only their failures
 
 
@@ -87,7 +89,7 @@ def batch(
     Each driver is tracked once, and the track cached in OUTPUT/.reenact-cache/.
     A failing job is recorded and the others go on: exit 0 when all succeed or are skipped, 1 when some fail.
     """
-    from reenact.batch import BatchConfig, JobOptions
+    from reenact.batch import BatchConfig, BatchSpec, JobOptions, plan
     from reenact.limits import check_device_spec
     from reenact.options import RenderOptions
 
@@ -95,47 +97,23 @@ def batch(
     # The spelling now; whether the device exists once there is work (run_batch): a rerun with every output done
     # imports no torch and loads no model.
     device = check_device_spec(ctx.ensure_object(dict).get("device", "auto"))
-    check_paths(output, pairs, report)
     render = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose, gaze),
                            strict=strict, threshold=threshold, check_every=check_every, batch_size=batch_size, crf=crf,
                            preset=preset, refine=refine)
     options = JobOptions(render=render, smooth=smooth.value, max_size=max_size, face=face, text=text, fps=fps,
                          still=still, seed=seed)
-    jobs = plan(sources, drivers, pairs, output, options)
     config = BatchConfig(device=device, identity=identity_model, force=force, workers=workers, ray_address=ray)
-    summary = run(ui, jobs, output, config)
+    spec = BatchSpec(output, sources, drivers, pairs, options, config)
+    if report is not None:
+        check_distinct({"--pairs": pairs}, {"--report": report})
+        check_report_path(report, overwrite=True)
+    summary = run(ui, plan(spec), output, config)
     data = summary.to_dict()
     write_report(report, data, True)
     ui.event("done", **data["summary"])
     print_summary(ui, summary)
     if summary.exit_code:
         raise typer.Exit(summary.exit_code)
-
-
-def check_paths(output: Path, pairs: Optional[Path], report: Optional[Path]) -> None:
-    """The output folder is not a file; the report may be written and is not the manifest."""
-    from reenact.errors import InputError
-    from reenact.limits import check_distinct
-
-    if output.exists() and not output.is_dir():
-        raise InputError(f"--output {output} is a file; give a folder for the batch's videos.")
-    if report is not None:
-        check_distinct({"--pairs": pairs}, {"--report": report})
-        check_report_path(report, overwrite=True)
-
-
-def plan(sources: Optional[str], drivers: Optional[str], pairs: Optional[Path], output: Path, options: Any) -> list:
-    """The jobs: a --pairs manifest's rows, or every source x every driver."""
-    from reenact.batch import plan_jobs, read_manifest
-    from reenact.errors import InputError
-
-    if pairs is not None:
-        if sources or drivers:
-            raise InputError("Give either SOURCES and DRIVERS or --pairs, not both.")
-        return read_manifest(pairs, output, options)
-    if sources and drivers:
-        return plan_jobs(sources, drivers, output, options)
-    raise InputError("Give SOURCES and DRIVERS (folders, globs or files), or --pairs manifest.csv.")
 
 
 def run(ui: Any, jobs: list, output: Path, config: Any) -> Any:

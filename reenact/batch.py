@@ -44,6 +44,7 @@ from reenact.batch_jobs import (  # the jobs' types, below the executors (reenac
     OUTPUT_SUFFIXES,
     VIDEO_SUFFIXES,
     BatchConfig,
+    BatchSpec,
     BatchSummary,
     Job,
     JobOptions,
@@ -56,8 +57,8 @@ from reenact.io.atomic import remove_stale
 from reenact.limits import check_distinct
 
 __all__ = ["AUDIO_SUFFIXES", "CACHE_DIR", "IMAGE_SUFFIXES", "OUTPUT_SUFFIXES", "VIDEO_SUFFIXES", "BatchConfig",
-           "BatchSummary", "Job", "JobOptions", "JobResult", "expand", "plan_jobs", "plan_workers", "read_manifest",
-           "run_batch", "track_key", "track_path"]
+           "BatchSpec", "BatchSummary", "Job", "JobOptions", "JobResult", "expand", "plan", "plan_jobs", "plan_workers",
+           "read_manifest", "run_batch", "track_key", "track_path"]
 
 CACHE_DIR = ".reenact-cache"
 Event = Callable[[dict], None]
@@ -159,6 +160,13 @@ def read_manifest(path: Path, outdir: Path, options: JobOptions | None = None) -
         opts = options.override(cell.get("options", ""), where)
         pairs.append((path.parent / cell["source"], path.parent / cell["driver"], out, opts))
     return _name_outputs(pairs, outdir)
+
+
+def plan(spec: BatchSpec) -> list[Job]:
+    """The batch's jobs: its manifest's rows, or every source x every driver."""
+    if spec.pairs is not None:
+        return read_manifest(spec.pairs, spec.output, spec.options)
+    return plan_jobs(spec.sources or "", spec.drivers or "", spec.output, spec.options)
 
 
 # ------------------------------------------------------------------------------------------------ track cache

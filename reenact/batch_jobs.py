@@ -212,7 +212,7 @@ class BatchSummary:
                 "jobs": [j.to_dict() for j in self.jobs]}
 
 
-@dataclass
+@dataclass(frozen=True)
 class BatchConfig:
     device: str = "auto"
     identity: str = "default"
@@ -223,6 +223,27 @@ class BatchConfig:
 
     def __post_init__(self) -> None:  # before any job starts, not in every worker
         check_identity_spec(self.identity)
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """`batch`: the jobs (every photo of `sources` x every driver of `drivers`, or the rows of the `pairs` manifest)
+    with their `options`, rendered into the folder `output` as `config` says (reenact.batch.plan and run_batch)."""
+
+    output: Path
+    sources: str | None = None  # a folder, a glob or a file
+    drivers: str | None = None
+    pairs: Path | None = None  # a CSV manifest instead of sources x drivers
+    options: JobOptions = field(default_factory=JobOptions)
+    config: BatchConfig = field(default_factory=BatchConfig)
+
+    def __post_init__(self) -> None:
+        if self.output.exists() and not self.output.is_dir():
+            raise InputError(f"--output {self.output} is a file; give a folder for the batch's videos.")
+        if self.pairs is not None and (self.sources or self.drivers):
+            raise InputError("Give either SOURCES and DRIVERS or --pairs, not both.")
+        if self.pairs is None and not (self.sources and self.drivers):
+            raise InputError("Give SOURCES and DRIVERS (folders, globs or files), or --pairs manifest.csv.")
 
 
 def plan_workers(n_jobs: int, device: str = "auto", requested: int | None = None) -> tuple[int, int]:
