@@ -9,7 +9,6 @@ speech needs no more memory than a minute; only the per-frame parameter rows are
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 

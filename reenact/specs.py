@@ -1,7 +1,9 @@
-"""One frozen spec per job: everything a `drive`, `speak`, `render`, `edit` or `extract` needs to know, checked
-completely when it is built, before any media is opened. The job functions (reenact.pipeline, reenact.speak,
-reenact.extract) take a spec; the CLI and the batch build one. Like reenact.options, this module imports neither
-torch, PyAV nor OpenCV, so that the CLI refuses a bad option in well under a second.
+"""One frozen spec per job: everything a `drive`, `speak`, `render`, `edit`, `extract`, `identity` or `train`
+needs to know, checked completely when it is built, before any media is opened. The job functions
+(reenact.pipeline, reenact.speak, reenact.extract, reenact.verify, reenact.train.jobs) take a spec; the CLI and the
+batch build one. The batch's own spec, BatchSpec, is with its jobs' types in reenact.batch_jobs. Like
+reenact.options, this module imports neither torch, PyAV nor OpenCV, so that the CLI refuses a bad option in well
+under a second.
 
 A spec checks its values (the ranges of reenact.limits) and that no output is one of its inputs or another output
 (`check_distinct`). Whether an output may be written now (it exists, its folder is missing) is a question about the
