@@ -82,7 +82,8 @@ def train(
     weights/ to use them (a refiner is used only when it beats the warp on the held-out frames and keeps the
     --check photos of other people sharp and their skin unchanged)."""
     if what not in ("estimator", "refiner"):
-        not_built(f"train {what}", "run `python -m reenact.train.audio_head` with the data of tools/make_speech_data.py")
+        not_built(f"train {what}",
+                  "run `python -m reenact.train.audio_head` with the data of tools/make_speech_data.py")
     from reenact.specs import TrainSpec
 
     spec = TrainSpec(what, tuple(data), out, steps, workdir, init, tuple(check))

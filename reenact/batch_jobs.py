@@ -125,7 +125,8 @@ def overrides() -> dict[str, tuple[type, Callable[[str], Any]]]:
     found: dict[str, tuple[type, Callable[[str], Any]]] = {}
     for owner in (RetargetOptions, RenderOptions, JobOptions):
         hints = get_type_hints(owner)
-        found.update({f.name: (owner, value_parser(hints[f.name])) for f in fields(owner) if f.name not in _NOT_PER_ROW})
+        found.update({f.name: (owner, value_parser(hints[f.name]))
+                      for f in fields(owner) if f.name not in _NOT_PER_ROW})
     return found
 
 

@@ -1,7 +1,8 @@
 """The jobs: `drive` (video -> video), `render` (track -> video), `edit` (controls -> image), composed from the
 stages (docs/architecture.md). Each takes its frozen spec (reenact.specs), checked when it was built, and is the one
-place its job is assembled (the batch's workers call `drive` too). Streaming: frames are decoded, rendered and encoded in batches; only per-frame parameter rows
-(a few hundred bytes each) are kept for the whole video, so memory stays flat in video length.
+place its job is assembled (the batch's workers call `drive` too). Streaming: frames are decoded, rendered and
+encoded in batches; only per-frame parameter rows (a few hundred bytes each) are kept for the whole video, so memory
+stays flat in video length.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
     from reenact.identity import IdentityReport
     from reenact.render.interior import DriverMouths
 
-__all__ = ["MOUTHS", "PHOTO_MOUTHS", "DriveSpec", "EditSpec", "Models", "Motion", "RenderOptions", "RenderSpec", "RunReport",
-           "Source", "drive", "edit", "library_picker", "load_source", "render", "render_edit", "render_video",
+__all__ = ["MOUTHS", "PHOTO_MOUTHS", "DriveSpec", "EditSpec", "Models", "Motion", "RenderOptions", "RenderSpec",
+           "RunReport", "Source", "drive", "edit", "library_picker", "load_source", "render", "render_edit", "render_video",
            "target_shapes", "video_track"]
 
 

@@ -28,8 +28,8 @@ from reenact.options import PHOTO_MOUTHS, RenderOptions, SpeakOptions, check_smo
 if TYPE_CHECKING:
     from reenact.edit import Controls  # OpenCV: only for the type
 
-__all__ = ["EDIT_STEPS", "IMAGE_SUFFIXES", "DriveSpec", "EditSpec", "ExtractSpec", "IdentitySpec", "RenderSpec", "SpeakSpec",
-           "TrainSpec", "track_format"]
+__all__ = ["EDIT_STEPS", "IMAGE_SUFFIXES", "DriveSpec", "EditSpec", "ExtractSpec", "IdentitySpec", "RenderSpec",
+           "SpeakSpec", "TrainSpec", "check_photo_mouth", "track_format"]
 
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}  # what is read as a photo

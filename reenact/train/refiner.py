@@ -320,7 +320,8 @@ def _pair_sets(data: list[Path], cfg: RefinerTrainConfig,
     return train_set, test_set, eval_idx
 
 
-def _start(g: torch.nn.Module, d: torch.nn.Module, opts: dict, ckpt: Path, resume: bool, init: Path | None, log) -> dict:
+def _start(g: torch.nn.Module, d: torch.nn.Module, opts: dict, ckpt: Path, resume: bool, init: Path | None,
+           log) -> dict:
     """Resume from the checkpoint (when asked and there is one), or start G from `init`; the step and best score."""
     meta = {"step": 0, "best": float("inf")}
     if resume and ckpt.exists():
@@ -339,8 +340,8 @@ def _decay_lr(opts: dict, cfg: RefinerTrainConfig, step: int) -> None:
             group["lr"] = lr * decay
 
 
-def _critic_step(cfg: RefinerTrainConfig, d: torch.nn.Module, d_run: torch.nn.Module, opt: torch.optim.Optimizer, b: dict,
-                 fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _critic_step(cfg: RefinerTrainConfig, d: torch.nn.Module, d_run: torch.nn.Module, opt: torch.optim.Optimizer,
+                 b: dict, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One critic update on real and fake in one forward (DDP wants one forward per backward): its loss and its
     scores of the real frames."""
     scores, params = d_run(torch.cat([b["target"], fake.detach()]))
@@ -385,7 +386,8 @@ def _adversarial_terms(cfg: RefinerTrainConfig, d: torch.nn.Module, d_real: torc
             "param": ramp * cfg.w_param_g * F.mse_loss(f_params, b["params"])}
 
 
-def _identity_terms(cfg: RefinerTrainConfig, ident: torch.nn.Module, b: dict, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+def _identity_terms(cfg: RefinerTrainConfig, ident: torch.nn.Module, b: dict,
+                    fake: torch.Tensor) -> dict[str, torch.Tensor]:
     """G's identity and identity-feature terms on half the batch (the face recognition net's aligned chips)."""
     half = max(cfg.batch // 2, 1)
     chip = lambda x, n=half, a=b["chips"][:half]: warp_chips_torch((x[:n] + 1) * 127.5, a, 150)
