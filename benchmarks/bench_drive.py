@@ -43,14 +43,14 @@ def run_once(source: Path, driver: Path, device: str, max_size: int, refine: boo
     import torch
 
     from reenact.device import configure_threads
-    from reenact.pipeline import Models, RenderOptions, drive
+    from reenact.pipeline import DriveSpec, Models, RenderOptions, drive
 
     configure_threads(torch.device(device))  # as the CLI does
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        report = drive(source, driver, Path(tmp) / "out.mp4", Models(torch.device(device)), RenderOptions(refine=refine),
-                       max_size=max_size)
+        spec = DriveSpec(source, driver, Path(tmp) / "out.mp4", RenderOptions(refine=refine), max_size=max_size)
+        report = drive(spec, Models(torch.device(device)))
         wall = time.perf_counter() - start
     n = report.frames
     per_frame = {k: round(v / n, 2) for k, v in report.timings_ms.items() if k not in ("per_frame", "track_total")}

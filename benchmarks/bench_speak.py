@@ -37,14 +37,14 @@ def main() -> None:
 
     from reenact.device import configure_threads
     from reenact.pipeline import Models, RenderOptions
-    from reenact.speak import SpeakOptions, speak
+    from reenact.speak import SpeakOptions, SpeakSpec, speak
 
     with tempfile.TemporaryDirectory() as tmp:
         audio = looped_speech(Path(tmp) / "speech.wav", args.seconds)
         configure_threads(torch.device(args.device))  # as the CLI does
         models = Models(torch.device(args.device))
         start = time.perf_counter()
-        report = speak(args.source, audio, Path(tmp) / "out.mp4", models, RenderOptions(), SpeakOptions())
+        report = speak(SpeakSpec(args.source, audio, Path(tmp) / "out.mp4", RenderOptions(), SpeakOptions()), models)
         wall = time.perf_counter() - start
     n = report.frames
     print(json.dumps({"audio_s": args.seconds, "frames": n, "wall_s": round(wall, 2), "fps": round(n / wall, 1),

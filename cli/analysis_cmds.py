@@ -4,7 +4,7 @@ this module; this module imports base.py and options.py, never app.py."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -22,9 +22,12 @@ from reenact_cli.options import (
     Threshold,
     parse_fps,
 )
-from reenact_cli.ui import UI
+
+if TYPE_CHECKING:
+    from reenact.specs import TrainSpec
 
 
+# long: a Typer command takes one parameter per CLI option
 def extract(
     ctx: typer.Context,
     media: Path = typer.Argument(..., help="Video or photo to analyse."),
@@ -41,14 +44,16 @@ def extract(
 ) -> None:
     """Write a per-frame track of expression parameters (AU / ARKit / pose / gaze), landmarks, or from speech audio
     the viseme and mouth track."""
-    from reenact.extract import extract as run_extract
+    from reenact.specs import ExtractSpec
+
+    output = output or Path(f"{media.stem}.{'json' if landmarks else 'csv'}")
+    spec = ExtractSpec(media, output, fmt=fmt, landmarks=landmarks, raw=raw, smooth=smooth.value, overwrite=overwrite,
+                       face=face, fps=parse_fps(fps) if fps else None, text=text, plot=plot)
+    from reenact.extract import extract as run_extract  # after the checks: torch loads here
     from reenact.pipeline import Models
 
     ui = ui_of(ctx)
-    output = output or Path(f"{media.stem}.{'json' if landmarks else 'csv'}")
-    result, track = run_extract(media, output, Models(device_of(ctx)), fmt=fmt, landmarks=landmarks, raw=raw,
-                                smooth=smooth.value, overwrite=overwrite, face=face, progress=ui.progress,
-                                fps=parse_fps(fps) if fps else None, text=text, plot=plot)
+    result, track = run_extract(spec, Models(device_of(ctx)), progress=ui.progress)
     info = result.as_dict()
     ui.event("done", **info)
     speed = f", {result.frames / result.seconds:.1f} frames/s" if result.seconds > 0 else ""
@@ -57,28 +62,6 @@ def extract(
     if damage:  # the track holds the frames that decode (the same policy as drive's)
         ui.warn(f"{damage['message']}: the track has the {damage['frames_decoded']} of {damage['frames_expected']} "
                 f"frames that decode.")
-
-
-MEDIA = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".mp4", ".mov", ".mkv", ".webm", ".avi"}
-VIDEO = {".mp4", ".mov", ".mkv", ".webm", ".avi"}
-SAMPLE_PHOTO = Path(__file__).resolve().parent.parent / "samples" / "source.jpg"  # in a checkout of the repository
-
-
-def _data_files(data: list[Path], suffixes: set[str]) -> list[Path]:
-    """--data paths (files or folders, searched recursively) -> the files with one of `suffixes`."""
-    from reenact.errors import InputError
-
-    files: list[Path] = []
-    for p in data:
-        if p.is_dir():
-            files += sorted(q for q in p.rglob("*") if q.suffix.lower() in suffixes)
-        elif p.exists():
-            if p.suffix.lower() not in suffixes:
-                raise InputError(f"--data {p}: use {', '.join(sorted(suffixes))} files or folders of them.")
-            files.append(p)
-        else:
-            raise InputError(f"--data {p} does not exist; give files or folders of them.")
-    return files
 
 
 def train(
@@ -98,69 +81,41 @@ def train(
     before, *.npz); the last 15 % of every video is held out and scored. The weights go to --out: copy them into
     weights/ to use them (a refiner is used only when it beats the warp on the held-out frames and keeps the
     --check photos of other people sharp and their skin unchanged)."""
-    ui = ui_of(ctx)
-    workdir = workdir or Path(".cache") / what
+    if what not in ("estimator", "refiner"):
+        not_built(f"train {what}",
+                  "run `python -m reenact.train.audio_head` with the data of tools/make_speech_data.py")
+    from reenact.specs import TrainSpec
+
+    spec = TrainSpec(what, tuple(data), out, steps, workdir, init, tuple(check))
     if what == "estimator":
-        _train_estimator(ctx, ui, _data_files(data, MEDIA), out, steps, workdir)
-    elif what == "refiner":
-        _train_refiner(ctx, ui, data, out, steps, workdir, init, check)
+        _train_estimator(ctx, spec)
     else:
-        not_built(f"train {what}", "run `python -m reenact.train.audio_head` with the data of tools/make_speech_data.py")
+        _train_refiner(ctx, spec)
 
 
-def _train_estimator(ctx: typer.Context, ui: UI, files: list[Path], out: Path, steps: int | None, workdir: Path) -> None:
-    from reenact.train.estimator import TrainConfig, collect_meshes, export
-    from reenact.train.estimator import train as train_estimator
+def _train_estimator(ctx: typer.Context, spec: "TrainSpec") -> None:
+    from reenact.train.jobs import train_estimator_job
 
-    cfg = TrainConfig(workdir=str(workdir)) if steps is None else TrainConfig(steps=steps, workdir=str(workdir))
-    if files:
-        ui.info(f"collecting face meshes from {len(files)} file(s)")
-        cfg.meshes = str(collect_meshes(files, workdir / "meshes.npz", device=device_of(ctx)))
-    net, metrics = train_estimator(cfg, log=lambda line, **_: ui.info(line))
-    path = export(net, cfg, metrics, out)
+    ui = ui_of(ctx)
+    path, metrics = train_estimator_job(spec, device_of(ctx) if spec.files() else None, log=ui.info)
     ui.event("done", output=str(path), heldout_mae=metrics)
     ui.info(f"wrote {path} (held-out synthetic MAE {metrics.get('ARKit52 all', float('nan')):.4f}); copy "
-            f"{out}/estimator.* into weights/ and run `python tools/hash_weights.py estimator` to use it.")
+            f"{spec.out}/estimator.* into weights/ and run `python tools/hash_weights.py estimator` to use it.")
 
 
-def _train_refiner(ctx: typer.Context, ui: UI, data: list[Path], out: Path, steps: int | None, workdir: Path,
-                   init: Path | None, check: list[Path]) -> None:
-    from reenact.errors import InputError
-    from reenact.render.refine import gate
-    from reenact.train.refiner import export, train_refiner
-    from reenact.train.refiner_check import record_unseen
-    from reenact.train.refiner_data import build_cache
-    from reenact.weights import read_contract
+def _train_refiner(ctx: typer.Context, spec: "TrainSpec") -> None:
+    from reenact.train.jobs import train_refiner_job
 
-    if not data:
-        raise InputError("`reenact train refiner` needs --data: talking-face videos (or pair shards, *.npz) or folders of them.")
-    if init is not None and not init.is_file():
-        raise InputError(f"--init {init} does not exist; give a refiner .safetensors file.")
-    check = [p for p in (check or [SAMPLE_PHOTO]) if p != SAMPLE_PHOTO or p.exists()]
-    for photo in check:
-        if not photo.is_file():
-            raise InputError(f"--check {photo} does not exist; give photos of faces.")
-    files = _data_files(data, VIDEO | {".npz"})
-    videos = [f for f in files if f.suffix.lower() in VIDEO]
-    shards = [f for f in files if f.suffix.lower() == ".npz"]
-    if videos:
-        ui.info(f"making same-person frame pairs from {len(videos)} video(s)")
+    ui = ui_of(ctx)
+    if spec.videos():
         device_of(ctx)  # checks --device; pair building then runs with the command's thread policy
-        shards += build_cache(videos, workdir / "data", log=ui.debug)
-    if not shards:
-        raise InputError("--data holds no videos or pair shards (*.npz); give talking-face videos.")
-    train_refiner(shards, workdir, steps=steps, device=ctx.ensure_object(dict).get("device", "auto"), init=init,
-                  log=ui.info)
-    path = export(workdir / "best.safetensors", directory=out, data_note=f"Also: {len(videos)} user video(s).")
-    if check:
-        ui.info(f"checking it on {len(check)} photo(s) of other people")
-        record_unseen(out, check)
-    extra = read_contract("refiner", out).extra
-    reason = gate(extra)
-    ui.event("done", output=str(path), held_out=extra.get("held_out_l1", {}), unseen=extra.get("unseen", {}))
-    ui.info(f"wrote {path}: " + ("it passes the renderer's checks; copy refiner.* into weights/ and run "
-                                 "`python tools/hash_weights.py refiner` to use it." if reason is None
-                                 else f"the renderer would not use it: {reason}. Train longer (it resumes)."))
+    result = train_refiner_job(spec, ctx.ensure_object(dict).get("device", "auto"), log=ui.info, debug=ui.debug)
+    extra = result.extra
+    ui.event("done", output=str(result.path), held_out=extra.get("held_out_l1", {}), unseen=extra.get("unseen", {}))
+    ui.info(f"wrote {result.path}: " + ("it passes the renderer's checks; copy refiner.* into weights/ and run "
+                                        "`python tools/hash_weights.py refiner` to use it." if result.reason is None
+                                        else f"the renderer would not use it: {result.reason}. Train longer (it "
+                                        "resumes)."))
 
 
 def identity(
@@ -173,50 +128,18 @@ def identity(
     overwrite: Overwrite = False,
 ) -> None:
     """Say whether B shows the same person as A: prints the similarity, exits 0 when the same, 3 when not."""
-    import itertools
-    from collections import deque
-
-    from reenact.analysis import MESH_BATCH
     from reenact.errors import EXIT_IDENTITY
-    from reenact.extract import IMAGE_SUFFIXES
-    from reenact.identity import compare
-    from reenact.io.image import read_image
-    from reenact.io.video import read_frames
-    from reenact.limits import check, check_distinct
-    from reenact.pipeline import Models
+    from reenact.limits import check_distinct
+    from reenact.specs import IdentitySpec
+
+    spec = IdentitySpec(a, b, threshold)
+    check_distinct({"A": a, "B": b}, {"--report": report})
+    check_report_path(report, overwrite)
+    from reenact.pipeline import Models  # after the checks: torch and the models load here
+    from reenact.verify import verify
 
     ui = ui_of(ctx)
-    if threshold is not None:
-        check("threshold", threshold)
-    check_distinct({"A": a, "B": b}, {"--report": report})
-    if report is not None:
-        check_report_path(report, overwrite)
-    models = Models(device_of(ctx), identity_model)
-    source = read_image(a)
-    source_points = models.analyzer.analyze(source, name=str(a)).points  # NoFaceError names the file
-
-    def largest(rgb):
-        faces = models.analyzer.analyze_all(rgb)
-        return max(faces, key=lambda f: float((f.box[2:] - f.box[:2]).prod())) if faces else None
-
-    if b.suffix.lower() in IMAGE_SUFFIXES:
-        result = compare(source, [read_image(b)], largest, models.embedder, threshold, source_points=source_points)
-    else:
-        # Video: follow the face from frame to frame (re-detect when lost), MESH_BATCH frames per mesh call. The
-        # identity alignment needs the 468-point mesh only. `compare` asks for each frame's face right after taking
-        # the frame, so the tracked chunk waits in a queue in frame order.
-        tracker, tracked = models.analyzer.tracker(), deque()
-        with read_frames(b) as frames, ui.progress("comparing frames", frames.info.n_frames or None) as advance:
-            def each():
-                chunk = [f.rgb for f in itertools.islice(frames, MESH_BATCH)]
-                while chunk:
-                    tracked.extend(tracker.update_many(chunk, iris=False))
-                    yield from chunk
-                    advance(len(chunk))
-                    chunk = [f.rgb for f in itertools.islice(frames, MESH_BATCH)]
-
-            result = compare(source, each(), lambda rgb: tracked.popleft(), models.embedder, threshold,
-                             source_points=source_points)
+    result = verify(spec, Models(device_of(ctx), identity_model), progress=ui.progress)
     summary = result.summary()
     write_report(report, {"a": str(a), "b": str(b), **summary, "similarities": result.similarities}, overwrite)
     ui.event("done", **summary, same=result.ok)

@@ -56,17 +56,17 @@ from reenact_cli.options import (
     Strict,
     Text,
     Threshold,
-    check_mouth,
     parse_fps,
     retarget_options,
 )
 from reenact_cli.ui import UI
 
 import reenact
-from reenact.errors import IdentityError
+from reenact.errors import IdentityError, InputError
 from reenact.io.atomic import OutputGroup
-from reenact.limits import check, check_distinct, check_photo_options
+from reenact.limits import check_distinct, check_photo_options
 from reenact.options import RenderOptions, SpeakOptions  # torch-free: options are checked before anything loads
+from reenact.specs import DriveSpec, EditSpec, RenderSpec, SpeakSpec, check_photo_mouth
 
 
 app = typer.Typer(
@@ -132,6 +132,7 @@ def info(ctx: typer.Context) -> None:
         out.print("weights: none shipped in this build")
 
 
+# long: a Typer command takes one parameter per CLI option
 @app.command()
 @guarded
 def drive(
@@ -142,7 +143,9 @@ def drive(
     overwrite: Overwrite = False,
     report: Report = None,
     preview: Optional[Path] = typer.Option(None, "--preview", help="Also write a side-by-side driver | output video."),
-    speech: Optional[Path] = typer.Option(None, "--audio", help="Take the lips from this speech recording (and use it as the audio)."),
+    speech: Optional[Path] = typer.Option(
+        None, "--audio", help="Speech that moves the lips: the mouth follows this recording (audio head) instead of "
+        "DRIVER's, the rest of the face still follows DRIVER, and the recording replaces DRIVER's audio."),
     strength: Strength = 1.0,
     absolute: Absolute = False,
     scale: Scale = [],
@@ -165,26 +168,23 @@ def drive(
     preset: Preset = "veryfast",
 ) -> None:
     """Make the person in SOURCE perform the expressions of the person in DRIVER; the driver's audio is kept."""
-    ui = ui_of(ctx)
     output = output or Path(f"{source.stem}_{driver.stem}.mp4")
     opts = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose, gaze),
                          batch_size=batch_size, check_every=check_every, strict=strict, overwrite=overwrite, crf=crf,
                          preset=preset, threshold=threshold, refine=refine, mouth=mouth)
-    check_photo_options(max_size, face)
     check_distinct({"SOURCE": source, "DRIVER": driver, "--audio": speech},
                    {"-o": output, "--preview": preview, "--report": report})
-    if report is not None:
-        check_report_path(report, overwrite)
+    spec = DriveSpec(source, driver, output, opts, max_size=max_size, face=face, smooth=smooth.value,
+                     preview=preview, speech_audio=speech, creases=creases)
+    check_report_path(report, overwrite)
     check_device(ctx)
     from reenact.pipeline import Models  # after the checks: torch and the models load here
     from reenact.pipeline import drive as run_drive
 
-    models = Models(device_of(ctx), identity_model)
+    ui = ui_of(ctx)
     with OutputGroup(overwrite) as outputs:  # the video, its preview and the report: together or not at all
         try:
-            result = run_drive(source, driver, output, models, opts, max_size=max_size, face=face,
-                               smooth=smooth.value, progress=ui.progress, preview=preview, speech_audio=speech,
-                               outputs=outputs, creases=creases)
+            result = run_drive(spec, Models(device_of(ctx), identity_model), progress=ui.progress, outputs=outputs)
         except IdentityError as err:  # --strict: the video is kept for inspection, with its report
             stage_report(outputs, report, err.report)
             outputs.commit()
@@ -193,6 +193,7 @@ def drive(
     summarize(ui, result.to_dict())
 
 
+# long: a Typer command takes one parameter per CLI option
 @app.command()
 @guarded
 def speak(
@@ -218,36 +219,35 @@ def speak(
     preset: Preset = "veryfast",
 ) -> None:
     """Animate the lips of SOURCE from speech AUDIO, with natural blinks and head motion; the audio is muxed in."""
-    from reenact.errors import InputError
-
-    ui = ui_of(ctx)
     if text is not None and transcript is not None:
         raise InputError("Give either --text or --transcript, not both.")
     output = output or Path(f"{source.stem}_{audio.stem}.mp4")
-    check("strength", strength)
-    check_photo_options(max_size, face)
     check_distinct({"SOURCE": source, "AUDIO": audio, "--transcript": transcript}, {"-o": output, "--report": report})
-    if report is not None:
-        check_report_path(report, overwrite)
     opts = RenderOptions(strict=strict, overwrite=overwrite, refine=refine, crf=crf, preset=preset,
-                         mouth=check_mouth(mouth))
-    sopts = SpeakOptions(fps=parse_fps(fps), text=text, still=still, seed=seed, strength=strength)
-    if transcript is not None:
-        try:
-            sopts.text = transcript.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            raise InputError(f"Cannot read the transcript {transcript}: {err}; give a UTF-8 text file.") from None
+                         mouth=check_photo_mouth(mouth))
+    speech = SpeakOptions(fps=parse_fps(fps), text=text if transcript is None else read_transcript(transcript),
+                          still=still, seed=seed, strength=strength)
+    spec = SpeakSpec(source, audio, output, opts, speech, max_size=max_size, face=face)
+    check_report_path(report, overwrite)
     check_device(ctx)
     from reenact.pipeline import Models  # after the checks: torch and the models load here
     from reenact.speak import speak as run_speak
 
+    ui = ui_of(ctx)
     with OutputGroup(overwrite) as outputs:  # the video and the report: together or not at all
-        result = run_speak(source, audio, output, Models(device_of(ctx), identity_model), opts, sopts,
-                           max_size=max_size, face=face, progress=ui.progress, outputs=outputs)
+        result = run_speak(spec, Models(device_of(ctx), identity_model), progress=ui.progress, outputs=outputs)
         stage_report(outputs, report, result.to_dict())
     summarize(ui, result.to_dict())
 
 
+def read_transcript(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"Cannot read the transcript {path}: {err}; give a UTF-8 text file.") from None
+
+
+# long: a Typer command takes one parameter per CLI option
 @app.command()
 @guarded
 def render(
@@ -257,7 +257,9 @@ def render(
     output: Output = None,
     overwrite: Overwrite = False,
     report: Report = None,
-    audio: Optional[Path] = typer.Option(None, "--audio", help="Audio file to mux into the video."),
+    mux_audio: Optional[Path] = typer.Option(
+        None, "--audio", help="Audio put into the video as it is (muxed); it does not move the face, TRACK does. For "
+        "lips from speech use `speak` or `drive --audio`."),
     fps: OptionalFps = None,
     strength: Strength = 1.0,
     absolute: Absolute = False,
@@ -275,27 +277,26 @@ def render(
     preset: Preset = "veryfast",
 ) -> None:
     """Animate SOURCE from a parameter TRACK (AU / ARKit / viseme columns over time)."""
-    ui = ui_of(ctx)
     output = output or Path(f"{source.stem}_{track.stem}.mp4")
     opts = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose),
                          strict=strict, overwrite=overwrite, refine=refine, crf=crf, preset=preset,
-                         mouth=check_mouth(mouth))
+                         mouth=check_photo_mouth(mouth))
     rate = parse_fps(fps) if fps else None
-    check_photo_options(max_size, face)
-    check_distinct({"SOURCE": source, "TRACK": track, "--audio": audio}, {"-o": output, "--report": report})
-    if report is not None:
-        check_report_path(report, overwrite)
+    check_distinct({"SOURCE": source, "TRACK": track, "--audio": mux_audio}, {"-o": output, "--report": report})
+    spec = RenderSpec(source, track, output, opts, mux_audio=mux_audio, fps=rate, max_size=max_size, face=face)
+    check_report_path(report, overwrite)
     check_device(ctx)
     from reenact.pipeline import Models  # after the checks: torch and the models load here
     from reenact.pipeline import render as run_render
 
+    ui = ui_of(ctx)
     with OutputGroup(overwrite) as outputs:  # the video and the report: together or not at all
-        result = run_render(source, track, output, Models(device_of(ctx), identity_model), opts, audio=audio,
-                            fps=rate, max_size=max_size, face=face, progress=ui.progress, outputs=outputs)
+        result = run_render(spec, Models(device_of(ctx), identity_model), progress=ui.progress, outputs=outputs)
         stage_report(outputs, report, result.to_dict())
     summarize(ui, result.to_dict())
 
 
+# long: a Typer command takes one parameter per CLI option
 @app.command()
 @guarded
 def edit(
@@ -314,21 +315,22 @@ def edit(
     mouth: Mouth = "library",
 ) -> None:
     """Change the expression of SOURCE by Action Units, ARKit blendshapes, an emotion, or valence/arousal/dominance."""
-    ui = ui_of(ctx)
     check_device(ctx)
-    check_mouth(mouth)
+    check_photo_mouth(mouth)
     check_photo_options(max_size, face)
     from reenact.edit import Controls  # OpenCV
 
     controls = Controls.parse(au, arkit, emotion, vad)
     output = output or source.with_name(f"{source.stem}_{'grid' if grid else 'edit'}.png")
     check_distinct({"SOURCE": source}, {"-o": output})
+    spec = EditSpec(source, output, controls, grid=grid, overwrite=overwrite, max_size=max_size, face=face,
+                    refine=refine, mouth=mouth)
     from reenact.pipeline import Models  # after the checks: torch and the models load here
     from reenact.pipeline import edit as run_edit
 
-    result = run_edit(source, output, controls, Models(device_of(ctx)), grid=grid, overwrite=overwrite,
-                      max_size=max_size, face=face, refine=refine, mouth=mouth)
+    result = run_edit(spec, Models(device_of(ctx)))
     ident = result["identity"]
+    ui = ui_of(ctx)
     ui.event("done", **result)
     ui.info(f"wrote {output} ({', '.join(result['edits'])}); identity similarity {ident['min']} "
             f"(threshold {ident['threshold']}).")

@@ -13,7 +13,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, TypeVar
 
 import typer
 from reenact_cli.ui import UI
@@ -22,6 +22,9 @@ from typer.core import TyperGroup
 import reenact
 from reenact.errors import EXIT_RUNTIME, Interrupted, NotBuiltError, ReenactError, from_os_error
 from reenact.io.atomic import OutputGroup
+
+if TYPE_CHECKING:
+    import torch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -116,7 +119,7 @@ def guarded(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def device_of(ctx: typer.Context):  # -> torch.device; imported lazily so `--help` stays fast
+def device_of(ctx: typer.Context) -> torch.device:  # torch is imported lazily, so that `--help` stays fast
     """The device of `--device`, with torch's CPU threads set for it (reenact.device.configure_threads)."""
     from reenact.device import configure_threads, resolve_device
 
@@ -137,10 +140,12 @@ def not_built(command: str, issue: str) -> None:
                         f"see CHANGELOG.md for what works today.")
 
 
-def check_report_path(path: Path, overwrite: bool) -> None:
+def check_report_path(path: Optional[Path], overwrite: bool) -> None:
+    """`--report` may be written (None: no report)."""
     from reenact.io.atomic import check_output_path
 
-    check_output_path(path, overwrite)
+    if path is not None:
+        check_output_path(path, overwrite)
 
 
 def write_report(path: Optional[Path], data: Optional[dict], overwrite: bool) -> None:

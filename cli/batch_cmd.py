@@ -40,9 +40,12 @@ from reenact_cli.options import (
     retarget_options,
 )
 
+from reenact.limits import check_distinct
+
 TABLE_ROWS = 50  # larger batches list only their failures
 
 
+# long: a Typer command takes one parameter per CLI option
 def batch(
     ctx: typer.Context,
     sources: Optional[str] = typer.Argument(None, metavar="SOURCES", help="Folder, glob or file of source photos."),
@@ -86,35 +89,37 @@ def batch(
     Each driver is tracked once, and the track cached in OUTPUT/.reenact-cache/.
     A failing job is recorded and the others go on: exit 0 when all succeed or are skipped, 1 when some fail.
     """
-    from reenact.batch import BatchConfig, JobOptions, plan_jobs, read_manifest, run_batch
-    from reenact.errors import InputError
-    from reenact.limits import check_device_spec, check_distinct
+    from reenact.batch import BatchConfig, BatchSpec, JobOptions, plan
+    from reenact.limits import check_device_spec
     from reenact.options import RenderOptions
 
     ui = ui_of(ctx)
     # The spelling now; whether the device exists once there is work (run_batch): a rerun with every output done
     # imports no torch and loads no model.
-    check_device_spec(ctx.ensure_object(dict).get("device", "auto"))
-    if output.exists() and not output.is_dir():
-        raise InputError(f"--output {output} is a file; give a folder for the batch's videos.")
-    if report is not None:
-        check_distinct({"--pairs": pairs}, {"--report": report})
-        check_report_path(report, overwrite=True)
+    device = check_device_spec(ctx.ensure_object(dict).get("device", "auto"))
     render = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose, gaze),
                            strict=strict, threshold=threshold, check_every=check_every, batch_size=batch_size, crf=crf,
                            preset=preset, refine=refine)
     options = JobOptions(render=render, smooth=smooth.value, max_size=max_size, face=face, text=text, fps=fps,
                          still=still, seed=seed)
-    if pairs is not None:
-        if sources or drivers:
-            raise InputError("Give either SOURCES and DRIVERS or --pairs, not both.")
-        jobs = read_manifest(pairs, output, options)
-    elif sources and drivers:
-        jobs = plan_jobs(sources, drivers, output, options)
-    else:
-        raise InputError("Give SOURCES and DRIVERS (folders, globs or files), or --pairs manifest.csv.")
-    config = BatchConfig(device=ctx.ensure_object(dict).get("device", "auto"), identity=identity_model, force=force,
-                         workers=workers, ray_address=ray)
+    config = BatchConfig(device=device, identity=identity_model, force=force, workers=workers, ray_address=ray)
+    spec = BatchSpec(output, sources, drivers, pairs, options, config)
+    if report is not None:
+        check_distinct({"--pairs": pairs}, {"--report": report})
+        check_report_path(report, overwrite=True)
+    summary = run(ui, plan(spec), output, config)
+    data = summary.to_dict()
+    write_report(report, data, True)
+    ui.event("done", **data["summary"])
+    print_summary(ui, summary)
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
+
+
+def run(ui: Any, jobs: list, output: Path, config: Any) -> Any:
+    """Run the batch with a progress bar, each event on the UI and each failed driver as a warning."""
+    from reenact.batch import run_batch
+
     ui.debug(f"{len(jobs)} job(s) into {output}")
     with ui.progress("batch", len(jobs)) as advance:
         def on_event(event: dict[str, Any]) -> None:
@@ -125,13 +130,7 @@ def batch(
             elif kind == "track" and event.get("message"):  # a failed or a damaged driver
                 ui.warn(event["message"])
 
-        summary = run_batch(jobs, output, config, on_event)
-    data = summary.to_dict()
-    write_report(report, data, True)
-    ui.event("done", **data["summary"])
-    print_summary(ui, summary)
-    if summary.exit_code:
-        raise typer.Exit(summary.exit_code)
+        return run_batch(jobs, output, config, on_event)
 
 
 def print_summary(ui: Any, summary: Any) -> None:

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from reenact.limits import span
+
+if TYPE_CHECKING:
+    from fractions import Fraction
+
+    from reenact.retarget import RetargetOptions
 
 
 class Smooth(str, Enum):
@@ -124,7 +129,7 @@ Seed = Annotated[int, typer.Option("--seed", help="Speech: seed of the idle moti
 
 # ------------------------------------------------------------------------------------------------ into the library
 def retarget_options(strength: float, absolute: bool, region: str, scale: list[str], mute: list[str],
-                     pose: bool, gaze: bool = True):  # -> reenact.retarget.RetargetOptions
+                     pose: bool, gaze: bool = True) -> RetargetOptions:
     """Build the transfer options and validate every channel name before any work starts."""
     from reenact.retarget import RetargetOptions, parse_assignments
 
@@ -134,16 +139,7 @@ def retarget_options(strength: float, absolute: bool, region: str, scale: list[s
     return opts
 
 
-def check_mouth(mouth: str) -> str:
-    """--mouth of a command without a driving video: library or paint."""
-    from reenact.errors import InputError
-
-    if mouth not in ("library", "paint"):
-        raise InputError(f"Unknown --mouth {mouth!r}; use library or paint (driver needs `drive`).")
-    return mouth
-
-
-def parse_fps(text: str):  # -> Fraction
+def parse_fps(text: str) -> Fraction:
     from fractions import Fraction
 
     from reenact.errors import InputError

@@ -19,8 +19,13 @@ import torch
 from reenact.errors import InputError, MediaError, NoFaceError
 from reenact.params import ARKIT52, Track
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the networks' types; each module loads only when its network is first used
     from reenact.estimate import Estimator
+    from reenact.face import FaceAnalyzer
+    from reenact.identity import Embedder
+    from reenact.render.refine import Refiner
+    from reenact.render.shade import ExpressionShading
+    from reenact.rig import Rig
 
 Advance = Callable[[int], None]
 ProgressFactory = Callable[[str, "int | None"], Any]  # (label, total) -> context manager yielding advance(n)
@@ -43,25 +48,25 @@ class Models:
     identity: str = "default"
 
     @cached_property
-    def analyzer(self):  # -> reenact.face.FaceAnalyzer
+    def analyzer(self) -> FaceAnalyzer:
         from reenact.face import FaceAnalyzer
 
         return FaceAnalyzer(self.device)
 
     @cached_property
-    def estimator(self):  # -> reenact.estimate.Estimator
+    def estimator(self) -> Estimator:
         from reenact.estimate import Estimator
 
         return Estimator(self.device)
 
     @cached_property
-    def rig(self):  # -> reenact.rig.Rig
+    def rig(self) -> Rig:
         from reenact.rig import load_rig
 
         return load_rig(self.device)
 
     @cached_property
-    def refiner(self):  # -> reenact.render.refine.Refiner | None
+    def refiner(self) -> Refiner | None:
         """The GAN refiner, or None when its weights are absent or their contract fails `render.refine.gate`.
 
         The contract records how the refiner did on held-out video and on unseen faces; one that is not better than
@@ -75,18 +80,18 @@ class Models:
         return Refiner(device=self.device)
 
     @cached_property
-    def shading(self):  # -> reenact.render.shade.ExpressionShading | None
+    def shading(self) -> ExpressionShading | None:
         """The expression-shading maps, or None when their weights are absent or their contract fails
         `render.shade.gate` (maps that do not carry over to people outside their fit are not used)."""
-        from reenact.render.shade import gate
-        from reenact.weights import contract_path, load_model, read_contract
+        from reenact.render.shade import ExpressionShading, gate
+        from reenact.weights import contract_path, load_typed, read_contract
 
         if not contract_path("shading").exists() or gate(read_contract("shading").extra) is not None:
             return None
-        return load_model("shading", self.device)
+        return load_typed("shading", ExpressionShading, self.device)
 
     @cached_property
-    def embedder(self):  # -> reenact.identity.Embedder
+    def embedder(self) -> Embedder:
         from reenact.identity import load_embedder
 
         return load_embedder(self.identity, self.device)
@@ -157,73 +162,94 @@ def video_track(path: Path, models: Models, smooth: str = "offline", progress: P
     A damaged or truncated video is tracked as far as it decodes; `meta["damage"]` then says so, with the frames
     expected (its declared duration at its rate) and decoded, for the caller to warn about (or refuse, --strict).
     """
-    from reenact.clip_geometry import clip_geometry
-    from reenact.face.track import add_irises
     from reenact.io.video import read_frames
 
-    rows: list[tuple[np.ndarray, np.ndarray]] = []
-    pending: list[tuple[Any, Any]] = []  # (frame, 468-point landmarks or None) awaiting the batched iris model
-    inflight: deque[Future[tuple[np.ndarray, np.ndarray]]] = deque()
-    nan = np.full((478, 3), np.nan, np.float32)
-    tracker = models.analyzer.tracker()
-    timer = Timer()
-
-    def finish(chunk: list[tuple[Any, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        """Iris (one batch of eye crops for the chunk) + estimator: (len(chunk), C) rows and their (len(chunk), 8)
-        geometry (the clip's blinks, gaze and brows are read from it). Runs on the helper thread."""
-        t = time.perf_counter()
-        add_irises(models.analyzer.mesh, [f.rgb for f, _ in chunk], [lm for _, lm in chunk])
-        if on_frame is not None:
-            for f, lm in chunk:
-                on_frame(f, lm)
-        points = np.stack([nan if lm is None else lm.points for _, lm in chunk])
-        out = models.estimator.estimate(points)
-        timer("iris+estimate", t)
-        return out, clip_geometry(points, models.estimator)
-
+    clip = _ClipTracker(models, chunk, on_frame)
     # The sequential mesh tracking stays on this thread; each finished chunk's iris + estimator runs on a second
     # thread (torch releases the GIL), so two cores work. At most two chunks wait: memory stays bounded.
     with ThreadPoolExecutor(max_workers=1) as pool, read_frames(path, on_damage="stop") as frames:
         info, fps = frames.info, frames.fps
         with progress("tracking driver", info.n_frames or None) as advance:
-            batch: list[Any] = []
-
-            def track_batch() -> None:  # the mesh of a few frames at once: batched calls cost less per frame
-                t = time.perf_counter()
-                pending.extend(zip(batch, tracker.update_many([f.rgb for f in batch], iris=False)))
-                timer("landmarks", t)
-                advance(len(batch))
-                batch.clear()
-
-            t = time.perf_counter()
-            for frame in frames:
-                timer("decode", t)
-                batch.append(frame)
-                if len(batch) == MESH_BATCH:
-                    track_batch()
-                if len(pending) >= chunk:
-                    inflight.append(pool.submit(finish, pending))
-                    pending = []
-                    while len(inflight) > 2:
-                        rows.append(inflight.popleft().result())
-                t = time.perf_counter()
-            if batch:
-                track_batch()
-        if pending:
-            inflight.append(pool.submit(finish, pending))
-        rows.extend(f.result() for f in inflight)
+            clip.track(frames, pool, advance)
+        clip.drain(pool)
         damage = frames.damage
+    rows = clip.rows
     if not rows:
         raise MediaError(f"{path} has no video frames; give a video with at least one frame.")
     raw = np.concatenate([r for r, _ in rows])  # (T, C)
     if np.isnan(raw).all():
         raise NoFaceError(f"No face found in any frame of {path}; use a driving video that shows a face.")
     meta = {"fps": str(fps), "source": path.name,
-            "timings_ms": {k: round(v * 1000, 1) for k, v in timer.total.items()}}
+            "timings_ms": {k: round(v * 1000, 1) for k, v in clip.timer.total.items()}}
     damaged = media_damage(path, info, fps, len(raw), damage)
     if damaged is not None:
         meta["damage"] = damaged
     return finish_track(raw, np.concatenate([g for _, g in rows]), float(fps), smooth, calibrate, meta)
+
+
+class _ClipTracker:
+    """video_track's streaming: the face mesh of MESH_BATCH frames at a time on the calling thread, each chunk's
+    irises and estimates on a helper thread."""
+
+    def __init__(self, models: Models, chunk: int, on_frame: Callable[[Any, Any], None] | None) -> None:
+        self.models, self.chunk, self.on_frame = models, chunk, on_frame
+        self.rows: list[tuple[np.ndarray, np.ndarray]] = []
+        self.pending: list[tuple[Any, Any]] = []  # (frame, 468-point landmarks or None) awaiting the iris model
+        self.inflight: deque[Future[tuple[np.ndarray, np.ndarray]]] = deque()
+        self.tracker = models.analyzer.tracker()
+        self.timer = Timer()
+
+    def track(self, frames: Iterable[Any], pool: ThreadPoolExecutor, advance: Advance) -> None:
+        """Every frame's mesh, in batches; each full chunk goes to the helper thread."""
+        batch: list[Any] = []
+        t = time.perf_counter()
+        for frame in frames:
+            self.timer("decode", t)
+            batch.append(frame)
+            if len(batch) == MESH_BATCH:
+                self.track_batch(batch, advance)
+            if len(self.pending) >= self.chunk:
+                self.inflight.append(pool.submit(self.finish, self.pending))
+                self.pending = []
+                while len(self.inflight) > 2:
+                    self.rows.append(self.inflight.popleft().result())
+            t = time.perf_counter()
+        if batch:
+            self.track_batch(batch, advance)
+
+    def track_batch(self, batch: list[Any], advance: Advance) -> None:
+        """The mesh of a few frames at once: batched calls cost less per frame."""
+        t = time.perf_counter()
+        self.pending.extend(zip(batch, self.tracker.update_many([f.rgb for f in batch], iris=False)))
+        self.timer("landmarks", t)
+        advance(len(batch))
+        batch.clear()
+
+    def drain(self, pool: ThreadPoolExecutor) -> None:
+        """The last chunk, and every chunk's rows in order."""
+        if self.pending:
+            self.inflight.append(pool.submit(self.finish, self.pending))
+        self.rows.extend(f.result() for f in self.inflight)
+
+    def finish(self, chunk: list[tuple[Any, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """Iris (one batch of eye crops for the chunk) + estimator: (len(chunk), C) rows and their (len(chunk), 8)
+        geometry (the clip's blinks, gaze and brows are read from it). Runs on the helper thread."""
+        from reenact.clip_geometry import clip_geometry
+        from reenact.face.track import add_irises
+
+        models = self.models
+        t = time.perf_counter()
+        add_irises(models.analyzer.mesh, [f.rgb for f, _ in chunk], [lm for _, lm in chunk])
+        if self.on_frame is not None:
+            for f, lm in chunk:
+                self.on_frame(f, lm)
+        points = np.stack([_NAN_POINTS if lm is None else lm.points for _, lm in chunk])
+        out = models.estimator.estimate(points)
+        self.timer("iris+estimate", t)
+        return out, clip_geometry(points, models.estimator)
+
+
+_NAN_POINTS = np.full((478, 3), np.nan, np.float32)  # a frame without a face
 
 
 def finish_track(raw: np.ndarray, geometry: np.ndarray, fps: float, smooth: str, calibrate: bool,

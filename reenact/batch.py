@@ -34,8 +34,9 @@ import glob
 import hashlib
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from reenact.batch_jobs import (  # the jobs' types, below the executors (reenact.batch_exec); importable from here
     AUDIO_SUFFIXES,
@@ -43,6 +44,7 @@ from reenact.batch_jobs import (  # the jobs' types, below the executors (reenac
     OUTPUT_SUFFIXES,
     VIDEO_SUFFIXES,
     BatchConfig,
+    BatchSpec,
     BatchSummary,
     Job,
     JobOptions,
@@ -55,8 +57,8 @@ from reenact.io.atomic import remove_stale
 from reenact.limits import check_distinct
 
 __all__ = ["AUDIO_SUFFIXES", "CACHE_DIR", "IMAGE_SUFFIXES", "OUTPUT_SUFFIXES", "VIDEO_SUFFIXES", "BatchConfig",
-           "BatchSummary", "Job", "JobOptions", "JobResult", "expand", "plan_jobs", "plan_workers", "read_manifest",
-           "run_batch", "track_key", "track_path"]
+           "BatchSpec", "BatchSummary", "Job", "JobOptions", "JobResult", "expand", "plan", "plan_jobs", "plan_workers",
+           "read_manifest", "run_batch", "track_key", "track_path"]
 
 CACHE_DIR = ".reenact-cache"
 Event = Callable[[dict], None]
@@ -103,7 +105,8 @@ def _name_outputs(pairs: list[tuple[Path, Path, Path | None, JobOptions]], outdi
         if key in seen:
             if pair[2] is not None:
                 raise InputError(f"Two jobs write {job.output}; give each manifest row its own output.")
-            job.output = job.output.with_name(f"{job.output.stem}-{_short_hash(job.source, job.driver)}.mp4")
+            job = jobs[i] = replace(job, output=job.output.with_name(
+                f"{job.output.stem}-{_short_hash(job.source, job.driver)}.mp4"))
             key = str(job.output.absolute()).lower()
         seen[key] = i
         check_distinct({"source": job.source, "driver": job.driver}, {f"job {i + 1}: output": job.output})
@@ -157,6 +160,13 @@ def read_manifest(path: Path, outdir: Path, options: JobOptions | None = None) -
         opts = options.override(cell.get("options", ""), where)
         pairs.append((path.parent / cell["source"], path.parent / cell["driver"], out, opts))
     return _name_outputs(pairs, outdir)
+
+
+def plan(spec: BatchSpec) -> list[Job]:
+    """The batch's jobs: its manifest's rows, or every source x every driver."""
+    if spec.pairs is not None:
+        return read_manifest(spec.pairs, spec.output, spec.options)
+    return plan_jobs(spec.sources or "", spec.drivers or "", spec.output, spec.options)
 
 
 # ------------------------------------------------------------------------------------------------ track cache
@@ -213,22 +223,64 @@ def run_batch(jobs: list[Job], outdir: Path, config: BatchConfig | None = None,
     emit = on_event or (lambda e: None)
     start = time.perf_counter()
     outdir.mkdir(parents=True, exist_ok=True)
-    results: list[JobResult | None] = [None] * len(jobs)
-
-    def finish(i: int, rec: dict) -> None:
-        job = jobs[i]
-        results[i] = JobResult(i, str(job.source), str(job.driver), str(job.output), **rec)
-        emit({"event": "job", "done": sum(r is not None for r in results), "total": len(jobs), **results[i].to_dict()})
-
+    results = _Results(jobs, emit)
     remove_stale(*(job.output for job in jobs))  # this batch's temporaries left by a killed run (SIGKILL, power cut)
-    pending: list[int] = []
-    for i, job in enumerate(jobs):
-        if job.output.exists() and not config.force:
-            finish(i, {"status": "skipped", "message": "output exists"})
-        else:
-            job.output.parent.mkdir(parents=True, exist_ok=True)
-            pending.append(i)
-    # one track per (driver, smoothing) that a pending job needs: a cache path, or the failure that sinks its jobs
+    pending = [i for i, job in enumerate(jobs) if not results.skip(i, config.force)]
+    need = tracks_needed(jobs, pending, outdir)
+    # --force tracks again too; a cache entry that does not read back (damaged, cut short) is tracked again and
+    # replaced instead of failing its jobs forever
+    todo = [(d, s, p) for (d, s), p in need.items() if isinstance(p, Path) and (config.force or not usable(p))]
+    cached = sum(isinstance(p, Path) for p in need.values()) - len(todo)
+    if not pending:  # nothing to do: no models, no pool, no cluster
+        return BatchSummary(results.done(), time.perf_counter() - start, "none", 0, tracks_cached=cached)
+    from reenact.batch_exec import LocalBackend, RayBackend  # they import torch: only once there is work
+    from reenact.device import resolve_device
+
+    resolve_device(config.device)  # a device this machine lacks fails the batch here, not every job
+    backend = RayBackend(config) if config.ray_address else LocalBackend(config, len(pending))
+    try:
+        extracted = extract_tracks(backend, todo, need, emit)
+        render_jobs(backend, jobs, pending, need, results)
+    except BaseException:  # Ctrl-C, SIGTERM, SIGHUP (reenact.errors.Interrupted) or a bug: stop the workers now
+        backend.close(abort=True)
+        remove_stale(*(job.output for job in jobs), *(p for _, _, p in todo),
+                     *(mouths_path(p) for _, _, p in todo))  # what the stopped workers wrote
+        raise
+    backend.close()
+    return BatchSummary(results.done(), time.perf_counter() - start, backend.name, backend.workers,
+                        tracks_extracted=extracted, tracks_cached=cached)
+
+
+class _Results:
+    """Each job's JobResult as it finishes, announced as a `job` event."""
+
+    def __init__(self, jobs: list[Job], emit: Event) -> None:
+        self.jobs, self.emit = jobs, emit
+        self.results: list[JobResult | None] = [None] * len(jobs)
+
+    def finish(self, i: int, rec: dict) -> None:
+        job = self.jobs[i]
+        self.results[i] = result = JobResult(i, str(job.source), str(job.driver), str(job.output), **rec)
+        self.emit({"event": "job", "done": sum(r is not None for r in self.results), "total": len(self.jobs),
+                   **result.to_dict()})
+
+    def skip(self, i: int, force: bool) -> bool:
+        """Whether job i is done already (its output exists, no --force): then it is recorded as skipped. Otherwise
+        its output's folder is made."""
+        job = self.jobs[i]
+        if job.output.exists() and not force:
+            self.finish(i, {"status": "skipped", "message": "output exists"})
+            return True
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        return False
+
+    def done(self) -> list[JobResult]:
+        return [r for r in self.results if r is not None]
+
+
+def tracks_needed(jobs: list[Job], pending: list[int], outdir: Path) -> dict[tuple[Path, str], Path | dict]:
+    """One track per (driver, smoothing) that a pending job needs: its cache path, or the failure (a record) that
+    sinks its jobs."""
     need: dict[tuple[Path, str], Path | dict] = {}
     for i in pending:
         key = (jobs[i].driver, jobs[i].options.smooth)
@@ -237,44 +289,32 @@ def run_batch(jobs: list[Job], outdir: Path, config: BatchConfig | None = None,
                 need[key] = track_path(outdir, key[0], track_key(*key))
             except ReenactError as err:
                 need[key] = {"status": "failed", "message": str(err), "exit_code": err.exit_code}
-    # --force tracks again too; a cache entry that does not read back (damaged, cut short) is tracked again and
-    # replaced instead of failing its jobs forever
-    todo = [(d, s, p) for (d, s), p in need.items() if isinstance(p, Path) and (config.force or not usable(p))]
-    cached = sum(isinstance(p, Path) for p in need.values()) - len(todo)
-    if not pending:  # nothing to do: no models, no pool, no cluster
-        return BatchSummary([r for r in results if r is not None], time.perf_counter() - start, "none", 0,
-                            tracks_cached=cached)
-    from reenact.batch_exec import LocalBackend, RayBackend  # they import torch: only once there is work
-    from reenact.device import resolve_device
+    return need
 
-    resolve_device(config.device)  # a device this machine lacks fails the batch here, not every job
 
-    backend = RayBackend(config) if config.ray_address else LocalBackend(config, len(pending))
+def extract_tracks(backend: Any, todo: list[tuple[Path, str, Path]], need: dict, emit: Event) -> int:
+    """Track the drivers of `todo` on the backend, each announced as a `track` event; a failed one's record goes into
+    `need` for its jobs. Returns how many were tracked."""
     extracted = 0
-    try:
-        for (d, s, p), rec in backend.tracks(todo):
-            emit({"event": "track", "driver": str(d), "smooth": s, "cache": str(p), **rec})
-            if rec["status"] == "ok":
-                extracted += 1
-            else:
-                need[(d, s)] = {k: rec[k] for k in ("status", "message", "exit_code")}
-        runnable = []
-        for i in pending:
-            got = need.get((jobs[i].driver, jobs[i].options.smooth)) if jobs[i].kind == "video" else None
-            if isinstance(got, dict):
-                finish(i, got)  # the driver's track failed: its message names the driver
-            else:
-                runnable.append((i, jobs[i], got))
-        runnable.sort(key=lambda r: str(r[1].source))  # a worker then sees one source's jobs in a row
-        for i, rec in backend.renders(runnable):
-            finish(i, rec)
-    except BaseException:  # Ctrl-C, SIGTERM, SIGHUP (reenact.errors.Interrupted) or a bug: stop the workers now
-        backend.close(abort=True)
-        remove_stale(*(job.output for job in jobs), *(p for _, _, p in todo),
-                     *(mouths_path(p) for _, _, p in todo))  # what the stopped workers wrote
-        raise
-    backend.close()
-    return BatchSummary([r for r in results if r is not None], time.perf_counter() - start, backend.name,
-                        backend.workers, tracks_extracted=extracted, tracks_cached=cached)
+    for (d, s, p), rec in backend.tracks(todo):
+        emit({"event": "track", "driver": str(d), "smooth": s, "cache": str(p), **rec})
+        if rec["status"] == "ok":
+            extracted += 1
+        else:
+            need[(d, s)] = {k: rec[k] for k in ("status", "message", "exit_code")}
+    return extracted
 
 
+def render_jobs(backend: Any, jobs: list[Job], pending: list[int], need: dict, results: _Results) -> None:
+    """Render the pending jobs on the backend, grouped by source; a job whose driver failed fails with its
+    message."""
+    runnable = []
+    for i in pending:
+        got = need.get((jobs[i].driver, jobs[i].options.smooth)) if jobs[i].kind == "video" else None
+        if isinstance(got, dict):
+            results.finish(i, got)  # the driver's track failed: its message names the driver
+        else:
+            runnable.append((i, jobs[i], got))
+    runnable.sort(key=lambda r: str(r[1].source))  # a worker then sees one source's jobs in a row
+    for i, rec in backend.renders(runnable):
+        results.finish(i, rec)

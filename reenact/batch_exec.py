@@ -10,7 +10,6 @@ import os
 import time
 from collections import OrderedDict
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
@@ -118,15 +117,6 @@ def damage_note(damage: dict) -> str:
     return f"{damage['message']}: {damage['frames_decoded']} of {damage['frames_expected']} frames decode"
 
 
-def speak_job(job: Job, output: Path, models: Any, opts: Any) -> Any:
-    """An audio driver: the `speak` job -> RunReport. The one place that calls reenact.speak.speak."""
-    from reenact.options import SpeakOptions
-    from reenact.speak import speak
-    o = job.options
-    sopts = SpeakOptions(fps=o.rate(), text=o.text, still=o.still, seed=o.seed, strength=o.render.retarget.strength)
-    return speak(job.source, job.driver, output, models, opts, sopts, max_size=o.max_size, face=o.face)
-
-
 def driver_mouths(job: Job, track: Path | None, mouth: str) -> Any:
     """The driver's mouths for a drive job with `--mouth driver` (as `drive` carries them), from the points cached
     beside its track; None otherwise (the library's or painted mouths)."""
@@ -142,28 +132,24 @@ def driver_mouths(job: Job, track: Path | None, mouth: str) -> Any:
 
 def render_job(job: Job, track: Path | None, output: Path, overwrite: bool, device: str, identity: str,
                threads: int = 0) -> dict:
-    """Render one job to `output` from its cached track. Runs in a worker."""
+    """Render one job to `output` (an audio driver: `speak`; a video: `drive` from its cached track). Runs in a
+    worker."""
     def work() -> dict:
-        from reenact.io.video import probe
         from reenact.params import Track
-        from reenact.pipeline import check_damage, target_shapes
-        from reenact.rendering import RunReport, render_video
+        from reenact.pipeline import drive
+        from reenact.speak import speak
 
         w = _worker(device, identity, threads)
-        opts = job.options.render_options(overwrite)
-        cached = False
-        if job.kind == "audio":  # `speak` takes the photo's path and analyses it itself
-            report = speak_job(job, output, w.models, opts)
-        else:
-            source, cached = w.source(job.source, job.options)
-            tr = Track.read(track)  # type: ignore[arg-type]
-            check_damage(tr, opts.strict)  # --strict: a damaged driver fails its jobs (exit 2), as in `drive`
-            shapes, rotation = target_shapes(tr, source, opts.retarget)
-            report = RunReport(str(output), missing_driver_frames=list(tr.meta.get("missing", [])))
-            audio = job.driver if probe(job.driver).has_audio else None
-            report = render_video(source, shapes, rotation, Fraction(str(tr.meta["fps"])), output, w.models, opts,
-                                  audio=audio, report=report, mouths=driver_mouths(job, track, opts.mouth))
-        damage = None if job.kind == "audio" else tr.meta.get("damage")
+        if job.kind == "audio":  # `speak` analyses the photo itself
+            report = speak(job.speak_spec(output, overwrite), w.models)
+            return {"frames": report.frames, "identity": report.identity, "source_cached": False}
+        spec = job.drive_spec(output, overwrite)
+        source, cached = w.source(job.source, job.options)
+        assert track is not None, "run_batch gives every video job its driver's track"
+        tracked = Track.read(track)
+        report = drive(spec, w.models, source=source, track=tracked,
+                       mouths=driver_mouths(job, track, spec.render.mouth))
+        damage = tracked.meta.get("damage")
         return {"frames": report.frames, "identity": report.identity, "source_cached": cached,
                 **({"message": damage_note(damage)} if damage else {})}
 

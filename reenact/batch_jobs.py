@@ -10,58 +10,25 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, get_args, get_origin, get_type_hints
 
 from reenact.errors import InputError, ReenactError
 from reenact.limits import check, check_identity_spec, check_photo_options
-from reenact.options import RenderOptions, check_smoothing  # not reenact.pipeline: a rerun imports no torch
+from reenact.options import RenderOptions, SpeakOptions, check_smoothing  # not reenact.pipeline: no torch
 from reenact.retarget import RetargetOptions, parse_assignments
+from reenact.specs import IMAGE_SUFFIXES, DriveSpec, SpeakSpec  # noqa: F401  (IMAGE_SUFFIXES: reenact.batch's)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
 AUDIO_SUFFIXES = {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".wma"}
 OUTPUT_SUFFIXES = {".mp4", ".mov", ".mkv"}
 
 
 # ------------------------------------------------------------------------------------------------ jobs and options
-def _bool(v: str) -> bool:
-    low = v.strip().lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{v!r} is not true/false")
-
-
-def _names(v: str) -> list[str]:
-    return [n.strip() for n in v.replace("+", ",").split(",") if n.strip()]
-
-
-def _scale(v: str) -> dict[str, float]:
-    return parse_assignments([v.replace(":", "=")], "scale")
-
-
-def _maybe(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    return lambda v: None if v.strip().lower() in ("", "auto") else kind(v)
-
-
-_RETARGET_KEYS = {f.name for f in fields(RetargetOptions)}
-_PARSE: dict[str, Callable[[str], Any]] = {
-    "strength": float, "absolute": _bool, "region": str.strip, "scale": _scale, "mute": _names, "pose": _bool,
-    "gaze": _bool, "smooth": str.strip, "max_size": int, "face": _maybe(int), "strict": _bool,
-    "threshold": _maybe(float), "check_every": int, "batch_size": int, "crf": int, "preset": str.strip, "text": str, "fps": str.strip,
-    "still": _bool, "seed": int, "refine": _bool,
-}
-
-
-# RenderOptions fields a job may set
-_RENDER_KEYS = ("strict", "threshold", "check_every", "batch_size", "crf", "preset", "refine")
-
-
-@dataclass
+@dataclass(frozen=True)
 class JobOptions:
     """What one job may set: the `drive`/`speak` render options plus the job's own settings. A manifest's options
-    column overrides them per job with the CLI's option names (`strength=0.8;mute=AU45;crf=20`)."""
+    column overrides them per job by their field names, which are the CLI's option names
+    (`strength=0.8;mute=AU45;crf=20`): see `override`."""
 
     render: RenderOptions = field(default_factory=RenderOptions)  # with the retargeting (strength, region, ...)
     smooth: str = "offline"  # offline | online | none; part of the track cache key
@@ -73,22 +40,23 @@ class JobOptions:
     seed: int = 0  # audio drivers: seed of the idle motion
 
     def override(self, text: str, where: str) -> "JobOptions":
-        """Apply `key=value;key=value` (keys as in the CLI, `-` or `_`) and validate."""
-        changes: dict[str, Any] = {}
+        """Apply `key=value;key=value` (keys as in the CLI, `-` or `_`) and validate: each key is a field of
+        RetargetOptions, RenderOptions or JobOptions (OVERRIDES), its value read by the field's type."""
+        changes: dict[type, dict[str, Any]] = {RetargetOptions: {}, RenderOptions: {}, JobOptions: {}}
         for part in filter(None, (p.strip() for p in text.split(";"))):
             key, sep, value = part.partition("=")
             key = key.strip().lower().replace("-", "_")
-            if key not in _PARSE or not sep:
-                raise InputError(f"{where}: option {part!r} is not KEY=VALUE with KEY one of {', '.join(_PARSE)}.")
+            if key not in OVERRIDES or not sep:
+                raise InputError(f"{where}: option {part!r} is not KEY=VALUE with KEY one of {', '.join(OVERRIDES)}.")
+            owner, parse = OVERRIDES[key]
             try:
-                changes[key] = _PARSE[key](value)
+                changes[owner][key] = parse(value)
             except (ValueError, ReenactError) as err:
                 raise InputError(f"{where}: option {part!r} has a bad value ({err}).") from None
-        retarget = {k: changes.pop(k) for k in list(changes) if k in _RETARGET_KEYS}
-        render = {k: changes.pop(k) for k in list(changes) if k in _RENDER_KEYS}
         try:  # every options object checks its own values (reenact.limits) when built
-            new = replace(self.render, retarget=replace(self.render.retarget, **retarget), **render)
-            return replace(self, render=new, **changes)
+            retarget = replace(self.render.retarget, **changes[RetargetOptions])
+            return replace(self, render=replace(self.render, retarget=retarget, **changes[RenderOptions]),
+                           **changes[JobOptions])
         except InputError as err:
             raise InputError(f"{where}: {err}") from None
 
@@ -99,7 +67,7 @@ class JobOptions:
         self.rate()
 
     def validate(self, where: str = "options") -> "JobOptions":
-        """Check the options again (after a change to a field), naming `where` in the message."""
+        """Check the options again, naming `where` in the message."""
         try:
             self.__post_init__()
         except InputError as err:
@@ -114,11 +82,58 @@ class JobOptions:
             raise InputError(f"--fps {self.fps!r}: give a number or a ratio such as 25 or 30000/1001.") from None
         return check("fps", rate, f"--fps {self.fps}")
 
-    def render_options(self, overwrite: bool) -> RenderOptions:
-        return replace(self.render, overwrite=overwrite)
+
+# ------------------------------------------------------------------------------------------------ per-row overrides
+def _bool(v: str) -> bool:
+    low = v.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{v!r} is not true/false")
 
 
-@dataclass
+def _names(v: str) -> list[str]:  # mute=AU45+AU12 or AU45,AU12
+    return [n.strip() for n in v.replace("+", ",").split(",") if n.strip()]
+
+
+def _gains(v: str) -> dict[str, float]:  # scale=AU12:1.4,jawOpen=0.5 (`:` reads better inside KEY=VALUE)
+    return parse_assignments([v.replace(":", "=")], "scale")
+
+
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:  # "" or auto: the default (None)
+    return lambda v: None if v.strip().lower() in ("", "auto") else parse(v)
+
+
+def value_parser(hint: Any) -> Callable[[str], Any]:
+    """How a manifest value becomes a field of type `hint` (bool, int, float, str, X | None, dict, list)."""
+    args = get_args(hint)
+    if type(None) in args:
+        inner = value_parser(next(a for a in args if a is not type(None)))
+        return _optional(inner) if inner is not str.strip else lambda v: v.strip() or None
+    simple = {bool: _bool, int: int, float: float, str: str.strip}
+    return simple.get(hint) or {dict: _gains, list: _names}[get_origin(hint)]
+
+
+# Fields a row may not set: what holds the others, and what the batch decides for every job (--force).
+_NOT_PER_ROW = {"render", "retarget", "overwrite"}
+
+
+def overrides() -> dict[str, tuple[type, Callable[[str], Any]]]:
+    """Every key a manifest row may set -> (the options class that has it as a field, its value parser): derived
+    from the fields of RetargetOptions, RenderOptions and JobOptions, so a new field is a new key."""
+    found: dict[str, tuple[type, Callable[[str], Any]]] = {}
+    for owner in (RetargetOptions, RenderOptions, JobOptions):
+        hints = get_type_hints(owner)
+        found.update({f.name: (owner, value_parser(hints[f.name]))
+                      for f in fields(owner) if f.name not in _NOT_PER_ROW})
+    return found
+
+
+OVERRIDES = overrides()
+
+
+@dataclass(frozen=True)
 class Job:
     source: Path
     driver: Path
@@ -129,6 +144,20 @@ class Job:
     def kind(self) -> str:
         """`audio` (a `speak` job) for audio files by suffix, else `video` (a `drive` job)."""
         return "audio" if self.driver.suffix.lower() in AUDIO_SUFFIXES else "video"
+
+    def drive_spec(self, output: Path, overwrite: bool) -> DriveSpec:
+        """A video driver's job as `reenact drive` would run it, writing to `output`."""
+        o = self.options
+        return DriveSpec(self.source, self.driver, output, replace(o.render, overwrite=overwrite),
+                         max_size=o.max_size, face=o.face, smooth=o.smooth)
+
+    def speak_spec(self, output: Path, overwrite: bool) -> SpeakSpec:
+        """An audio driver's job as `reenact speak` would run it, writing to `output`."""
+        o = self.options
+        speech = SpeakOptions(fps=o.rate(), text=o.text, still=o.still, seed=o.seed,
+                              strength=o.render.retarget.strength)
+        return SpeakSpec(self.source, self.driver, output, replace(o.render, overwrite=overwrite), speech,
+                         max_size=o.max_size, face=o.face)
 
 
 @dataclass
@@ -184,7 +213,7 @@ class BatchSummary:
                 "jobs": [j.to_dict() for j in self.jobs]}
 
 
-@dataclass
+@dataclass(frozen=True)
 class BatchConfig:
     device: str = "auto"
     identity: str = "default"
@@ -195,6 +224,27 @@ class BatchConfig:
 
     def __post_init__(self) -> None:  # before any job starts, not in every worker
         check_identity_spec(self.identity)
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """`batch`: the jobs (every photo of `sources` x every driver of `drivers`, or the rows of the `pairs` manifest)
+    with their `options`, rendered into the folder `output` as `config` says (reenact.batch.plan and run_batch)."""
+
+    output: Path
+    sources: str | None = None  # a folder, a glob or a file
+    drivers: str | None = None
+    pairs: Path | None = None  # a CSV manifest instead of sources x drivers
+    options: JobOptions = field(default_factory=JobOptions)
+    config: BatchConfig = field(default_factory=BatchConfig)
+
+    def __post_init__(self) -> None:
+        if self.output.exists() and not self.output.is_dir():
+            raise InputError(f"--output {self.output} is a file; give a folder for the batch's videos.")
+        if self.pairs is not None and (self.sources or self.drivers):
+            raise InputError("Give either SOURCES and DRIVERS or --pairs, not both.")
+        if self.pairs is None and not (self.sources and self.drivers):
+            raise InputError("Give SOURCES and DRIVERS (folders, globs or files), or --pairs manifest.csv.")
 
 
 def plan_workers(n_jobs: int, device: str = "auto", requested: int | None = None) -> tuple[int, int]:

@@ -9,6 +9,8 @@ Exit codes (documented in the README):
 
 from __future__ import annotations
 
+from typing import Any
+
 EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_BAD_INPUT = 2
@@ -64,7 +66,10 @@ class IdentityError(ReenactError):
     """Rendered frames do not look like the source person (raised only under --strict)."""
 
     exit_code = EXIT_IDENTITY
-    report: dict | None = None  # the run's RunReport as a dict: the CLI still writes --report, the video is kept
+
+    def __init__(self, message: str, report: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.report = report  # the run's RunReport as a dict: the CLI still writes --report, the video is kept
 
 
 class DeviceError(InputError):

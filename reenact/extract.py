@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,9 @@ import numpy as np
 from reenact.analysis import Models, ProgressFactory, no_progress, video_track
 from reenact.errors import InputError, OutputError
 from reenact.io.atomic import OutputGroup, check_output_path
-from reenact.limits import check, check_distinct
-from reenact.options import check_smoothing
 from reenact.params import Track
+from reenact.specs import FORMATS, IMAGE_SUFFIXES, SUFFIX_FORMATS, ExtractSpec, track_format  # noqa: F401
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-FORMATS = {"csv", "json", "openface", "livelink"}
-SUFFIX_FORMATS = {".csv": "csv", ".json": "json"}  # the format of `-o` without --format
 
 
 @dataclass
@@ -45,72 +40,56 @@ class ExtractResult:
         return dict(self.__dict__)
 
 
-def track_format(output: Path, fmt: str | None, landmarks: bool) -> str:
-    if landmarks:
-        if fmt not in (None, "json"):
-            raise InputError("--landmarks writes JSON; drop --format or use --format json.")
-        if output.suffix.lower() != ".json":
-            raise InputError(f"--landmarks writes JSON: name the output *.json, not {output.name}.")
-        return "landmarks"
-    fmt = fmt or SUFFIX_FORMATS.get(output.suffix.lower())
-    if fmt is None:
-        raise InputError(f"Cannot tell the track format from the name {output.name}; name it *.csv or *.json, or "
-                         f"give --format csv|json|openface|livelink.")
-    if fmt not in FORMATS:
-        raise InputError(f"--format {fmt!r}: use csv, json, openface or livelink.")
-    return fmt
+def extract(spec: ExtractSpec, models: Models, progress: ProgressFactory = no_progress) -> tuple[ExtractResult, Track]:
+    """Video or photo -> parameter track (or landmarks); speech audio -> viseme + mouth track at `spec.fps` (25).
 
-
-def extract(media: Path, output: Path, models: Models, fmt: str | None = None, landmarks: bool = False,
-            raw: bool = False, smooth: str = "offline", overwrite: bool = False, face: int | None = None,
-            progress: ProgressFactory = no_progress, fps: Fraction | None = None,
-            text: str | None = None, plot: Path | None = None) -> tuple[ExtractResult, Track]:
-    """Video or photo -> parameter track (or landmarks); speech audio -> viseme + mouth track at `fps` (25).
-
-    `plot`: also an image of the main channels (reenact.plot), written before the track is committed, so a plot
+    `spec.plot`: also an image of the main channels (reenact.plot), written before the track is committed, so a plot
     that fails leaves no track behind. Every path and option is checked before the media is opened.
     """
     import time
 
-    from reenact.plot import save_plot
-
-    kind = track_format(output, fmt, landmarks)
-    check_distinct({"MEDIA": media}, {"-o": output, "--plot": plot})
-    check_output_path(output, overwrite)
-    if plot is not None:
-        check_image_path(plot, overwrite, "--plot")
-    if face is not None:
-        check("face", face)
-    if fps is not None:
-        check("fps", fps)
-    check_smoothing(smooth)
+    check_output_path(spec.output, spec.overwrite)
+    if spec.plot is not None:
+        check_image_path(spec.plot, spec.overwrite, "--plot")
     start = time.perf_counter()
+    track, records = media_track(spec, models, progress)
+    write_outputs(spec, track, records)
+    result = ExtractResult(str(spec.output), len(track), int(track.meta.get("missing_frames", 0)),
+                           str(track.meta.get("fps", "")), round(time.perf_counter() - start, 2))
+    return result, track
+
+
+def media_track(spec: ExtractSpec, models: Models, progress: ProgressFactory) -> tuple[Track, Any]:
+    """The media's track, and its landmark records (a photo's list, a video's spooled file, None for speech)."""
+    media = spec.media
     if media.suffix.lower() in IMAGE_SUFFIXES:
-        track, records = image_track(media, models, face)
-    elif is_audio_only(media):
-        if landmarks:
+        return image_track(media, models, spec.face)
+    if is_audio_only(media):
+        if spec.landmarks:
             raise InputError(f"{media} is audio: it has no face to take landmarks from; drop --landmarks.")
         from reenact.speech import speech_to_track_file
 
-        track, records = speech_to_track_file(media, float(fps or 25), models.device, text), None
-    else:
-        track, records = video_track_with_landmarks(media, models, "none" if raw else smooth, not raw, landmarks,
-                                                    progress)
+        return speech_to_track_file(media, float(spec.fps or 25), models.device, spec.text), None
+    return video_track_with_landmarks(media, models, "none" if spec.raw else spec.smooth, not spec.raw,
+                                      spec.landmarks, progress)
+
+
+def write_outputs(spec: ExtractSpec, track: Track, records: Any) -> None:
+    """The track (or landmarks) and its plot: both or neither."""
+    from reenact.plot import save_plot
+
     try:
-        with OutputGroup(overwrite) as outputs:  # the track and its plot appear together or not at all
-            tmp = outputs.stage(output)
-            if kind == "landmarks":
-                write_landmarks(tmp, media, track, records)
+        with OutputGroup(spec.overwrite) as outputs:
+            tmp = outputs.stage(spec.output)
+            if spec.kind == "landmarks":
+                write_landmarks(tmp, spec.media, track, records)
             else:
-                track.write(tmp, kind)
-            if plot is not None:
-                save_plot(track, plot, overwrite, missing=track.meta.get("missing"), group=outputs)
+                track.write(tmp, spec.kind)
+            if spec.plot is not None:
+                save_plot(track, spec.plot, spec.overwrite, missing=track.meta.get("missing"), group=outputs)
     except OSError as err:  # disk full, a folder made read-only meanwhile: nothing is left behind
-        raise OutputError(f"Cannot write {output} ({err.strerror or err}); free some space or choose another folder "
-                          f"with -o.") from err
-    result = ExtractResult(str(output), len(track), int(track.meta.get("missing_frames", 0)),
-                           str(track.meta.get("fps", "")), round(time.perf_counter() - start, 2))
-    return result, track
+        raise OutputError(f"Cannot write {spec.output} ({err.strerror or err}); free some space or choose another "
+                          f"folder with -o.") from err
 
 
 def check_image_path(path: Path, overwrite: bool, option: str) -> None:

@@ -40,7 +40,7 @@ PHOTO_MOUTHS = ("library", "paint")
 MOUTHS = ("driver", *PHOTO_MOUTHS)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RenderOptions:
     retarget: RetargetOptions = field(default_factory=RetargetOptions)
     batch_size: int = 16
@@ -63,7 +63,7 @@ class RenderOptions:
             raise InputError(f"Unknown --mouth {self.mouth!r}; use one of: {', '.join(MOUTHS)}.")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SpeakOptions:
     """What `speak` adds to the render options: the frame rate, the transcript and the idle motion."""
 

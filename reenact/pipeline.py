@@ -1,6 +1,8 @@
 """The jobs: `drive` (video -> video), `render` (track -> video), `edit` (controls -> image), composed from the
-stages (docs/architecture.md). Streaming: frames are decoded, rendered and encoded in batches; only per-frame parameter rows
-(a few hundred bytes each) are kept for the whole video, so memory stays flat in video length.
+stages (docs/architecture.md). Each takes its frozen spec (reenact.specs), checked when it was built, and is the one
+place its job is assembled (the batch's workers call `drive` too). Streaming: frames are decoded, rendered and
+encoded in batches; only per-frame parameter rows (a few hundred bytes each) are kept for the whole video, so memory
+stays flat in video length.
 """
 
 from __future__ import annotations
@@ -16,19 +18,20 @@ import numpy as np
 from reenact.analysis import Models, ProgressFactory, Source, load_source, no_progress, video_track
 from reenact.errors import InputError, MediaError, TrackError
 from reenact.io.atomic import OutputGroup
-from reenact.limits import check_distinct, check_photo_options
-from reenact.options import MOUTHS, PHOTO_MOUTHS, RenderOptions, check_smoothing
+from reenact.options import MOUTHS, PHOTO_MOUTHS, RenderOptions
 from reenact.params import ARKIT52, Track, as_arkit
-from reenact.rendering import RunReport, library_picker, render_video
+from reenact.rendering import Motion, RunReport, library_picker, render_video
 from reenact.retarget import RetargetOptions, retarget, retarget_pose
+from reenact.specs import DriveSpec, EditSpec, RenderSpec
 from reenact.speech import speech_columns, speech_track
 
 if TYPE_CHECKING:
-    from reenact.edit import Controls
     from reenact.identity import IdentityReport
+    from reenact.render.interior import DriverMouths
 
-__all__ = ["MOUTHS", "PHOTO_MOUTHS", "Models", "RenderOptions", "RunReport", "Source", "drive", "edit", "library_picker",
-           "load_source", "render", "render_edit", "render_video", "target_shapes", "video_track"]
+__all__ = ["MOUTHS", "PHOTO_MOUTHS", "DriveSpec", "EditSpec", "Models", "Motion", "RenderOptions", "RenderSpec",
+           "RunReport", "Source", "drive", "edit", "library_picker", "load_source", "render", "render_edit", "render_video",
+           "target_shapes", "video_track"]
 
 
 def target_shapes(track: Track, source: Source, opts: RetargetOptions) -> tuple[np.ndarray, np.ndarray | None]:
@@ -41,57 +44,81 @@ def target_shapes(track: Track, source: Source, opts: RetargetOptions) -> tuple[
     return shapes, rotation
 
 
-def drive(source_path: Path, driver_path: Path, output: Path, models: Models, opts: RenderOptions,
-          max_size: int = 1280, face: int | None = None, smooth: str = "offline",
-          progress: ProgressFactory = no_progress, preview: Path | None = None,
-          speech_audio: Path | None = None, outputs: OutputGroup | None = None, creases: bool = False) -> RunReport:
+def drive(spec: DriveSpec, models: Models, progress: ProgressFactory = no_progress,
+          outputs: OutputGroup | None = None, source: Source | None = None, track: Track | None = None,
+          mouths: "DriverMouths | None" = None) -> RunReport:
     """The main job: the person in the source photo performs the driver's expressions; the driver's audio is kept.
 
-    `speech_audio`: the lips come from this recording instead (trained audio head), everything else from the
-    driver, and this recording becomes the output's audio. A damaged or truncated driver is rendered as far as it
-    decodes and `RunReport.damage` says so; with `opts.strict` it is a MediaError before anything is rendered.
-    `outputs`: see render_video. `creases`: with `--mouth driver`, also carry the driver's fine creases onto the photo
-    (off by default: they help self-reenactment but muddy another person's skin; docs/mouth.md).
+    With `spec.speech_audio` the lips come from that recording instead (trained audio head), everything else from
+    the driver, and the recording becomes the output's audio. A damaged or truncated driver is rendered as far as
+    it decodes and `RunReport.damage` says so; with `spec.render.strict` it is a MediaError before anything is
+    rendered. `outputs`: see render_video.
+
+    `source`, `track` and `mouths` are for a caller that has them already (a batch worker keeps its photos and reads
+    the driver's track and mouth points from its cache): the job then neither analyses the photo nor tracks the
+    driver again. `mouths` is used only with `track`.
     """
-    from reenact.io.atomic import check_output_path
     from reenact.io.video import probe
 
-    check_smoothing(smooth)
-    check_photo_options(max_size, face)
-    check_distinct({"the photo": source_path, "the driver": driver_path, "the speech audio": speech_audio},
-                   {"the output": output, "the preview": preview})
-    check_output_path(output, opts.overwrite)  # fail before minutes of work
-    if preview is not None:
-        check_output_path(preview, opts.overwrite)
-    info = probe(driver_path)
-    source = load_source(source_path, models, max_size, face)
+    check_outputs(spec.render.overwrite, spec.output, spec.preview)  # fail before minutes of work
+    info = probe(spec.driver)
+    if source is None:
+        source = load_source(spec.source, models, spec.max_size, spec.face)
     t = time.perf_counter()
+    if track is None:
+        mouths = driver_mouths(spec)
+        track = video_track(spec.driver, models, spec.smooth, progress,
+                            on_frame=None if mouths is None else mouths.on_frame)
+    track_ms = (time.perf_counter() - t) * 1000
+    check_damage(track, spec.render.strict)
+    shapes, rotation = target_shapes(track, source, spec.render.retarget)
+    audio = spec.driver if info.has_audio else None
+    if spec.speech_audio is not None:
+        speech_lips(shapes, source, spec.speech_audio, Fraction(str(track.meta["fps"])), models)
+        audio = spec.speech_audio
+    report = RunReport(str(spec.output), missing_driver_frames=list(track.meta.get("missing", [])),
+                       damage=track.meta.get("damage"))
+    motion = Motion(shapes, rotation, Fraction(str(track.meta["fps"])), mouths)
+    report = render_video(source, motion, spec.output, models, spec.render, audio=audio, progress=progress,
+                          report=report, preview=None if spec.preview is None else (spec.preview, spec.driver),
+                          outputs=outputs)
+    report.timings_ms = drive_timings(track, report, track_ms)
+    return report
+
+
+def check_outputs(overwrite: bool, *paths: Path | None) -> None:
+    """Each output may be written now (reenact.io.atomic.check_output_path); None is skipped."""
+    from reenact.io.atomic import check_output_path
+
+    for path in paths:
+        if path is not None:
+            check_output_path(path, overwrite)
+
+
+def driver_mouths(spec: DriveSpec) -> "DriverMouths | None":
+    """The driver's mouths to keep while tracking, with `--mouth driver`; not with `--audio` (its lips are not the
+    driver's: the library's mouths are used instead)."""
+    if spec.render.mouth != "driver" or spec.speech_audio is not None:
+        return None
     from reenact.render.interior import DriverMouths
 
-    # --mouth driver: keep the driver's mouth points while tracking; not with --audio (its lips are not the driver's:
-    # the library's mouths are used instead)
-    mouths = DriverMouths(driver_path, creases=creases) if opts.mouth == "driver" and speech_audio is None else None
-    track = video_track(driver_path, models, smooth, progress, on_frame=None if mouths is None else mouths.on_frame)
-    track_ms = (time.perf_counter() - t) * 1000
-    check_damage(track, opts.strict)
-    shapes, rotation = target_shapes(track, source, opts.retarget)
-    audio = driver_path if info.has_audio else None
-    if speech_audio is not None:
-        lips = speech_track(speech_audio, float(Fraction(track.meta["fps"])), models.device)
-        cols, m = speech_columns(lips), min(len(lips), len(shapes))
-        shapes[:, cols] = source.shapes[cols]  # past the end of the speech the mouth rests
-        shapes[:m, cols] = np.clip(source.shapes[cols] + lips.weights[:m], 0.0, 1.0)
-        audio = speech_audio
-    report = RunReport(str(output), missing_driver_frames=track.meta["missing"], damage=track.meta.get("damage"))
-    report = render_video(source, shapes, rotation, Fraction(track.meta["fps"]), output, models, opts,
-                          audio=audio, progress=progress, report=report,
-                          preview=None if preview is None else (preview, driver_path), mouths=mouths,
-                          outputs=outputs)
-    stages = {**track.meta["timings_ms"], **report.timings_ms}
+    return DriverMouths(spec.driver, creases=spec.creases)
+
+
+def speech_lips(shapes: np.ndarray, source: Source, speech_audio: Path, fps: Fraction, models: Models) -> None:
+    """`drive --audio`: the mouth channels of `shapes` (in place) from the speech; past its end the mouth rests."""
+    lips = speech_track(speech_audio, float(fps), models.device)
+    cols, m = speech_columns(lips), min(len(lips), len(shapes))
+    shapes[:, cols] = source.shapes[cols]
+    shapes[:m, cols] = np.clip(source.shapes[cols] + lips.weights[:m], 0.0, 1.0)
+
+
+def drive_timings(track: Track, report: RunReport, track_ms: float) -> dict[str, float]:
+    """The report's timings: tracking's stages beside rendering's, the tracking's total and the time per frame."""
+    stages = {**track.meta.get("timings_ms", {}), **report.timings_ms}
     stages.pop("per_frame", None)
-    report.timings_ms = {**stages, "track_total": round(track_ms, 1),
-                         "per_frame": round(sum(stages.values()) / max(report.frames, 1), 2)}
-    return report
+    return {**stages, "track_total": round(track_ms, 1),
+            "per_frame": round(sum(stages.values()) / max(report.frames, 1), 2)}
 
 
 def check_damage(track: Track, strict: bool) -> None:
@@ -132,45 +159,37 @@ def check_track_gaps(track: Track, source: str) -> None:
                          f"at most {MAX_TRACK_GAP_S:g} s. Check the time column is in seconds.")
 
 
-def render(source_path: Path, track_path: Path, output: Path, models: Models, opts: RenderOptions,
-           audio: Path | None = None, fps: Fraction | None = None, max_size: int = 1280, face: int | None = None,
-           progress: ProgressFactory = no_progress, outputs: OutputGroup | None = None) -> RunReport:
-    """Animate the source from a track file (from `extract`, or written by hand): CSV/JSON/OpenFace/Live Link.
-    `outputs`: see render_video."""
-    from reenact.io.atomic import check_output_path
-
-    check_photo_options(max_size, face)
-    check_distinct({"the photo": source_path, "the track": track_path, "the audio": audio}, {"the output": output})
-    check_output_path(output, opts.overwrite)
-    track = Track.read(track_path)
+def render(spec: RenderSpec, models: Models, progress: ProgressFactory = no_progress,
+           outputs: OutputGroup | None = None) -> RunReport:
+    """Animate the source from a track file (from `extract`, or written by hand): CSV/JSON/OpenFace/Live Link, with
+    `spec.mux_audio` muxed in as it is. `outputs`: see render_video."""
+    check_outputs(spec.render.overwrite, spec.output)
+    track = Track.read(spec.track)
     if len(track) == 0:
-        raise InputError(f"{track_path} has no rows; it needs one row per frame.")
-    check_track_gaps(track, track_path.name)
-    fps = fps or track_fps(track)
+        raise InputError(f"{spec.track} has no rows; it needs one row per frame.")
+    check_track_gaps(track, spec.track.name)
+    fps = spec.fps or track_fps(track)
     times = frame_times(track, fps)
     uniform = Track(times, track.at(times), track.channels, track.meta)
-    source = load_source(source_path, models, max_size, face)
-    shapes, rotation = target_shapes(uniform, source, opts.retarget)
-    return render_video(source, shapes, rotation, fps, output, models, opts, audio=audio, progress=progress,
-                        outputs=outputs)
+    source = load_source(spec.source, models, spec.max_size, spec.face)
+    shapes, rotation = target_shapes(uniform, source, spec.render.retarget)
+    return render_video(source, Motion(shapes, rotation, fps), spec.output, models, spec.render,
+                        audio=spec.mux_audio, progress=progress, outputs=outputs)
 
 
-def render_edit(source: Source, controls: "Controls", models: Models, grid: bool = False,
-                steps: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0), refine: bool = True,
-                mouth: str = "library") -> tuple[np.ndarray, "IdentityReport"]:
-    """The edited photo (H, W, 3) uint8 RGB, or with `grid` one row per control sweeping `steps`, and the identity
-    check of every rendered image against the photo."""
+def render_edit(source: Source, spec: EditSpec, models: Models) -> tuple[np.ndarray, "IdentityReport"]:
+    """The edited photo (H, W, 3) uint8 RGB, or with `spec.grid` one row per control sweeping `spec.steps`, and the
+    identity check of every rendered image against the photo."""
     from reenact.edit import crop_box, label
     from reenact.identity import IdentityChecker
     from reenact.render.renderer import FaceRenderer
 
     renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device,
-                            models.refiner if refine else None, models.shading if refine else None)
-    if mouth not in PHOTO_MOUTHS:
-        raise InputError(f"Unknown --mouth {mouth!r} for an edit; use {' or '.join(PHOTO_MOUTHS)}.")
-    renderer.picker = library_picker(mouth, follow=1.0)  # each edited image is its own: no smoothing across cells
+                            models.refiner if spec.refine else None, models.shading if spec.refine else None)
+    renderer.picker = library_picker(spec.mouth, follow=1.0)  # each edited image is its own: no smoothing across cells
     checker = IdentityChecker(models.embedder, source.image, source.points)
-    if not grid:
+    controls, steps = spec.controls, spec.steps
+    if not spec.grid:
         frames, points = renderer.render_with_points(controls.apply(source.shapes)[None])
         return frames[0], checker.report(list(checker.check([frames[0]], list(points))))
     x0, y0, x1, y1 = crop_box(source.points, source.image.shape)
@@ -184,18 +203,12 @@ def render_edit(source: Source, controls: "Controls", models: Models, grid: bool
     return np.vstack(rows), checker.report(sims)
 
 
-def edit(source_path: Path, output: Path, controls: "Controls", models: Models, grid: bool = False,
-         overwrite: bool = False, max_size: int = 1280, face: int | None = None,
-         steps: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0), refine: bool = True,
-         mouth: str = "library") -> dict[str, Any]:
-    """Write the edited photo (or, with `grid`, one row per control sweeping its intensity) to `output`."""
-    from reenact.io.atomic import check_output_path
+def edit(spec: EditSpec, models: Models) -> dict[str, Any]:
+    """Write the edited photo (or, with `spec.grid`, one row per control sweeping its intensity) to `spec.output`."""
     from reenact.io.image import write_image
 
-    check_photo_options(max_size, face)
-    check_distinct({"the photo": source_path}, {"the output": output})
-    check_output_path(output, overwrite)
-    source = load_source(source_path, models, max_size, face)
-    image, report = render_edit(source, controls, models, grid, steps, refine, mouth)
-    write_image(output, image, overwrite=overwrite)
-    return {"output": str(output), "edits": controls.labels(), "identity": report.summary()}
+    check_outputs(spec.overwrite, spec.output)
+    source = load_source(spec.source, models, spec.max_size, spec.face)
+    image, report = render_edit(source, spec, models)
+    write_image(spec.output, image, overwrite=spec.overwrite)
+    return {"output": str(spec.output), "edits": spec.controls.labels(), "identity": report.summary()}

@@ -25,6 +25,7 @@ from reenact.options import RenderOptions
 
 if TYPE_CHECKING:
     from reenact.render.interior import DriverMouths, LibraryPicker
+    from reenact.render.renderer import FaceRenderer
 
 
 @dataclass
@@ -66,127 +67,204 @@ def library_picker(mouth: str, follow: float | None = None) -> "LibraryPicker | 
     return LibraryPicker(load_library()) if follow is None else LibraryPicker(load_library(), follow=follow)
 
 
-def render_video(source: Source, shapes: np.ndarray, rotation: np.ndarray | None, fps: Fraction, output: Path,
-                 models: Models, opts: RenderOptions, audio: Path | None = None,
-                 progress: ProgressFactory = no_progress, report: RunReport | None = None,
-                 preview: tuple[Path, Path] | None = None, mouths: "DriverMouths | None" = None,
+@dataclass
+class Motion:
+    """What a video shows: (T, 52) ARKit shapes, (T, 3) head rotation (None: the photo's pose), the frame rate, and
+    the driver's mouths carried into the opening mouth frame by frame (None: the library's or painted ones; their
+    video is read again, streaming)."""
+
+    shapes: np.ndarray
+    rotation: np.ndarray | None
+    fps: Fraction
+    mouths: "DriverMouths | None" = None
+
+    def rotation_of(self, idx: np.ndarray) -> np.ndarray | None:
+        return None if self.rotation is None else self.rotation[idx]
+
+
+@dataclass
+class _Streams:
+    """A render's open streams: the encoder (output and preview), the driver's frames for the preview and its
+    mouths, the progress bar."""
+
+    encoder: Any
+    side: bool  # a preview is written beside the output
+    driver_frames: Any
+    mouth_frames: Any
+    advance: Any
+
+
+def render_video(source: Source, motion: Motion, output: Path, models: Models, opts: RenderOptions,
+                 audio: Path | None = None, progress: ProgressFactory = no_progress,
+                 report: RunReport | None = None, preview: tuple[Path, Path] | None = None,
                  outputs: OutputGroup | None = None) -> RunReport:
-    """Render (T, 52) shapes onto the source photo and encode them (with `audio` muxed in) to `output`.
+    """Render `motion` onto the source photo and encode it (with `audio` muxed in) to `output`.
 
     `preview=(path, driver_video)` also writes a side-by-side driver | output video for judging the transfer.
-    `mouths`: the driver's mouths, carried into the opening mouth frame by frame (its video is read again, streaming).
     `outputs`: the command's OutputGroup; the videos are staged there and appear when the caller commits it (with
     its report). Without one they are committed here, together, before an IdentityError is raised.
     """
     import contextlib
 
     from reenact.identity import IdentityChecker
-    from reenact.io.video import VideoWriter, read_frames
-    from reenact.io.writer import EncodeThread
-    from reenact.render.renderer import FaceRenderer
 
     report = report or RunReport(str(output))
     timer = Timer()
     t = time.perf_counter()
+    renderer = face_renderer(source, models, opts, report)
+    checker = IdentityChecker(models.embedder, source.image, source.points, opts.threshold)
+    t = timer("setup", t)
+    n = len(motion.shapes)
+    with contextlib.ExitStack() as stack:
+        streams = open_streams(stack, output, motion, opts, audio, progress, preview, outputs)
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        run = _BatchRun(source, motion, renderer, checker, opts, timer, report, streams)
+        sims = run.render_all(pool)
+    timer.total["encode"] = streams.encoder.busy_s  # the encode thread's own time, beside the stages above
+    ident = checker.report([s for s in sims if s is not None])
+    fill_report(report, ident, sims, n, motion.fps, source, timer, models)
+    if opts.strict and not ident.ok:
+        raise IdentityError(f"{ident.summary()['n_below']} frame(s) of {output} fall below the identity threshold "
+                            f"{ident.threshold:.2f} (min similarity {ident.summary()['min']}); the video was kept for "
+                            f"inspection; lower --strength or drop --strict.", report=report.to_dict())
+    return report
+
+
+def face_renderer(source: Source, models: Models, opts: RenderOptions, report: RunReport) -> "FaceRenderer":
+    """The photo's renderer with the refiner, the shading and the mouth chooser that `opts` asks for; the report
+    records which of them are used."""
+    from reenact.render.renderer import FaceRenderer
+
     refiner = models.refiner if opts.refine else None
     renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device, refiner,
                             models.shading if opts.refine else None)
-    checker = IdentityChecker(models.embedder, source.image, source.points, opts.threshold)
     renderer.picker = library_picker(opts.mouth)
     report.refiner = refiner is not None
     report.shading = renderer.shading is not None
-    t = timer("setup", t)
-    n = len(shapes)
-    sims: list[float | None] = [None] * n
-    with contextlib.ExitStack() as stack:
-        group = outputs if outputs is not None else stack.enter_context(OutputGroup(opts.overwrite))
-        writer = stack.enter_context(VideoWriter(output, fps, audio=audio, overwrite=opts.overwrite, crf=opts.crf,
-                                                 preset=opts.preset, expected_duration=Fraction(n) / fps,
-                                                 group=group))
-        side = driver_frames = None
-        if preview is not None:
-            side = stack.enter_context(VideoWriter(preview[0], fps, audio=audio, overwrite=opts.overwrite,
-                                                   crf=opts.crf + 4, preset=opts.preset,
-                                                   expected_duration=Fraction(n) / fps, group=group))
-            # "stop": a damaged driver was tracked as far as it decodes (see drive); its frames end there too
-            driver_frames = stack.enter_context(read_frames(preview[1], fps=fps, on_damage="stop"))
-        encoder = stack.enter_context(EncodeThread(writer) if side is None else EncodeThread(writer, side))
-        mouth_frames = None if mouths is None else stack.enter_context(read_frames(mouths.path, fps=fps,
-                                                                                   on_damage="stop"))
-        advance = stack.enter_context(progress("rendering", n))
-        pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+    return renderer
 
-        def rot_of(i: np.ndarray) -> np.ndarray | None:
-            return None if rotation is None else rotation[i]
 
-        def check(start: int, idx: np.ndarray, frames: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            """Identity similarity of the batch's checked frames (runs on the helper thread)."""
-            checked = idx[(idx % opts.check_every) == 0]
-            if not len(checked):
-                return checked, np.zeros(0, np.float32)
-            return checked, checker.check([frames[i - start] for i in checked], [points[i - start] for i in checked])
+def open_streams(stack: Any, output: Path, motion: Motion, opts: RenderOptions, audio: Path | None,
+                 progress: ProgressFactory, preview: tuple[Path, Path] | None,
+                 outputs: OutputGroup | None) -> _Streams:
+    """Open (on `stack`) the output's writer, the preview's writer and the driver's frames, the encode thread, the
+    driver's mouth frames and the progress bar."""
+    from reenact.io.video import VideoWriter, read_frames
+    from reenact.io.writer import EncodeThread
 
-        def interior(idx: np.ndarray) -> list | None:
-            """The batch's driver mouths, read in step with the rendered frames (None: paint)."""
-            if mouths is None or mouth_frames is None:
-                return None
-            return [mouths.crop(int(i), getattr(next(mouth_frames, None), "rgb", None)) for i in idx]
+    fps, n = motion.fps, len(motion.shapes)
+    group = outputs if outputs is not None else stack.enter_context(OutputGroup(opts.overwrite))
+    writer = stack.enter_context(VideoWriter(output, fps, audio=audio, overwrite=opts.overwrite, crf=opts.crf,
+                                             preset=opts.preset, expected_duration=Fraction(n) / fps, group=group))
+    side = driver_frames = None
+    if preview is not None:
+        side = stack.enter_context(VideoWriter(preview[0], fps, audio=audio, overwrite=opts.overwrite,
+                                               crf=opts.crf + 4, preset=opts.preset,
+                                               expected_duration=Fraction(n) / fps, group=group))
+        # "stop": a damaged driver was tracked as far as it decodes (see drive); its frames end there too
+        driver_frames = stack.enter_context(read_frames(preview[1], fps=fps, on_damage="stop"))
+    encoder = stack.enter_context(EncodeThread(writer) if side is None else EncodeThread(writer, side))
+    mouths = motion.mouths
+    mouth_frames = None if mouths is None else stack.enter_context(read_frames(mouths.path, fps=fps,
+                                                                               on_damage="stop"))
+    advance = stack.enter_context(progress("rendering", n))
+    return _Streams(encoder, side is not None, driver_frames, mouth_frames, advance)
 
-        def finish(start: int, idx: np.ndarray, frames: np.ndarray, result: Future, inside: list | None) -> None:
-            """Wait for the batch's identity check, soften and re-render failing frames, then encode the batch."""
-            t = time.perf_counter()
-            checked, s = result.result()
-            bad = checked[checker.failing(s)]
-            if len(bad):  # fallback: halve the expression change on failing frames and re-render them
-                soft = source.shapes + 0.5 * (shapes[bad] - source.shapes)
-                soft_rot = None if rotation is None else 0.5 * rotation[bad]
-                soft_inside = None if inside is None else [inside[b - start] for b in bad]
-                frames[bad - start], soft_points = renderer.render_with_points(soft, soft_rot, soft_inside, again=True)
-                report.fallback_frames.extend(int(b) for b in bad)
-                s = s.copy()
-                s[np.searchsorted(checked, bad)] = checker.check([frames[i - start] for i in bad], list(soft_points))
-            for i, v in zip(checked, s):
-                sims[i] = float(v)
-            t = timer("identity", t)
-            for f in frames:  # encoded on the encode thread; this waits only when it is 32 frames behind
-                if side is None:
-                    encoder.write(f)
-                else:
-                    drv = next(driver_frames, None)
-                    encoder.write(f, side_by_side(drv.rgb if drv is not None else np.zeros_like(f), f))
-            timer("encode_wait", t)
-            advance(len(idx))
 
-        # Batch k is rendered here while batch k-1's identity check runs on a second thread (torch releases the GIL).
+class _BatchRun:
+    """Renders the frames in batches: batch k is rendered while batch k-1's identity check runs on a second thread
+    (torch releases the GIL); failing frames are softened and rendered again, then the batch is encoded."""
+
+    def __init__(self, source: Source, motion: Motion, renderer: Any, checker: Any, opts: RenderOptions,
+                 timer: Timer, report: RunReport, streams: _Streams) -> None:
+        self.source, self.motion, self.renderer, self.checker = source, motion, renderer, checker
+        self.opts, self.timer, self.report, self.streams = opts, timer, report, streams
+        self.sims: list[float | None] = [None] * len(motion.shapes)
+
+    def render_all(self, pool: ThreadPoolExecutor) -> list[float | None]:
+        """Every frame rendered, checked and encoded; their similarities (None: not checked)."""
+        n, size = len(self.motion.shapes), self.opts.batch_size
         previous = None
-        for start in range(0, n, opts.batch_size):
-            idx = np.arange(start, min(start + opts.batch_size, n))
+        for start in range(0, n, size):
+            idx = np.arange(start, min(start + size, n))
             t = time.perf_counter()
-            inside = interior(idx)
-            frames, points = renderer.render_with_points(shapes[idx], rot_of(idx), inside)
-            timer("render", t)
-            current = (start, idx, frames, pool.submit(check, start, idx, frames, points), inside)
+            inside = self.interior(idx)
+            frames, points = self.renderer.render_with_points(self.motion.shapes[idx], self.motion.rotation_of(idx),
+                                                              inside)
+            self.timer("render", t)
+            current = (start, idx, frames, pool.submit(self.check, start, idx, frames, points), inside)
             if previous is not None:
-                finish(*previous)
+                self.finish(*previous)
             previous = current
         if previous is not None:
-            finish(*previous)
-    timer.total["encode"] = encoder.busy_s  # the encode thread's own time, beside the stages above
-    scored = [s for s in sims if s is not None]
-    ident = checker.report(scored)
+            self.finish(*previous)
+        return self.sims
+
+    def check(self, start: int, idx: np.ndarray, frames: np.ndarray,
+              points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Identity similarity of the batch's checked frames (runs on the helper thread)."""
+        checked = idx[(idx % self.opts.check_every) == 0]
+        if not len(checked):
+            return checked, np.zeros(0, np.float32)
+        return checked, self.checker.check([frames[i - start] for i in checked],
+                                           [points[i - start] for i in checked])
+
+    def interior(self, idx: np.ndarray) -> list | None:
+        """The batch's driver mouths, read in step with the rendered frames (None: no driver's mouths)."""
+        mouths, mouth_frames = self.motion.mouths, self.streams.mouth_frames
+        if mouths is None or mouth_frames is None:
+            return None
+        return [mouths.crop(int(i), getattr(next(mouth_frames, None), "rgb", None)) for i in idx]
+
+    def finish(self, start: int, idx: np.ndarray, frames: np.ndarray, result: Future, inside: list | None) -> None:
+        """Wait for the batch's identity check, soften and re-render failing frames, then encode the batch."""
+        t = time.perf_counter()
+        checked, s = result.result()
+        bad = checked[self.checker.failing(s)]
+        if len(bad):
+            s = self.soften(start, bad, frames, inside, checked, s)
+        for i, v in zip(checked, s):
+            self.sims[i] = float(v)
+        t = self.timer("identity", t)
+        self.encode(frames)
+        self.timer("encode_wait", t)
+        self.streams.advance(len(idx))
+
+    def soften(self, start: int, bad: np.ndarray, frames: np.ndarray, inside: list | None, checked: np.ndarray,
+               s: np.ndarray) -> np.ndarray:
+        """The fallback: halve the expression change on the failing frames, render them again (in `frames`) and
+        check them again; returns the batch's similarities with theirs replaced."""
+        source, motion = self.source, self.motion
+        soft = source.shapes + 0.5 * (motion.shapes[bad] - source.shapes)
+        soft_rot = None if motion.rotation is None else 0.5 * motion.rotation[bad]
+        soft_inside = None if inside is None else [inside[b - start] for b in bad]
+        frames[bad - start], soft_points = self.renderer.render_with_points(soft, soft_rot, soft_inside, again=True)
+        self.report.fallback_frames.extend(int(b) for b in bad)
+        s = s.copy()
+        s[np.searchsorted(checked, bad)] = self.checker.check([frames[i - start] for i in bad], list(soft_points))
+        return s
+
+    def encode(self, frames: np.ndarray) -> None:
+        """Hand the frames to the encode thread (beside the driver's, for a preview); this waits only when it is 32
+        frames behind."""
+        streams = self.streams
+        for f in frames:
+            if not streams.side:
+                streams.encoder.write(f)
+            else:
+                drv = next(streams.driver_frames, None)
+                streams.encoder.write(f, side_by_side(drv.rgb if drv is not None else np.zeros_like(f), f))
+
+
+def fill_report(report: RunReport, ident: Any, sims: list[float | None], n: int, fps: Fraction, source: Source,
+                timer: Timer, models: Models) -> None:
+    """What the render did: identity, per-frame similarity, size, timings and versions."""
     report.identity = ident.summary()
     report.similarities = [None if s is None else round(s, 4) for s in sims]
     report.frames, report.fps, report.size = n, str(fps), (source.image.shape[1], source.image.shape[0])
     report.timings_ms = {k: round(v * 1000, 1) for k, v in timer.total.items()}
     report.timings_ms["per_frame"] = round(sum(timer.total.values()) * 1000 / max(n, 1), 2)
     report.versions = versions(models)
-    if opts.strict and not ident.ok:
-        err = IdentityError(f"{ident.summary()['n_below']} frame(s) of {output} fall below the identity threshold "
-                            f"{ident.threshold:.2f} (min similarity {ident.summary()['min']}); the video was kept for "
-                            f"inspection; lower --strength or drop --strict.")
-        err.report = report.to_dict()
-        raise err
-    return report
 
 
 def versions(models: Models) -> dict[str, str]:

@@ -59,7 +59,7 @@ def parse_assignments(items: list[str], option: str) -> dict[str, float]:
     return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class RetargetOptions:
     strength: float = 1.0
     absolute: bool = False

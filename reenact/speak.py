@@ -9,7 +9,6 @@ speech needs no more memory than a minute; only the per-frame parameter rows are
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
@@ -18,34 +17,36 @@ from reenact.idle import idle_track
 from reenact.io.atomic import OutputGroup
 from reenact.options import RenderOptions, SpeakOptions  # noqa: F401  (reenact.speak.SpeakOptions)
 from reenact.params import ARKIT52
-from reenact.rendering import RunReport, render_video
+from reenact.rendering import Motion, RunReport, render_video
+from reenact.specs import SpeakSpec
 from reenact.speech import speech_columns, speech_track
 
 _INDEX = {n: i for i, n in enumerate(ARKIT52)}
 
 
-def speak(source_path: Path, audio: Path, output: Path, models: Models, opts: RenderOptions, sopts: SpeakOptions,
-          max_size: int = 1280, face: int | None = None, progress: ProgressFactory = no_progress,
+def speak(spec: SpeakSpec, models: Models, progress: ProgressFactory = no_progress,
           outputs: OutputGroup | None = None) -> RunReport:
     """Write a video of the audio's duration in which the photo says the audio (with the audio muxed in).
     `outputs`: the command's OutputGroup (see reenact.rendering.render_video)."""
     from reenact.io.atomic import check_output_path
 
-    check_output_path(output, opts.overwrite)
-    track = speech_track(audio, float(sopts.fps), models.device, sopts.text)
-    source = load_source(source_path, models, max_size, face)
-    n = len(track)
-    shapes = np.repeat(source.shapes[None], n, 0)
+    sopts = spec.speech
+    check_output_path(spec.output, spec.render.overwrite)
+    track = speech_track(spec.audio, float(sopts.fps), models.device, sopts.text)
+    source = load_source(spec.source, models, spec.max_size, spec.face)
+    shapes = np.repeat(source.shapes[None], len(track), 0)
     cols = speech_columns(track)
     # The mouth follows the speech on top of the photo's own mouth (a smiling photo keeps its smile in pauses).
     shapes[:, cols] = np.clip(source.shapes[cols] + sopts.strength * track.weights, 0.0, 1.0)
-    rotation = None
-    if not sopts.still:
-        idle, names = idle_track(n, float(sopts.fps), track.loudness, seed=sopts.seed)
-        for j, name in enumerate(names):
-            if name in _INDEX:
-                shapes[:, _INDEX[name]] = np.clip(shapes[:, _INDEX[name]] + idle[:, j], 0.0, 1.0)
-        rotation = idle[:, [names.index("yaw"), names.index("pitch"), names.index("roll")]]
-    report = render_video(source, shapes, rotation, sopts.fps, output, models, opts, audio=audio, progress=progress,
-                          outputs=outputs)
-    return report
+    rotation = None if sopts.still else add_idle(shapes, track.loudness, sopts)
+    return render_video(source, Motion(shapes, rotation, sopts.fps), spec.output, models, spec.render,
+                        audio=spec.audio, progress=progress, outputs=outputs)
+
+
+def add_idle(shapes: np.ndarray, loudness: np.ndarray, sopts: SpeakOptions) -> np.ndarray:
+    """Add the idle motion (blinks, brows) to `shapes` in place; returns its (T, 3) head rotation."""
+    idle, names = idle_track(len(shapes), float(sopts.fps), loudness, seed=sopts.seed)
+    for j, name in enumerate(names):
+        if name in _INDEX:
+            shapes[:, _INDEX[name]] = np.clip(shapes[:, _INDEX[name]] + idle[:, j], 0.0, 1.0)
+    return idle[:, [names.index("yaw"), names.index("pitch"), names.index("roll")]]

@@ -32,7 +32,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -264,6 +264,19 @@ def load_model(name: str, device: torch.device | str = "cpu", directory: Path | 
         raise WeightsError(f"{name}.safetensors does not fit {contract.arch}: {exc}".splitlines()[0])
     model.contract = contract  # type: ignore[attr-defined]  # travels with the module
     return model.to(device).eval()
+
+
+M = TypeVar("M", bound=torch.nn.Module)
+
+
+def load_typed(name: str, kind: type[M], device: torch.device | str = "cpu", directory: Path | None = None) -> M:
+    """`load_model`, checked to have built a `kind`: a contract may name any registered network, and the caller
+    needs this one (WeightsError otherwise)."""
+    model = load_model(name, device, directory)
+    if not isinstance(model, kind):
+        raise WeightsError(f"The contract of {name} builds a {type(model).__name__}, not a {kind.__name__}; restore "
+                           f"the shipped {name}.* files.")
+    return model
 
 
 # ------------------------------------------------------------------------------------------------ writing

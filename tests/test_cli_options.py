@@ -76,3 +76,30 @@ def test_a_manifest_row_may_turn_the_refiner_off() -> None:
     from reenact.batch import JobOptions
 
     assert JobOptions().override("refine=false", "row 1").render.refine is False
+
+
+def test_manifest_keys_are_the_options_fields() -> None:
+    """A row may set every field of RetargetOptions, RenderOptions and JobOptions by its name (a new field is a new
+    key, with nothing else to write), except what the batch decides for all (--force); docs/batch.md lists them."""
+    from dataclasses import fields
+    from pathlib import Path
+
+    import pytest
+
+    from reenact.batch_jobs import OVERRIDES, JobOptions
+    from reenact.errors import InputError
+    from reenact.options import RenderOptions
+    from reenact.retarget import RetargetOptions
+
+    names = {f.name for cls in (RetargetOptions, RenderOptions, JobOptions) for f in fields(cls)}
+    assert set(OVERRIDES) == names - {"retarget", "render", "overwrite"}
+    row = JobOptions().override("mouth=paint;face=auto;threshold=0.6;mute=AU45+AU12;scale=AU12:1.4;still=yes", "r")
+    assert (row.render.mouth, row.face, row.render.threshold, row.still) == ("paint", None, 0.6, True)
+    assert row.render.retarget.mute == ["AU45", "AU12"] and row.render.retarget.scale == {"AU12": 1.4}
+    for bad in ("overwrite=true", "mouth=teeth", "seed=x"):
+        with pytest.raises(InputError, match="row 7"):
+            JobOptions().override(bad, "row 7")
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "batch.md").read_text()
+    keys = docs[docs.index("\nKeys: "):].split("\n\n")[0]  # its paragraph
+    listed = {word for span in re.findall(r"`([^`]*)`", keys) for word in span.split()}
+    assert set(OVERRIDES) <= listed, f"docs/batch.md does not list {sorted(set(OVERRIDES) - listed)}"

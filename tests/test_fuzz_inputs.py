@@ -263,17 +263,17 @@ def test_library_options_objects_check_their_ranges() -> None:
 
 def test_library_drive_refuses_before_any_media(work: Path, no_media: None) -> None:
     from reenact.errors import InputError, OutputError
-    from reenact.pipeline import Models, RenderOptions, drive, edit, render
+    from reenact.specs import DriveSpec, EditSpec, RenderSpec
 
-    models = Models()  # networks load on first use: none is loaded here
+    # a spec checks itself when it is built: no job function, no model, no media is reached
     with pytest.raises(InputError, match="--max-size 3"):
-        drive(work / "source.jpg", work / "driver.mp4", work / "o.mp4", models, RenderOptions(), max_size=3)
+        DriveSpec(work / "source.jpg", work / "driver.mp4", work / "o.mp4", max_size=3)
     with pytest.raises(OutputError, match="same file as the driver"):
-        drive(work / "source.jpg", work / "driver.mp4", work / "driver.mp4", models, RenderOptions(overwrite=True))
+        DriveSpec(work / "source.jpg", work / "driver.mp4", work / "driver.mp4")
     with pytest.raises(OutputError, match="same file as the track"):
-        render(work / "source.jpg", work / "track.csv", work / "track.csv", models, RenderOptions(overwrite=True))
+        RenderSpec(work / "source.jpg", work / "track.csv", work / "track.csv")
     with pytest.raises(InputError, match="--face -1"):
-        edit(work / "source.jpg", work / "e.png", None, models, face=-1)  # type: ignore[arg-type]
+        EditSpec(work / "source.jpg", work / "e.png", None, face=-1)  # type: ignore[arg-type]
 
 
 def test_readme_quotes_every_range() -> None:

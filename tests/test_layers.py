@@ -127,3 +127,43 @@ def test_the_checker_sees_function_level_imports(tmp_path: Path) -> None:
 def test_cli_modules_are_covered() -> None:
     """The CLI's folder is imported as `reenact_cli`; its modules are in the graph under that name."""
     assert "reenact_cli.app" in modules()
+
+
+# ------------------------------------------------------------------------------------------------ function size
+MAX_LINES = 60  # from the `def` line to the function's last line (decorators not counted)
+MAX_PARAMS = 10  # self and cls not counted
+EXCUSE = "# long:"  # a comment line right above the def (or its decorators) that says why it may be longer
+
+
+def oversized(path: Path, root: Path = ROOT) -> list[str]:
+    """`file:line name lines/params` for each function of `path` over MAX_LINES or MAX_PARAMS without an EXCUSE."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found = []
+    for node in ast.walk(ast.parse("\n".join(lines), str(path))):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        a = node.args
+        params = [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg) if p is not None]
+        n_params = len([p for p in params if p not in ("self", "cls")])
+        n_lines = (node.end_lineno or node.lineno) - node.lineno + 1
+        if n_lines <= MAX_LINES and n_params <= MAX_PARAMS:
+            continue
+        top = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+        if top >= 2 and lines[top - 2].strip().startswith(EXCUSE):
+            continue
+        found.append(f"{path.relative_to(root)}:{node.lineno} {node.name} {n_lines}/{n_params}")
+    return found
+
+
+def test_functions_are_short_or_say_why() -> None:
+    over = [v for folder in PACKAGES for path in sorted((ROOT / folder).rglob("*.py")) for v in oversized(path)]
+    assert not over, (f"functions over {MAX_LINES} lines or {MAX_PARAMS} parameters (split them, or take a spec; "
+                      f"else a `{EXCUSE} why` comment right above the def, docs/architecture.md):\n" + "\n".join(over))
+
+
+def test_the_size_check_sees_an_excuse(tmp_path: Path) -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_LINES))
+    (tmp_path / "m.py").write_text(f"def long():\n{body}\n\n# long: a table, read top to bottom\n"
+                                   f"@decorated\ndef excused():\n{body}\n\ndef many({', '.join('abcdefghijk')}):\n"
+                                   f"    pass\n")
+    assert [v.split(" ", 1)[1] for v in oversized(tmp_path / "m.py", tmp_path)] == [f"long {MAX_LINES + 1}/0", "many 2/11"]

@@ -282,8 +282,8 @@ def test_cli_creases_flag_reaches_the_drive_job(tmp_path: Path, monkeypatch) -> 
 
     seen = {}
 
-    def fake_drive(*args, **kwargs):
-        seen["creases"] = kwargs.get("creases")
+    def fake_drive(spec, *args, **kwargs):
+        seen["creases"] = spec.creases
         raise InputError("stopped here")
 
     monkeypatch.setattr(reenact.pipeline, "drive", fake_drive)

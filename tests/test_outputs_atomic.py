@@ -108,9 +108,9 @@ def test_drive_preview_and_report_appear_together(tmp_path: Path, monkeypatch: p
 
 
 def test_library_render_commits_its_own_group(tmp_path: Path, track: Path) -> None:
-    from reenact.pipeline import Models, RenderOptions, render
+    from reenact.pipeline import Models, RenderOptions, RenderSpec, render
 
-    report = render(SOURCE, track, tmp_path / "lib.mp4", Models(), RenderOptions(mouth="paint"))
+    report = render(RenderSpec(SOURCE, track, tmp_path / "lib.mp4", RenderOptions(mouth="paint")), Models())
     assert report.frames == 6 and (tmp_path / "lib.mp4").stat().st_size > 0 and leftovers(tmp_path) == []
 
 

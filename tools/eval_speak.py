@@ -24,7 +24,7 @@ from reenact.face import FaceAnalyzer
 from reenact.io.audio import write_wav
 from reenact.io.video import read_frames
 from reenact.pipeline import Models, RenderOptions
-from reenact.speak import SpeakOptions, speak
+from reenact.speak import SpeakOptions, SpeakSpec, speak
 from reenact.speech import VISEMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +57,8 @@ def main() -> None:
         for name, wave, labels in clips(args.clips):
             wav = write_wav(Path(tmp) / "a.wav", wave)
             out = Path(tmp) / "o.mp4"
-            speak(args.source, wav, out, models, RenderOptions(overwrite=True), SpeakOptions(still=True), max_size=320)
+            speak(SpeakSpec(args.source, wav, out, RenderOptions(overwrite=True), SpeakOptions(still=True), max_size=320),
+                  models)
             tracker = fa.tracker()
             with read_frames(out) as frames:
                 gap = np.array([(lambda p: p[14, 1] - p[13, 1])(tracker.update(f.rgb).points) for f in frames])

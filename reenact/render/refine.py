@@ -328,6 +328,17 @@ def shift(m: torch.Tensor, x0: float, y0: float) -> torch.Tensor:
     return out
 
 
+def window_box(m: torch.Tensor, window: tuple[int, int, int, int], h: int, w: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) in ROI px: the box that the crop `window` (y0, y1, x0, x1, crop px) covers in every frame,
+    `m` (B, 2, 3) mapping ROI px to crop px, clipped to the (h, w) ROI (one pixel more than the corners reach)."""
+    y0, y1, x0, x1 = window
+    corners = torch.tensor([[x0, y0, 1], [x1 - 1, y0, 1], [x0, y1 - 1, 1], [x1 - 1, y1 - 1, 1]], dtype=torch.float32,
+                           device=m.device) @ _invert(m).transpose(1, 2)  # (B, 4, 2) ROI px
+    bx0, by0 = (int(max(0, min(v, hi))) for v, hi in ((float(corners[..., 0].min()), w), (float(corners[..., 1].min()), h)))
+    bx1, by1 = (int(max(0, min(v, hi))) for v, hi in ((float(corners[..., 0].max()) + 2, w), (float(corners[..., 1].max()) + 2, h)))
+    return bx0, by0, bx1, by1
+
+
 class Refiner:
     """Run-time wrapper the renderer calls. `net` None: load weights/refiner.safetensors through its contract."""
 
@@ -396,11 +407,7 @@ class Refiner:
             attn = 1 - prior * (1 - attn)  # apply_prior, with the prior computed on the window only
         weight = (1 - attn) * self.mask[..., y0:y1, x0:x1]  # (B, 1, h, w): how much generated colour, 0 at the crop border
         # Map back only inside the box the window covers in the ROI (the rest stays the warp): saves most of the cost.
-        corners = torch.tensor([[x0, y0, 1], [x1 - 1, y0, 1], [x0, y1 - 1, 1], [x1 - 1, y1 - 1, 1]], dtype=torch.float32,
-                               device=m.device) @ _invert(m).transpose(1, 2)  # (B, 4, 2) ROI px
-        h, w = roi.shape[-2:]
-        bx0, by0 = (int(max(0, min(v, hi))) for v, hi in ((float(corners[..., 0].min()), w), (float(corners[..., 1].min()), h)))
-        bx1, by1 = (int(max(0, min(v, hi))) for v, hi in ((float(corners[..., 0].max()) + 2, w), (float(corners[..., 1].max()) + 2, h)))
+        bx0, by0, bx1, by1 = window_box(m, (y0, y1, x0, x1), roi.shape[-2], roi.shape[-1])
         out, keep = roi.clone(), torch.ones_like(roi[:, :1])
         if bx1 > bx0 and by1 > by0:
             boxed = mw.clone()

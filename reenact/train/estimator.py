@@ -317,11 +317,11 @@ def _rig(directory: str = ""):
 
 def _estimator(directory: Path | None):
     from reenact.estimate import Estimator
-    from reenact.weights import load_model
+    from reenact.weights import load_typed
 
     est = Estimator()
     if directory is not None:
-        est.net = load_model("estimator", "cpu", directory)  # type: ignore[assignment]
+        est.net = load_typed("estimator", EstimatorNet, "cpu", directory)
     return est
 
 

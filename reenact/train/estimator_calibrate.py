@@ -81,7 +81,7 @@ def fit_scale(net: EstimatorNet, basis: torch.Tensor, clips: dict[str, np.ndarra
 
 def main() -> None:
     from reenact.rig import load_rig
-    from reenact.weights import load_model, read_contract, save
+    from reenact.weights import load_typed, read_contract, save
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--meshes", type=Path, default=Path(".cache/rig/tracked.npz"),
@@ -93,7 +93,7 @@ def main() -> None:
     args = ap.parse_args()
     data = np.load(args.meshes)
     clips = {key: data[key] for key in data.files if key != "photos"}
-    net: EstimatorNet = load_model("estimator", "cpu", args.estimator)  # type: ignore[assignment]
+    net = load_typed("estimator", EstimatorNet, "cpu", args.estimator)
     net.out_scale.fill_(1.0)
     scale, info = fit_scale(net, load_rig().basis, clips, args.ridge)
     net.out_scale.copy_(scale)

@@ -238,30 +238,14 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
     WORLD_SIZE > 1 (torchrun); plain otherwise. Returns the last evaluation."""
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from reenact.device import resolve_device
-    from reenact.errors import InputError
     from reenact.weights import load_model
 
     cfg = cfg or RefinerTrainConfig()
     if steps is not None:
         cfg.steps = steps
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and cfg.gan == "wgan-gp":
-        # the gradient penalty's double backward runs on the unwrapped critic, outside DDP's gradient reduction
-        raise InputError("WGAN-GP trains in a single process; with torchrun pass --gan ragan.")
-    rank, world = _distributed()
-    dev = resolve_device(device)
-    if dev.type == "cuda" and world > 1:
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    if dev.type == "cpu":
-        torch.set_num_threads(cfg.threads)
+    rank, world, dev = _training_device(cfg, device)
     out_dir.mkdir(parents=True, exist_ok=True)
-    train = load_shards(data, "train")
-    test = load_shards(data, "test")
-    if not train:
-        raise InputError(f"No training pairs in {', '.join(map(str, data))}; run tools/make_refiner_data.py first.")
-    train_set = PairSet(train, device=dev)
-    test_set = PairSet(test, device=dev) if test else None
-    eval_idx = np.linspace(0, test_set.n - 1, min(cfg.eval_pairs, test_set.n)).astype(int) if test_set else None
+    train_set, test_set, eval_idx = _pair_sets(data, cfg, dev)
     torch.manual_seed(cfg.seed + rank)
     rng = np.random.default_rng(cfg.seed + rank)
     g = RefinerNet(size=CROP_SIZE, widths=cfg.widths, n_res=cfg.n_res, cond=cfg.cond, use_source=cfg.use_source).to(dev)
@@ -270,23 +254,13 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
             "d": torch.optim.Adam(d.parameters(), cfg.lr_d, betas=(0.5, 0.999))}
     ident = load_model("dlib_face_recognition", dev).float()
     ident.requires_grad_(False)
-    ckpt = out_dir / "ckpt.safetensors"
-    meta = {"step": 0, "best": float("inf")}
-    if resume and ckpt.exists():
-        meta = _load_ckpt(ckpt, {"g": g, "d": d}, opts)
-        log(json.dumps({"resumed": meta["step"]}))
-    elif init is not None:
-        init_generator(g, load_file(str(init)))
-        log(json.dumps({"init": str(init)}))
+    meta = _start(g, d, opts, out_dir / "ckpt.safetensors", resume, init, log)
     g_run = DDP(g) if world > 1 else g
     d_run = DDP(d) if world > 1 else d
     t0, last = time.time(), {}
     probs = train_set.sampling_weights(cfg.stills)
     for step in range(meta["step"], cfg.steps):
-        decay = min(1.0, 4.0 * (1 - step / cfg.steps))  # constant, then linear to 0 over the last quarter
-        for name, lr in (("g", cfg.lr_g), ("d", cfg.lr_d)):
-            for group in opts[name].param_groups:
-                group["lr"] = lr * decay
+        _decay_lr(opts, cfg, step)
         b = train_set.batch(rng.choice(train_set.n, cfg.batch, p=probs), augment=True, rng=rng, jitter=cfg.color_jitter,
                               identity=cfg.identity)
         color, logits = g_run(b["warped"], b["params"], b["source"] if cfg.use_source else None, raw=True)
@@ -294,43 +268,12 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
         fake = compose(b["warped"], color, apply_prior(attn, b["masks"], prior_bits(cfg.prior)))
         # The critic is read only by its parameter head's own loss or by G after the warm-up: skip its cost otherwise.
         critic_on = cfg.w_param_d > 0 or step >= cfg.gan_warmup
-        if critic_on:  # critic step: real and fake in one forward (DDP wants one forward per backward)
-            scores, params = d_run(torch.cat([b["target"], fake.detach()]))
-            d_real, d_fake = scores.chunk(2)
-            loss_d = gan_losses(cfg, d_real, d_fake, for_g=False) + cfg.w_param_d * F.mse_loss(params[: cfg.batch], b["params"])
-            if cfg.gan == "wgan-gp":
-                loss_d = loss_d + cfg.gp * gradient_penalty(d, b["target"], fake.detach())
-            opts["d"].zero_grad(set_to_none=True)
-            loss_d.backward()
-            opts["d"].step()
-        moving = ((b["masks"] & (MASK_MOUTH | MASK_EYES)) > 0).float()
-        inner = 1 - (1 - cfg.w_inner) * ((b["masks"] & MASK_INNER) > 0).float()  # (B, 1, S, S)
-        terms = {
-            "rec": cfg.w_rec * ((fake - b["target"]).abs() * region_weight(b["masks"], cfg.w_region) * inner).mean(),
-            # C only gets gradient through (1 - A): with A near 1 it learns nothing and A never opens (the
-            # saturation trap). A direct L1 on C where things move lets C become good first; A then opens there.
-            "color": cfg.w_color * ((color - b["target"]).abs() * (region_weight(b["masks"], 1.0) - 1) * inner).mean(),
-            "tv": cfg.w_tv * tv(attn),
-            "mean": cfg.w_mean * ((1 - attn) * (1 - 0.9 * moving)).mean(),
-            "guard": ((logits.abs() - cfg.logit_bound).clamp(min=0) ** 2).mean(),
-        }
-        # The critic's heads are poor early on and G learns to fool them with artefacts (seen here: the parameter
-        # head was exploited within 250 steps), so G listens to the critic only once it has trained a while.
-        ramp = min(max((step - cfg.gan_warmup) / max(cfg.gan_warmup, 1), 0.0), 1.0)
-        if critic_on and ramp > 0:  # generator terms against the (frozen, unwrapped) critic
-            d.requires_grad_(False)
-            f_scores, f_params = d(fake)
-            d.requires_grad_(True)
-            terms["adv"] = ramp * cfg.w_adv * gan_losses(cfg, d_real.detach(), f_scores, for_g=True)
-            terms["param"] = ramp * cfg.w_param_g * F.mse_loss(f_params, b["params"])
+        loss_d, d_real = _critic_step(cfg, d, d_run, opts["d"], b, fake) if critic_on else (None, None)
+        terms = _generator_terms(cfg, b, fake, color, attn, logits)
+        if critic_on:
+            terms.update(_adversarial_terms(cfg, d, d_real, fake, b, step))
         if cfg.w_id > 0 and step % cfg.id_every == 0:
-            half = max(cfg.batch // 2, 1)
-            chip = lambda x, n=half, a=b["chips"][:half]: warp_chips_torch((x[:n] + 1) * 127.5, a, 150)
-            f_feats = identity_features(ident, chip(fake))
-            with torch.no_grad():
-                r_feats = identity_features(ident, chip(b["target"]))
-            terms["id"] = cfg.w_id * (1 - (f_feats[-1] * r_feats[-1]).sum(1)).mean()
-            terms["feat"] = cfg.w_feat * sum((f - r).abs().mean() for f, r in zip(f_feats[:-1], r_feats[:-1]))
+            terms.update(_identity_terms(cfg, ident, b, fake))
         loss_g = sum(terms.values())
         opts["g"].zero_grad(set_to_none=True)
         loss_g.backward()
@@ -343,6 +286,116 @@ def train_refiner(data: list[Path], out_dir: Path = CACHE, steps: int | None = N
             last = eval_and_save(g, test_set, eval_idx, cfg, meta, done, out_dir, {"g": g, "d": d}, opts)
             log(json.dumps({"eval": done, **{k: round(v, 4) for k, v in last.items()}, "best": round(meta["best"], 4)}))
     return last
+
+
+def _training_device(cfg: RefinerTrainConfig, device: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, device) of this process; one torch thread count on CPU."""
+    from reenact.device import resolve_device
+    from reenact.errors import InputError
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and cfg.gan == "wgan-gp":
+        # the gradient penalty's double backward runs on the unwrapped critic, outside DDP's gradient reduction
+        raise InputError("WGAN-GP trains in a single process; with torchrun pass --gan ragan.")
+    rank, world = _distributed()
+    dev = resolve_device(device)
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if dev.type == "cpu":
+        torch.set_num_threads(cfg.threads)
+    return rank, world, dev
+
+
+def _pair_sets(data: list[Path], cfg: RefinerTrainConfig,
+               dev: torch.device) -> tuple["PairSet", "PairSet | None", np.ndarray | None]:
+    """The training pairs, the held-out pairs (None without any) and the held-out pairs every evaluation scores."""
+    from reenact.errors import InputError
+
+    train = load_shards(data, "train")
+    test = load_shards(data, "test")
+    if not train:
+        raise InputError(f"No training pairs in {', '.join(map(str, data))}; run tools/make_refiner_data.py first.")
+    train_set = PairSet(train, device=dev)
+    test_set = PairSet(test, device=dev) if test else None
+    eval_idx = np.linspace(0, test_set.n - 1, min(cfg.eval_pairs, test_set.n)).astype(int) if test_set else None
+    return train_set, test_set, eval_idx
+
+
+def _start(g: torch.nn.Module, d: torch.nn.Module, opts: dict, ckpt: Path, resume: bool, init: Path | None,
+           log) -> dict:
+    """Resume from the checkpoint (when asked and there is one), or start G from `init`; the step and best score."""
+    meta = {"step": 0, "best": float("inf")}
+    if resume and ckpt.exists():
+        meta = _load_ckpt(ckpt, {"g": g, "d": d}, opts)
+        log(json.dumps({"resumed": meta["step"]}))
+    elif init is not None:
+        init_generator(g, load_file(str(init)))
+        log(json.dumps({"init": str(init)}))
+    return meta
+
+
+def _decay_lr(opts: dict, cfg: RefinerTrainConfig, step: int) -> None:
+    decay = min(1.0, 4.0 * (1 - step / cfg.steps))  # constant, then linear to 0 over the last quarter
+    for name, lr in (("g", cfg.lr_g), ("d", cfg.lr_d)):
+        for group in opts[name].param_groups:
+            group["lr"] = lr * decay
+
+
+def _critic_step(cfg: RefinerTrainConfig, d: torch.nn.Module, d_run: torch.nn.Module, opt: torch.optim.Optimizer,
+                 b: dict, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One critic update on real and fake in one forward (DDP wants one forward per backward): its loss and its
+    scores of the real frames."""
+    scores, params = d_run(torch.cat([b["target"], fake.detach()]))
+    d_real, d_fake = scores.chunk(2)
+    loss_d = gan_losses(cfg, d_real, d_fake, for_g=False) + cfg.w_param_d * F.mse_loss(params[: cfg.batch], b["params"])
+    if cfg.gan == "wgan-gp":
+        loss_d = loss_d + cfg.gp * gradient_penalty(d, b["target"], fake.detach())
+    opt.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt.step()
+    return loss_d, d_real
+
+
+def _generator_terms(cfg: RefinerTrainConfig, b: dict, fake: torch.Tensor, color: torch.Tensor, attn: torch.Tensor,
+                     logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """G's reconstruction, colour, attention smoothness, attention mean and logit guard terms."""
+    moving = ((b["masks"] & (MASK_MOUTH | MASK_EYES)) > 0).float()
+    inner = 1 - (1 - cfg.w_inner) * ((b["masks"] & MASK_INNER) > 0).float()  # (B, 1, S, S)
+    return {
+        "rec": cfg.w_rec * ((fake - b["target"]).abs() * region_weight(b["masks"], cfg.w_region) * inner).mean(),
+        # C only gets gradient through (1 - A): with A near 1 it learns nothing and A never opens (the
+        # saturation trap). A direct L1 on C where things move lets C become good first; A then opens there.
+        "color": cfg.w_color * ((color - b["target"]).abs() * (region_weight(b["masks"], 1.0) - 1) * inner).mean(),
+        "tv": cfg.w_tv * tv(attn),
+        "mean": cfg.w_mean * ((1 - attn) * (1 - 0.9 * moving)).mean(),
+        "guard": ((logits.abs() - cfg.logit_bound).clamp(min=0) ** 2).mean(),
+    }
+
+
+def _adversarial_terms(cfg: RefinerTrainConfig, d: torch.nn.Module, d_real: torch.Tensor, fake: torch.Tensor, b: dict,
+                       step: int) -> dict[str, torch.Tensor]:
+    """G's terms against the (frozen, unwrapped) critic, ramped in after the warm-up (none before)."""
+    # The critic's heads are poor early on and G learns to fool them with artefacts (seen here: the parameter
+    # head was exploited within 250 steps), so G listens to the critic only once it has trained a while.
+    ramp = min(max((step - cfg.gan_warmup) / max(cfg.gan_warmup, 1), 0.0), 1.0)
+    if ramp <= 0:
+        return {}
+    d.requires_grad_(False)
+    f_scores, f_params = d(fake)
+    d.requires_grad_(True)
+    return {"adv": ramp * cfg.w_adv * gan_losses(cfg, d_real.detach(), f_scores, for_g=True),
+            "param": ramp * cfg.w_param_g * F.mse_loss(f_params, b["params"])}
+
+
+def _identity_terms(cfg: RefinerTrainConfig, ident: torch.nn.Module, b: dict,
+                    fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    """G's identity and identity-feature terms on half the batch (the face recognition net's aligned chips)."""
+    half = max(cfg.batch // 2, 1)
+    chip = lambda x, n=half, a=b["chips"][:half]: warp_chips_torch((x[:n] + 1) * 127.5, a, 150)
+    f_feats = identity_features(ident, chip(fake))
+    with torch.no_grad():
+        r_feats = identity_features(ident, chip(b["target"]))
+    return {"id": cfg.w_id * (1 - (f_feats[-1] * r_feats[-1]).sum(1)).mean(),
+            "feat": cfg.w_feat * sum((f - r).abs().mean() for f, r in zip(f_feats[:-1], r_feats[:-1]))}
 
 
 STILLS_NOTE = ("Plus round-trip pairs from still photos of other people ({share:.0%} of the samples; "

@@ -258,21 +258,7 @@ def fit(seqs: list[Sequence], lam: float = 2.0, trim: float = 3.0, smooth: float
     # frames of a crying or laughing face).
     n_seq = np.bincount(d.seq)
     balance = (len(d.seq) / (len(n_seq) * n_seq[d.seq]))[:, None]
-    # Drop outlier frames (a hand over the face, a lost track): residual energy per frame above `trim` times the
-    # median of its own sequence's fitted frames (an expressive clip has larger residuals than a talking one
-    # throughout; a ratio, not a z-score, so held-out frames, whose residual is naturally a little larger, stay).
-    # Three rounds: a big occluder bends the first fit and the person's mean face, and with them every residual.
-    bad = np.zeros(len(d.seq), bool)
-    for _ in range(3):
-        d = design(seqs, texels, bad, cols)  # each person's mean face without the frames found bad so far
-        d.w *= balance
-        coef = ridge(d.x[rows & ~bad], d.y[rows & ~bad], d.w[rows & ~bad], lam)
-        res = ((d.y - (d.x @ coef) * (d.w > 0)) ** 2 * (d.w > 0)).sum(1) / np.maximum((d.w > 0).sum(1), 1)
-        flag = np.zeros_like(bad)
-        for i in range(len(seqs)):
-            own = d.seq == i
-            flag |= own & (res > trim * np.median(res[own & rows & ~bad]))
-        bad = flag
+    bad = _outliers(seqs, texels, cols, rows, balance, lam, trim)
     keep = rows & ~bad
     d = design(seqs, texels, bad, cols)
     d.w *= balance
@@ -296,12 +282,6 @@ def fit(seqs: list[Sequence], lam: float = 2.0, trim: float = 3.0, smooth: float
     }
     if crease_amp is not None:  # change of log luminance at the line's centre per unit of rise past the dead zone
         report["creases"] = {"ridge": creases, "deadzone": CREASE_DEADZONE, "amplitudes": crease_amp}
-    maps = np.zeros((len(AU17), TEX * TEX), np.float32)
-    maps[np.ix_(cols, texels)] = coef[: len(cols)]
-    maps = maps.reshape(len(AU17), TEX, TEX)
-    if smooth > 0:  # texel noise is not a wrinkle
-        maps = np.stack([cv2.GaussianBlur(m, (0, 0), smooth) for m in maps])
-    maps *= skin  # nothing off the skin, soft edges
     if len(seqs) > 1:  # does a map learnt on the others predict a new person? (each left out in turn)
         report["explained_new_person"] = {}
         for i, s in enumerate(seqs):
@@ -312,6 +292,39 @@ def fit(seqs: list[Sequence], lam: float = 2.0, trim: float = 3.0, smooth: float
         log(f"new person: {report['explained_new_person']}")
     au = np.concatenate([np.stack(s.au) for s in seqs])[keep]  # (N, 17) as read
     span = np.ptp(au, 0).astype(np.float32)  # the largest change seen, either way
+    return _shading_module(coef, cols, texels, skin, smooth, span, crease_add), report
+
+
+def _outliers(seqs: list[Sequence], texels: np.ndarray, cols: list[int], rows: np.ndarray, balance: np.ndarray,
+              lam: float, trim: float) -> np.ndarray:
+    """(N,) the outlier frames (a hand over the face, a lost track): residual energy per frame above `trim` times
+    the median of its own sequence's fitted frames (an expressive clip has larger residuals than a talking one
+    throughout; a ratio, not a z-score, so held-out frames, whose residual is naturally a little larger, stay).
+    Three rounds: a big occluder bends the first fit and the person's mean face, and with them every residual."""
+    bad = np.zeros(len(balance), bool)
+    for _ in range(3):
+        d = design(seqs, texels, bad, cols)  # each person's mean face without the frames found bad so far
+        d.w *= balance
+        coef = ridge(d.x[rows & ~bad], d.y[rows & ~bad], d.w[rows & ~bad], lam)
+        res = ((d.y - (d.x @ coef) * (d.w > 0)) ** 2 * (d.w > 0)).sum(1) / np.maximum((d.w > 0).sum(1), 1)
+        flag = np.zeros_like(bad)
+        for i in range(len(seqs)):
+            own = d.seq == i
+            flag |= own & (res > trim * np.median(res[own & rows & ~bad]))
+        bad = flag
+    return bad
+
+
+def _shading_module(coef: np.ndarray, cols: list[int], texels: np.ndarray, skin: np.ndarray, smooth: float,
+                    span: np.ndarray, crease_add: np.ndarray | None) -> ExpressionShading:
+    """The module: the fitted maps on the texture (blurred by `smooth`, off the skin nothing), each AU's range
+    `span` either way, and the crease lines when fitted."""
+    maps = np.zeros((len(AU17), TEX * TEX), np.float32)
+    maps[np.ix_(cols, texels)] = coef[: len(cols)]
+    maps = maps.reshape(len(AU17), TEX, TEX)
+    if smooth > 0:  # texel noise is not a wrinkle
+        maps = np.stack([cv2.GaussianBlur(m, (0, 0), smooth) for m in maps])
+    maps *= skin  # nothing off the skin, soft edges
     model = ExpressionShading(creases=crease_add is not None)
     model.maps.copy_(torch.from_numpy(maps))
     model.lo.copy_(torch.from_numpy(-span))
@@ -321,7 +334,7 @@ def fit(seqs: list[Sequence], lam: float = 2.0, trim: float = 3.0, smooth: float
         lines[np.ix_(cols, texels)] = crease_add
         model.creases.copy_(torch.from_numpy(lines.reshape(len(AU17), TEX, TEX) * skin))
         model.deadzone.fill_(CREASE_DEADZONE)
-    return model, report
+    return model
 
 
 def main() -> None:
