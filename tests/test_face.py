@@ -25,8 +25,10 @@ def images() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def analyzer() -> FaceAnalyzer:
+    """The plain FaceMesh + iris path, whose parity these tests check (the attention mesh, the default, has its own
+    in tests/test_attention_mesh.py)."""
     torch.set_num_threads(2)
-    return FaceAnalyzer(torch.device("cpu"))
+    return FaceAnalyzer(torch.device("cpu"), mesh="plain")
 
 
 def _nchw(a: np.ndarray, k: float, off: float) -> torch.Tensor:

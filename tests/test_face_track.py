@@ -24,8 +24,9 @@ FIX = FACE_FIXTURES
 
 @pytest.fixture(scope="module")
 def analyzer() -> FaceAnalyzer:
+    """The plain FaceMesh path: the references are MediaPipe's plain tracking mode (tools/make_face_fixtures.py)."""
     torch.set_num_threads(2)
-    return FaceAnalyzer(torch.device("cpu"))
+    return FaceAnalyzer(torch.device("cpu"), mesh="plain")
 
 
 @pytest.fixture(scope="module")

@@ -124,9 +124,14 @@ class _PaintOverMouth:
         return out
 
 
-def test_photo_check_sees_an_open_mouth_painted_shut_or_over(models) -> None:  # noqa: ANN001
+def test_photo_check_sees_an_open_mouth_painted_shut_or_over() -> None:
+    from reenact.analysis import Models
+    from reenact.face.analyzer import FaceAnalyzer
     from reenact.render.refine import MOUTH_OPEN_MAX, MOUTH_OPEN_MIN
     from reenact.train.refiner_check import check_unseen
+
+    models = Models()
+    models.analyzer = FaceAnalyzer(mesh="plain")  # the paints below were sized on the plain mesh's lips, as the check
 
     photo = [ROOT / "samples" / "source.jpg"]
     kept, shut, blob = (check_unseen(_PaintOverMouth(p), photo, models)["source.jpg"] for p in ("", "shut", "blob"))

@@ -394,6 +394,7 @@ class FaceMeshAttention(nn.Module):
     refinement sets them.
     """
 
+    # long: one keyword per field of the contract's config (weights/facemesh_attention.json), as every registered net
     def __init__(self, stem: int = 16,
                  channels: tuple[int, ...] = (16, 16, 32, 32, 32, 64, 64, 64, 128, 128, 128, 128, 128, 128, 128, 128, 128),
                  strides: tuple[int, ...] = (1, 1, 2, 1, 1, 2, 1, 1, 2, 1, 1, 2, 1, 1, 2, 1, 1),

@@ -56,6 +56,29 @@ EYES = ((slice(468, 473), 159, 145), (slice(473, 478), 386, 374))
 LID_ROWS = [(torch.as_tensor(c[9:16]), torch.as_tensor(c[1:8]), int(c[0]), int(c[8])) for c in EYE_CONTOUR]
 
 
+def _down(points: torch.Tensor, a: int, b: int) -> torch.Tensor:
+    """(2,) the unit vector across an eye from its corners a -> b, pointing down the image."""
+    axis = points[b, :2] - points[a, :2]
+    down = torch.stack([-axis[1], axis[0]]) / axis.norm().clamp(min=1e-6)
+    return down if float(down[1]) >= 0 else -down
+
+
+def close_lids(points: torch.Tensor, target: torch.Tensor, closing: torch.Tensor) -> torch.Tensor:
+    """A blink of c leaves each lid pair at most (1 - c) of its opening in the photo: where the rig left more, the
+    upper lid comes down to (1 - c) of the photo's offset from its lower partner (at 1 they meet). The rig's blink is scaled to the photo's mean opening (Rig.scaled_to), which left uneven lids (the attention
+    mesh's) up to 1 px apart at eyeBlink 1 on the sample photo. points (478, 3), target (B, 478, 3), closing (B, 2)
+    in CLOSING's order (eyeBlinkLeft, eyeBlinkRight)."""
+    target = target.clone()
+    for (upper, lower, a, b), c in zip(LID_ROWS, closing.flip(-1).unbind(-1)):  # LID_ROWS: the subject's right first
+        down = _down(points, a, b)
+        offset = points[lower, :2] - points[upper, :2]  # (7, 2) upper -> lower in the photo
+        apart = target[:, lower, :2] - target[:, upper, :2]  # (B, 7, 2) and as the rig drew them
+        wanted = (1 - c)[:, None, None] * offset  # (B, 7, 2) what a blink of c leaves
+        short = ((apart - wanted) @ down > 0)[..., None]  # (B, 7, 1) the rig left the pair further apart
+        target[:, upper, :2] = torch.where(short, target[:, lower, :2] - wanted, target[:, upper, :2])
+    return target
+
+
 def uncross_lids(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Lids meet and stop: where the shapes together carry an upper-lid vertex past its lower-lid partner (a blink
     with a squint or a smile's cheek raising the lower lid), both go to where they meet. Crossed, the warp turned
@@ -63,9 +86,7 @@ def uncross_lids(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """
     target = target.clone()
     for upper, lower, a, b in LID_ROWS:
-        axis = points[b, :2] - points[a, :2]
-        down = torch.stack([-axis[1], axis[0]]) / axis.norm().clamp(min=1e-6)  # the eye's "down" in the image
-        down = down if float(down[1]) >= 0 else -down
+        down = _down(points, a, b)
         up_pts, lo_pts = target[:, upper, :2], target[:, lower, :2]  # (B, 7, 2)
         apart = (points[lower, :2] - points[upper, :2]) @ down >= 0  # (7,) open in the photo (a photo's own is kept)
         crossed = (((lo_pts - up_pts) @ down < 0) & apart)[..., None]  # (B, 7, 1) the upper vertex is now below
@@ -129,7 +150,8 @@ class FaceRenderer:
         left = (1.0 - self.source_shapes[CLOSING]).clamp(min=0.2)
         change[:, CLOSING] = (change[:, CLOSING] / left).clamp(max=1.0)
         delta = self.rig.deltas(change)  # (B, 478, 3)
-        moved = follow_lids(self.source_points, uncross_lids(self.source_points, self.source_points + delta))
+        shut = close_lids(self.source_points, self.source_points + delta, change[:, CLOSING].clamp(min=0.0))
+        moved = follow_lids(self.source_points, uncross_lids(self.source_points, shut))
         if rotation is None:
             return moved - self.source_points
         moved = moved - self.center
