@@ -15,6 +15,7 @@ rest of the pipeline (smoothing, retargeting, the rig) is unchanged.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -173,28 +174,41 @@ def brows_from_mesh(values: np.ndarray, heights: np.ndarray) -> np.ndarray:
     return out
 
 
-# The mouth, like the brows, is read from the canonical mesh: per frame, the mouth shapes whose rig motion best
-# reproduces the tracked lips' and chin's motion about the clip's median, on top of the network's median reading (the
-# person's resting mouth). On the tuning clips (our tracker's meshes) the network's mouth shapes reproduced 0.57-0.60
-# of that motion through the rig (gain 0.72-0.82); the solved ones 0.81-0.83 (gain 0.90-0.96).
-MOUTH_POINTS = (0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267,  # lips
-                269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415,
-                18, 200, 199, 175, 152, 148, 176, 377, 400)  # chin: the jaw's opening
-MOUTH_SHAPES = tuple(n for n in ARKIT52 if n.startswith(("jaw", "mouth", "cheekPuff")))
-# Pull of each frame's solve toward the network's own reading (ridge weight, in cm^2 per unit^2 of shape): the
-# network separates shapes the 2D motion cannot (a pucker from a funnel); the motion sets how far they go.
-MOUTH_PRIOR = 0.1
+# The mouth, like the brows, is read from the canonical mesh: per frame, the shapes whose rig motion best reproduces
+# the tracked lips' and chin's motion about the clip's median, on top of the network's reading (`bounded_ridge`,
+# pulled toward it: the network separates shapes 2D motion cannot, a pucker from a funnel; the motion sets how far
+# they go). Through the rig, on the tuning clips, the network's shapes left 0.40 of that motion unreproduced, the
+# solved ones 0.19; judged on the rendered output, mouth unreproduced 0.38 -> 0.36 (attention tracker). The same
+# solve for the lids (blink, squint, wide) left 0.52-0.68 instead of 0.81 through the rig but nothing on the output
+# (eyes 1.02 -> 1.06), so the lids keep their readings above.
+
+
+@dataclass(frozen=True)
+class Region:
+    """Mesh points whose canonical x, y motion a set of shapes is solved from."""
+
+    points: tuple[int, ...]
+    shapes: tuple[str, ...]
+    prior: float  # ridge weight toward the readings, in cm^2 per unit^2 of shape
+
+
+MOUTH = Region(
+    points=(0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267,  # lips
+            269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415,
+            18, 200, 199, 175, 152, 148, 176, 377, 400),  # chin: the jaw's opening
+    shapes=tuple(n for n in ARKIT52 if n.startswith(("jaw", "mouth", "cheekPuff"))), prior=0.1)
+REGIONS = (MOUTH,)
 SOLVE_STEPS = 200
-GEOMETRY = 8 + 2 * len(MOUTH_POINTS)  # columns of clip_geometry: EARs, iris offsets, brow heights, mouth x, y
+GEOMETRY = 8 + sum(2 * len(r.points) for r in REGIONS)  # clip_geometry: EARs, irises, brows, each region's x, y
 
 
-@lru_cache(maxsize=1)
-def mouth_basis() -> np.ndarray:
-    """(K, 2M): the shipped rig's canonical x, y motion of MOUTH_POINTS per unit of each MOUTH_SHAPES shape, cm."""
+@lru_cache(maxsize=4)
+def region_basis(shapes: tuple[str, ...], points: tuple[int, ...]) -> np.ndarray:
+    """(K, 2P): the shipped rig's canonical x, y motion of `points` per unit of each of `shapes`, cm."""
     from reenact.rig import load_rig
 
-    basis = load_rig("cpu").basis[[ARKIT52.index(n) for n in MOUTH_SHAPES]][:, list(MOUTH_POINTS), :2]
-    return basis.reshape(len(MOUTH_SHAPES), -1).double().numpy()
+    basis = load_rig("cpu").basis[[ARKIT52.index(n) for n in shapes]][:, list(points), :2]
+    return basis.reshape(len(shapes), -1).double().numpy()
 
 
 def bounded_ridge(basis: np.ndarray, target: np.ndarray, prior: np.ndarray, weight: float,
@@ -214,35 +228,39 @@ def bounded_ridge(basis: np.ndarray, target: np.ndarray, prior: np.ndarray, weig
     return w
 
 
-def mouth_from_mesh(values: np.ndarray, mouth: np.ndarray) -> np.ndarray:
-    """(T, C) estimates and (T, 2M) canonical x, y of MOUTH_POINTS -> the estimates with the mouth shapes solved from
-    the mouth's motion about the clip's median (`bounded_ridge`, toward each frame's network reading), the AUs
-    recomputed. Clips with fewer than MIN_CLIP_FRAMES faces keep the network's reading."""
-    ok = np.isfinite(mouth).all(1) & np.isfinite(values).all(1)
+def shapes_from_mesh(values: np.ndarray, xy: np.ndarray, region: Region) -> np.ndarray:
+    """(T, C) estimates and (T, 2P) canonical x, y of `region.points` -> the estimates with the region's shapes
+    solved from the points' motion about the clip's median (`bounded_ridge`, toward each frame's reading), the AUs
+    recomputed. Clips with fewer than MIN_CLIP_FRAMES faces keep their readings."""
+    ok = np.isfinite(xy).all(1) & np.isfinite(values).all(1)
     if ok.sum() < MIN_CLIP_FRAMES:
         return values
-    basis, cols = mouth_basis(), [ARKIT52.index(n) for n in MOUTH_SHAPES]
-    net = values[np.ix_(ok, cols)].astype(np.float64)  # (T_ok, K)
-    moved = mouth[ok] - np.median(mouth[ok], 0)  # (T_ok, 2M) cm
-    target = moved + np.median(net, 0) @ basis
+    cols = [ARKIT52.index(n) for n in region.shapes]
+    read = values[np.ix_(ok, cols)].astype(np.float64)  # (T_ok, K)
+    moved = xy[ok] - np.median(xy[ok], 0)  # (T_ok, 2P) cm
+    basis = region_basis(region.shapes, region.points)
     out = values.copy()
-    out[np.ix_(ok, cols)] = bounded_ridge(basis, target, net, MOUTH_PRIOR)
+    out[np.ix_(ok, cols)] = bounded_ridge(basis, moved + np.median(read, 0) @ basis, read, region.prior)
     n = len(ARKIT52)
     out[ok, n:n + len(AU17)] = arkit_to_au(out[ok, :n])
     return out
 
 
 def clip_geometry(points: np.ndarray, estimator: Estimator) -> np.ndarray:
-    """(T, 478, 3) px -> (T, GEOMETRY): eye aspect ratios, iris offsets, brow heights and the mouth's canonical x, y,
-    what `read_geometry` reads."""
+    """(T, 478, 3) px -> (T, GEOMETRY): eye aspect ratios, iris offsets, brow heights and each region's canonical
+    x, y, what `read_geometry` reads."""
     canon = canonical_points(points, estimator)
-    mouth = canon[:, list(MOUTH_POINTS), :2].reshape(len(points), -1)
-    return np.concatenate([eye_aspect_ratios(points), iris_offsets(points), brow_heights(canon), mouth], 1)
+    regions = [canon[:, list(r.points), :2].reshape(len(points), -1) for r in REGIONS]
+    return np.concatenate([eye_aspect_ratios(points), iris_offsets(points), brow_heights(canon), *regions], 1)
 
 
 def read_geometry(values: np.ndarray, geometry: np.ndarray) -> np.ndarray:
     """A whole clip's (T, C) estimates with blinks, gaze, brows and mouth read from its (T, GEOMETRY)
     `clip_geometry`."""
-    ears, irises, brows, mouth = geometry[:, :2], geometry[:, 2:4], geometry[:, 4:8], geometry[:, 8:]
-    values = mouth_from_mesh(brows_from_mesh(values, brows), mouth)
-    return gaze_from_irises(blinks_from_lids(values, ears), irises, ears)
+    ears, irises, brows = geometry[:, :2], geometry[:, 2:4], geometry[:, 4:8]
+    values = gaze_from_irises(blinks_from_lids(brows_from_mesh(values, brows), ears), irises, ears)
+    start = 8
+    for region in REGIONS:
+        values = shapes_from_mesh(values, geometry[:, start:start + 2 * len(region.points)], region)
+        start += 2 * len(region.points)
+    return values

@@ -256,18 +256,18 @@ def test_bounded_ridge_recovers_weights_within_bounds() -> None:
 
 def test_a_clips_mouth_is_solved_from_its_mesh() -> None:
     """The mouth shapes follow the lips' and chin's motion through the rig, on top of the network's rest reading."""
-    from reenact.clip_geometry import MIN_CLIP_FRAMES, MOUTH_SHAPES, mouth_basis, mouth_from_mesh
+    from reenact.clip_geometry import MIN_CLIP_FRAMES, MOUTH, region_basis, shapes_from_mesh
     t, jaw = 40, CHANNELS.index("jawOpen")
-    basis = mouth_basis()  # (K, 2M) cm per unit
-    k = MOUTH_SHAPES.index("jawOpen")
+    basis = region_basis(MOUTH.shapes, MOUTH.points)  # (K, 2M) cm per unit
+    k = MOUTH.shapes.index("jawOpen")
     values = np.zeros((t, len(CHANNELS)), np.float32)
     values[:, jaw] = 0.05  # the network's resting reading ...
     values[5, jaw] = 0.6  # ... and an opening it reads where the mouth did not move
     mouth = np.tile(np.linspace(-2, 2, basis.shape[1]), (t, 1))  # (T, 2M) a resting mouth, cm
     mouth[20:24] += 0.5 * basis[k]  # the jaw opens by half a jawOpen for 4 frames
-    out = mouth_from_mesh(values, mouth)
+    out = shapes_from_mesh(values, mouth, MOUTH)
     assert out[22, jaw] == pytest.approx(0.55, abs=0.08)
     assert out[5, jaw] < 0.3 and out[10, jaw] == pytest.approx(0.05, abs=0.03)
     assert out[22, CHANNELS.index("AU26")] > out[10, CHANNELS.index("AU26")]  # the AUs follow the shapes
     short = MIN_CLIP_FRAMES - 1
-    assert np.array_equal(mouth_from_mesh(values[:short], mouth[:short]), values[:short])
+    assert np.array_equal(shapes_from_mesh(values[:short], mouth[:short], MOUTH), values[:short])
