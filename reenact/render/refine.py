@@ -1,5 +1,5 @@
-"""GANimation-style refiner on top of the mesh warp (DESIGN §6): draws what a warp cannot (mouth interior, eyelid
-skin, wrinkles) and leaves everything else to the warp through a learned attention mask.
+"""GANimation-style refiner on top of the mesh warp (docs/architecture.md, docs/refiner.md): draws what a warp cannot
+(mouth interior, eyelid skin, wrinkles) and leaves everything else to the warp through a learned attention mask.
 
     crop  = aligned similarity crop of the warped face (S x S, [-1, 1])
     C, A  = RefinerNet(crop, target ARKit52 tiled as maps)         C: colour, A: attention (sigmoid)

@@ -1,8 +1,9 @@
 """Mesh-driven image warp: target mesh -> dense backward flow -> `grid_sample` of the source photo.
 
-Why this shape: a geometric warp keeps identity and skin detail for free (DESIGN §6). The flow is computed once per
-source photo as a sparse barycentric interpolator from mesh vertices to a coarse pixel grid over a region of interest
-(ROI) around the face; per frame only a sparse matmul, an upsample and one `grid_sample` run, batched, on any device.
+Why this shape: a geometric warp keeps identity and skin detail for free (a generator redraws them and drifts). The
+flow is computed once per source photo as a sparse barycentric interpolator from mesh vertices to a coarse pixel grid
+over a region of interest (ROI) around the face; per frame only a sparse matmul, an upsample and one `grid_sample`
+run, batched, on any device.
 
 Conventions: points are (x, y) pixels of the full source photo; `disp` is the forward displacement of each mesh
 vertex (target - source) in pixels. The ROI border carries zero-displacement anchors, so the warp fades to the
