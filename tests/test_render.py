@@ -237,3 +237,23 @@ def test_a_squint_on_a_shut_eye_does_not_cross_the_lids(sample) -> None:
         assert (gap >= -1e-3).all()
     eye = np.linalg.norm(face.points[33, :2] - face.points[263, :2])
     assert np.abs(renderer.target_points(shapes())[0] - face.points).max() < 1e-3 * eye  # no change: nothing moves
+
+
+def test_folded_triangles_are_relaxed_and_unfolded_targets_kept(sample) -> None:
+    """A vertex dragged past its neighbours folds the mesh (the warp then draws dark rings there); the renderer
+    relaxes it until no triangle outside the lids is flipped, and leaves a target without folds as it is."""
+    from reenact.render.renderer import FOLD_SHARE
+
+    _, face, renderer, _ = sample
+    unfold = renderer.unfold
+    points = renderer.source_points
+    calm = points[None] + 0.5  # a uniform shift folds nothing
+    assert torch.equal(unfold(calm), calm)
+    folded = points[None].clone()
+    folded[0, 61, :2] += torch.tensor([25.0, 12.0])  # the mouth corner pulled far across its neighbours
+    kept = lambda t: unfold.area(t[:, :468, :2]) * unfold.photo_area.sign()  # noqa: E731
+    assert bool((kept(folded) < 0).any())
+    out = unfold(folded)
+    big = unfold.photo_area.abs() > 2.0  # sub-pixel triangles may flip by rounding
+    assert not bool((kept(out)[0][big] < FOLD_SHARE * unfold.photo_area.abs()[big]).any())
+    assert torch.equal(out[:, 468:], folded[:, 468:])  # irises untouched

@@ -56,6 +56,59 @@ EYES = ((slice(468, 473), 159, 145), (slice(473, 478), 386, 374))
 LID_ROWS = [(torch.as_tensor(c[9:16]), torch.as_tensor(c[1:8]), int(c[0]), int(c[8])) for c in EYE_CONTOUR]
 
 
+# Folds. Where the rig carries neighbouring vertices past each other (a removed smile drags the mouth corners and the
+# nose base over their neighbours), the backward warp samples those pixels twice and draws dark rings at the folds
+# (the nostril, the mouth corners). Triangles that end up flipped or squeezed under FOLD_SHARE of their photo area
+# have their vertices' and these vertices' neighbours' displacement relaxed toward their neighbours' until none is
+# left (at most FOLD_STEPS).
+# The lids close on purpose (their triangles squeeze to nothing at a blink) and have their own exact map in the warp:
+# triangles touching a lid or halo vertex are left alone.
+FOLD_SHARE, FOLD_STEPS = 0.05, 30
+
+
+class Unfolder:
+    """Relaxes folded mesh triangles of a target mesh (see FOLD_SHARE). One per photo."""
+
+    def __init__(self, points: torch.Tensor) -> None:
+        from reenact.face.canonical import load_canonical
+
+        tri = torch.tensor(np.array(load_canonical().triangles), dtype=torch.long, device=points.device)  # (F, 3)
+        lids = torch.as_tensor(np.unique(EYE_CONTOUR), device=points.device)
+        self.tri = tri[~torch.isin(tri, lids).any(1)]  # (F', 3) the triangles that may not fold
+        self.photo_area = self.area(points[None, :, :2])[0]  # (F',)
+        n = 468  # the mesh; the iris points are not in its triangles
+        edges = torch.cat([self.tri[:, [0, 1]], self.tri[:, [1, 2]], self.tri[:, [2, 0]]])
+        adj = torch.zeros(n, n, device=points.device)
+        adj[edges[:, 0], edges[:, 1]] = 1.0
+        adj[edges[:, 1], edges[:, 0]] = 1.0
+        self.mean = adj / adj.sum(1, keepdim=True).clamp(min=1.0)  # (P, P) neighbours' mean
+        self.points = points
+
+    def area(self, xy: torch.Tensor) -> torch.Tensor:
+        """(B, P, 2) -> (B, F') signed triangle areas."""
+        a, b, c = xy[:, self.tri[:, 0]], xy[:, self.tri[:, 1]], xy[:, self.tri[:, 2]]
+        return 0.5 * ((b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1]) - (b[..., 1] - a[..., 1]) * (c[..., 0] - a[..., 0]))
+
+    def __call__(self, target: torch.Tensor) -> torch.Tensor:
+        """(B, 478, 3) target mesh -> the same with its folds relaxed (x, y of the 468 mesh vertices only)."""
+        n = len(self.mean)  # 468
+        disp = target[:, :n, :2] - self.points[None, :n, :2]  # (B, P, 2)
+        for _ in range(FOLD_STEPS):
+            kept = self.area(self.points[None, :n, :2] + disp) * self.photo_area.sign()  # (B, F')
+            folded = kept < FOLD_SHARE * self.photo_area.abs()
+            if not bool(folded.any()):
+                break
+            hits = torch.zeros(disp.shape[:2], device=disp.device)  # (B, P) folded triangles at each vertex
+            for k in range(3):
+                hits.scatter_add_(1, self.tri[:, k].expand_as(folded), folded.to(hits.dtype))
+            verts = (hits + hits @ self.mean.T) > 0  # and their neighbours, so the fold spreads out
+            relaxed = 0.5 * disp + 0.5 * torch.einsum("pq,bqc->bpc", self.mean, disp)
+            disp = torch.where(verts[..., None], relaxed, disp)
+        out = target.clone()
+        out[:, :n, :2] = self.points[None, :n, :2] + disp
+        return out
+
+
 def _down(points: torch.Tensor, a: int, b: int) -> torch.Tensor:
     """(2,) the unit vector across an eye from its corners a -> b, pointing down the image."""
     axis = points[b, :2] - points[a, :2]
@@ -132,6 +185,7 @@ class FaceRenderer:
         self.source_pose = torch.tensor(pose_angles(points), dtype=torch.float32, device=device)  # (3,)
         self.source_rotation = euler_matrix(*self.source_pose[:, None])  # (1, 3, 3)
         self.source_points = torch.tensor(points, dtype=torch.float32, device=device)  # (478, 3)
+        self.unfold = Unfolder(self.source_points)  # relaxes folded triangles of each target mesh
         self.source_shapes = torch.tensor(source_shapes, dtype=torch.float32, device=device)
         self.shading = None if shading is None else shading.for_photo(points, self.warper.roi, source_shapes)
         self.mouth = MouthPainter(image, points, (self.warper.roi.x0, self.warper.roi.y0))
@@ -151,7 +205,7 @@ class FaceRenderer:
         change[:, CLOSING] = (change[:, CLOSING] / left).clamp(max=1.0)
         delta = self.rig.deltas(change)  # (B, 478, 3)
         shut = close_lids(self.source_points, self.source_points + delta, change[:, CLOSING].clamp(min=0.0))
-        moved = follow_lids(self.source_points, uncross_lids(self.source_points, shut))
+        moved = follow_lids(self.source_points, self.unfold(uncross_lids(self.source_points, shut)))
         if rotation is None:
             return moved - self.source_points
         moved = moved - self.center
