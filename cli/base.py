@@ -57,7 +57,9 @@ def usage_error(err: Any, obj: Any, command: str) -> NoReturn:
         raise err
     ui = obj.get("ui") if isinstance(obj, dict) else None
     command = err.ctx.command_path if err.ctx is not None else command
-    (ui or UI()).error(f"{err.format_message().rstrip('.')}; see `{command} --help`.", err.exit_code)
+    # recent Typer checks an Enum option through pydantic, whose message starts "Value error, ": not ours to show
+    message = err.format_message().replace("Value error, ", "").rstrip(".")
+    (ui or UI()).error(f"{message}; see `{command} --help`.", err.exit_code)
     raise typer.Exit(err.exit_code)
 
 
