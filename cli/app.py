@@ -19,8 +19,7 @@ from reenact_cli.base import (  # noqa: F401  (guarded, ui_of: the names tests a
     check_report_path,
     device_of,
     guarded,
-    stage_report,
-    summarize,
+    run_video_job,
     ui_of,
 )
 from reenact_cli.batch_cmd import batch as batch_command
@@ -62,8 +61,7 @@ from reenact_cli.options import (
 from reenact_cli.ui import UI
 
 import reenact
-from reenact.errors import IdentityError, InputError
-from reenact.io.atomic import OutputGroup
+from reenact.errors import InputError
 from reenact.limits import check_distinct, check_photo_options
 from reenact.options import RenderOptions, SpeakOptions  # torch-free: options are checked before anything loads
 from reenact.specs import DriveSpec, EditSpec, RenderSpec, SpeakSpec, check_photo_mouth
@@ -178,19 +176,9 @@ def drive(
                      preview=preview, speech_audio=speech, creases=creases)
     check_report_path(report, overwrite)
     check_device(ctx)
-    from reenact.pipeline import Models  # after the checks: torch and the models load here
     from reenact.pipeline import drive as run_drive
 
-    ui = ui_of(ctx)
-    with OutputGroup(overwrite) as outputs:  # the video, its preview and the report: together or not at all
-        try:
-            result = run_drive(spec, Models(device_of(ctx), identity_model), progress=ui.progress, outputs=outputs)
-        except IdentityError as err:  # --strict: the video is kept for inspection, with its report
-            stage_report(outputs, report, err.report)
-            outputs.commit()
-            raise
-        stage_report(outputs, report, result.to_dict())
-    summarize(ui, result.to_dict())
+    run_video_job(ctx, run_drive, spec, identity_model, report, overwrite)
 
 
 # long: a Typer command takes one parameter per CLI option
@@ -230,14 +218,9 @@ def speak(
     spec = SpeakSpec(source, audio, output, opts, speech, max_size=max_size, face=face)
     check_report_path(report, overwrite)
     check_device(ctx)
-    from reenact.pipeline import Models  # after the checks: torch and the models load here
     from reenact.speak import speak as run_speak
 
-    ui = ui_of(ctx)
-    with OutputGroup(overwrite) as outputs:  # the video and the report: together or not at all
-        result = run_speak(spec, Models(device_of(ctx), identity_model), progress=ui.progress, outputs=outputs)
-        stage_report(outputs, report, result.to_dict())
-    summarize(ui, result.to_dict())
+    run_video_job(ctx, run_speak, spec, identity_model, report, overwrite)
 
 
 def read_transcript(path: Path) -> str:
@@ -286,14 +269,9 @@ def render(
     spec = RenderSpec(source, track, output, opts, mux_audio=mux_audio, fps=rate, max_size=max_size, face=face)
     check_report_path(report, overwrite)
     check_device(ctx)
-    from reenact.pipeline import Models  # after the checks: torch and the models load here
     from reenact.pipeline import render as run_render
 
-    ui = ui_of(ctx)
-    with OutputGroup(overwrite) as outputs:  # the video and the report: together or not at all
-        result = run_render(spec, Models(device_of(ctx), identity_model), progress=ui.progress, outputs=outputs)
-        stage_report(outputs, report, result.to_dict())
-    summarize(ui, result.to_dict())
+    run_video_job(ctx, run_render, spec, identity_model, report, overwrite)
 
 
 # long: a Typer command takes one parameter per CLI option

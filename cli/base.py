@@ -20,7 +20,7 @@ from reenact_cli.ui import UI
 from typer.core import TyperGroup
 
 import reenact
-from reenact.errors import EXIT_RUNTIME, Interrupted, NotBuiltError, ReenactError, from_os_error
+from reenact.errors import EXIT_RUNTIME, IdentityError, Interrupted, NotBuiltError, ReenactError, from_os_error
 from reenact.io.atomic import OutputGroup
 
 if TYPE_CHECKING:
@@ -163,6 +163,25 @@ def stage_report(outputs: OutputGroup, path: Optional[Path], data: Optional[dict
     import json
 
     outputs.write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def run_video_job(ctx: typer.Context, job: Callable[..., Any], spec: Any, identity_model: str,
+                  report: Optional[Path], overwrite: bool) -> None:
+    """Run a video job (`pipeline.drive`, `pipeline.render`, `speak.speak`) with its outputs and `--report` in one
+    OutputGroup: together or not at all. Under --strict an identity failure keeps the video and the report for
+    inspection, as its message says, and exits 3. Then the one-line summary."""
+    from reenact.pipeline import Models  # after the command's checks: torch and the models load here
+
+    ui = ui_of(ctx)
+    with OutputGroup(overwrite) as outputs:
+        try:
+            result = job(spec, Models(device_of(ctx), identity_model), progress=ui.progress, outputs=outputs)
+        except IdentityError as err:
+            stage_report(outputs, report, err.report)
+            outputs.commit()
+            raise
+        stage_report(outputs, report, result.to_dict())
+    summarize(ui, result.to_dict())
 
 
 def summarize(ui: UI, result: dict) -> None:

@@ -95,3 +95,24 @@ def test_drive_with_speech_lips(tmp_path: Path) -> None:
     assert code == 0, err
     assert probe(out).n_frames == probe("samples/driver.mp4").n_frames
     assert probe(out).has_audio
+
+
+def test_speak_strict_keeps_the_video_and_report_it_names(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """An identity failure under --strict keeps the video and its report for inspection, as `drive` does and as the
+    message says (speak and render have no --threshold: the embedder's own is raised to fail every frame)."""
+    from reenact import identity
+
+    make = identity.load_embedder
+
+    def strict_embedder(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        emb = make(*args, **kwargs)
+        emb.threshold = 0.9999
+        return emb
+
+    monkeypatch.setattr(identity, "load_embedder", strict_embedder)
+    out, report = tmp_path / "strict.mp4", tmp_path / "strict.json"
+    code, err = run("speak", SOURCE, str(PAPA), "-o", str(out), "--max-size", "256", "--strict", "--report",
+                    str(report))
+    assert code == 3, err
+    assert "kept for inspection" in err
+    assert out.exists() and json.loads(report.read_text())["identity"]["n_below"] > 0
