@@ -145,7 +145,8 @@ class FaceTracker:
 
 def add_irises(mesh: MeshModel, frames: list[np.ndarray], faces: list[FaceLandmarks | None]) -> None:
     """Refine the eyelids of each 468-point face of `faces` with the iris model's contours and append its 10 iris
-    points (in place), one batch of eye crops for all."""
+    points (in place), one batch of eye crops for all. Nothing to do with the attention mesh (the default), whose
+    faces come with their refined lids and irises."""
     found = [(rgb, lm) for rgb, lm in zip(frames, faces) if lm is not None]
     if not found or mesh.iris is None:
         return
