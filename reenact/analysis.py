@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # the networks' types; each module loads only when its networ
     from reenact.identity import Embedder
     from reenact.render.refine import Refiner
     from reenact.render.shade import ExpressionShading
-    from reenact.rig import Rig
+    from reenact.rig import EyeArea, Rig
 
 Advance = Callable[[int], None]
 ProgressFactory = Callable[[str, "int | None"], Any]  # (label, total) -> context manager yielding advance(n)
@@ -64,6 +64,12 @@ class Models:
         from reenact.rig import load_rig
 
         return load_rig(self.device)
+
+    @cached_property
+    def eye_area(self) -> EyeArea:
+        from reenact.rig import load_eye_area
+
+        return load_eye_area(self.device)
 
     @cached_property
     def refiner(self) -> Refiner | None:
@@ -254,17 +260,22 @@ _NAN_POINTS = np.full((478, 3), np.nan, np.float32)  # a frame without a face
 
 def finish_track(raw: np.ndarray, geometry: np.ndarray, fps: float, smooth: str, calibrate: bool,
                  meta: dict[str, Any]) -> Track:
-    """A clip's (T, C) raw estimates and (T, GEOMETRY) `clip_geometry` -> its Track: blinks, gaze and brows read
-    from the geometry, gaps filled, neutral calibrated, filtered. The one place both `video_track` and
-    `extract_track` finish a track."""
-    from reenact.clip_geometry import read_geometry
+    """A clip's (T, C) raw estimates and its `clip_geometry` -> its Track: blinks, gaze, brows and mouth read from
+    the geometry, the eye area's own motion added (EYE_AREA channels), gaps filled, neutral calibrated, filtered.
+    The one place both `video_track` and `extract_track` finish a track."""
+    from reenact.clip_geometry import eye_area_channels, read_geometry
     from reenact.estimate import CHANNELS
+    from reenact.params import EYE_AREA
     from reenact.smooth import smooth_track
 
-    values, missing = smooth_track(read_geometry(raw, geometry), CHANNELS, fps, mode=smooth, calibrate=calibrate)
+    values, channels = read_geometry(raw, geometry), list(CHANNELS)
+    area = eye_area_channels(geometry)
+    if area is not None:
+        values, channels = np.concatenate([values, area], 1), channels + list(EYE_AREA)
+    values, missing = smooth_track(values, channels, fps, mode=smooth, calibrate=calibrate)
     info = {"frames": len(values), "missing_frames": int(missing.sum()), "missing": np.flatnonzero(missing).tolist(),
             "smoothing": smooth, "calibrated": calibrate, **meta}
-    return Track(np.arange(len(values)) / fps, values.astype(np.float32), list(CHANNELS), info)
+    return Track(np.arange(len(values)) / fps, values.astype(np.float32), channels, info)
 
 
 def extract_track(landmarks: Iterable[np.ndarray | None], fps: float, estimator: Estimator | None = None,

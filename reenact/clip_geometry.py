@@ -11,6 +11,7 @@ rest of the pipeline (smoothing, retargeting, the rig) is unchanged.
 
     geometry = clip_geometry(points, estimator)   # (T, GEOMETRY) per chunk of frames, cheap
     values = read_geometry(values, geometry)      # the whole clip's (T, C) estimates
+    area = eye_area_channels(geometry)            # (T, EYE_AREA) the eye area's own motion, or None
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 from reenact.estimate import CHANNELS, Estimator, gaze_from_arkit, normalize
 from reenact.face.landmarks import LID_PAIRS
 from reenact.params import ARKIT52, AU17, GAZE, arkit_to_au
+from reenact.rig import EyeArea
 
 # In a clip, eyeBlink is read from the tracked lids, not the network. On the tuning clips (cap12, cap13, WolfgangLanger;
 # judged by MediaPipe's refined mesh) the network's eyeBlink correlated 0.28-0.73 with the reference lids' closure and
@@ -200,6 +202,7 @@ MOUTH = Region(
 REGIONS = (MOUTH,)
 SOLVE_STEPS = 200
 GEOMETRY = 8 + sum(2 * len(r.points) for r in REGIONS)  # clip_geometry: EARs, irises, brows, each region's x, y
+# ... and after them the eye area's canonical x, y (reenact.rig.EyeArea: 2 * its points), read by `eye_area_channels`.
 
 
 @lru_cache(maxsize=4)
@@ -246,12 +249,33 @@ def shapes_from_mesh(values: np.ndarray, xy: np.ndarray, region: Region) -> np.n
     return out
 
 
+@lru_cache(maxsize=1)
+def eye_area() -> EyeArea:
+    """The shipped eye-area modes (small; loaded once per process)."""
+    from reenact.rig import load_eye_area
+
+    return load_eye_area("cpu")
+
+
 def clip_geometry(points: np.ndarray, estimator: Estimator) -> np.ndarray:
-    """(T, 478, 3) px -> (T, GEOMETRY): eye aspect ratios, iris offsets, brow heights and each region's canonical
-    x, y, what `read_geometry` reads."""
+    """(T, 478, 3) px -> (T, GEOMETRY + 2 * eye-area points): eye aspect ratios, iris offsets, brow heights, each
+    region's canonical x, y and the eye area's, what `read_geometry` and `eye_area_channels` read."""
     canon = canonical_points(points, estimator)
     regions = [canon[:, list(r.points), :2].reshape(len(points), -1) for r in REGIONS]
-    return np.concatenate([eye_aspect_ratios(points), iris_offsets(points), brow_heights(canon), *regions], 1)
+    area = canon[:, eye_area().points.tolist(), :2].reshape(len(points), -1)
+    return np.concatenate([eye_aspect_ratios(points), iris_offsets(points), brow_heights(canon), *regions, area], 1)
+
+
+def eye_area_channels(geometry: np.ndarray) -> np.ndarray | None:
+    """A whole clip's (T, EYE_AREA) eye-area coefficients: its eye area's canonical motion about the clip's median
+    along the modes (NaN where a frame has no face); None for clips with fewer than MIN_CLIP_FRAMES faces, which
+    are drawn by the rig alone."""
+    xy = geometry[:, GEOMETRY:]  # (T, 2P)
+    ok = np.isfinite(xy).all(1)
+    if ok.sum() < MIN_CLIP_FRAMES:
+        return None
+    moved = (xy - np.median(xy[ok], 0)).reshape(len(xy), -1, 2)  # (T, P, 2) cm
+    return eye_area().coefficients(moved).astype(np.float32)
 
 
 def read_geometry(values: np.ndarray, geometry: np.ndarray) -> np.ndarray:

@@ -47,6 +47,10 @@ VISEME15: tuple[str, ...] = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "n
 
 POSE: tuple[str, ...] = ("yaw", "pitch", "roll", "tx", "ty", "scale")  # degrees, degrees, degrees, px, px, ratio
 GAZE: tuple[str, ...] = ("gazeLeftYaw", "gazeLeftPitch", "gazeRightYaw", "gazeRightPitch")  # degrees
+# The eye area's motion modes (reenact.rig.EyeArea, weights/eye_area): a clip's lids, the skin round its eyes and its
+# brows, moved about the clip's median, as coefficients of the principal motions of real footage (cm, canonical).
+EYE_AREA: tuple[str, ...] = tuple(f"eyeArea{k:02d}" for k in range(1, 17))
+EYE_AREA_LIMIT = 5.0  # cm along a unit mode; a blink is ~1
 
 # Live Link Face swaps a few pairs relative to Apple's order (JawRight before JawLeft, MouthRight before MouthLeft).
 LIVELINK52: tuple[str, ...] = tuple(
@@ -62,8 +66,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "yaw": (-180.0, 180.0), "pitch": (-180.0, 180.0), "roll": (-180.0, 180.0),
     "tx": (-math.inf, math.inf), "ty": (-math.inf, math.inf), "scale": (0.0, math.inf),
     **{c: (-90.0, 90.0) for c in GAZE},
+    **{c: (-EYE_AREA_LIMIT, EYE_AREA_LIMIT) for c in EYE_AREA},
 }
-ALL_CHANNELS: tuple[str, ...] = AU17 + ARKIT52 + VISEME15 + POSE + GAZE
+ALL_CHANNELS: tuple[str, ...] = AU17 + ARKIT52 + VISEME15 + POSE + GAZE + EYE_AREA
 _CANON = {c.lower(): c for c in ALL_CHANNELS}
 
 # Frame rates a track's times are matched against (the rate a file was written at, from its times alone).

@@ -19,9 +19,9 @@ from reenact.analysis import Models, ProgressFactory, Source, load_source, no_pr
 from reenact.errors import InputError, MediaError, TrackError
 from reenact.io.atomic import OutputGroup
 from reenact.options import MOUTHS, PHOTO_MOUTHS, RenderOptions
-from reenact.params import ARKIT52, Track, as_arkit
+from reenact.params import ARKIT52, EYE_AREA, Track, as_arkit
 from reenact.rendering import Motion, RunReport, library_picker, render_video
-from reenact.retarget import RetargetOptions, retarget, retarget_pose
+from reenact.retarget import RetargetOptions, area_gain, retarget, retarget_pose
 from reenact.specs import DriveSpec, EditSpec, RenderSpec
 from reenact.speech import speech_columns, speech_track
 
@@ -31,7 +31,23 @@ if TYPE_CHECKING:
 
 __all__ = ["MOUTHS", "PHOTO_MOUTHS", "DriveSpec", "EditSpec", "Models", "Motion", "RenderOptions", "RenderSpec",
            "RunReport", "Source", "drive", "edit", "library_picker", "load_source", "render", "render_edit", "render_video",
-           "target_shapes", "video_track"]
+           "target_motion", "target_shapes", "video_track"]
+
+
+def target_motion(track: Track, source: Source, opts: RetargetOptions, fps: Fraction,
+                  mouths: "DriverMouths | None" = None) -> Motion:
+    """What a track asks of the source: its shapes, head turn and eye area (the one assembly for drive and render)."""
+    shapes, rotation = target_shapes(track, source, opts)
+    return Motion(shapes, rotation, fps, mouths, eye_area_motion(track, opts))
+
+
+def eye_area_motion(track: Track, opts: RetargetOptions) -> np.ndarray | None:
+    """(T, K) the track's eye-area motion at the lids' and brows' gain; None (the rig draws the eyes alone) when the
+    track has none (a photo, a short clip, a hand-written track) or the transfer leaves the eyes or brows out."""
+    gain = area_gain(opts)
+    if gain == 0.0 or not all(c in track.channels for c in EYE_AREA):
+        return None
+    return gain * track.select(EYE_AREA)
 
 
 def target_shapes(track: Track, source: Source, opts: RetargetOptions) -> tuple[np.ndarray, np.ndarray | None]:
@@ -71,14 +87,13 @@ def drive(spec: DriveSpec, models: Models, progress: ProgressFactory = no_progre
                             on_frame=None if mouths is None else mouths.on_frame)
     track_ms = (time.perf_counter() - t) * 1000
     check_damage(track, spec.render.strict)
-    shapes, rotation = target_shapes(track, source, spec.render.retarget)
+    motion = target_motion(track, source, spec.render.retarget, Fraction(str(track.meta["fps"])), mouths)
     audio = spec.driver if info.has_audio else None
     if spec.speech_audio is not None:
-        speech_lips(shapes, source, spec.speech_audio, Fraction(str(track.meta["fps"])), models)
+        speech_lips(motion.shapes, source, spec.speech_audio, motion.fps, models)
         audio = spec.speech_audio
     report = RunReport(str(spec.output), missing_driver_frames=list(track.meta.get("missing", [])),
                        damage=track.meta.get("damage"))
-    motion = Motion(shapes, rotation, Fraction(str(track.meta["fps"])), mouths)
     report = render_video(source, motion, spec.output, models, spec.render, audio=audio, progress=progress,
                           report=report, preview=None if spec.preview is None else (spec.preview, spec.driver),
                           outputs=outputs)
@@ -172,9 +187,9 @@ def render(spec: RenderSpec, models: Models, progress: ProgressFactory = no_prog
     times = frame_times(track, fps)
     uniform = Track(times, track.at(times), track.channels, track.meta)
     source = load_source(spec.source, models, spec.max_size, spec.face)
-    shapes, rotation = target_shapes(uniform, source, spec.render.retarget)
-    return render_video(source, Motion(shapes, rotation, fps), spec.output, models, spec.render,
-                        audio=spec.mux_audio, progress=progress, outputs=outputs)
+    motion = target_motion(uniform, source, spec.render.retarget, fps)
+    return render_video(source, motion, spec.output, models, spec.render, audio=spec.mux_audio, progress=progress,
+                        outputs=outputs)
 
 
 def render_edit(source: Source, spec: EditSpec, models: Models) -> tuple[np.ndarray, "IdentityReport"]:

@@ -69,17 +69,21 @@ def library_picker(mouth: str, follow: float | None = None) -> "LibraryPicker | 
 
 @dataclass
 class Motion:
-    """What a video shows: (T, 52) ARKit shapes, (T, 3) head rotation (None: the photo's pose), the frame rate, and
-    the driver's mouths carried into the opening mouth frame by frame (None: the library's or painted ones; their
-    video is read again, streaming)."""
+    """What a video shows: (T, 52) ARKit shapes, (T, 3) head rotation (None: the photo's pose), the frame rate, the
+    driver's mouths carried into the opening mouth frame by frame (None: the library's or painted ones; their video
+    is read again, streaming) and (T, K) the driver's eye-area motion (reenact.rig.EyeArea; None: the rig's eyes)."""
 
     shapes: np.ndarray
     rotation: np.ndarray | None
     fps: Fraction
     mouths: "DriverMouths | None" = None
+    area: np.ndarray | None = None
 
     def rotation_of(self, idx: np.ndarray) -> np.ndarray | None:
         return None if self.rotation is None else self.rotation[idx]
+
+    def area_of(self, idx: np.ndarray) -> np.ndarray | None:
+        return None if self.area is None else self.area[idx]
 
 
 @dataclass
@@ -137,7 +141,7 @@ def face_renderer(source: Source, models: Models, opts: RenderOptions, report: R
 
     refiner = models.refiner if opts.refine else None
     renderer = FaceRenderer(source.image, source.points, source.shapes, models.rig, models.device, refiner,
-                            models.shading if opts.refine else None)
+                            models.shading if opts.refine else None, models.eye_area)
     renderer.picker = library_picker(opts.mouth)
     report.refiner = refiner is not None
     report.shading = renderer.shading is not None
@@ -190,7 +194,7 @@ class _BatchRun:
             t = time.perf_counter()
             inside = self.interior(idx)
             frames, points = self.renderer.render_with_points(self.motion.shapes[idx], self.motion.rotation_of(idx),
-                                                              inside)
+                                                              inside, area=self.motion.area_of(idx))
             self.timer("render", t)
             current = (start, idx, frames, pool.submit(self.check, start, idx, frames, points), inside)
             if previous is not None:
@@ -237,8 +241,10 @@ class _BatchRun:
         source, motion = self.source, self.motion
         soft = source.shapes + 0.5 * (motion.shapes[bad] - source.shapes)
         soft_rot = None if motion.rotation is None else 0.5 * motion.rotation[bad]
+        soft_area = None if motion.area is None else 0.5 * motion.area[bad]
         soft_inside = None if inside is None else [inside[b - start] for b in bad]
-        frames[bad - start], soft_points = self.renderer.render_with_points(soft, soft_rot, soft_inside, again=True)
+        frames[bad - start], soft_points = self.renderer.render_with_points(soft, soft_rot, soft_inside, again=True,
+                                                                            area=soft_area)
         self.report.fallback_frames.extend(int(b) for b in bad)
         s = s.copy()
         s[np.searchsorted(checked, bad)] = self.checker.check([frames[i - start] for i in bad], list(soft_points))

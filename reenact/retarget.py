@@ -89,6 +89,17 @@ class RetargetOptions:
         return g
 
 
+# The lid and brow shapes: the eye area's own motion (reenact.rig.EyeArea) draws them, so it follows their gain.
+AREA_SHAPES = [_INDEX[n] for n in ARKIT52 if n.startswith(("eyeBlink", "eyeSquint", "eyeWide", "brow"))]
+
+
+def area_gain(opts: RetargetOptions) -> float:
+    """The gain a driver's eye-area motion is carried at: the lid and brow shapes' common gain (`strength`); 0 (the
+    rig draws the eyes alone) where they differ: a --region without the eyes or brows, a --mute or --scale of one."""
+    g = opts.gains()[AREA_SHAPES]
+    return float(g[0]) if np.all(g == g[0]) else 0.0
+
+
 def retarget(driver: np.ndarray, driver_neutral: np.ndarray, source: np.ndarray, opts: RetargetOptions) -> np.ndarray:
     """(T, 52) driver shapes, (52,) driver neutral, (52,) source shapes -> (T, 52) target shapes in [0, 1]."""
     g = opts.gains()

@@ -103,6 +103,36 @@ def procrustes(src: torch.Tensor, dst: torch.Tensor) -> tuple[float, torch.Tenso
     return s, rot, mu_d - s * mu_s @ rot.T
 
 
+@register_model("eye_area")
+class EyeArea(torch.nn.Module):
+    """The eye area's motion modes: `points` (P,) mesh vertices (both eyes' lids, the skin round them, the brows)
+    and `basis` (K, P, 2) orthonormal canonical x, y motions of them (cm), the principal motions of real footage
+    about each clip's median (tools/build_eye_area.py). What the rig's blend shapes do not draw: a lid that follows
+    the iris, the skin between lid and brow, a brow's own shape. `coefficients` reads a clip's motion into K numbers
+    a frame (the track's EYE_AREA channels); `motion` draws them again."""
+
+    def __init__(self, n_points: int = 142, n_modes: int = 16) -> None:
+        super().__init__()
+        self.register_buffer("points", torch.zeros(n_points, dtype=torch.long))  # (P,)
+        self.register_buffer("basis", torch.zeros(n_modes, n_points, 2))  # (K, P, 2) cm
+
+    def coefficients(self, moved: np.ndarray) -> np.ndarray:
+        """(T, P, 2) canonical motion of `points` (cm) -> (T, K) its coordinates along the modes."""
+        flat = self.basis.flatten(1).double().cpu().numpy()  # (K, 2P)
+        return np.asarray(moved, np.float64).reshape(len(moved), -1) @ flat.T
+
+    def motion(self, coefficients: torch.Tensor) -> torch.Tensor:
+        """(B, K) -> (B, P, 2) canonical motion of `points` (cm)."""
+        return torch.einsum("bk,kpc->bpc", coefficients.to(self.basis.dtype), self.basis)
+
+
+def load_eye_area(device: torch.device | str = "cpu") -> EyeArea:
+    """The shipped eye-area modes (weights/eye_area.safetensors)."""
+    from reenact.weights import load_typed
+
+    return load_typed("eye_area", EyeArea, device)
+
+
 def load_rig(device: torch.device | str = "cpu") -> Rig:
     """The shipped rig (weights/rig_arkit52.safetensors)."""
     from reenact.weights import load_model

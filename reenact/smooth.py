@@ -16,12 +16,13 @@ import numpy as np
 from scipy.signal import butter, filtfilt
 
 from reenact.errors import InputError, NoFaceError
-from reenact.params import ARKIT52, AU17, GAZE, POSE, RANGES, VISEME15, canonical_channel
+from reenact.params import ARKIT52, AU17, EYE_AREA, GAZE, POSE, RANGES, VISEME15, canonical_channel
 
 # Offline cutoff (Hz) and One Euro beta (per unit/s of the channel) by class.
 CLASSES: dict[str, tuple[float, float]] = {
     "blink": (10.0, 1.0),
     "mouth": (8.0, 1.0),
+    "eye_area": (8.0, 1.0),
     "eye": (4.0, 1.0),
     "gaze": (4.0, 0.05),
     "brow": (2.5, 1.0),
@@ -40,6 +41,8 @@ def channel_class(name: str) -> str:
         return "pose_angle" if name in ("yaw", "pitch", "roll") else "pose_shift"
     if name in GAZE:
         return "gaze"
+    if name in EYE_AREA:  # lids in them: fast (their blinks are the rig's, they fade out at a blink)
+        return "eye_area"
     if name in VISEME15 or name.startswith(("jaw", "mouth", "tongue")) or name in (
             "AU10", "AU12", "AU14", "AU15", "AU17", "AU20", "AU23", "AU25", "AU26"):
         return "mouth"
