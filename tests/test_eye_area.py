@@ -68,7 +68,7 @@ def test_area_gain_follows_the_lid_and_brow_shapes() -> None:
         assert area_gain(partial) == 0.0, partial
 
 
-def test_the_eye_area_is_drawn_over_the_rig_only_where_the_lids_are_open() -> None:
+def test_the_eye_area_is_drawn_over_the_rig_and_the_lids_give_way_to_a_blink() -> None:
     from reenact.face import FaceAnalyzer
     from reenact.io.image import read_image
     from reenact.render.renderer import FaceRenderer
@@ -89,6 +89,9 @@ def test_the_eye_area_is_drawn_over_the_rig_only_where_the_lids_are_open() -> No
     lids = [159, 145, 386, 374]
     assert moved[0, lids, :2].abs().max() > 0.5  # px: open lids follow the driver's
     assert moved[1, lids, :2].abs().max() < 1e-3  # a full blink is the rig's: the eyes still shut
+    brows = [105, 334, 66, 296]
+    assert torch.allclose(moved[1, brows], moved[0, brows])  # ... and the brows stay the driver's
+    assert moved[1, brows, :2].abs().max() > 0.5
 
 
 def test_render_of_an_extracted_track_draws_what_drive_draws(driver: Path, tmp_path: Path) -> None:

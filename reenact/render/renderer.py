@@ -164,14 +164,15 @@ def follow_lids(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 # The eye area (reenact.rig.EyeArea): a driver's own motion of its lids, the skin round its eyes and its brows is
-# drawn there instead of the rig's, as the lids open: weight (1 - c)^2 at a blink of c on that side, so the rig's blink
-# (and close_lids) still shut the eye; the tracked lids of a shut eye stay a pixel or two apart. A tracker reads a
-# warped photo's motion short (Rig.render_gain), the brows and skin most: they are drawn AREA_GAIN times their motion,
-# the lid margins once. Judged on the tuning clips (tools/eval_fidelity.py, the rig alone -> carried): eyes
-# 0.92 / 1.21 / 0.98 -> 0.72 / 0.85 / 0.77 unreproduced, brows 0.36 / 0.46 / 0.93 -> 0.26 / 0.40 / 0.84; lids carried
-# at 1.5 too: eyes 0.73 / 0.80 / 0.82; everything at 1: brows 0.44 / 0.59 / 0.95.
+# drawn there instead of the rig's. The lids and their halos give way to the rig as they shut: weight (1 - c)^2 at a
+# blink of c on that side, so the rig's blink (and close_lids) still shut the eye (the tracked lids of a shut eye stay
+# a pixel or two apart); the skin beyond and the brows stay the driver's. A tracker reads a warped photo's motion short
+# (Rig.render_gain), the brows and skin most: they are drawn AREA_GAIN times their motion, the lid margins once.
+# Judged on the tuning clips (tools/eval_fidelity.py, docs/fidelity.md "Fourth pass"; the rig alone -> carried):
+# eyes 0.92 / 1.21 / 0.98 -> 0.75 / 0.85 / 0.81 unreproduced, brows 0.36 / 0.46 / 0.93 -> 0.26 / 0.45 / 0.64.
 AREA_GAIN = 1.5
 LID_MARGINS = np.unique(EYE_CONTOUR[:, :16])  # the lid vertices proper (upper and lower margins, corners)
+LIDS_AND_HALOS = np.unique(EYE_CONTOUR[:, :32])  # what the rig's blink moves: the lids and the ring round them
 
 
 class AreaCarrier:
@@ -187,12 +188,14 @@ class AreaCarrier:
         self.basis = (s * basis.to(points.device) @ rot.T) * gain.to(points.device)[None, :, None]  # (K, P, 3) px
         canon_x = rig_neutral[area.points.to(rig_neutral.device), 0]
         self.side = (canon_x <= 0).long().to(points.device)  # (P,) 0: the subject's left (+x), CLOSING's order
+        self.lids = torch.isin(self.points.cpu(), torch.as_tensor(LIDS_AND_HALOS)).to(points.device)  # (P,)
 
     def __call__(self, delta: torch.Tensor, area: torch.Tensor, closing: torch.Tensor) -> torch.Tensor:
         """(B, 478, 3) the rig's displacement, (B, K) eye-area coefficients and (B, 2) the blink drawn per side
         (0..1, CLOSING's order) -> the displacement with the eye area carried."""
         carried = torch.einsum("bk,kpc->bpc", area.to(self.basis.dtype), self.basis)  # (B, P, 3)
-        weight = (1.0 - closing.clamp(0.0, 1.0)[:, self.side]) ** 2  # (B, P)
+        shut = closing.clamp(0.0, 1.0)[:, self.side] * self.lids  # (B, P) only the lids give way to a blink
+        weight = (1.0 - shut) ** 2
         rig = delta[:, self.points]
         delta = delta.clone()
         delta[:, self.points] = rig + weight[..., None] * (carried - rig)
