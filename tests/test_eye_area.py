@@ -92,6 +92,10 @@ def test_the_eye_area_is_drawn_over_the_rig_and_the_lids_give_way_to_a_blink() -
     brows = [105, 334, 66, 296]
     assert torch.allclose(moved[1, brows], moved[0, brows])  # ... and the brows stay the driver's
     assert moved[1, brows, :2].abs().max() > 0.5
+    wink = torch.zeros(1, 52)
+    wink[0, ARKIT52.index("eyeBlinkLeft")] = 1.0  # the subject's left eye: MediaPipe's 386 / 374, image right
+    moved = carrying.displacement(wink, area=coeffs[:1]) - plain.displacement(wink)
+    assert moved[0, [386, 374], :2].abs().max() < 1e-3 and moved[0, [159, 145], :2].abs().max() > 0.5
 
 
 def test_render_of_an_extracted_track_draws_what_drive_draws(driver: Path, tmp_path: Path) -> None:
