@@ -111,6 +111,7 @@ class Source:
     image: np.ndarray  # (H, W, 3) uint8
     points: np.ndarray  # (478, 3) px
     values: np.ndarray  # (C,) every estimator channel (reenact.estimate.CHANNELS)
+    lip_gap: float = 0.0  # cm, the inner lips' gap in the canonical (pose-free) frame: how far the mouth is open
 
     @property
     def shapes(self) -> np.ndarray:  # (52,) ARKit
@@ -128,8 +129,11 @@ def load_source(path: Path, models: Models, max_size: int = 1280, face: int | No
     landmarks = models.analyzer.analyze(image, face=face, name=str(path))
     from reenact.estimate import photo_reading
 
+    from reenact.clip_geometry import canonical_points, lip_gap
+
     values = photo_reading(models.estimator.estimate(landmarks.points)[0])
-    return Source(Path(path), image, landmarks.points, values)
+    gap = float(lip_gap(canonical_points(landmarks.points[None].astype(np.float32), models.estimator))[0])
+    return Source(Path(path), image, landmarks.points, values, max(gap, 0.0))
 
 
 class Timer:

@@ -147,6 +147,20 @@ def canonical_points(points: np.ndarray, estimator: Estimator) -> np.ndarray:
     return out
 
 
+LIP_GAP = (13, 14)  # the inner lips' midpoints, upper and lower
+
+
+def lip_gap(canon: np.ndarray) -> np.ndarray:
+    """(T, 468, 3) `canonical_points` -> (T,) the inner lips' gap, cm (negative: pressed past each other)."""
+    return canon[:, LIP_GAP[1], 1] - canon[:, LIP_GAP[0], 1]
+
+
+def lip_gap_per_unit() -> np.ndarray:
+    """(52,) how far each of the shipped rig's shapes opens the inner lips per unit, cm (negative: closes them)."""
+    xy = region_basis(ARKIT52, LIP_GAP)  # (52, 4): x, y of 13, then of 14
+    return xy[:, 3] - xy[:, 1]
+
+
 def brow_heights(canon: np.ndarray) -> np.ndarray:
     """(T, 468, 3) `canonical_points` -> (T, 4) y of the brow halves (inner L, inner R, outer L, outer R), cm."""
     return np.stack([canon[:, list(h), 1].mean(1) for h in BROW_HALVES], 1)

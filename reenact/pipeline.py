@@ -21,7 +21,7 @@ from reenact.io.atomic import OutputGroup
 from reenact.options import MOUTHS, PHOTO_MOUTHS, RenderOptions
 from reenact.params import ARKIT52, EYE_AREA, Track, as_arkit
 from reenact.rendering import Motion, RunReport, library_picker, render_video
-from reenact.retarget import RetargetOptions, area_gain, retarget, retarget_pose
+from reenact.retarget import RetargetOptions, area_gain, driver_reference, retarget, retarget_pose
 from reenact.specs import DriveSpec, EditSpec, RenderSpec
 from reenact.speech import speech_columns, speech_track
 
@@ -52,7 +52,10 @@ def eye_area_motion(track: Track, opts: RetargetOptions) -> np.ndarray | None:
 
 def target_shapes(track: Track, source: Source, opts: RetargetOptions) -> tuple[np.ndarray, np.ndarray | None]:
     """(T, 52) target ARKit shapes for the source, and (T, 3) head rotation when pose transfer is on."""
-    shapes = retarget(as_arkit(track), np.zeros(len(ARKIT52), np.float32), source.shapes, opts)
+    from reenact.clip_geometry import lip_gap_per_unit
+
+    driver = as_arkit(track)
+    shapes = retarget(driver, driver_reference(driver, source.lip_gap, lip_gap_per_unit()), source.shapes, opts)
     rotation = None
     if opts.pose and all(c in track.channels for c in ("yaw", "pitch", "roll")):
         pose = track.values[:, [track.channels.index(c) for c in ("yaw", "pitch", "roll")]]

@@ -48,3 +48,23 @@ def test_au_expands_to_both_sides_and_bad_names_are_input_errors() -> None:
         parse_assignments(["AU12"], "--au")
     with pytest.raises(InputError, match="--region"):
         RetargetOptions(region="nose").gains()
+
+
+def test_a_photo_with_parted_lips_closes_them_when_the_driver_does() -> None:
+    from reenact.clip_geometry import lip_gap_per_unit
+    from reenact.retarget import driver_reference
+
+    per_unit = lip_gap_per_unit()  # cm per unit of each shape, from the shipped rig
+    jaw = ARKIT52.index("jawOpen")
+    assert per_unit[jaw] > 2.0 and per_unit[ARKIT52.index("mouthClose")] < 0
+    driver = np.zeros((100, 52), np.float32)
+    driver[:, jaw] = np.linspace(0.0, 0.8, 100)  # a driver whose median opening is 0.4 of jawOpen
+    assert not driver_reference(driver, 0.0, per_unit).any()  # closed lips: the driver's rest, as always
+    ref = driver_reference(driver, 0.5, per_unit)  # lips 0.5 cm apart: that much of the driver's opening
+    assert ref[jaw] == pytest.approx(0.5 / per_unit[jaw], rel=1e-4) and np.count_nonzero(ref) == 1
+    wide = driver_reference(driver, 3.0, per_unit)  # wider than the driver ever is typically: its median
+    assert wide[jaw] == pytest.approx(0.4, abs=0.01)
+    source = np.zeros(52, np.float32)
+    source[jaw] = 0.3  # the photo's reading of its parted lips
+    out = retarget(driver, ref, source, RetargetOptions())
+    assert out[0, jaw] < source[jaw] - 0.15 and out[-1, jaw] > 0.7  # closes at the driver's rest, opens with it

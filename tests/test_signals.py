@@ -29,8 +29,11 @@ SIGNAL_IDS = ["SIGTERM", "SIGHUP", "SIGINT"]
 
 def start(folder: Path, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "REENACT_THREADS": "1"}
+    # SIGINT as a terminal would deliver it: a test run started in the background (`make test &`) inherits SIGINT
+    # ignored, and Python then leaves it ignored, so Ctrl-C would not reach the command at all
     return subprocess.Popen([sys.executable, "-c", CLI_MAIN, "--device", "cpu", *args], cwd=folder, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def partials(folder: Path) -> list[Path]:
