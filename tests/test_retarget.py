@@ -59,7 +59,7 @@ def test_a_photo_with_parted_lips_closes_them_when_the_driver_does() -> None:
     assert per_unit[jaw] > 2.0 and per_unit[ARKIT52.index("mouthClose")] < 0
     driver = np.zeros((100, 52), np.float32)
     driver[:, jaw] = np.linspace(0.0, 0.8, 100)  # a driver whose median opening is 0.4 of jawOpen
-    assert not driver_reference(driver, 0.0, per_unit).any()  # closed lips: the driver's rest, as always
+    assert not driver_reference(driver, 0.05, per_unit).any()  # closed lips: the driver's rest, as always
     ref = driver_reference(driver, 0.5, per_unit)  # lips 0.5 cm apart: that much of the driver's opening
     assert ref[jaw] == pytest.approx(0.5 / per_unit[jaw], rel=1e-4) and np.count_nonzero(ref) == 1
     wide = driver_reference(driver, 3.0, per_unit)  # wider than the driver ever is typically: its median
