@@ -127,9 +127,8 @@ def load_source(path: Path, models: Models, max_size: int = 1280, face: int | No
         k = max_size / max(h, w)
         image = cv2.resize(image, (max(2, round(w * k)), max(2, round(h * k))), interpolation=cv2.INTER_AREA)
     landmarks = models.analyzer.analyze(image, face=face, name=str(path))
-    from reenact.estimate import photo_reading
-
     from reenact.clip_geometry import canonical_points, lip_gap
+    from reenact.estimate import photo_reading
 
     values = photo_reading(models.estimator.estimate(landmarks.points)[0])
     gap = float(lip_gap(canonical_points(landmarks.points[None].astype(np.float32), models.estimator))[0])

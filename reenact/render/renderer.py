@@ -17,8 +17,8 @@ from reenact.render.warp import MeshWarper
 
 if TYPE_CHECKING:
     from reenact.render.refine import Refiner
-    from reenact.rig import EyeArea
     from reenact.render.shade import ExpressionShading
+    from reenact.rig import EyeArea
 
 
 class Rig(Protocol):
