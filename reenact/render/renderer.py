@@ -165,11 +165,12 @@ def follow_lids(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 # The eye area (reenact.rig.EyeArea): a driver's own motion of its lids, the skin round its eyes and its brows is
 # drawn there instead of the rig's. The lids and their halos give way to the rig as they shut: weight (1 - c)^2 at a
-# blink of c on that side, so the rig's blink (and close_lids) still shut the eye (the tracked lids of a shut eye stay
-# a pixel or two apart); the skin beyond and the brows stay the driver's. A tracker reads a warped photo's motion short
+# blink of c on that side, so the rig's blink (shut by close_lids) still shuts the eye (the tracked lids of a shut eye
+# stay a pixel or two apart); the skin beyond and the brows stay the driver's, and close_lids leaves the driver's lids
+# alone (it pulled them shut at every small blink reading). A tracker reads a warped photo's motion short
 # (Rig.render_gain), the brows and skin most: they are drawn AREA_GAIN times their motion, the lid margins once.
 # Judged on the tuning clips (tools/eval_fidelity.py, docs/fidelity.md "Fourth pass"; the rig alone -> carried):
-# eyes 0.92 / 1.21 / 0.98 -> 0.75 / 0.85 / 0.81 unreproduced, brows 0.36 / 0.46 / 0.93 -> 0.26 / 0.45 / 0.64.
+# eyes 0.92 / 1.21 / 0.98 -> 0.70 / 0.87 / 0.72 unreproduced, brows 0.36 / 0.46 / 0.93 -> 0.26 / 0.43 / 0.63.
 AREA_GAIN = 1.5
 LID_MARGINS = np.unique(EYE_CONTOUR[:, :16])  # the lid vertices proper (upper and lower margins, corners)
 LIDS_AND_HALOS = np.unique(EYE_CONTOUR[:, :32])  # what the rig's blink moves: the lids and the ring round them
@@ -249,9 +250,9 @@ class FaceRenderer:
         left = (1.0 - self.source_shapes[CLOSING]).clamp(min=0.2)
         change[:, CLOSING] = (change[:, CLOSING] / left).clamp(max=1.0)
         delta = self.rig.deltas(change)  # (B, 478, 3)
-        if area is not None and self.area is not None:
-            delta = self.area(delta, area.to(self.device), change[:, CLOSING])
         shut = close_lids(self.source_points, self.source_points + delta, change[:, CLOSING].clamp(min=0.0))
+        if area is not None and self.area is not None:  # after close_lids: it shuts the rig's lids, not the driver's
+            shut = self.source_points + self.area(shut - self.source_points, area.to(self.device), change[:, CLOSING])
         moved = follow_lids(self.source_points, self.unfold(uncross_lids(self.source_points, shut)))
         if rotation is None:
             return moved - self.source_points
