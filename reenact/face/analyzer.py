@@ -29,9 +29,10 @@ class FaceAnalyzer:
     """Find faces and their 478-point meshes.
 
     `detector`: "auto" (BlazeFace short range; full range only for an image/frame where short range finds no face,
-    e.g. a small face in a large photo; for a photo, overlapping tiles where neither finds one), "short" (short range only) or "full" (full range only). Tracking re-detection
-    uses the same `self.detector`. `mesh`: "plain" (FaceMesh + iris model, the default) or "attention" (MediaPipe's
-    attention mesh, see reenact.face.landmarks).
+    e.g. a small face in a large photo; for a photo, overlapping tiles where neither finds one), "short" (short
+    range only) or "full" (full range only). Tracking re-detection uses the same `self.detector`. `mesh`:
+    "attention" (MediaPipe's attention mesh, the default) or "plain" (FaceMesh + iris model); see
+    reenact.face.landmarks.
     """
 
     def __init__(self, device: torch.device = torch.device("cpu"), detector: str = "auto", iris: bool = True,

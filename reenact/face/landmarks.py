@@ -21,10 +21,11 @@ brows a third less than the rig asked.
 Output order is MediaPipe's refined 478: 0..467 mesh, 468..472 iris of the image-left eye (the subject's right;
 centre first), 473..477 iris of the image-right eye.
 
-`MeshModel(model="attention")` runs MediaPipe's attention mesh instead (FaceMeshAttention, the model behind
-MediaPipe's refine_landmarks=True): one network gives the mesh and, from crops of its own features, the lips,
-both eyes and both irises; `refine_attention` merges them as MediaPipe's LandmarksRefinementCalculator does (x, y
-of the lips' 80 and each eye's 71 points over the mesh's, the irises appended). No separate iris model runs then.
+`MeshModel(model="attention")`, the default, runs MediaPipe's attention mesh instead (FaceMeshAttention, the
+model behind MediaPipe's refine_landmarks=True): one network gives the mesh and, from crops of its own features, the
+lips, both eyes and both irises; `refine_attention` merges them as MediaPipe's LandmarksRefinementCalculator does
+(x, y of the lips' 80 and each eye's 71 points over the mesh's, the irises appended). No separate iris model runs
+then. `model="plain"` keeps FaceMesh + the iris model described above.
 """
 
 from __future__ import annotations

@@ -120,8 +120,9 @@ def _down(points: torch.Tensor, a: int, b: int) -> torch.Tensor:
 
 def close_lids(points: torch.Tensor, target: torch.Tensor, closing: torch.Tensor) -> torch.Tensor:
     """A blink of c leaves each lid pair at most (1 - c) of its opening in the photo: where the rig left more, the
-    upper lid comes down to (1 - c) of the photo's offset from its lower partner (at 1 they meet). The rig's blink is scaled to the photo's mean opening (Rig.scaled_to), which left uneven lids (the attention
-    mesh's) up to 1 px apart at eyeBlink 1 on the sample photo. points (478, 3), target (B, 478, 3), closing (B, 2)
+    upper lid comes down to (1 - c) of the photo's offset from its lower partner (at 1 they meet). The rig's blink
+    is scaled to the photo's mean opening (Rig.scaled_to), which left uneven lids (the attention mesh's) up to 1 px
+    apart at eyeBlink 1 on the sample photo. points (478, 3), target (B, 478, 3), closing (B, 2)
     in CLOSING's order (eyeBlinkLeft, eyeBlinkRight)."""
     target = target.clone()
     for (upper, lower, a, b), c in zip(LID_ROWS, closing.flip(-1).unbind(-1)):  # LID_ROWS: the subject's right first
@@ -185,22 +186,23 @@ class AreaCarrier:
         s, rot, _ = procrustes(rig_neutral[:468], points[:468])
         basis = torch.cat([area.basis, torch.zeros_like(area.basis[..., :1])], -1)  # (K, P, 3) canonical, flat z
         self.points = area.points.to(points.device)  # (P,)
+        self.rest = points[self.points]  # (P, 3) where the photo has them
         gain = torch.where(torch.isin(self.points.cpu(), torch.as_tensor(LID_MARGINS)), 1.0, AREA_GAIN)
         self.basis = (s * basis.to(points.device) @ rot.T) * gain.to(points.device)[None, :, None]  # (K, P, 3) px
         canon_x = rig_neutral[area.points.to(rig_neutral.device), 0]
         self.side = (canon_x <= 0).long().to(points.device)  # (P,) 0: the subject's left (+x), CLOSING's order
         self.lids = torch.isin(self.points.cpu(), torch.as_tensor(LIDS_AND_HALOS)).to(points.device)  # (P,)
 
-    def __call__(self, delta: torch.Tensor, area: torch.Tensor, closing: torch.Tensor) -> torch.Tensor:
-        """(B, 478, 3) the rig's displacement, (B, K) eye-area coefficients and (B, 2) the blink drawn per side
-        (0..1, CLOSING's order) -> the displacement with the eye area carried."""
-        carried = torch.einsum("bk,kpc->bpc", area.to(self.basis.dtype), self.basis)  # (B, P, 3)
+    def __call__(self, target: torch.Tensor, area: torch.Tensor, closing: torch.Tensor) -> torch.Tensor:
+        """(B, 478, 3) the rig's target mesh, (B, K) eye-area coefficients and (B, 2) the blink drawn per side
+        (0..1, CLOSING's order) -> the target mesh with the eye area carried."""
+        carried = self.rest + torch.einsum("bk,kpc->bpc", area.to(self.basis.dtype), self.basis)  # (B, P, 3)
         shut = closing.clamp(0.0, 1.0)[:, self.side] * self.lids  # (B, P) only the lids give way to a blink
         weight = (1.0 - shut) ** 2
-        rig = delta[:, self.points]
-        delta = delta.clone()
-        delta[:, self.points] = rig + weight[..., None] * (carried - rig)
-        return delta
+        rig = target[:, self.points]
+        target = target.clone()
+        target[:, self.points] = rig + weight[..., None] * (carried - rig)
+        return target
 
 
 def pose_angles(points: np.ndarray) -> tuple[float, float, float]:
@@ -252,7 +254,7 @@ class FaceRenderer:
         delta = self.rig.deltas(change)  # (B, 478, 3)
         shut = close_lids(self.source_points, self.source_points + delta, change[:, CLOSING].clamp(min=0.0))
         if area is not None and self.area is not None:  # after close_lids: it shuts the rig's lids, not the driver's
-            shut = self.source_points + self.area(shut - self.source_points, area.to(self.device), change[:, CLOSING])
+            shut = self.area(shut, area.to(self.device), change[:, CLOSING])
         moved = follow_lids(self.source_points, self.unfold(uncross_lids(self.source_points, shut)))
         if rotation is None:
             return moved - self.source_points
