@@ -25,7 +25,7 @@ import torch
 from reenact.estimate import CHANNELS, Estimator, gaze_from_arkit, normalize
 from reenact.face.landmarks import LID_PAIRS
 from reenact.params import ARKIT52, AU17, GAZE, arkit_to_au
-from reenact.rig import EyeArea
+from reenact.rig import load_eye_area
 
 # In a clip, eyeBlink is read from the tracked lids, not the network. On the tuning clips (cap12, cap13, WolfgangLanger;
 # judged by MediaPipe's refined mesh) the network's eyeBlink correlated 0.28-0.73 with the reference lids' closure and
@@ -263,20 +263,12 @@ def shapes_from_mesh(values: np.ndarray, xy: np.ndarray, region: Region) -> np.n
     return out
 
 
-@lru_cache(maxsize=1)
-def eye_area() -> EyeArea:
-    """The shipped eye-area modes (small; loaded once per process)."""
-    from reenact.rig import load_eye_area
-
-    return load_eye_area("cpu")
-
-
 def clip_geometry(points: np.ndarray, estimator: Estimator) -> np.ndarray:
     """(T, 478, 3) px -> (T, GEOMETRY + 2 * eye-area points): eye aspect ratios, iris offsets, brow heights, each
     region's canonical x, y and the eye area's, what `read_geometry` and `eye_area_channels` read."""
     canon = canonical_points(points, estimator)
     regions = [canon[:, list(r.points), :2].reshape(len(points), -1) for r in REGIONS]
-    area = canon[:, eye_area().points.tolist(), :2].reshape(len(points), -1)
+    area = canon[:, load_eye_area().points.tolist(), :2].reshape(len(points), -1)
     return np.concatenate([eye_aspect_ratios(points), iris_offsets(points), brow_heights(canon), *regions, area], 1)
 
 
@@ -289,7 +281,7 @@ def eye_area_channels(geometry: np.ndarray) -> np.ndarray | None:
     if ok.sum() < MIN_CLIP_FRAMES:
         return None
     moved = (xy - np.median(xy[ok], 0)).reshape(len(xy), -1, 2)  # (T, P, 2) cm
-    return eye_area().coefficients(moved).astype(np.float32)
+    return load_eye_area().coefficients(moved).astype(np.float32)
 
 
 def read_geometry(values: np.ndarray, geometry: np.ndarray) -> np.ndarray:

@@ -14,6 +14,8 @@ blink closes their eyes exactly.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
@@ -127,7 +129,13 @@ class EyeArea(torch.nn.Module):
 
 
 def load_eye_area(device: torch.device | str = "cpu") -> EyeArea:
-    """The shipped eye-area modes (weights/eye_area.safetensors)."""
+    """The shipped eye-area modes (weights/eye_area.safetensors), loaded once per process and device: the clip
+    geometry reads a track's coefficients with them and the renderer draws them. Read-only."""
+    return _load_eye_area(str(torch.device(device)))
+
+
+@lru_cache(maxsize=2)
+def _load_eye_area(device: str) -> EyeArea:
     from reenact.weights import load_typed
 
     return load_typed("eye_area", EyeArea, device)
