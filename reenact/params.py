@@ -50,7 +50,9 @@ GAZE: tuple[str, ...] = ("gazeLeftYaw", "gazeLeftPitch", "gazeRightYaw", "gazeRi
 # The eye area's motion modes (reenact.rig.EyeArea, weights/eye_area): a clip's lids, the skin round its eyes and its
 # brows, moved about the clip's median, as coefficients of the principal motions of real footage (cm, canonical).
 EYE_AREA: tuple[str, ...] = tuple(f"eyeArea{k:02d}" for k in range(1, 17))
-EYE_AREA_LIMIT = 5.0  # cm along a unit mode; a blink is ~1
+# cm along a unit mode. The clips measured reach 4.1 (WolfgangLanger's blinks, mode 3); 20 would move every vertex of
+# the area 1.7 cm, past any face: a value beyond it is not a face's motion.
+EYE_AREA_LIMIT = 20.0
 
 # Live Link Face swaps a few pairs relative to Apple's order (JawRight before JawLeft, MouthRight before MouthLeft).
 LIVELINK52: tuple[str, ...] = tuple(
