@@ -85,6 +85,21 @@ def test_blink_closes_the_eyes_as_the_face_model_sees_it(sample) -> None:
     assert dark(out) < 0.5 * dark(sample[0])
 
 
+def test_a_half_blink_half_closes_the_lids(sample) -> None:
+    """eyeBlink is drawn through BLINK_CLOSURE: a laugh's narrowed eyes (0.5) are drawn half closed, not shut (the
+    rig's render gain of 1.66 used to shut them, one eye at a time as the readings crossed 0.6)."""
+    from reenact.render.renderer import blink_closure
+
+    x = torch.tensor([0.0, 0.3, 0.6, 0.7, 0.85, 1.0, 1.2])
+    assert torch.allclose(blink_closure(x), torch.tensor([0.0, 0.3, 0.6, 0.76, 1.0, 1.0, 1.0]))
+    _, face, renderer, _ = sample
+    opening = lambda p: (p[145, 1] - p[159, 1] + p[374, 1] - p[386, 1]) / 2
+    share = [opening(renderer.target_points(shapes(eyeBlinkLeft=v, eyeBlinkRight=v))[0]) / opening(face.points)
+             for v in (0.25, 0.5, 0.75, 0.9)]
+    assert 0.6 < share[0] < 0.85 and 0.35 < share[1] < 0.65 and 0.1 < share[2] < 0.35 and share[3] < 0.05
+    assert share == sorted(share, reverse=True)
+
+
 def test_refiner_is_used_only_when_it_beats_the_warp(sample, tmp_path, monkeypatch) -> None:
     import json
     import shutil

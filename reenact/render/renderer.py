@@ -30,8 +30,24 @@ class Rig(Protocol):
     def scaled_to(self, face_points: np.ndarray) -> "Rig": ...
 
 
-# Shapes that close an opening: whatever the render gain, their weight stops at 1, where the lids meet.
+# Shapes that close an opening: their weight stops at 1, where the lids meet.
 CLOSING = [ARKIT52.index(n) for n in ("eyeBlinkLeft", "eyeBlinkRight")]
+# An eyeBlink value is drawn as the share of the photo's opening its lids close, through this piecewise-linear curve
+# (value, closure) instead of the rig's render gain: a laugh's narrowed eyes (a reading of 0.4-0.6) close as far as
+# the driver's did, a shut eye (0.85 and up) shuts. Judged on the tuning clips (tools/eval_fidelity.py, the per-eye
+# opening against the driver's at the same reading; docs/fidelity.md "Fifth pass"): the rig's photo-fitted gain (1.66)
+# shut an eye at a reading of 0.5, which the driver's eyes reach at a fifth closed.
+BLINK_CLOSURE = ((0.0, 0.0), (0.6, 0.6), (0.85, 1.0), (1.0, 1.0))
+
+
+def blink_closure(value: torch.Tensor) -> torch.Tensor:
+    """eyeBlink values (any shape, 0..1) -> the closure BLINK_CLOSURE draws them at, 0..1."""
+    x = value.clamp(0.0, 1.0)
+    out = torch.zeros_like(x)
+    for (x0, y0), (x1, y1) in zip(BLINK_CLOSURE, BLINK_CLOSURE[1:]):
+        inside = (x >= x0) & (x <= x1)
+        out = torch.where(inside, y0 + (x - x0) * (y1 - y0) / (x1 - x0), out)
+    return out
 
 
 def euler_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
@@ -246,11 +262,13 @@ class FaceRenderer:
         """(B, 52) target shapes [+ (B, 3) yaw/pitch/roll change] [+ (B, K) eye-area motion] -> (B, 478, 3)
         photo-space vertex displacement."""
         # (B, 52) the linear rig draws the change only, times its render gain (what a tracker reads back short)
-        change = (shapes.to(self.device) - self.source_shapes) * self.rig.render_gain
+        shapes = shapes.to(self.device)
+        change = (shapes - self.source_shapes) * self.rig.render_gain
         # The lid shapes are scaled to the photo's own opening (Rig.scaled_to), so for them a change is a share of
-        # the travel the photo's lids have left (1 - its own eyeBlink); at 1 they meet, and go no further.
-        left = (1.0 - self.source_shapes[CLOSING]).clamp(min=0.2)
-        change[:, CLOSING] = (change[:, CLOSING] / left).clamp(max=1.0)
+        # the travel the photo's lids have left (1 - its own closure); at 1 they meet, and go no further.
+        own = blink_closure(self.source_shapes[CLOSING])  # (2,)
+        left = (1.0 - own).clamp(min=0.2)
+        change[:, CLOSING] = ((blink_closure(shapes[:, CLOSING]) - own) / left).clamp(max=1.0)
         delta = self.rig.deltas(change)  # (B, 478, 3)
         shut = close_lids(self.source_points, self.source_points + delta, change[:, CLOSING].clamp(min=0.0))
         if area is not None and self.area is not None:  # after close_lids: it shuts the rig's lids, not the driver's
