@@ -272,3 +272,22 @@ def test_folded_triangles_are_relaxed_and_unfolded_targets_kept(sample) -> None:
     big = unfold.photo_area.abs() > 2.0  # sub-pixel triangles may flip by rounding
     assert not bool((kept(out)[0][big] < FOLD_SHARE * unfold.photo_area.abs()[big]).any())
     assert torch.equal(out[:, 468:], folded[:, 468:])  # irises untouched
+
+
+def test_slivers_do_not_hold_a_smile_back(sample) -> None:
+    """Triangles already flat in the photo (round the lip corners) flip with any motion; they are not folds (relaxing
+    them had drawn single_face's smiles 0.85 of their width). A smile that folds nothing is drawn as the rig asks."""
+    _, face, renderer, _ = sample
+    unfold = renderer.unfold
+    sliver = int(torch.argmin(unfold.photo_area.abs()))  # the flattest triangle of the photo's mesh
+    assert float(unfold.photo_area.abs()[sliver]) < 0.1 * float(unfold.photo_area.abs().median())
+    target = renderer.source_points[None].clone()
+    a, b, c = unfold.tri[sliver].tolist()
+    pa, pb, pc = (target[0, v, :2] for v in (a, b, c))
+    normal = torch.stack([-(pc - pb)[1], (pc - pb)[0]]) / (pc - pb).norm()
+    target[0, a, :2] -= 2 * ((pa - pb) @ normal) * normal  # mirrored across its opposite edge: flipped, barely moved
+    assert torch.equal(unfold(target), target)
+    smile = shapes(mouthSmileLeft=0.5, mouthSmileRight=0.5)  # this photo smiles already: more than this folds
+    asked = renderer.rig.deltas(torch.as_tensor(smile) * renderer.rig.render_gain)[0, [61, 291], :2]
+    drawn = torch.as_tensor(renderer.target_points(smile)[0, [61, 291], :2]) - renderer.source_points[[61, 291], :2]
+    assert torch.allclose(drawn, asked, atol=0.05 * float(asked.norm(dim=-1).min()))

@@ -80,8 +80,11 @@ LID_ROWS = [(torch.as_tensor(c[9:16]), torch.as_tensor(c[1:8]), int(c[0]), int(c
 # have their vertices' and these vertices' neighbours' displacement relaxed toward their neighbours' until none is
 # left (at most FOLD_STEPS).
 # The lids close on purpose (their triangles squeeze to nothing at a blink) and have their own exact map in the warp:
-# triangles touching a lid or halo vertex are left alone.
-FOLD_SHARE, FOLD_STEPS = 0.05, 30
+# triangles touching a lid or halo vertex are left alone. A fold must also lose at least FOLD_MIN_LOST of the photo's
+# median triangle area: slivers that are flat in the photo already (round the lip corners, under a pixel) flip with
+# any motion and cover nothing, and relaxing them and their neighbours pulled the mouth corners in on every frame
+# (single_face's smile drawn 0.85 of the driver's width, 1.06 without; docs/fidelity.md "Fifth pass").
+FOLD_SHARE, FOLD_MIN_LOST, FOLD_STEPS = 0.05, 0.1, 30
 
 
 class Unfolder:
@@ -94,6 +97,7 @@ class Unfolder:
         lids = torch.as_tensor(np.unique(EYE_CONTOUR), device=points.device)
         self.tri = tri[~torch.isin(tri, lids).any(1)]  # (F', 3) the triangles that may not fold
         self.photo_area = self.area(points[None, :, :2])[0]  # (F',)
+        self.min_lost = FOLD_MIN_LOST * float(self.photo_area.abs().median())  # px^2
         n = 468  # the mesh; the iris points are not in its triangles
         edges = torch.cat([self.tri[:, [0, 1]], self.tri[:, [1, 2]], self.tri[:, [2, 0]]])
         adj = torch.zeros(n, n, device=points.device)
@@ -113,7 +117,8 @@ class Unfolder:
         disp = target[:, :n, :2] - self.points[None, :n, :2]  # (B, P, 2)
         for _ in range(FOLD_STEPS):
             kept = self.area(self.points[None, :n, :2] + disp) * self.photo_area.sign()  # (B, F')
-            folded = kept < FOLD_SHARE * self.photo_area.abs()
+            lost = self.photo_area.abs() - kept  # (B, F') px^2
+            folded = (kept < FOLD_SHARE * self.photo_area.abs()) & (lost > self.min_lost)
             if not bool(folded.any()):
                 break
             hits = torch.zeros(disp.shape[:2], device=disp.device)  # (B, P) folded triangles at each vertex
