@@ -94,3 +94,19 @@ def test_compare_of_a_copy_is_perfect() -> None:
     for region in REGIONS:
         assert m[f"{region}_unreproduced"] == pytest.approx(0.0, abs=1e-9)
         assert m[f"{region}_gain"] == pytest.approx(1.0)
+
+
+def test_a_constant_expression_is_a_rest_offset_not_unreproduced_motion() -> None:
+    """An output that moves exactly as the driver but holds its mouth 0.05 off (a pout the driver never made) scores
+    about 0 unreproduced and an offset of 0.05 over the driver's typical mouth motion."""
+    rng = np.random.default_rng(7)
+    base = face(rng)
+    frames = np.stack([base + rng.normal(0, 0.01, base.shape) for _ in range(40)])
+    mouth = REGIONS["mouth"]
+    out = frames.copy()
+    out[:, mouth, 1] += 0.05
+    m = compare(frames, out).metrics
+    assert m["mouth_unreproduced"] < 0.05  # only the alignment's per-frame jitter turns the shift into motion
+    d = frames[:, mouth, :2] - np.median(frames[:, mouth, :2], 0)
+    assert m["mouth_rest_offset"] == pytest.approx(0.05 / np.linalg.norm(d, axis=-1).mean(), rel=0.1)
+    assert compare(frames, frames.copy()).metrics["mouth_rest_offset"] == pytest.approx(0.0, abs=1e-9)

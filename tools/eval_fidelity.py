@@ -8,9 +8,10 @@ losslessly with PyAV) drives it through the `reenact drive` CLI. Google's MediaP
 478 points; tools/_mp_mesh.py in the reference venv .cache/venvs/mediapipe) meshes the driver and the output; the
 meshes are cached under .cache/fidelity/mesh by file sha256. Output frame i is compared with driver frame i.
 
-Per clip: unreproduced motion, gain and correlation of the mouth, eyelids and brows; the blink opening ratio; the
-lip-gap and mouth-width correlation; head-pose correlation; and the same for the driver against itself re-encoded
-at CRF 18 (the judge's floor). Edit checks: `reenact edit` blink and brow raise on still photos of other people.
+Per clip: unreproduced motion, gain and correlation of the mouth, eyelids and brows; the rest offset of the mouth
+and brows (a constant expression the output adds); the blink opening ratio; the lip-gap and mouth-width
+correlation; head-pose correlation; and the same for the driver against itself re-encoded at CRF 18 (the judge's
+floor). Edit checks: `reenact edit` blink and brow raise on still photos of other people.
 docs/fidelity.md defines every number.
 """
 
@@ -24,6 +25,7 @@ import shlex
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -122,6 +124,20 @@ def unreproduced(drv: np.ndarray, out: np.ndarray, percentile: float = MOVING_PE
     return float(err[moving].mean() / mag[moving].mean())
 
 
+def rest_offset(drv: np.ndarray, out: np.ndarray, idx: list[int]) -> float:
+    """The constant part of the output's error: every frame of both (T, N, 3) mapped onto the driver's first frame
+    (the photo, in self-reenactment) by a similarity on STABLE, the mean over frames of output - driver at each
+    point of `idx` (a constant expression the output adds, or lacks), its mean length over the
+    driver's mean motion of those points about their median. 0: no constant error; 1: an offset as large as the
+    driver's typical motion. `unreproduced` cannot see it: it takes each video about its own median. The photo held
+    still scores the driver's mean distance from its first frame (the table's "held still" row)."""
+    both, _ = align(np.concatenate([drv, out]), 0)
+    d, o = both[:len(drv), idx, :2], both[len(drv):, idx, :2]
+    bias = np.linalg.norm((o - d).mean(0), axis=-1).mean()
+    typical = np.linalg.norm(d - np.median(d, 0), axis=-1).mean()
+    return float(bias / typical) if typical > 0 else float("nan")
+
+
 def gain_corr(drv: np.ndarray, out: np.ndarray) -> tuple[float, float]:
     """Least-squares slope of output on driver (amplitude ratio) and Pearson correlation over every frame and
     component, each component centred on its mean over the frames."""
@@ -211,6 +227,7 @@ def compare(drv_points: np.ndarray, out_points: np.ndarray) -> Compared:
         m[f"{name}_unreproduced"] = unreproduced(d, o)
         m[f"{name}_gain"], m[f"{name}_corr"] = gain_corr(d, o)
         m[f"{name}_driver_motion"] = float(np.linalg.norm(d, axis=-1).mean())  # the clip's activity, for context
+        m[f"{name}_rest_offset"] = rest_offset(drv_points[valid], out_points[valid], idx)
     ear_d, ear_o = ear(d_al), ear(o_al)
     m["blink_driver"], m["blink_output"], m["blink_frames"] = blink_ratios(ear_d, ear_o)
     for name, pair in (("lip_gap", LIP_GAP), ("mouth_width", MOUTH_WIDTH)):
@@ -342,6 +359,7 @@ class ClipResult:
     fps: str
     metrics: dict[str, float]
     floor: dict[str, float]
+    frozen: dict[str, float]  # the photo held still: what doing nothing scores
     missing_mesh: dict[str, int]
     drive_report: dict
     seconds_drive: float
@@ -406,6 +424,11 @@ def run_clip(reenact: Reenact, name: str, seconds: float, source_frame: int, dri
               f"{min(n_drv, n_out)} frame for frame", file=sys.stderr)
     res = compare(drv, out)
     floor = compare(drv, flo).metrics
+    with warnings.catch_warnings():  # a still output has no motion to correlate with (NaN gains)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        faces = np.flatnonzero(~np.isnan(drv[:, 0, 0]))  # the photo is frame source_frame; else the first face
+        still = source_frame if source_frame in faces else int(faces[0])
+        frozen = compare(drv, np.repeat(drv[still:still + 1], len(drv), 0)).metrics
     if sheet is not None:
         contact_sheet(driver, output, res, sheet)
     missing = {k: int(np.isnan(v[:, 0, 0]).sum()) for k, v in (("driver", drv), ("output", out), ("floor", flo))}
@@ -413,7 +436,7 @@ def run_clip(reenact: Reenact, name: str, seconds: float, source_frame: int, dri
     keep = {k: rep.get(k) for k in ("frames", "fps", "identity", "refiner", "shading", "timings_ms")}
     keep["missing_driver_frames"] = len(rep.get("missing_driver_frames") or [])
     keep["fallback_frames"] = len(rep.get("fallback_frames") or [])
-    return ClipResult(name, n_drv, n_out, str(fps), res.metrics, floor, missing, keep, round(seconds_drive, 1),
+    return ClipResult(name, n_drv, n_out, str(fps), res.metrics, floor, frozen, missing, keep, round(seconds_drive, 1),
                       round(time.perf_counter() - t0, 1))
 
 
@@ -485,7 +508,8 @@ def table(results: list[ClipResult], pose: bool) -> str:
     cols = [("mouth unrep", "mouth_unreproduced"), ("eyes unrep", "eyes_unreproduced"),
             ("brows unrep", "brows_unreproduced"), ("mouth gain", "mouth_gain"), ("eyes gain", "eyes_gain"),
             ("brows gain", "brows_gain"), ("blink drv", "blink_driver"), ("blink out", "blink_output"),
-            ("lip-gap corr", "lip_gap_corr"), ("width corr", "mouth_width_corr"), ("width gain", "mouth_width_gain")]
+            ("lip-gap corr", "lip_gap_corr"), ("width corr", "mouth_width_corr"), ("width gain", "mouth_width_gain"),
+            ("mouth offset", "mouth_rest_offset"), ("brows offset", "brows_rest_offset")]
     if pose:
         cols += [("yaw corr", "yaw_corr"), ("pitch corr", "pitch_corr"), ("roll corr", "roll_corr")]
     lines = ["| clip | frames | " + " | ".join(c for c, _ in cols) + " |", "|---" * (len(cols) + 2) + "|"]
@@ -497,6 +521,7 @@ def table(results: list[ClipResult], pose: bool) -> str:
         lines.append(row(r.clip, f"{r.metrics['frames_compared']}/{r.frames}", r.metrics))
     lines.append(row("**mean**", "", mean_metrics([r.metrics for r in results])))
     lines.append(row("floor (CRF 18 copy, mean)", "", mean_metrics([r.floor for r in results])))
+    lines.append(row("the photo held still (mean)", "", mean_metrics([r.frozen for r in results])))
     return "\n".join(lines)
 
 
@@ -573,7 +598,8 @@ def main() -> None:
     doc = {"label": label, "code": code_version(args.code), "drive_args": drive_args, "seconds": args.seconds,
            "source_frame": args.source_frame,
            "clips": [asdict(r) for r in results], "mean": mean_metrics([r.metrics for r in results]),
-           "floor_mean": mean_metrics([r.floor for r in results]), "edits": edits,
+           "floor_mean": mean_metrics([r.floor for r in results]),
+           "frozen_mean": mean_metrics([r.frozen for r in results]), "edits": edits,
            "seconds_total": round(time.perf_counter() - t0, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(clean(doc), indent=1) + "\n")
