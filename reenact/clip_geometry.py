@@ -219,13 +219,20 @@ GEOMETRY = 8 + sum(2 * len(r.points) for r in REGIONS)  # clip_geometry: EARs, i
 # ... and after them the eye area's canonical x, y (reenact.rig.EyeArea: 2 * its points), read by `eye_area_channels`.
 
 
+@lru_cache(maxsize=1)
+def _rig_basis() -> np.ndarray:
+    """(52, 478, 3) the shipped rig's canonical basis, cm, read once per process (a copy: the rig `Models` holds,
+    and the one tools/fit_render_gain.py refits, stay its own)."""
+    from reenact.rig import load_rig
+
+    return load_rig("cpu").basis.double().numpy()
+
+
 @lru_cache(maxsize=4)
 def region_basis(shapes: tuple[str, ...], points: tuple[int, ...]) -> np.ndarray:
     """(K, 2P): the shipped rig's canonical x, y motion of `points` per unit of each of `shapes`, cm."""
-    from reenact.rig import load_rig
-
-    basis = load_rig("cpu").basis[[ARKIT52.index(n) for n in shapes]][:, list(points), :2]
-    return basis.reshape(len(shapes), -1).double().numpy()
+    basis = _rig_basis()[[ARKIT52.index(n) for n in shapes]][:, list(points), :2]
+    return basis.reshape(len(shapes), -1)
 
 
 def bounded_ridge(basis: np.ndarray, target: np.ndarray, prior: np.ndarray, weight: float,

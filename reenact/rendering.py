@@ -85,6 +85,14 @@ class Motion:
     def area_of(self, idx: np.ndarray) -> np.ndarray | None:
         return None if self.area is None else self.area[idx]
 
+    def share_of(self, idx: np.ndarray, rest: np.ndarray, share: float
+                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Frames `idx` with `share` of their motion: (len(idx), 52) shapes toward the photo's own `rest` (52,), the
+        turn and the eye-area motion toward none."""
+        shapes = rest + share * (self.shapes[idx] - rest)
+        rotation = None if self.rotation is None else share * self.rotation[idx]
+        return shapes, rotation, None if self.area is None else share * self.area[idx]
+
 
 @dataclass
 class _Streams:
@@ -238,10 +246,7 @@ class _BatchRun:
                s: np.ndarray) -> np.ndarray:
         """The fallback: halve the expression change on the failing frames, render them again (in `frames`) and
         check them again; returns the batch's similarities with theirs replaced."""
-        source, motion = self.source, self.motion
-        soft = source.shapes + 0.5 * (motion.shapes[bad] - source.shapes)
-        soft_rot = None if motion.rotation is None else 0.5 * motion.rotation[bad]
-        soft_area = None if motion.area is None else 0.5 * motion.area[bad]
+        soft, soft_rot, soft_area = self.motion.share_of(bad, self.source.shapes, 0.5)
         soft_inside = None if inside is None else [inside[b - start] for b in bad]
         frames[bad - start], soft_points = self.renderer.render_with_points(soft, soft_rot, soft_inside, again=True,
                                                                             area=soft_area)

@@ -185,3 +185,19 @@ def test_models_leave_torch_threads_alone() -> None:
         assert torch.get_num_threads() == before + 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_share_of_the_motion_halves_shapes_turn_and_eye_area_alike() -> None:
+    """The identity fallback's softening: every part of the motion at the failing frames, in one place."""
+    from fractions import Fraction
+
+    from reenact.rendering import Motion
+
+    rest = np.full(52, 0.2, np.float32)
+    motion = Motion(np.ones((4, 52), np.float32), np.full((4, 3), 6.0, np.float32), Fraction(25),
+                    area=np.full((4, 16), 2.0, np.float32))
+    shapes, rotation, area = motion.share_of(np.array([1, 3]), rest, 0.5)
+    assert np.allclose(shapes, 0.6) and shapes.shape == (2, 52)
+    assert np.allclose(rotation, 3.0) and np.allclose(area, 1.0)
+    bare = Motion(np.ones((4, 52), np.float32), None, Fraction(25))
+    assert bare.share_of(np.array([0]), rest, 0.5)[1:] == (None, None)
