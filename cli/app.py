@@ -46,6 +46,8 @@ from reenact_cli.options import (
     RegionOption,
     Region,
     Report,
+    Rest,
+    RestOption,
     Scale,
     Seed,
     Smooth,
@@ -151,6 +153,7 @@ def drive(
     region: RegionOption = Region.all,
     pose: Pose = False,
     gaze: Gaze = True,
+    rest: RestOption = Rest.clip,
     face: Face = None,
     max_size: MaxSize = 1280,
     smooth: SmoothOption = Smooth.offline,
@@ -167,7 +170,7 @@ def drive(
 ) -> None:
     """Make the person in SOURCE perform the expressions of the person in DRIVER; the driver's audio is kept."""
     output = output or Path(f"{source.stem}_{driver.stem}.mp4")
-    opts = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose, gaze),
+    opts = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose, gaze, rest),
                          batch_size=batch_size, check_every=check_every, strict=strict, overwrite=overwrite, crf=crf,
                          preset=preset, threshold=threshold, refine=refine, mouth=mouth)
     check_distinct({"SOURCE": source, "DRIVER": driver, "--audio": speech},
@@ -250,6 +253,7 @@ def render(
     mute: Mute = [],
     region: RegionOption = Region.all,
     pose: Pose = False,
+    rest: RestOption = Rest.clip,
     face: Face = None,
     max_size: MaxSize = 1280,
     strict: Strict = False,
@@ -261,7 +265,7 @@ def render(
 ) -> None:
     """Animate SOURCE from a parameter TRACK (AU / ARKit / viseme columns over time)."""
     output = output or Path(f"{source.stem}_{track.stem}.mp4")
-    opts = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose),
+    opts = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose, rest=rest),
                          strict=strict, overwrite=overwrite, refine=refine, crf=crf, preset=preset,
                          mouth=check_photo_mouth(mouth))
     rate = parse_fps(fps) if fps else None

@@ -28,6 +28,8 @@ from reenact_cli.options import (
     Refine,
     Region,
     RegionOption,
+    Rest,
+    RestOption,
     Scale,
     Seed,
     Smooth,
@@ -67,6 +69,7 @@ def batch(
     region: RegionOption = Region.all,
     pose: Pose = False,
     gaze: Gaze = True,
+    rest: RestOption = Rest.clip,
     face: Face = None,
     max_size: MaxSize = 1280,
     smooth: SmoothOption = Smooth.offline,
@@ -97,7 +100,7 @@ def batch(
     # The spelling now; whether the device exists once there is work (run_batch): a rerun with every output done
     # imports no torch and loads no model.
     device = check_device_spec(ctx.ensure_object(dict).get("device", "auto"))
-    render = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose, gaze),
+    render = RenderOptions(retarget=retarget_options(strength, absolute, region, scale, mute, pose, gaze, rest),
                            strict=strict, threshold=threshold, check_every=check_every, batch_size=batch_size, crf=crf,
                            preset=preset, refine=refine)
     options = JobOptions(render=render, smooth=smooth.value, max_size=max_size, face=face, text=text, fps=fps,

@@ -32,6 +32,13 @@ class Smooth(str, Enum):
     none = "none"
 
 
+class Rest(str, Enum):
+    """reenact.retarget.RESTS, as Click choices."""
+
+    clip = "clip"
+    first = "first"
+
+
 class Region(str, Enum):
     """reenact.retarget.REGIONS, as Click choices."""
 
@@ -73,6 +80,10 @@ RegionOption = Annotated[Region, typer.Option("--region", help="Which part of th
 Pose = Annotated[bool, typer.Option(
     "--pose", help="Also transfer the driver's (or track's) small head rotations (off by default).")]
 Gaze = Annotated[bool, typer.Option("--gaze/--no-gaze", help="Transfer eye gaze.")]
+RestOption = Annotated[Rest, typer.Option(
+    "--rest", help="Where the driver's changes are measured from: clip (each channel's rest over the whole clip) | "
+    "first (the driver's first frame, for a driver that starts with a resting face: the photo then holds its own "
+    "expression wherever the driver's face is as in that frame). docs/params.md.")]
 SmoothOption = Annotated[Smooth, typer.Option(
     "--smooth", help="Smoothing of the driver's track: offline (zero-phase), online (One Euro) or none (raw).")]
 
@@ -129,12 +140,13 @@ Seed = Annotated[int, typer.Option("--seed", help="Speech: seed of the idle moti
 
 # ------------------------------------------------------------------------------------------------ into the library
 def retarget_options(strength: float, absolute: bool, region: str, scale: list[str], mute: list[str],
-                     pose: bool, gaze: bool = True) -> RetargetOptions:
+                     pose: bool, gaze: bool = True, rest: str = "clip") -> RetargetOptions:
     """Build the transfer options and validate every channel name before any work starts."""
     from reenact.retarget import RetargetOptions, parse_assignments
 
     opts = RetargetOptions(strength=strength, absolute=absolute, region=str(getattr(region, "value", region)),
-                           scale=parse_assignments(scale, "--scale"), mute=list(mute), gaze=gaze, pose=pose)
+                           scale=parse_assignments(scale, "--scale"), mute=list(mute), gaze=gaze, pose=pose,
+                           rest=str(getattr(rest, "value", rest)))
     opts.gains()
     return opts
 

@@ -47,7 +47,8 @@ def eye_area_motion(track: Track, opts: RetargetOptions) -> np.ndarray | None:
     gain = area_gain(opts)
     if gain == 0.0 or not all(c in track.channels for c in EYE_AREA):
         return None
-    return gain * track.select(EYE_AREA)
+    area = track.select(EYE_AREA)  # (T, K) about the clip's median
+    return gain * (area - area[:1] if opts.rest == "first" else area)
 
 
 def target_shapes(track: Track, source: Source, opts: RetargetOptions) -> tuple[np.ndarray, np.ndarray | None]:
@@ -55,7 +56,8 @@ def target_shapes(track: Track, source: Source, opts: RetargetOptions) -> tuple[
     from reenact.clip_geometry import lip_gap_per_unit
 
     driver = as_arkit(track)
-    shapes = retarget(driver, driver_reference(driver, source.lip_gap, lip_gap_per_unit()), source.shapes, opts)
+    reference = driver_reference(driver, source.lip_gap, lip_gap_per_unit(), opts.rest)
+    shapes = retarget(driver, reference, source.shapes, opts)
     rotation = None
     if opts.pose and all(c in track.channels for c in ("yaw", "pitch", "roll")):
         pose = track.values[:, [track.channels.index(c) for c in ("yaw", "pitch", "roll")]]

@@ -3,8 +3,8 @@
 Everything is expressed in the rig's space, ARKit52 (docs/params.md). The default is **relative** transfer: the
 source keeps its own expression and receives the driver's *change* from the driver's neutral, times `strength`; a
 source that already smiles keeps smiling while it talks; a source with parted lips takes them as the driver's
-typical opening, so they close when the driver's do (`driver_reference`). `absolute` copies the driver's values
-instead.
+typical opening, so they close when the driver's do (`driver_reference`). The driver's neutral is its clip's rest
+(`rest="clip"`) or its first frame (`rest="first"`). `absolute` copies the driver's values instead.
 
 Per-channel controls accept any channel name of reenact.params: an AU (`AU12`) acts on every ARKit shape it maps to
 (mouthSmileLeft/Right), an ARKit name on itself. Regions restrict transfer to groups of shapes.
@@ -28,6 +28,16 @@ REGIONS: dict[str, tuple[str, ...]] = {
     "brows": tuple(n for n in ARKIT52 if n.startswith(("brow", "noseSneer"))),
 }
 REGIONS["all"] = ARKIT52
+
+# Where a driver's changes are measured from (`--rest`). "clip": each channel's resting value over the whole clip
+# (its low percentile, reenact.smooth.neutral_calibrate; the eye area: the clip's median). "first": the driver's first
+# frame, as LivePortrait's and FOMM's relative modes do, so the photo holds its own expression wherever the driver's
+# face is as in its first frame: for a driver that starts at rest. The clip's rest lets an expression that pushes a
+# channel below its resting reading (a smile reads mouthPucker 0 on a face whose rest reads 0.7) set that channel's
+# rest, and the photo then holds that channel's resting reading as an expression (a pout) whenever the driver rests
+# (docs/fidelity.md, "the rest offset"). jawOpen keeps the clip's rest (or the photo's own opening) in both: a clip
+# that starts mid-word would otherwise never close the photo's mouth.
+RESTS = ("clip", "first")
 
 # Head pose transfer is limited to small angles: a warp of one photo cannot show the other side of a head.
 POSE_LIMITS = {"yaw": 15.0, "pitch": 12.0, "roll": 12.0}
@@ -70,9 +80,12 @@ class RetargetOptions:
     mute: list[str] = field(default_factory=list)
     gaze: bool = True
     pose: bool = False
+    rest: str = "clip"  # RESTS: the driver's neutral is its clip's rest or its first frame
 
     def __post_init__(self) -> None:  # ranges from reenact.limits: a NaN gain fails here, not in the renderer
         check("strength", self.strength)
+        if self.rest not in RESTS:
+            raise InputError(f"--rest {self.rest!r}: use one of {', '.join(RESTS)}.")
         for name, k in self.scale.items():
             check("scale", k, f"--scale {name}={k}")
 
@@ -107,15 +120,19 @@ def area_gain(opts: RetargetOptions) -> float:
 PARTED_CM = 0.1
 
 
-def driver_reference(driver: np.ndarray, photo_gap: float, gap_per_unit: np.ndarray) -> np.ndarray:
+def driver_reference(driver: np.ndarray, photo_gap: float, gap_per_unit: np.ndarray, rest: str = "clip"
+                     ) -> np.ndarray:
     """(T, 52) driver shapes, the photo's own lip gap (cm) and the rig's lip gap per unit of each shape (52,) ->
-    (52,) the driver shapes relative transfer measures change from: its rest (0) for every shape but jawOpen,
-    which stands for the photo's own lip gap (at most the driver's median opening). A photo with parted lips then
-    closes them when the driver's close, instead of keeping them apart as its rest and opening further; a
-    closed-mouthed photo (gap <= PARTED_CM) keeps the rest. Measured on the held-out clips: carphone (its first frame
-    open-mouthed) mouth unreproduced 0.52 -> 0.37, lip-gap correlation 0.88 -> 0.96; the others unchanged."""
-    ref = np.zeros(len(ARKIT52), np.float32)
+    (52,) the driver shapes relative transfer measures change from: its rest (0: the track is calibrated to its
+    clip's rest) or with `rest="first"` its first frame, for every shape but jawOpen, which stands for the photo's
+    own lip gap (at most the driver's median opening). A photo with parted lips then closes them when the driver's
+    close, instead of keeping them apart as its rest and opening further; a closed-mouthed photo (gap <= PARTED_CM)
+    keeps the rest. Measured on the held-out clips: carphone (its first frame open-mouthed) mouth unreproduced 0.52
+    -> 0.37, lip-gap correlation 0.88 -> 0.96; the others unchanged."""
+    first = rest == "first" and len(driver) > 0
+    ref = driver[0].astype(np.float32) if first else np.zeros(len(ARKIT52), np.float32)
     jaw = _INDEX["jawOpen"]
+    ref[jaw] = 0.0
     if photo_gap > PARTED_CM and len(driver) and gap_per_unit[jaw] > 0:
         typical = float(np.median(driver @ gap_per_unit))  # the driver's median opening above its rest, cm
         ref[jaw] = max(min(photo_gap, typical), 0.0) / float(gap_per_unit[jaw])

@@ -250,13 +250,15 @@ def test_manifest_parsing_and_errors(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"x")
     good = tmp_path / "m.csv"
     good.write_text("# comment\np.jpg,v.mp4\n"
-                    "p.jpg,v.mp4,second.mov,\"scale=AU12=1.4,jawOpen:0.5;mute=AU45;pose=yes\"\n")
+                    "p.jpg,v.mp4,second.mov,\"scale=AU12=1.4,jawOpen:0.5;mute=AU45;pose=yes;rest=first\"\n")
     jobs = read_manifest(good, tmp_path / "out", JobOptions(RenderOptions(RetargetOptions(strength=0.7))))
     assert jobs[0].source == tmp_path / "p.jpg" and jobs[0].output == tmp_path / "out" / "p__v.mp4"
     assert jobs[1].output.name == "second.mov"
     r = jobs[1].options.render.retarget
     assert r.scale == {"AU12": 1.4, "jawOpen": 0.5} and r.mute == ["AU45"] and r.pose and r.strength == 0.7
+    assert r.rest == "first" and jobs[0].options.render.retarget.rest == "clip"
     for text, words in [("p.jpg,v.mp4,,colour=red\n", "colour"), ("p.jpg,v.mp4,,region=nose\n", "region"),
+                        ("p.jpg,v.mp4,,rest=last\n", "rest"),
                         ("p.jpg,v.wav,,fps=0\n", "fps"),
                         ("p.jpg,v.mp4,o.mp4\np.jpg,v.mp4,o.mp4\n", "Two jobs"), ("p.jpg\n", "needs a source"),
                         ("p.jpg,v.mp4,o.gif\n", ".mp4"), ("source,driver\n", "no jobs")]:

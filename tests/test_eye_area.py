@@ -125,3 +125,13 @@ def blurred(video: Path) -> list[np.ndarray]:
     import cv2
 
     return [cv2.GaussianBlur(f.rgb.astype(np.float32), (0, 0), 2) for f in read_frames(video)]
+
+
+def test_rest_first_draws_the_eye_area_from_the_first_frame() -> None:
+    from reenact.pipeline import eye_area_motion
+
+    values = np.arange(3 * len(EYE_AREA), dtype=np.float32).reshape(3, -1)
+    track = Track(np.arange(3) / 25.0, values, list(EYE_AREA), {"fps": "25"})
+    assert np.allclose(eye_area_motion(track, RetargetOptions()), values)
+    first = eye_area_motion(track, RetargetOptions(rest="first"))
+    assert np.allclose(first[0], 0.0) and np.allclose(first[2], values[2] - values[0])

@@ -68,3 +68,25 @@ def test_a_photo_with_parted_lips_closes_them_when_the_driver_does() -> None:
     source[jaw] = 0.3  # the photo's reading of its parted lips
     out = retarget(driver, ref, source, RetargetOptions())
     assert out[0, jaw] < source[jaw] - 0.15 and out[-1, jaw] > 0.7  # closes at the driver's rest, opens with it
+
+
+def test_rest_first_measures_the_driver_from_its_first_frame_but_the_jaw_from_its_rest() -> None:
+    """--rest first: a photo holds its own expression wherever the driver's face is as in its first frame (a pout
+    the driver's rest reads stays off the photo); the jaw keeps the clip's rest so a clip starting mid-word closes."""
+    from reenact.clip_geometry import lip_gap_per_unit
+    from reenact.retarget import driver_reference
+
+    pucker, smile, jaw = (ARKIT52.index(n) for n in ("mouthPucker", "mouthSmileLeft", "jawOpen"))
+    driver = np.zeros((50, 52), np.float32)
+    driver[:, pucker] = 0.7  # the driver's resting face reads as a pout...
+    driver[25:, pucker], driver[25:, smile] = 0.0, 0.8  # ...which its smiles read away
+    driver[0, jaw] = 0.5  # and it starts mid-word
+    source = np.zeros(52, np.float32)
+    clip = retarget(driver, driver_reference(driver, 0.0, lip_gap_per_unit()), source, RetargetOptions())
+    first_opts = RetargetOptions(rest="first")
+    first = retarget(driver, driver_reference(driver, 0.0, lip_gap_per_unit(), "first"), source, first_opts)
+    assert clip[1, pucker] == pytest.approx(0.7) and first[1, pucker] == 0.0  # at rest: a pout, or the photo's own
+    assert first[30, smile] == pytest.approx(0.8)  # the smile is drawn as before
+    assert first[0, jaw] == pytest.approx(0.5) and first[1, jaw] == 0.0  # the jaw opens and closes from its rest
+    with pytest.raises(InputError):
+        RetargetOptions(rest="last")
