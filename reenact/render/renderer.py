@@ -36,7 +36,7 @@ CLOSING = [ARKIT52.index(n) for n in ("eyeBlinkLeft", "eyeBlinkRight")]
 # (value, closure) instead of the rig's render gain: a laugh's narrowed eyes (a reading of 0.4-0.6) close as far as
 # the driver's did, a shut eye (0.85 and up) shuts. Judged on the tuning clips (tools/eval_fidelity.py, the per-eye
 # opening against the driver's at the same reading; docs/fidelity.md "Fifth pass"): the rig's photo-fitted gain (1.66)
-# shut an eye at a reading of 0.5, which the driver's eyes reach at a fifth closed.
+# all but shut an eye at a reading of 0.55 (0.91 of the way), where real eyes are about a quarter closed.
 BLINK_CLOSURE = ((0.0, 0.0), (0.6, 0.6), (0.85, 1.0), (1.0, 1.0))
 
 
