@@ -254,6 +254,7 @@ class FaceRenderer:
         self.unfold = Unfolder(self.source_points)  # relaxes folded triangles of each target mesh
         self.area = None if eye_area is None else AreaCarrier(eye_area, rig.neutral.to(device), self.source_points)
         self.source_shapes = torch.tensor(source_shapes, dtype=torch.float32, device=device)
+        self.source_closure = blink_closure(self.source_shapes[CLOSING])  # (2,) how far the photo's lids are shut
         self.shading = None if shading is None else shading.for_photo(points, self.warper.roi, source_shapes)
         self.mouth = MouthPainter(image, points, (self.warper.roi.x0, self.warper.roi.y0))
         self.carrier = Carrier(image, points)  # the photo's skin colour, for a driver's carried mouth interior
@@ -271,9 +272,8 @@ class FaceRenderer:
         change = (shapes - self.source_shapes) * self.rig.render_gain
         # The lid shapes are scaled to the photo's own opening (Rig.scaled_to), so for them a change is a share of
         # the travel the photo's lids have left (1 - its own closure); at 1 they meet, and go no further.
-        own = blink_closure(self.source_shapes[CLOSING])  # (2,)
-        left = (1.0 - own).clamp(min=0.2)
-        change[:, CLOSING] = ((blink_closure(shapes[:, CLOSING]) - own) / left).clamp(max=1.0)
+        left = (1.0 - self.source_closure).clamp(min=0.2)
+        change[:, CLOSING] = ((blink_closure(shapes[:, CLOSING]) - self.source_closure) / left).clamp(max=1.0)
         delta = self.rig.deltas(change)  # (B, 478, 3)
         shut = close_lids(self.source_points, self.source_points + delta, change[:, CLOSING].clamp(min=0.0))
         if area is not None and self.area is not None:  # after close_lids: it shuts the rig's lids, not the driver's
