@@ -125,14 +125,13 @@ def unreproduced(drv: np.ndarray, out: np.ndarray, percentile: float = MOVING_PE
 
 
 def rest_offset(drv: np.ndarray, out: np.ndarray, idx: list[int]) -> float:
-    """The constant part of the output's error: every frame of both (T, N, 3) mapped onto the driver's first frame
-    (the photo, in self-reenactment) by a similarity on STABLE, the mean over frames of output - driver at each
-    point of `idx` (a constant expression the output adds, or lacks), its mean length over the
-    driver's mean motion of those points about their median. 0: no constant error; 1: an offset as large as the
-    driver's typical motion. `unreproduced` cannot see it: it takes each video about its own median. The photo held
-    still scores the driver's mean distance from its first frame (the table's "held still" row)."""
-    both, _ = align(np.concatenate([drv, out]), 0)
-    d, o = both[:len(drv), idx, :2], both[len(drv):, idx, :2]
+    """The constant part of the output's error. drv, out (T, N, 3): both mapped onto the driver's first frame (the
+    photo, in self-reenactment). The mean over frames of output - driver at each point of `idx` (a constant expression
+    the output adds, or lacks), its mean length over the driver's mean motion of those points about their median.
+    0: no constant error; 1: an offset as large as the driver's typical motion. `unreproduced` cannot see it: it
+    takes each video about its own median. The photo held still scores the driver's mean distance from its first
+    frame (the table's "held still" row)."""
+    d, o = drv[:, idx, :2], out[:, idx, :2]
     bias = np.linalg.norm((o - d).mean(0), axis=-1).mean()
     typical = np.linalg.norm(d - np.median(d, 0), axis=-1).mean()
     return float(bias / typical) if typical > 0 else float("nan")
@@ -220,6 +219,7 @@ def compare(drv_points: np.ndarray, out_points: np.ndarray) -> Compared:
         sys.exit(f"only {len(valid)} of {n} frames have a face in both videos; nothing to compare")
     d_al, d_rot = align(drv_points[valid], 0)  # reference: the first frame with a face in both (frame 0 normally)
     o_al, o_rot = align(out_points[valid], 0)
+    o_on_d = align(np.concatenate([drv_points[valid][:1], out_points[valid]]), 0)[0][1:]  # onto the driver's first
     d_eye, o_eye = eye_distance(d_al[0]), eye_distance(o_al[0])
     m: dict[str, float] = {}
     for name, idx in REGIONS.items():
@@ -227,7 +227,7 @@ def compare(drv_points: np.ndarray, out_points: np.ndarray) -> Compared:
         m[f"{name}_unreproduced"] = unreproduced(d, o)
         m[f"{name}_gain"], m[f"{name}_corr"] = gain_corr(d, o)
         m[f"{name}_driver_motion"] = float(np.linalg.norm(d, axis=-1).mean())  # the clip's activity, for context
-        m[f"{name}_rest_offset"] = rest_offset(drv_points[valid], out_points[valid], idx)
+        m[f"{name}_rest_offset"] = rest_offset(d_al, o_on_d, idx)
     ear_d, ear_o = ear(d_al), ear(o_al)
     m["blink_driver"], m["blink_output"], m["blink_frames"] = blink_ratios(ear_d, ear_o)
     for name, pair in (("lip_gap", LIP_GAP), ("mouth_width", MOUTH_WIDTH)):
