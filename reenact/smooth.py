@@ -2,7 +2,9 @@
 
 Channel classes decide the filter cutoffs: blinks and the jaw/mouth move fast (a blink lasts ~100-150 ms, a syllable
 ~200 ms) so they keep 10 and 8 Hz (a 3-frame blink still shuts: its peak survives the filter at 24-30 fps); brows,
-cheeks and the nose move slower; head pose slower still, where tracker noise is most visible. The offline default
+cheeks and the nose move slower. Head pose keeps 3 Hz: a talking head's quick nods are real motion (the reference
+mesh's head pitch follows the tracked one better at 3 Hz than at 1.5, docs/fidelity.md "Sixth pass"), and the
+tracker's pose noise left at 3 Hz is a few hundredths of a degree per frame. The offline default
 is a zero-phase Butterworth (filtfilt: no lag, a step keeps its level); the online One Euro filter (Casiez et al.,
 CHI 2012) adapts its cutoff to the speed, so it is smooth at rest and keeps up with fast motion.
 """
@@ -26,7 +28,7 @@ CLASSES: dict[str, tuple[float, float]] = {
     "eye": (4.0, 1.0),
     "gaze": (4.0, 0.05),
     "brow": (2.5, 1.0),
-    "pose_angle": (1.5, 0.05),
+    "pose_angle": (3.0, 0.05),
     "pose_shift": (1.5, 0.02),
 }
 _EXPRESSION = set(AU17) | set(ARKIT52) | set(VISEME15)

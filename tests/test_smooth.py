@@ -16,7 +16,19 @@ def test_channel_classes():
     assert S.channel_class("browDownLeft") == "brow" and S.channel_class("AU1") == "brow"
     assert S.channel_class("yaw") == "pose_angle" and S.channel_class("gazeLeftYaw") == "gaze"
     cut = S.cutoffs_for(CH, FPS)
-    assert cut[1] > cut[2] > cut[3]  # blinks fast, brows slower, pose slowest
+    assert cut[1] > cut[3] and cut[1] > cut[2]  # blinks fastest
+
+
+def test_a_nod_survives_the_offline_filter():
+    # A 2 Hz nod of 3 degrees (a talking head's quick nods): a 1.5 Hz cutoff kept a quarter of it, and the judge's
+    # head pitch on the held-out clips followed the tracked one less (docs/fidelity.md, "Sixth pass").
+    t = np.arange(120) / FPS
+    nod = 3.0 * np.sin(2 * np.pi * 2.0 * t)
+    x = np.zeros((120, len(CH)), np.float32)
+    x[:, 3] = nod
+    y = S.zero_phase(x, FPS, S.cutoffs_for(CH, FPS))
+    kept = np.abs(y[30:-30, 3]).max() / 3.0
+    assert kept > 0.75
 
 
 @pytest.mark.parametrize("mode", ["offline", "online"])
