@@ -118,7 +118,6 @@ def area_gain(opts: RetargetOptions) -> float:
 # A photo's lips count as parted above this gap (cm, pose-free mesh): the five other talking-face clips' closed first
 # frames measure -0.03 to 0.05, carphone's open one 0.74.
 PARTED_CM = 0.1
-_JAW = _INDEX["jawOpen"]
 
 
 def driver_reference(driver: np.ndarray, photo_gap: float, gap_per_unit: np.ndarray, rest: str = "clip"
@@ -126,16 +125,17 @@ def driver_reference(driver: np.ndarray, photo_gap: float, gap_per_unit: np.ndar
     """(T, 52) driver shapes, the photo's own lip gap (cm) and the rig's lip gap per unit of each shape (52,) ->
     (52,) the driver shapes relative transfer measures change from: its rest (0: the track is calibrated to its
     clip's rest) or with `rest="first"` its first frame, for every shape but jawOpen, which stands for the photo's
-    own lip gap. A photo with parted lips then closes them when the driver's close, instead of keeping them apart as
-    its rest and opening further; a closed-mouthed photo (gap <= PARTED_CM) keeps the rest. Measured on the held-out
-    clips: carphone (its first frame open-mouthed) mouth unreproduced 0.52 -> 0.37, lip-gap correlation 0.88 ->
-    0.96; the others unchanged. The opening is no longer capped at the driver's median one: a laughing or yelling
-    photo (the clips' frame 60) then never closed (carphone's lip-gap correlation 0.31, now 0.84)."""
+    own lip gap (at most the driver's median opening). A photo with parted lips then closes them when the driver's
+    close, instead of keeping them apart as its rest and opening further; a closed-mouthed photo (gap <= PARTED_CM)
+    keeps the rest. Measured on the held-out clips: carphone (its first frame open-mouthed) mouth unreproduced 0.52
+    -> 0.37, lip-gap correlation 0.88 -> 0.96; the others unchanged."""
     first = rest == "first" and len(driver) > 0
     ref = driver[0].astype(np.float32) if first else np.zeros(len(ARKIT52), np.float32)
-    ref[_JAW] = 0.0
-    if photo_gap > PARTED_CM and len(driver) and gap_per_unit[_JAW] > 0:
-        ref[_JAW] = photo_gap / float(gap_per_unit[_JAW])
+    jaw = _INDEX["jawOpen"]
+    ref[jaw] = 0.0
+    if photo_gap > PARTED_CM and len(driver) and gap_per_unit[jaw] > 0:
+        typical = float(np.median(driver @ gap_per_unit))  # the driver's median opening above its rest, cm
+        ref[jaw] = max(min(photo_gap, typical), 0.0) / float(gap_per_unit[jaw])
     return ref
 
 
