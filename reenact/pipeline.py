@@ -56,7 +56,8 @@ def target_shapes(track: Track, source: Source, opts: RetargetOptions) -> tuple[
     from reenact.clip_geometry import lip_gap_per_unit
 
     driver = as_arkit(track)
-    reference = driver_reference(driver, source.lip_gap, lip_gap_per_unit(), opts.rest)
+    reference = driver_reference(driver, source.lip_gap, lip_gap_per_unit(), opts.rest,
+                                 float(source.shapes[ARKIT52.index("jawOpen")]))
     shapes = retarget(driver, reference, source.shapes, opts)
     rotation = None
     if opts.pose and all(c in track.channels for c in ("yaw", "pitch", "roll")):

@@ -118,24 +118,31 @@ def area_gain(opts: RetargetOptions) -> float:
 # A photo's lips count as parted above this gap (cm, pose-free mesh): the five other talking-face clips' closed first
 # frames measure -0.03 to 0.05, carphone's open one 0.74.
 PARTED_CM = 0.1
+_JAW = _INDEX["jawOpen"]
 
 
-def driver_reference(driver: np.ndarray, photo_gap: float, gap_per_unit: np.ndarray, rest: str = "clip"
-                     ) -> np.ndarray:
-    """(T, 52) driver shapes, the photo's own lip gap (cm) and the rig's lip gap per unit of each shape (52,) ->
-    (52,) the driver shapes relative transfer measures change from: its rest (0: the track is calibrated to its
-    clip's rest) or with `rest="first"` its first frame, for every shape but jawOpen, which stands for the photo's
-    own lip gap (at most the driver's median opening). A photo with parted lips then closes them when the driver's
-    close, instead of keeping them apart as its rest and opening further; a closed-mouthed photo (gap <= PARTED_CM)
-    keeps the rest. Measured on the held-out clips: carphone (its first frame open-mouthed) mouth unreproduced 0.52
-    -> 0.37, lip-gap correlation 0.88 -> 0.96; the others unchanged."""
+def driver_reference(driver: np.ndarray, photo_gap: float, gap_per_unit: np.ndarray, rest: str = "clip",
+                     photo_jaw: float = 0.0) -> np.ndarray:
+    """(T, 52) driver shapes, the photo's own lip gap (cm), the rig's lip gap per unit of each shape (52,) and the
+    photo's own jawOpen reading -> (52,) the driver shapes relative transfer measures change from: its rest (0: the
+    track is calibrated to its clip's rest) or with `rest="first"` its first frame, for every shape but jawOpen,
+    which stands for the photo's own opening. A photo with parted lips then closes them when the driver's close,
+    instead of keeping them apart as its rest and opening further; a closed-mouthed photo (gap <= PARTED_CM) keeps
+    the rest.
+
+    How much of a parted photo's gap is its jaw's: the gap, at most the driver's median opening (a smile's parted
+    lips are the lips', not the jaw's: the sample photo's 1.1 cm read as the jaw would halve her mouth's opening), but
+    never less than the photo's own jawOpen reading (a yell: carphone's frame 60, 3.3 cm apart and read 0.9 open,
+    never shut when capped at the driver's median). Measured on the held-out clips: carphone's first frame (0.74 cm
+    apart) mouth unreproduced 0.52 -> 0.37, lip-gap correlation 0.88 -> 0.96 (fourth pass); frame-60 photos
+    docs/fidelity.md, "Sixth pass"."""
     first = rest == "first" and len(driver) > 0
     ref = driver[0].astype(np.float32) if first else np.zeros(len(ARKIT52), np.float32)
-    jaw = _INDEX["jawOpen"]
-    ref[jaw] = 0.0
-    if photo_gap > PARTED_CM and len(driver) and gap_per_unit[jaw] > 0:
+    ref[_JAW] = 0.0
+    if photo_gap > PARTED_CM and len(driver) and gap_per_unit[_JAW] > 0:
         typical = float(np.median(driver @ gap_per_unit))  # the driver's median opening above its rest, cm
-        ref[jaw] = max(min(photo_gap, typical), 0.0) / float(gap_per_unit[jaw])
+        gap = photo_gap / float(gap_per_unit[_JAW])  # the whole gap, in units of jawOpen
+        ref[_JAW] = max(min(photo_gap, typical) / float(gap_per_unit[_JAW]), min(photo_jaw, gap), 0.0)
     return ref
 
 

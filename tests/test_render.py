@@ -206,7 +206,7 @@ def _eye_pixels(renderer, face, frame: np.ndarray) -> np.ndarray:
 
 def test_shut_lids_cover_the_eyeball_with_skin(sample) -> None:
     image, face, renderer, _ = sample
-    assert len(renderer.warper.covers) == 2
+    assert len(renderer.warper.covers) == 3  # both eyes, and the mouth: the sample photo smiles with parted lips
     shut = renderer.render(shapes(eyeBlinkLeft=1.0, eyeBlinkRight=1.0))[0]
     # Without the cover the same warp leaves white and iris between the lids (what a viewer reads as half open).
     covers, renderer.warper.covers = renderer.warper.covers, []
@@ -225,9 +225,45 @@ def test_lid_cover_is_off_for_open_and_half_open_eyes(sample) -> None:
     disp = renderer.displacement(torch.tensor(np.concatenate(
         [shapes(), shapes(eyeBlinkLeft=0.3, eyeBlinkRight=0.3), shapes(eyeBlinkLeft=1.0, eyeBlinkRight=1.0)])))
     points = renderer.warper.points_roi
-    for cover in renderer.warper.covers:
+    eyes, mouth = renderer.warper.covers[:2], renderer.warper.covers[2]
+    for cover in eyes:
         w = cover.weight(points, disp[:, : len(points), :2])
         assert w[0] == 0 and w[1] == 0 and w[2] == 1
+    assert not mouth.weight(points, disp[:, : len(points), :2]).any()  # a blink leaves the lips alone
+
+
+def test_closing_lips_cover_the_photos_teeth(sample) -> None:
+    # A photo's parted lips brought together: the warp alone squeezes its teeth and the dark edges of its lips into
+    # a crack between them (a laughing photo at the driver's rest: docs/fidelity.md, "Sixth pass"); the mouth's
+    # cover draws the lips' own colours there instead, with a thin line where they meet.
+    from reenact.render.lids import MOUTH_FROM, MOUTH_FULL
+    from reenact.face.landmarks import LOWER_INNER, UPPER_INNER
+
+    _, _, renderer, _ = sample
+    warper = renderer.warper
+    mouth = warper.covers[2]
+    pts = warper.points_roi
+    mid = 0.5 * (pts[UPPER_INNER] + pts[LOWER_INNER])
+    disp = torch.zeros(3, len(pts), 2)
+    for b, share in enumerate((1.0, MOUTH_FROM, 0.0)):  # the photo's own opening, half of it, shut
+        disp[b, UPPER_INNER] = (1 - share) * (mid - pts[UPPER_INNER])
+        disp[b, LOWER_INNER] = (1 - share) * (mid - pts[LOWER_INNER])
+    assert mouth.weight(pts, disp).numpy() == pytest.approx([0.0, 0.0, 1.0], abs=1e-5) and MOUTH_FULL > 0
+    shut = disp[2:]
+    covered = warper.warp(shut)[0].permute(1, 2, 0).numpy()
+    covers = warper.covers
+    warper.covers = covers[:2]  # the eyes' only
+    try:
+        bare = warper.warp(shut)[0].permute(1, 2, 0).numpy()
+    finally:
+        warper.covers = covers
+    # Along the meeting line: the sample's teeth are the brightest thing there without the cover, gone with it.
+    line = mid.numpy()
+    xs = np.arange(int(line[:, 0].min()) + 3, int(line[:, 0].max()) - 3)
+    ys = np.round(np.interp(xs, line[:, 0], line[:, 1])).astype(int)
+    band = lambda img: np.stack([img[ys + dy, xs] for dy in (-2, -1, 0, 1, 2)]).reshape(-1, 3)  # noqa: E731
+    luma = lambda px: px @ np.array([0.299, 0.587, 0.114], np.float32)  # noqa: E731
+    assert np.percentile(luma(band(bare)), 95) > np.percentile(luma(band(covered)), 95) + 15
 
 
 def test_lash_line_is_a_smooth_arc_through_the_lid() -> None:

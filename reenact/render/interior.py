@@ -37,8 +37,8 @@ import cv2
 import numpy as np
 import torch
 
+from reenact.face.landmarks import LOWER_INNER, UPPER_INNER
 from reenact.registry import register_model
-from reenact.render.mouth import LOWER_INNER, UPPER_INNER
 from reenact.render.shade import DriverCreases
 
 # The driver points kept per frame (KEEP order): the inner-lip loop (corner 78 along the upper lip to 308, back along

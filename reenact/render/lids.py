@@ -1,5 +1,6 @@
-"""Closed lids cover the eyeball: where the warp squeezes an eye shut, whatever it still reads from the photo's eye
-opening (a sliver of white or iris along the meeting line) is replaced by lid skin.
+"""Closed lids cover the eyeball, closed lips the teeth: where the warp squeezes an opening shut, whatever it still
+reads from the photo's opening (a sliver of white or iris along the meeting line; a photo's teeth and dark lip edges)
+is replaced by lid skin or lip colour.
 
 Why: a warp can only move the photo's pixels. A face tracker's lid points sit a pixel or two inside the true lid
 margin, so even when the upper lid meets the lower one the band of eyeball just outside the points stays on screen: a
@@ -9,6 +10,11 @@ downward by a margin) is filled with the skin just below the lower lid; per fram
 opening blend toward that skin as the target lids close, and a thin arc in the photo's lash colour is drawn where the
 lids meet (the cover takes the lower half of the lash band with the eyeball, and a shut eye without its dark line
 reads as open: takeo's did, at 0.57).
+
+A photo whose lips are apart (a laugh, a word) gets the same for its mouth (`mouth_cover`): a warp that brings them
+together squeezes its teeth and the dark edges of its lips into a jagged crack, so as the target opening closes the
+warped pixels that read the photo's opening blend to the lips' own colours (the upper lip's above the middle, the
+lower lip's below), with a thin line in a shade of them where they meet.
 """
 
 from __future__ import annotations
@@ -20,37 +26,50 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reenact.face.landmarks import EYE_CONTOUR, LID_PAIRS, REFINED
+from reenact.face.landmarks import EYE_CONTOUR, LID_PAIRS, LOWER_INNER, REFINED, UPPER_INNER
 
 COVER_FROM, COVER_FULL = 0.3, 0.1  # eye opening (share of the photo's) where the cover starts and is complete
 LASH_ALPHA = 0.85
 LASH = 0.035  # the drawn lash line's thickness, in eye widths
 LASH_PERCENTILE = 5  # its colour: this darkest share of the lash band (the darkest fifth left takeo's line grey)
 GROW = 0.08  # the opening's margin, in eye widths (the band of eyeball a tracker's lid points leave outside)
+# The mouth's cover: from half the photo's opening to 0.15 of it (a word's lips pass through half-open all the time;
+# the cover is for lips that meet); its margin (the lips' dark inner edges) and meeting line, in mouth widths.
+MOUTH_FROM, MOUTH_FULL, MOUTH_GROW, MOUTH_LINE = 0.5, 0.15, 0.04, 0.02
+MOUTH_MIN_GAP = 2.0  # px: a photo's lips closer than this show nothing to hide
+MOUTH_LINE_SHADE = 0.55  # the meeting line's colour: the lips' mean colour times this
+# MediaPipe mesh ids: the pairs that measure the mouth's opening, every lip vertex (its box in a frame).
+LIP_PAIRS = ((82, 87), (13, 14), (312, 317))
+LIPS = np.array([0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267, 269,
+                 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415])
 
 
 @dataclass
-class EyeCover:
-    """One eye's cover: skin colour and coverage over a box of the ROI, and the lid pairs that measure its opening."""
+class Cover:
+    """One opening's cover (an eye's, or the mouth's): fill colour and coverage over a box of the ROI, and the lid
+    (lip) pairs that measure its opening."""
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in ROI px (x1, y1 exclusive)
-    fill: torch.Tensor  # (1, 4, h, w): lower-lid skin RGB 0..255, coverage 0..1
+    fill: torch.Tensor  # (1, 4, h, w): the fill (lower-lid skin, the lips' colours) RGB 0..255, coverage 0..1
     upper: np.ndarray  # (3,) vertex ids
     lower: np.ndarray  # (3,)
-    gap: float  # the photo's mean lid gap, px
-    ring: np.ndarray  # (R,) the eye's lid and halo vertices: where in a frame the eye can be
-    lid_line: np.ndarray  # (9,) vertex ids: outer corner, the upper lid, inner corner
+    gap: float  # the photo's mean lid (lip) gap, px
+    ring: np.ndarray  # (R,) the eye's lid and halo vertices (the lips'): where in a frame the opening can be
+    lid_line: np.ndarray  # (K,) vertex ids where the line is drawn (an eye: outer corner, upper lid, inner corner),
+    # or (2, K): midway between two rows of them (the mouth: between its inner lips)
     lash: tuple[float, float, float]  # the photo's lash-line colour, RGB 0..255
     thickness: float  # px, of the lash line drawn where the lids meet
+    start: float = COVER_FROM  # the opening (share of the photo's) where the cover starts ...
+    full: float = COVER_FULL  # ... and where it is complete
 
     def weight(self, points: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
-        """(B,) how far the cover is drawn: 0 for an eye open at least COVER_FROM of the photo's, 1 when shut."""
+        """(B,) how far the cover is drawn: 0 for an opening at least `start` of the photo's, 1 at `full`."""
         moved = points[None, :, :2] + disp[..., :2]  # (B, N, 2)
         gap = (moved[:, self.upper] - moved[:, self.lower]).norm(dim=-1).mean(-1)  # (B,)
         opening = gap / self.gap
-        return ((COVER_FROM - opening) / (COVER_FROM - COVER_FULL)).clamp(0.0, 1.0)
+        return ((self.start - opening) / (self.start - self.full)).clamp(0.0, 1.0)
 
 
-def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[EyeCover]:
+def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[Cover]:
     """Both eyes' covers for a photo: roi_image (H, W, 3) uint8, points (478, 2) in ROI px. An eye whose lids already
     nearly meet in the photo (gap under 1 px) gets none: there is no eyeball to hide."""
     h, w = roi_image.shape[:2]
@@ -81,11 +100,59 @@ def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[EyeCover]:
         skin = lower_skin(crop, mask > 0, k + 1)
         soft = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), max(0.5, grow / 3))  # no hard edge
         fill = np.concatenate([skin.astype(np.float32), soft[..., None]], -1)  # (h, w, 4)
-        covers.append(EyeCover((x0, y0, x1, y1), torch.from_numpy(fill).permute(2, 0, 1)[None].contiguous(),
-                               upper, lower, gap, contour[:REFINED],
-                               np.concatenate([contour[:1], contour[9:16], contour[8:9]]),
-                               lash_colour(roi_image, points, contour), max(1.0, LASH * width)))
+        covers.append(Cover((x0, y0, x1, y1), torch.from_numpy(fill).permute(2, 0, 1)[None].contiguous(),
+                            upper, lower, gap, contour[:REFINED],
+                            np.concatenate([contour[:1], contour[9:16], contour[8:9]]),
+                            lash_colour(roi_image, points, contour), max(1.0, LASH * width)))
     return covers
+
+
+def mouth_cover(roi_image: np.ndarray, points: np.ndarray) -> Cover | None:
+    """The mouth's cover for a photo whose lips are apart: roi_image (H, W, 3) uint8, points (478, 2) in ROI px; None
+    for closed lips (gap under MOUTH_MIN_GAP px)."""
+    h, w = roi_image.shape[:2]
+    upper, lower = np.array([u for u, _ in LIP_PAIRS]), np.array([lo for _, lo in LIP_PAIRS])
+    gap = float(np.linalg.norm(points[upper] - points[lower], axis=-1).mean())
+    if gap < MOUTH_MIN_GAP:
+        return None
+    opening = points[np.concatenate([UPPER_INNER, LOWER_INNER[::-1][1:-1]])]  # (20, 2) polygon
+    width = float(np.linalg.norm(points[78] - points[308]))
+    grow = max(1.0, MOUTH_GROW * width)
+    pad = int(np.ceil(3 * grow)) + 2
+    x0, y0 = np.floor(opening.min(0)).astype(int) - pad
+    x1, y1 = np.ceil(opening.max(0)).astype(int) + pad + 1
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+    crop = np.ascontiguousarray(roi_image[y0:y1, x0:x1]).astype(np.float32)
+    mask = np.zeros(crop.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round((opening - [x0, y0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+    k = int(round(grow))
+    mask = cv2.dilate(mask, np.ones((2 * k + 1, 2 * k + 1), np.uint8))  # the lips' dark inner edges with it
+    fill = lip_fill(crop, mask > 0, k + 1)
+    soft = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), max(0.5, grow / 3))
+    rgba = np.concatenate([fill.astype(np.float32), soft[..., None]], -1)  # (h, w, 4)
+    shade = tuple(float(c) for c in MOUTH_LINE_SHADE * fill[mask > 0].mean(0))
+    return Cover((x0, y0, x1, y1), torch.from_numpy(rgba).permute(2, 0, 1)[None].contiguous(), upper, lower, gap,
+                 LIPS, np.stack([UPPER_INNER, LOWER_INNER]), shade, max(1.0, MOUTH_LINE * width), MOUTH_FROM,
+                 MOUTH_FULL)
+
+
+def lip_fill(crop: np.ndarray, mask: np.ndarray, margin: int) -> np.ndarray:
+    """(h, w, 3) float: every column of the mask filled with the lip just above it over its upper half and the lip
+    just below it over its lower half, smoothed along the mouth; columns without mask keep the crop."""
+    h, w = mask.shape
+    rows = np.arange(h)[:, None]
+    cols = mask.any(0)
+    top = np.where(cols, np.where(mask, rows, h).min(0), 0)  # (w,) first masked row per column
+    bottom = np.where(cols, (mask * rows).max(0), 0)  # (w,) last masked row per column
+    sigma = max(1.0, w / 20)
+    above = crop[np.clip(top - margin, 0, h - 1), np.arange(w)]  # (w, 3)
+    below = crop[np.clip(bottom + margin, 0, h - 1), np.arange(w)]
+    above, below = (cv2.GaussianBlur(c[None], (0, 0), sigmaX=sigma, sigmaY=0.1)[0] for c in (above, below))
+    lower_half = rows > (top + bottom)[None] / 2  # (h, w)
+    colour = np.where(lower_half[..., None], below[None], above[None])
+    return np.where(mask[..., None], colour, crop)
 
 
 def lash_colour(image: np.ndarray, points: np.ndarray, contour: np.ndarray) -> tuple[float, float, float]:
@@ -114,9 +181,9 @@ def lower_skin(crop: np.ndarray, mask: np.ndarray, gap: int) -> np.ndarray:
     return np.where(mask[..., None], colour[None], crop)
 
 
-def cover_eyes(frames: torch.Tensor, grid: torch.Tensor, covers: list[EyeCover], points: torch.Tensor,
+def cover_openings(frames: torch.Tensor, grid: torch.Tensor, covers: list[Cover], points: torch.Tensor,
                disp: torch.Tensor, target_boxes: list[tuple[int, int, int, int]]) -> None:
-    """Blend lid skin over the eyeball in warped ROI frames (B, 3, H, W), in place.
+    """Blend lid skin over the eyeball (lip colour over the teeth) in warped ROI frames (B, 3, H, W), in place.
 
     grid: (B, H, W, 2) the warp's backward map in [-1, 1] over the ROI; points (N, 2) photo mesh in ROI px; disp
     (B, N, 2) its displacement; target_boxes: per cover, the ROI box its eye can occupy in the frames."""
@@ -150,11 +217,12 @@ def smooth_arc(points: np.ndarray, samples: int = 24) -> np.ndarray:
     return a + uu[:, None] * axis + np.polyval(coef, uu)[:, None] * normal
 
 
-def draw_lash_line(region: torch.Tensor, cover: EyeCover, points: torch.Tensor, disp: torch.Tensor,
+def draw_lash_line(region: torch.Tensor, cover: Cover, points: torch.Tensor, disp: torch.Tensor,
                    weight: torch.Tensor, origin: tuple[int, int]) -> None:
     """A thin anti-aliased line of the photo's lash colour along the target upper lid, as the lids meet: the
     crease a shut eye shows (the photo's own lash band, squeezed with the lid, is thick or gone)."""
-    lid = (points[cover.lid_line][None] + disp[:, cover.lid_line]).cpu().numpy() - origin  # (B, 9, 2) region px
+    ids = torch.as_tensor(np.atleast_2d(cover.lid_line))  # (R, K)
+    lid = (points[ids][None] + disp[:, ids]).mean(1).cpu().numpy() - origin  # (B, K, 2) region px
     colour = region.new_tensor(cover.lash)[:, None, None]  # (3, 1, 1)
     thick = max(1, int(round(cover.thickness)))
     for b in np.flatnonzero(weight.cpu().numpy() > 0):

@@ -18,12 +18,11 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from reenact.face.landmarks import LOWER_INNER, UPPER_INNER
+
 if TYPE_CHECKING:
     from reenact.render.interior import Fill
 
-# MediaPipe FaceMesh inner-lip contour, corner to corner (mouth corner 78 -> other corner 308).
-UPPER_INNER = np.array([78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308])
-LOWER_INNER = np.array([78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308])
 CAVITY = np.array([52.0, 18.0, 24.0])
 TEETH = np.array([226.0, 220.0, 206.0])
 UPPER_SHARE = 0.6  # of a photo's visible opening, the part that belongs to the upper teeth

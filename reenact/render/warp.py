@@ -23,7 +23,7 @@ from scipy.spatial import Delaunay
 
 from reenact.face.canonical import load_canonical
 from reenact.face.landmarks import EYE_CONTOUR, REFINED
-from reenact.render.lids import cover_eyes, eye_covers
+from reenact.render.lids import cover_openings, eye_covers, mouth_cover
 
 IRISES = (np.arange(468, 473), np.arange(473, 478))  # the iris points of the EYE_CONTOUR rows' eyes
 
@@ -183,8 +183,11 @@ class MeshWarper:
         roi_img = image[self.roi.y0:self.roi.y1, self.roi.x0:self.roi.x1]
         self.source = torch.from_numpy(roi_img.copy()).to(device).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
         origin = np.array([self.roi.x0, self.roi.y0], np.float64)
-        # Shut lids hide the eyeball: lid skin over what the warp still reads from the photo's eye openings.
+        # Shut lids hide the eyeball, closed lips a photo's teeth: lid skin and lip colour over what the warp still
+        # reads from the photo's openings.
         self.covers = eye_covers(roi_img, points[:, :2] - origin) if len(points) >= 478 else []
+        mouth = mouth_cover(roi_img, points[:, :2] - origin)
+        self.covers += [mouth] if mouth is not None else []
         self.points_roi = torch.tensor(points[:, :2] - origin, dtype=torch.float32, device=device)  # (N, 2)
         self.coarse_base = torch.tensor(np.stack([gx, gy], -1), dtype=torch.float32, device=device)  # (h, w, 2)
         self.step = ((w - 1) / max(self.coarse[1] - 1, 1), (h - 1) / max(self.coarse[0] - 1, 1))  # coarse spacing px
@@ -308,12 +311,12 @@ class MeshWarper:
             src = (gain.to(self.source) * self.source_offset).sub_(LOG_OFFSET).clamp_(0, 255)
         frames = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)
         if self.covers:
-            cover_eyes(frames, grid, self.covers, self.points_roi, disp[:, : self.n_mesh, :2].to(self.device),
-                       self._eye_boxes(disp))
+            cover_openings(frames, grid, self.covers, self.points_roi, disp[:, : self.n_mesh, :2].to(self.device),
+                           self._cover_boxes(disp))
         return frames
 
-    def _eye_boxes(self, disp: torch.Tensor) -> list[tuple[int, int, int, int]]:
-        """Per eye cover, the ROI box (x0, y0, x1, y1) its halo covers in the photo and in every target frame."""
+    def _cover_boxes(self, disp: torch.Tensor) -> list[tuple[int, int, int, int]]:
+        """Per cover (eyes, mouth), the ROI box (x0, y0, x1, y1) its ring covers in the photo and every target frame."""
         h, w = self.roi.size
         boxes = []
         for cover in self.covers:
