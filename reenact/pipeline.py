@@ -96,7 +96,7 @@ def drive(spec: DriveSpec, models: Models, progress: ProgressFactory = no_progre
     motion = target_motion(track, source, spec.render.retarget, Fraction(str(track.meta["fps"])), mouths)
     audio = spec.driver if info.has_audio else None
     if spec.speech_audio is not None:
-        speech_lips(motion.shapes, source, spec.speech_audio, motion.fps, models)
+        motion.shut = speech_lips(motion.shapes, source, spec.speech_audio, motion.fps, models)
         audio = spec.speech_audio
     report = RunReport(str(spec.output), missing_driver_frames=list(track.meta.get("missing", [])),
                        damage=track.meta.get("damage"))
@@ -126,12 +126,19 @@ def driver_mouths(spec: DriveSpec) -> "DriverMouths | None":
     return DriverMouths(spec.driver, creases=spec.creases)
 
 
-def speech_lips(shapes: np.ndarray, source: Source, speech_audio: Path, fps: Fraction, models: Models) -> None:
-    """`drive --audio`: the mouth channels of `shapes` (in place) from the speech; past its end the mouth rests."""
+def speech_lips(shapes: np.ndarray, source: Source, speech_audio: Path, fps: Fraction, models: Models
+                ) -> np.ndarray | None:
+    """`drive --audio`: the mouth channels of `shapes` (in place) from the speech; past its end the mouth rests.
+    Returns (T,) how far the speech shuts the lips (p, b, m; `Motion.shut`)."""
     lips = speech_track(speech_audio, float(fps), models.device)
     cols, m = speech_columns(lips), min(len(lips), len(shapes))
     shapes[:, cols] = source.shapes[cols]
     shapes[:m, cols] = np.clip(source.shapes[cols] + lips.weights[:m], 0.0, 1.0)
+    if lips.shut is None:
+        return None
+    shut = np.zeros(len(shapes), np.float32)
+    shut[:m] = lips.shut[:m]
+    return shut
 
 
 def drive_timings(track: Track, report: RunReport, track_ms: float) -> dict[str, float]:

@@ -71,13 +71,15 @@ def library_picker(mouth: str, follow: float | None = None) -> "LibraryPicker | 
 class Motion:
     """What a video shows: (T, 52) ARKit shapes, (T, 3) head rotation (None: the photo's pose), the frame rate, the
     driver's mouths carried into the opening mouth frame by frame (None: the library's or painted ones; their video
-    is read again, streaming) and (T, K) the driver's eye-area motion (reenact.rig.EyeArea; None: the rig's eyes)."""
+    is read again, streaming), (T, K) the driver's eye-area motion (reenact.rig.EyeArea; None: the rig's eyes) and
+    (T,) how far speech shuts the lips (p, b, m: reenact.render.renderer.close_lips; None: as the shapes draw them)."""
 
     shapes: np.ndarray
     rotation: np.ndarray | None
     fps: Fraction
     mouths: "DriverMouths | None" = None
     area: np.ndarray | None = None
+    shut: np.ndarray | None = None
 
     def rotation_of(self, idx: np.ndarray) -> np.ndarray | None:
         return None if self.rotation is None else self.rotation[idx]
@@ -85,13 +87,17 @@ class Motion:
     def area_of(self, idx: np.ndarray) -> np.ndarray | None:
         return None if self.area is None else self.area[idx]
 
+    def shut_of(self, idx: np.ndarray) -> np.ndarray | None:
+        return None if self.shut is None else self.shut[idx]
+
     def share_of(self, idx: np.ndarray, rest: np.ndarray, share: float
-                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         """Frames `idx` with `share` of their motion: (len(idx), 52) shapes toward the photo's own `rest` (52,), the
-        turn and the eye-area motion toward none."""
+        turn, the eye-area motion and the lips' shutting toward none."""
         shapes = rest + share * (self.shapes[idx] - rest)
         rotation = None if self.rotation is None else share * self.rotation[idx]
-        return shapes, rotation, None if self.area is None else share * self.area[idx]
+        shut = None if self.shut is None else share * self.shut[idx]
+        return shapes, rotation, None if self.area is None else share * self.area[idx], shut
 
 
 @dataclass
@@ -202,7 +208,8 @@ class _BatchRun:
             t = time.perf_counter()
             inside = self.interior(idx)
             frames, points = self.renderer.render_with_points(self.motion.shapes[idx], self.motion.rotation_of(idx),
-                                                              inside, area=self.motion.area_of(idx))
+                                                              inside, area=self.motion.area_of(idx),
+                                                              shut=self.motion.shut_of(idx))
             self.timer("render", t)
             current = (start, idx, frames, pool.submit(self.check, start, idx, frames, points), inside)
             if previous is not None:
@@ -246,10 +253,10 @@ class _BatchRun:
                s: np.ndarray) -> np.ndarray:
         """The fallback: halve the expression change on the failing frames, render them again (in `frames`) and
         check them again; returns the batch's similarities with theirs replaced."""
-        soft, soft_rot, soft_area = self.motion.share_of(bad, self.source.shapes, 0.5)
+        soft, soft_rot, soft_area, soft_shut = self.motion.share_of(bad, self.source.shapes, 0.5)
         soft_inside = None if inside is None else [inside[b - start] for b in bad]
         frames[bad - start], soft_points = self.renderer.render_with_points(soft, soft_rot, soft_inside, again=True,
-                                                                            area=soft_area)
+                                                                            area=soft_area, shut=soft_shut)
         self.report.fallback_frames.extend(int(b) for b in bad)
         s = s.copy()
         s[np.searchsorted(checked, bad)] = self.checker.check([frames[i - start] for i in bad], list(soft_points))

@@ -39,7 +39,8 @@ def speak(spec: SpeakSpec, models: Models, progress: ProgressFactory = no_progre
     # The mouth follows the speech on top of the photo's own mouth (a smiling photo keeps its smile in pauses).
     shapes[:, cols] = np.clip(source.shapes[cols] + sopts.strength * track.weights, 0.0, 1.0)
     rotation = None if sopts.still else add_idle(shapes, track.loudness, sopts)
-    return render_video(source, Motion(shapes, rotation, sopts.fps), spec.output, models, spec.render,
+    shut = None if track.shut is None else sopts.strength * track.shut  # p/b/m shut even a photo's parted lips
+    return render_video(source, Motion(shapes, rotation, sopts.fps, shut=shut), spec.output, models, spec.render,
                         audio=spec.audio, progress=progress, outputs=outputs)
 
 

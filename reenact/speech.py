@@ -208,10 +208,15 @@ def pool_frames(x: np.ndarray, n_frames: int, fps: float, offset: int = 0, reduc
     return ((csum[hi] - csum[lo]) / count).astype(np.float32)
 
 
+def lips_shut(closure: np.ndarray) -> np.ndarray:
+    """(T,) p/b/m's pooled closure strength -> how far the lips are shut, 0..1."""
+    return np.clip((closure - 0.3) / 0.3, 0.0, 1.0)
+
+
 def apply_constraints(weights: np.ndarray, closure: np.ndarray, teeth: np.ndarray) -> np.ndarray:
     """Hard articulatory targets on video frames: p/b/m close the lips fully, f/v tuck the lower lip."""
     w = weights.copy()
-    c = np.clip((closure - 0.3) / 0.3, 0.0, 1.0)  # (T,)
+    c = lips_shut(closure)  # (T,)
     for name in _GAP:
         w[:, M[name]] *= 1.0 - c
     w[:, M["jawOpen"]] = w[:, M["jawOpen"]] * (1.0 - 0.7 * c)
@@ -242,6 +247,9 @@ class SpeechTrack:
     loudness: np.ndarray  # (T,) for idle life
     fps: float
     names: tuple[str, ...] = MOUTH
+    # (T,) how far p/b/m shut the lips, 0..1 (`lips_shut`): the renderer closes them whatever the photo's opening
+    # (reenact.render.renderer.close_lips); None: as the weights draw them
+    shut: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.weights)
@@ -259,8 +267,8 @@ def track_from_posteriors(post: np.ndarray, jaw: np.ndarray | None, db: np.ndarr
     post[db < SILENCE_DBFS] = np.eye(len(VISEMES), dtype=np.float32)[V["sil"]]  # silence closes the mouth
     weights, closure, teeth = coarticulate(post, jaw)
     pool = lambda x, how="mean": pool_frames(x[skip:], n_frames, fps, offset, how)  # noqa: E731
-    w, vis, loud = pool(weights), pool(post), pool(_loudness(db))
-    return SpeechTrack(vis, apply_constraints(w, pool(closure, "max"), pool(teeth, "max")), loud, fps)
+    w, vis, loud, shut = pool(weights), pool(post), pool(_loudness(db)), pool(closure, "max")
+    return SpeechTrack(vis, apply_constraints(w, shut, pool(teeth, "max")), loud, fps, shut=lips_shut(shut))
 
 
 def n_video_frames(n_samples: int, fps: float) -> int:
@@ -312,8 +320,9 @@ def stream_speech_track(chunks: Iterable[np.ndarray], fps: float, model: AudioHe
 
 def concat_tracks(parts: Iterable[SpeechTrack]) -> SpeechTrack:
     parts = list(parts)
+    shut = None if any(p.shut is None for p in parts) else np.concatenate([p.shut for p in parts])
     return SpeechTrack(np.concatenate([p.visemes for p in parts]), np.concatenate([p.weights for p in parts]),
-                       np.concatenate([p.loudness for p in parts]), parts[0].fps)
+                       np.concatenate([p.loudness for p in parts]), parts[0].fps, shut=shut)
 
 
 def speech_to_track(wave: np.ndarray, sr: int, fps: float, text: str | None = None, model: AudioHead | None = None,

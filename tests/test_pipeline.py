@@ -195,9 +195,9 @@ def test_a_share_of_the_motion_halves_shapes_turn_and_eye_area_alike() -> None:
 
     rest = np.full(52, 0.2, np.float32)
     motion = Motion(np.ones((4, 52), np.float32), np.full((4, 3), 6.0, np.float32), Fraction(25),
-                    area=np.full((4, 16), 2.0, np.float32))
-    shapes, rotation, area = motion.share_of(np.array([1, 3]), rest, 0.5)
+                    area=np.full((4, 16), 2.0, np.float32), shut=np.ones(4, np.float32))
+    shapes, rotation, area, shut = motion.share_of(np.array([1, 3]), rest, 0.5)
     assert np.allclose(shapes, 0.6) and shapes.shape == (2, 52)
-    assert np.allclose(rotation, 3.0) and np.allclose(area, 1.0)
+    assert np.allclose(rotation, 3.0) and np.allclose(area, 1.0) and np.allclose(shut, 0.5)
     bare = Motion(np.ones((4, 52), np.float32), None, Fraction(25))
-    assert bare.share_of(np.array([0]), rest, 0.5)[1:] == (None, None)
+    assert bare.share_of(np.array([0]), rest, 0.5)[1:] == (None, None, None)

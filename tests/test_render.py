@@ -327,3 +327,20 @@ def test_slivers_do_not_hold_a_smile_back(sample) -> None:
     asked = renderer.rig.deltas(torch.as_tensor(smile) * renderer.rig.render_gain)[0, [61, 291], :2]
     drawn = torch.as_tensor(renderer.target_points(smile)[0, [61, 291], :2]) - renderer.source_points[[61, 291], :2]
     assert torch.allclose(drawn, asked, atol=0.05 * float(asked.norm(dim=-1).min()))
+
+
+def test_shut_lips_meet_and_open_lips_are_left_alone(sample) -> None:
+    from reenact.face.landmarks import LOWER_INNER, UPPER_INNER
+    from reenact.render.renderer import close_lips
+
+    _, face, renderer, _ = sample
+    points = torch.as_tensor(face.points, dtype=torch.float32)
+    target = points[None] + renderer.displacement(torch.tensor(shapes(jawOpen=0.4)))  # (1, 478, 3) an open mouth
+    target = target.repeat(3, 1, 1)
+    out = close_lips(points, target, torch.tensor([0.0, 0.5, 1.0]))
+    gap = lambda t: (t[:, LOWER_INNER[1:-1], 1] - t[:, UPPER_INNER[1:-1], 1]).mean(-1)  # noqa: E731
+    assert torch.equal(out[0], target[0])  # nothing shut: the rig's opening as it is
+    assert gap(out)[1] == pytest.approx(0.5 * float(gap(target)[1]), rel=0.05)
+    assert abs(float(gap(out)[2])) < 0.3 and float(gap(target)[2]) > 5  # shut: they meet
+    rest = np.setdiff1d(np.arange(478), np.concatenate([UPPER_INNER, LOWER_INNER]))
+    assert torch.equal(out[:, rest], target[:, rest])  # only the inner lips move

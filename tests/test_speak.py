@@ -40,6 +40,16 @@ def test_speak_moves_the_lips_with_the_speech(tmp_path: Path) -> None:
     r = np.corrcoef(gaps, env)[0, 1]
     assert r > 0.3, r
     assert json.loads(report.read_text())["identity"]["n_below"] == 0
+    # p, b and m shut the lips, though the photo's are apart (she smiles showing her teeth): the rig's closing
+    # shapes, drawn as a change from the photo, left 0.75 of her opening; `close_lips` meets them.
+    with read_frames(out, max_frames=1) as frames:
+        size = next(iter(frames)).rgb.shape[:2]
+    from reenact.io.image import read_image
+    import cv2
+
+    photo = cv2.resize(read_image(SOURCE), size[::-1], interpolation=cv2.INTER_AREA)
+    own = (lambda p: p[14, 1] - p[13, 1])(FaceAnalyzer().analyze(photo).points)
+    assert own > 3 and gaps.min() < 0.3 * own, (own, gaps.min())
     # Visibly opens and closes: the face is ~65 px tall here (3.4 px warp only, 3.8 with the shipped refiner; a refiner
     # that painted the opening grey measured 2.9). Resting lips stay under 1.5 (next test). The tracker reads the gap
     # by what fills it as well as by the lips (a dark cavity reads widest: 4.3 px with `--mouth paint`, 2.7-3.3 with

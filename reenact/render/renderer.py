@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 import numpy as np
 import torch
 
-from reenact.face.landmarks import EYE_CONTOUR
+from reenact.face.landmarks import EYE_CONTOUR, LOWER_INNER, UPPER_INNER
 from reenact.face.pose import estimate_pose
 from reenact.params import ARKIT52
 from reenact.render.interior import Carrier, DriverMouth, LibraryPicker, blend_fill
@@ -139,6 +139,23 @@ def _down(points: torch.Tensor, a: int, b: int) -> torch.Tensor:
     return down if float(down[1]) >= 0 else -down
 
 
+LIP_ROWS = (torch.as_tensor(UPPER_INNER[1:-1]), torch.as_tensor(LOWER_INNER[1:-1]))  # inner-lip pairs, no corners
+
+
+def close_lips(points: torch.Tensor, target: torch.Tensor, shut: torch.Tensor) -> torch.Tensor:
+    """Lips shut by c (speech's p, b, m) keep (1 - c) of the opening the rig drew: both come toward each other, to
+    meet at 1. The rig draws a change from the photo, so on a photo whose lips are apart (a smile showing teeth) its
+    closing shapes alone left them apart. points (478, 3), target (B, 478, 3), shut (B,) in 0..1."""
+    upper, lower = LIP_ROWS
+    down = _down(points, 78, 308)
+    apart = target[:, lower, :2] - target[:, upper, :2]  # (B, 9, 2) upper -> lower as the rig drew them
+    excess = shut.clamp(0.0, 1.0)[:, None] * (apart @ down).clamp(min=0.0)  # (B, 9) px to close
+    target = target.clone()
+    target[:, upper, :2] += 0.5 * excess[..., None] * down
+    target[:, lower, :2] -= 0.5 * excess[..., None] * down
+    return target
+
+
 def close_lids(points: torch.Tensor, target: torch.Tensor, closing: torch.Tensor) -> torch.Tensor:
     """A blink of c leaves each lid pair at most (1 - c) of its opening in the photo: where the rig left more, the
     upper lid comes down to (1 - c) of the photo's offset from its lower partner (at 1 they meet). The rig's blink
@@ -264,9 +281,9 @@ class FaceRenderer:
                            if refiner is not None and refiner.net.use_source else None)
 
     def displacement(self, shapes: torch.Tensor, rotation: torch.Tensor | None = None,
-                     area: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, 52) target shapes [+ (B, 3) yaw/pitch/roll change] [+ (B, K) eye-area motion] -> (B, 478, 3)
-        photo-space vertex displacement."""
+                     area: torch.Tensor | None = None, shut: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 52) target shapes [+ (B, 3) yaw/pitch/roll change] [+ (B, K) eye-area motion] [+ (B,) lips shut,
+        `close_lips`] -> (B, 478, 3) photo-space vertex displacement."""
         # (B, 52) the linear rig draws the change only, times its render gain (what a tracker reads back short)
         shapes = shapes.to(self.device)
         change = (shapes - self.source_shapes) * self.rig.render_gain
@@ -275,10 +292,12 @@ class FaceRenderer:
         left = (1.0 - self.source_closure).clamp(min=0.2)
         change[:, CLOSING] = ((blink_closure(shapes[:, CLOSING]) - self.source_closure) / left).clamp(max=1.0)
         delta = self.rig.deltas(change)  # (B, 478, 3)
-        shut = close_lids(self.source_points, self.source_points + delta, change[:, CLOSING].clamp(min=0.0))
+        target = close_lids(self.source_points, self.source_points + delta, change[:, CLOSING].clamp(min=0.0))
         if area is not None and self.area is not None:  # after close_lids: it shuts the rig's lids, not the driver's
-            shut = self.area(shut, area.to(self.device), change[:, CLOSING])
-        moved = follow_lids(self.source_points, self.unfold(uncross_lids(self.source_points, shut)))
+            target = self.area(target, area.to(self.device), change[:, CLOSING])
+        if shut is not None:
+            target = close_lips(self.source_points, target, shut.to(self.device))
+        moved = follow_lids(self.source_points, self.unfold(uncross_lids(self.source_points, target)))
         if rotation is None:
             return moved - self.source_points
         moved = moved - self.center
@@ -303,17 +322,19 @@ class FaceRenderer:
     @torch.inference_mode()
     def render_with_points(self, shapes: np.ndarray, rotation: np.ndarray | None = None,
                            interior: "Sequence[DriverMouth | None] | None" = None,
-                           again: bool = False, area: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                           again: bool = False, area: np.ndarray | None = None,
+                           shut: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Like `render`, plus (B, 478, 3) the rendered faces' meshes in photo px (for the identity check).
 
         `interior`: per frame, the driver's mouth to carry into the opening (reenact.render.interior), or None for
         the painted interior (or the library's, `self.picker`). `again`: frames rendered before (the identity
         fallback's re-render): the library's choice, smoothed over frames, is not advanced by them a second time.
-        `area`: (B, K) the driver's eye-area motion (reenact.rig.EyeArea), None: the rig draws the eyes alone."""
+        `area`: (B, K) the driver's eye-area motion (reenact.rig.EyeArea), None: the rig draws the eyes alone.
+        `shut`: (B,) how far the lips are shut whatever the photo's opening (`close_lips`; speech's p, b, m)."""
         if interior is not None and len(interior) != len(shapes):
             raise ValueError(f"{len(interior)} driver mouths for {len(shapes)} frames; give one per frame (or None)")
         shapes_t = torch.as_tensor(shapes, dtype=torch.float32)
-        disp = self.displacement(shapes_t, _tensor(rotation), _tensor(area))  # (B, 478, 3)
+        disp = self.displacement(shapes_t, _tensor(rotation), _tensor(area), _tensor(shut))  # (B, 478, 3)
         gain = None if self.shading is None else self.shading.gain(shapes_t)  # (B, 1, h, w) creases, bulges
         if gain is not None and interior is not None:  # the driver's own fine creases, behind the shading's gate
             creases = self.shading.crease_gain([None if m is None else m.creases for m in interior])
