@@ -72,7 +72,6 @@ class Cover:
 def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[Cover]:
     """Both eyes' covers for a photo: roi_image (H, W, 3) uint8, points (478, 2) in ROI px. An eye whose lids already
     nearly meet in the photo (gap under 1 px) gets none: there is no eyeball to hide."""
-    h, w = roi_image.shape[:2]
     covers = []
     for contour, pairs in zip(EYE_CONTOUR, LID_PAIRS):
         upper, lower = np.array([u for u, _ in pairs]), np.array([lo for _, lo in pairs])
@@ -83,15 +82,10 @@ def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[Cover]:
         opening = points[np.concatenate([contour[:9], contour[9:16][::-1]])]  # (16, 2) polygon
         width = float(np.linalg.norm(points[contour[0]] - points[contour[8]]))
         grow = max(1.0, GROW * width)
-        pad = int(np.ceil(3 * grow)) + 2
-        x0, y0 = np.floor(opening.min(0)).astype(int) - pad
-        x1, y1 = np.ceil(opening.max(0)).astype(int) + pad + 1
-        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-        if x1 - x0 < 4 or y1 - y0 < 4:
+        found = opening_crop(roi_image, opening, grow)
+        if found is None:
             continue
-        crop = np.ascontiguousarray(roi_image[y0:y1, x0:x1]).astype(np.float32)
-        mask = np.zeros(crop.shape[:2], np.uint8)
-        cv2.fillPoly(mask, [np.round((opening - [x0, y0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+        (x0, y0, x1, y1), crop, mask = found
         # Grown downward only: the band to hide lies under the lower lid's points.
         k = int(round(grow))
         down = np.zeros((2 * k + 1, 3), np.uint8)
@@ -107,17 +101,11 @@ def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[Cover]:
     return covers
 
 
-def mouth_cover(roi_image: np.ndarray, points: np.ndarray) -> Cover | None:
-    """The mouth's cover for a photo whose lips are apart: roi_image (H, W, 3) uint8, points (478, 2) in ROI px; None
-    for closed lips (gap under MOUTH_MIN_GAP px)."""
+def opening_crop(roi_image: np.ndarray, opening: np.ndarray, grow: float
+                 ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray] | None:
+    """An opening's (P, 2) polygon (ROI px) -> its box (x0, y0, x1, y1) with room to grow by `grow` px, the photo's
+    float crop there and the polygon's anti-aliased uint8 mask; None where the box is too small to cover."""
     h, w = roi_image.shape[:2]
-    upper, lower = np.array([u for u, _ in LIP_PAIRS]), np.array([lo for _, lo in LIP_PAIRS])
-    gap = float(np.linalg.norm(points[upper] - points[lower], axis=-1).mean())
-    if gap < MOUTH_MIN_GAP:
-        return None
-    opening = points[np.concatenate([UPPER_INNER, LOWER_INNER[::-1][1:-1]])]  # (20, 2) polygon
-    width = float(np.linalg.norm(points[78] - points[308]))
-    grow = max(1.0, MOUTH_GROW * width)
     pad = int(np.ceil(3 * grow)) + 2
     x0, y0 = np.floor(opening.min(0)).astype(int) - pad
     x1, y1 = np.ceil(opening.max(0)).astype(int) + pad + 1
@@ -127,6 +115,23 @@ def mouth_cover(roi_image: np.ndarray, points: np.ndarray) -> Cover | None:
     crop = np.ascontiguousarray(roi_image[y0:y1, x0:x1]).astype(np.float32)
     mask = np.zeros(crop.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round((opening - [x0, y0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+    return (x0, y0, x1, y1), crop, mask
+
+
+def mouth_cover(roi_image: np.ndarray, points: np.ndarray) -> Cover | None:
+    """The mouth's cover for a photo whose lips are apart: roi_image (H, W, 3) uint8, points (478, 2) in ROI px; None
+    for closed lips (gap under MOUTH_MIN_GAP px)."""
+    upper, lower = np.array([u for u, _ in LIP_PAIRS]), np.array([lo for _, lo in LIP_PAIRS])
+    gap = float(np.linalg.norm(points[upper] - points[lower], axis=-1).mean())
+    if gap < MOUTH_MIN_GAP:
+        return None
+    opening = points[np.concatenate([UPPER_INNER, LOWER_INNER[::-1][1:-1]])]  # (20, 2) polygon
+    width = float(np.linalg.norm(points[78] - points[308]))
+    grow = max(1.0, MOUTH_GROW * width)
+    found = opening_crop(roi_image, opening, grow)
+    if found is None:
+        return None
+    (x0, y0, x1, y1), crop, mask = found
     k = int(round(grow))
     mask = cv2.dilate(mask, np.ones((2 * k + 1, 2 * k + 1), np.uint8))  # the lips' dark inner edges with it
     fill = lip_fill(crop, mask > 0, k + 1)
