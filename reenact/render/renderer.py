@@ -12,6 +12,7 @@ from reenact.face.landmarks import EYE_CONTOUR, LOWER_INNER, UPPER_INNER
 from reenact.face.pose import estimate_pose
 from reenact.params import ARKIT52
 from reenact.render.interior import Carrier, DriverMouth, LibraryPicker, blend_fill
+from reenact.render.lids import LIPS
 from reenact.render.mouth import MouthPainter
 from reenact.render.warp import MeshWarper
 
@@ -80,10 +81,12 @@ LID_ROWS = [(torch.as_tensor(c[9:16]), torch.as_tensor(c[1:8]), int(c[0]), int(c
 # have their vertices' and these vertices' neighbours' displacement relaxed toward their neighbours' until none is
 # left (at most FOLD_STEPS).
 # The lids close on purpose (their triangles squeeze to nothing at a blink) and have their own exact map in the warp:
-# triangles touching a lid or halo vertex are left alone. A fold must also lose at least FOLD_MIN_LOST of the photo's
-# median triangle area: slivers that are flat in the photo already (round the lip corners, under a pixel) flip with
-# any motion and cover nothing, and relaxing them and their neighbours pulled the mouth corners in on every frame
-# (single_face's smile drawn 0.85 of the driver's width, 1.06 without; docs/fidelity.md "Fifth pass").
+# triangles touching a lid or halo vertex are left alone. A fold of the lips' triangles must also lose at least
+# FOLD_MIN_LOST of the photo's median triangle area: slivers that are flat in the photo already (round the lip
+# corners, under a pixel) flip with any motion and cover nothing, and relaxing them and their neighbours pulled the
+# mouth corners in on every frame (single_face's smile drawn 0.85 of the driver's width, 1.06 without; docs/fidelity.md
+# "Fifth pass"). Elsewhere a flipped sliver is still a fold: at the nose's base it drew a dark dot by the nostril
+# (`edit --au 12=0` at 0.75 on the sample photo, docs/fidelity.md "Sixth pass").
 FOLD_SHARE, FOLD_MIN_LOST, FOLD_STEPS = 0.05, 0.1, 30
 
 
@@ -98,6 +101,7 @@ class Unfolder:
         self.tri = tri[~torch.isin(tri, lids).any(1)]  # (F', 3) the triangles that may not fold
         self.photo_area = self.area(points[None, :, :2])[0]  # (F',)
         self.min_lost = FOLD_MIN_LOST * float(self.photo_area.abs().median())  # px^2
+        self.lips = torch.isin(self.tri, torch.as_tensor(LIPS, device=points.device)).any(1)  # (F',) may be slivers
         n = 468  # the mesh; the iris points are not in its triangles
         edges = torch.cat([self.tri[:, [0, 1]], self.tri[:, [1, 2]], self.tri[:, [2, 0]]])
         adj = torch.zeros(n, n, device=points.device)
@@ -111,6 +115,13 @@ class Unfolder:
         a, b, c = xy[:, self.tri[:, 0]], xy[:, self.tri[:, 1]], xy[:, self.tri[:, 2]]
         return 0.5 * ((b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1]) - (b[..., 1] - a[..., 1]) * (c[..., 0] - a[..., 0]))
 
+    def hits(self, folded: torch.Tensor) -> torch.Tensor:
+        """(B, F') bool -> (B, P) how many of them each vertex is a corner of."""
+        out = torch.zeros(len(folded), len(self.mean), device=folded.device)
+        for k in range(3):
+            out.scatter_add_(1, self.tri[:, k].expand_as(folded), folded.to(out.dtype))
+        return out
+
     def __call__(self, target: torch.Tensor) -> torch.Tensor:
         """(B, 478, 3) target mesh -> the same with its folds relaxed (x, y of the 468 mesh vertices only)."""
         n = len(self.mean)  # 468
@@ -118,12 +129,10 @@ class Unfolder:
         for _ in range(FOLD_STEPS):
             kept = self.area(self.points[None, :n, :2] + disp) * self.photo_area.sign()  # (B, F')
             lost = self.photo_area.abs() - kept  # (B, F') px^2
-            folded = (kept < FOLD_SHARE * self.photo_area.abs()) & (lost > self.min_lost)
+            folded = (kept < FOLD_SHARE * self.photo_area.abs()) & ((lost > self.min_lost) | ~self.lips)
             if not bool(folded.any()):
                 break
-            hits = torch.zeros(disp.shape[:2], device=disp.device)  # (B, P) folded triangles at each vertex
-            for k in range(3):
-                hits.scatter_add_(1, self.tri[:, k].expand_as(folded), folded.to(hits.dtype))
+            hits = self.hits(folded)  # (B, P) folded triangles at each vertex
             verts = (hits + hits @ self.mean.T) > 0  # and their neighbours, so the fold spreads out
             relaxed = 0.5 * disp + 0.5 * torch.einsum("pq,bqc->bpc", self.mean, disp)
             disp = torch.where(verts[..., None], relaxed, disp)
