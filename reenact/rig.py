@@ -125,7 +125,13 @@ class EyeArea(torch.nn.Module):
 
     def motion(self, coefficients: torch.Tensor) -> torch.Tensor:
         """(B, K) -> (B, P, 2) canonical motion of `points` (cm)."""
-        return torch.einsum("bk,kpc->bpc", coefficients.to(self.basis.dtype), self.basis)
+        return mode_motion(coefficients, self.basis)
+
+
+def mode_motion(coefficients: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """(B, K) coefficients along (K, P, C) modes -> (B, P, C) their motion: the eye area's in the canonical frame
+    (EyeArea.motion), or in a photo's pixels (reenact.render.renderer.AreaCarrier)."""
+    return torch.einsum("bk,kpc->bpc", coefficients.to(basis.dtype), basis)
 
 
 def load_eye_area(device: torch.device | str = "cpu") -> EyeArea:

@@ -15,6 +15,7 @@ from reenact.render.interior import Carrier, DriverMouth, LibraryPicker, blend_f
 from reenact.render.lids import LIPS
 from reenact.render.mouth import MouthPainter
 from reenact.render.warp import MeshWarper
+from reenact.rig import mode_motion
 
 if TYPE_CHECKING:
     from reenact.render.refine import Refiner
@@ -243,7 +244,7 @@ class AreaCarrier:
     def __call__(self, target: torch.Tensor, area: torch.Tensor, closing: torch.Tensor) -> torch.Tensor:
         """(B, 478, 3) the rig's target mesh, (B, K) eye-area coefficients and (B, 2) the blink drawn per side
         (0..1, CLOSING's order) -> the target mesh with the eye area carried."""
-        carried = self.rest + torch.einsum("bk,kpc->bpc", area.to(self.basis.dtype), self.basis)  # (B, P, 3)
+        carried = self.rest + mode_motion(area, self.basis)  # (B, P, 3)
         shut = closing.clamp(0.0, 1.0)[:, self.side] * self.lids  # (B, P) only the lids give way to a blink
         weight = (1.0 - shut) ** 2
         rig = target[:, self.points]
