@@ -82,13 +82,14 @@ LID_ROWS = [(torch.as_tensor(c[9:16]), torch.as_tensor(c[1:8]), int(c[0]), int(c
 # have their vertices' and these vertices' neighbours' displacement relaxed toward their neighbours' until none is
 # left (at most FOLD_STEPS).
 # The lids close on purpose (their triangles squeeze to nothing at a blink) and have their own exact map in the warp:
-# triangles touching a lid or halo vertex are left alone. A fold of the lips' triangles must also lose at least
-# FOLD_MIN_LOST of the photo's median triangle area: slivers that are flat in the photo already (round the lip
-# corners, under a pixel) flip with any motion and cover nothing, and relaxing them and their neighbours pulled the
-# mouth corners in on every frame (single_face's smile drawn 0.85 of the driver's width, 1.06 without; docs/fidelity.md
-# "Fifth pass"). Elsewhere a flipped sliver is still a fold: at the nose's base it drew a dark dot by the nostril
-# (`edit --au 12=0` at 0.75 on the sample photo, docs/fidelity.md "Sixth pass").
+# triangles touching a lid or halo vertex are left alone. A fold of the lips' triangles (a vertex within LIPS_REACH_CM
+# of the lips' contours) must also lose at least FOLD_MIN_LOST of the photo's median triangle area: slivers that are
+# flat in the photo already (round the lip corners, under a pixel) flip with any motion and cover nothing, and
+# relaxing them and their neighbours pulled the mouth corners in on every frame (single_face's smile drawn 0.85 of
+# the driver's width, 1.06 without; docs/fidelity.md "Fifth pass"). Elsewhere a flipped sliver is still a fold: at
+# the nose's base it drew a dark dot by the nostril (`edit --au 12=0` at 0.75 on the sample photo, "Sixth pass").
 FOLD_SHARE, FOLD_MIN_LOST, FOLD_STEPS = 0.05, 0.1, 30
+LIPS_REACH_CM = 0.5  # the lips' triangles: those with a vertex this close to the lips' contours (canonical mesh)
 
 
 class Unfolder:
@@ -102,7 +103,9 @@ class Unfolder:
         self.tri = tri[~torch.isin(tri, lids).any(1)]  # (F', 3) the triangles that may not fold
         self.photo_area = self.area(points[None, :, :2])[0]  # (F',)
         self.min_lost = FOLD_MIN_LOST * float(self.photo_area.abs().median())  # px^2
-        self.lips = torch.isin(self.tri, torch.as_tensor(LIPS, device=points.device)).any(1)  # (F',) may be slivers
+        canon = load_canonical().vertices[:468, :2]
+        near = np.linalg.norm(canon[:, None] - canon[None, LIPS], axis=-1).min(1) < LIPS_REACH_CM  # (468,)
+        self.lips = torch.isin(self.tri, torch.as_tensor(np.flatnonzero(near), device=points.device)).any(1)  # (F',)
         n = 468  # the mesh; the iris points are not in its triangles
         edges = torch.cat([self.tri[:, [0, 1]], self.tri[:, [1, 2]], self.tri[:, [2, 0]]])
         adj = torch.zeros(n, n, device=points.device)
