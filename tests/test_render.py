@@ -364,3 +364,14 @@ def test_shut_lips_meet_and_open_lips_are_left_alone(sample) -> None:
     assert abs(float(gap(out)[2])) < 0.3 and float(gap(target)[2]) > 5  # shut: they meet
     rest = np.setdiff1d(np.arange(478), np.concatenate([UPPER_INNER, LOWER_INNER]))
     assert torch.equal(out[:, rest], target[:, rest])  # only the inner lips move
+
+
+def test_wide_eyes_open_wider_than_the_photos(sample) -> None:
+    """eyeWide (surprise, fear) opens the lids past the photo's own opening; only a blink caps them (close_lids had
+    capped every lid pair at the photo's opening, blink or not, so eyeWide drew nothing)."""
+    _, face, renderer, _ = sample
+    gap = lambda p: float(np.linalg.norm(p[159, :2] - p[145, :2]))  # noqa: E731
+    wide = renderer.target_points(shapes(eyeWideLeft=1.0, eyeWideRight=1.0))[0]
+    shut = renderer.target_points(shapes(eyeWideLeft=1.0, eyeWideRight=1.0, eyeBlinkLeft=1.0, eyeBlinkRight=1.0))[0]
+    assert gap(wide) > 1.2 * gap(face.points)
+    assert gap(shut) < 0.1 * gap(face.points)

@@ -181,7 +181,9 @@ def close_lids(points: torch.Tensor, target: torch.Tensor, closing: torch.Tensor
         offset = points[lower, :2] - points[upper, :2]  # (7, 2) upper -> lower in the photo
         apart = target[:, lower, :2] - target[:, upper, :2]  # (B, 7, 2) and as the rig drew them
         wanted = (1 - c)[:, None, None] * offset  # (B, 7, 2) what a blink of c leaves
-        short = ((apart - wanted) @ down > 0)[..., None]  # (B, 7, 1) the rig left the pair further apart
+        # (B, 7, 1) the rig left the pair further apart; only while blinking: an eye not blinking may open wider than
+        # the photo's (eyeWide: surprise, fear), which a cap at the photo's own opening had stopped entirely
+        short = (((apart - wanted) @ down > 0) & (c > 0)[:, None])[..., None]
         target[:, upper, :2] = torch.where(short, target[:, lower, :2] - wanted, target[:, upper, :2])
     return target
 
