@@ -367,11 +367,15 @@ def test_shut_lips_meet_and_open_lips_are_left_alone(sample) -> None:
 
 
 def test_wide_eyes_open_wider_than_the_photos(sample) -> None:
-    """eyeWide (surprise, fear) opens the lids past the photo's own opening; only a blink caps them (close_lids had
-    capped every lid pair at the photo's opening, blink or not, so eyeWide drew nothing)."""
+    """eyeWide (surprise, fear) opens the lids past the photo's own opening, and a blink closes them from there,
+    smoothly (close_lids had capped every lid pair at the photo's opening, so eyeWide drew nothing; capped only
+    while blinking, a wide eye snapped back to the photo's opening at the smallest blink reading)."""
     _, face, renderer, _ = sample
     gap = lambda p: float(np.linalg.norm(p[159, :2] - p[145, :2]))  # noqa: E731
-    wide = renderer.target_points(shapes(eyeWideLeft=1.0, eyeWideRight=1.0))[0]
-    shut = renderer.target_points(shapes(eyeWideLeft=1.0, eyeWideRight=1.0, eyeBlinkLeft=1.0, eyeBlinkRight=1.0))[0]
-    assert gap(wide) > 1.2 * gap(face.points)
-    assert gap(shut) < 0.1 * gap(face.points)
+    blinks = (0.0, 0.1, 0.3, 0.6, 1.0)
+    gaps = [gap(renderer.target_points(shapes(eyeWideLeft=1.0, eyeWideRight=1.0, eyeBlinkLeft=b,
+                                              eyeBlinkRight=b))[0]) for b in blinks]
+    assert gaps[0] > 1.2 * gap(face.points)
+    assert gaps[1] > gap(face.points)  # a slight blink still leaves the eye wider than the photo's
+    assert all(a >= b for a, b in zip(gaps, gaps[1:]))
+    assert gaps[-1] < 0.1 * gap(face.points)

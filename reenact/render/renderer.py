@@ -169,21 +169,22 @@ def close_lips(points: torch.Tensor, target: torch.Tensor, shut: torch.Tensor) -
     return target
 
 
-def close_lids(points: torch.Tensor, target: torch.Tensor, closing: torch.Tensor) -> torch.Tensor:
-    """A blink of c leaves each lid pair at most (1 - c) of its opening in the photo: where the rig left more, the
-    upper lid comes down to (1 - c) of the photo's offset from its lower partner (at 1 they meet). The rig's blink
-    is scaled to the photo's mean opening (Rig.scaled_to), which left uneven lids (the attention mesh's) up to 1 px
-    apart at eyeBlink 1 on the sample photo. points (478, 3), target (B, 478, 3), closing (B, 2)
-    in CLOSING's order (eyeBlinkLeft, eyeBlinkRight)."""
+def close_lids(points: torch.Tensor, target: torch.Tensor, unblinked: torch.Tensor, closing: torch.Tensor
+               ) -> torch.Tensor:
+    """A blink of c leaves each lid pair at most (1 - c) of the opening the rig draws without the blink (`unblinked`:
+    the same shapes, eyeBlink at 0): where the rig left more, the upper lid comes down to (1 - c) of that offset from
+    its lower partner, so at 1 they meet. The rig's blink is scaled to the photo's mean opening (Rig.scaled_to), which
+    left uneven lids (the attention mesh's) up to 1 px apart at eyeBlink 1 on the sample photo. Measured from the
+    unblinked lids, not the photo's: an eye that opens wider (eyeWide) stays wider at no blink and closes smoothly from
+    there (capped at the photo's own opening, eyeWide drew nothing). points (478, 3), target and unblinked
+    (B, 478, 3), closing (B, 2) in CLOSING's order (eyeBlinkLeft, eyeBlinkRight)."""
     target = target.clone()
     for (upper, lower, a, b), c in zip(LID_ROWS, closing.flip(-1).unbind(-1)):  # LID_ROWS: the subject's right first
         down = _down(points, a, b)
-        offset = points[lower, :2] - points[upper, :2]  # (7, 2) upper -> lower in the photo
+        opening = unblinked[:, lower, :2] - unblinked[:, upper, :2]  # (B, 7, 2) upper -> lower without the blink
         apart = target[:, lower, :2] - target[:, upper, :2]  # (B, 7, 2) and as the rig drew them
-        wanted = (1 - c)[:, None, None] * offset  # (B, 7, 2) what a blink of c leaves
-        # (B, 7, 1) the rig left the pair further apart; only while blinking: an eye not blinking may open wider than
-        # the photo's (eyeWide: surprise, fear), which a cap at the photo's own opening had stopped entirely
-        short = (((apart - wanted) @ down > 0) & (c > 0)[:, None])[..., None]
+        wanted = (1 - c)[:, None, None] * opening  # (B, 7, 2) what a blink of c leaves
+        short = ((apart - wanted) @ down > 0)[..., None]  # (B, 7, 1) the rig left the pair further apart
         target[:, upper, :2] = torch.where(short, target[:, lower, :2] - wanted, target[:, upper, :2])
     return target
 
@@ -307,7 +308,10 @@ class FaceRenderer:
         left = (1.0 - self.source_closure).clamp(min=0.2)
         change[:, CLOSING] = ((blink_closure(shapes[:, CLOSING]) - self.source_closure) / left).clamp(max=1.0)
         delta = self.rig.deltas(change)  # (B, 478, 3)
-        target = close_lids(self.source_points, self.source_points + delta, change[:, CLOSING].clamp(min=0.0))
+        unblinked = change.clone()
+        unblinked[:, CLOSING] = 0.0
+        target = close_lids(self.source_points, self.source_points + delta,
+                            self.source_points + self.rig.deltas(unblinked), change[:, CLOSING].clamp(min=0.0))
         if area is not None and self.area is not None:  # after close_lids: it shuts the rig's lids, not the driver's
             target = self.area(target, area.to(self.device), change[:, CLOSING])
         if shut is not None:
