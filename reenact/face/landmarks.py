@@ -60,9 +60,14 @@ EYE_CONTOUR = np.array([
 # Per eye, in EYE_CONTOUR's order, the (upper, lower) lid vertex pairs whose gaps an eye aspect ratio reads.
 LID_PAIRS = (((159, 145), (158, 153), (160, 144)), ((386, 374), (385, 380), (387, 373)))
 REFINED = 48  # contour points per eye written over the mesh: lids and two halo rings (see MeshModel)
-# The inner-lip contour, corner to corner (mouth corner 78 -> other corner 308), upper and lower lip.
+# The inner-lip contour, corner to corner (mouth corner 78 -> other corner 308), upper and lower lip; as one closed
+# loop (corner 78 along the upper lip to 308, back along the lower lip); the outer-lip loop (61 along the upper lip to
+# 291 and back); both loops, inner first: every lip vertex.
 UPPER_INNER = np.array([78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308])
 LOWER_INNER = np.array([78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308])
+LIP_INNER_LOOP = np.concatenate([UPPER_INNER, LOWER_INNER[::-1][1:-1]])  # (20,)
+LIP_OUTER_LOOP = np.array([61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146])
+LIP_LOOPS = np.concatenate([LIP_INNER_LOOP, LIP_OUTER_LOOP])  # (40,)
 MESH_ONLY = np.setdiff1d(np.arange(468), EYE_CONTOUR[:, :REFINED])  # vertices FaceMesh alone places
 MODELS = ("plain", "attention")  # MeshModel's choices: FaceMesh + iris model, or the attention mesh
 

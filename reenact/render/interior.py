@@ -37,15 +37,13 @@ import cv2
 import numpy as np
 import torch
 
-from reenact.face.landmarks import LOWER_INNER, UPPER_INNER
+from reenact.face.landmarks import LIP_INNER_LOOP as INNER_LOOP
+from reenact.face.landmarks import LIP_LOOPS as KEEP
 from reenact.registry import register_model
 from reenact.render.shade import DriverCreases
 
-# The driver points kept per frame (KEEP order): the inner-lip loop (corner 78 along the upper lip to 308, back along
-# the lower lip) then the outer-lip loop (for the skin ring around the mouth).
-INNER_LOOP = np.concatenate([UPPER_INNER, LOWER_INNER[::-1][1:-1]])  # (20,)
-OUTER_LOOP = np.array([61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146])
-KEEP = np.concatenate([INNER_LOOP, OUTER_LOOP])  # (40,) mesh indices
+# The driver points kept per frame (KEEP, reenact.face.landmarks.LIP_LOOPS): the inner-lip loop (corner 78 along the
+# upper lip to 308, back along the lower lip) then the outer-lip loop (for the skin ring around the mouth).
 UPPER = np.arange(11)  # positions in KEEP: the upper inner lip, corner to corner
 LOWER = np.array([0, *range(19, 10, -1), 10])  # the lower inner lip, corner 78 to corner 308
 OUTER = np.arange(20, 40)

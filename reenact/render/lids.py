@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reenact.face.landmarks import EYE_CONTOUR, LID_PAIRS, LOWER_INNER, REFINED, UPPER_INNER
+from reenact.face.landmarks import EYE_CONTOUR, LID_PAIRS, LIP_INNER_LOOP, LIP_LOOPS, LOWER_INNER, REFINED, UPPER_INNER
 
 COVER_FROM, COVER_FULL = 0.3, 0.1  # eye opening (share of the photo's) where the cover starts and is complete
 LASH_ALPHA = 0.85
@@ -38,10 +38,7 @@ GROW = 0.08  # the opening's margin, in eye widths (the band of eyeball a tracke
 MOUTH_FROM, MOUTH_FULL, MOUTH_GROW, MOUTH_LINE = 0.5, 0.15, 0.04, 0.02
 MOUTH_MIN_GAP = 2.0  # px: a photo's lips closer than this show nothing to hide
 MOUTH_LINE_SHADE = 0.55  # the meeting line's colour: the lips' mean colour times this
-# MediaPipe mesh ids: the pairs that measure the mouth's opening, every lip vertex (its box in a frame).
-LIP_PAIRS = ((82, 87), (13, 14), (312, 317))
-LIPS = np.array([0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267, 269,
-                 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415])
+LIP_PAIRS = tuple(zip(UPPER_INNER[4:7], LOWER_INNER[4:7]))  # (82, 87), (13, 14), (312, 317): the mouth's opening
 
 
 @dataclass
@@ -125,7 +122,7 @@ def mouth_cover(roi_image: np.ndarray, points: np.ndarray) -> Cover | None:
     gap = float(np.linalg.norm(points[upper] - points[lower], axis=-1).mean())
     if gap < MOUTH_MIN_GAP:
         return None
-    opening = points[np.concatenate([UPPER_INNER, LOWER_INNER[::-1][1:-1]])]  # (20, 2) polygon
+    opening = points[LIP_INNER_LOOP]  # (20, 2) polygon
     width = float(np.linalg.norm(points[78] - points[308]))
     grow = max(1.0, MOUTH_GROW * width)
     found = opening_crop(roi_image, opening, grow)
@@ -139,7 +136,7 @@ def mouth_cover(roi_image: np.ndarray, points: np.ndarray) -> Cover | None:
     rgba = np.concatenate([fill.astype(np.float32), soft[..., None]], -1)  # (h, w, 4)
     shade = tuple(float(c) for c in MOUTH_LINE_SHADE * fill[mask > 0].mean(0))
     return Cover((x0, y0, x1, y1), torch.from_numpy(rgba).permute(2, 0, 1)[None].contiguous(), upper, lower, gap,
-                 LIPS, np.stack([UPPER_INNER, LOWER_INNER]), shade, max(1.0, MOUTH_LINE * width), MOUTH_FROM,
+                 LIP_LOOPS, np.stack([UPPER_INNER, LOWER_INNER]), shade, max(1.0, MOUTH_LINE * width), MOUTH_FROM,
                  MOUTH_FULL)
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from reenact.face.landmarks import LOWER_INNER, UPPER_INNER
+from reenact.face.landmarks import LIP_INNER_LOOP, LOWER_INNER, UPPER_INNER
 
 if TYPE_CHECKING:
     from reenact.render.interior import Fill
@@ -76,7 +76,7 @@ class MouthPainter:
         if gap <= max(self.gap, 0.5) + 0.5:  # not opening beyond the photo: the warp already has it right
             return roi
         upper, lower = pts[UPPER_INNER], pts[LOWER_INNER]
-        poly = np.concatenate([upper, lower[::-1][1:-1]])
+        poly = pts[LIP_INNER_LOOP]
         x0, y0 = np.floor(poly.min(0)).astype(int) - 2
         x1, y1 = np.ceil(poly.max(0)).astype(int) + 3
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, roi.shape[1]), min(y1, roi.shape[0])

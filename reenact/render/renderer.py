@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 import numpy as np
 import torch
 
-from reenact.face.landmarks import EYE_CONTOUR, LOWER_INNER, UPPER_INNER
+from reenact.face.landmarks import EYE_CONTOUR, LIP_LOOPS, LOWER_INNER, UPPER_INNER
 from reenact.face.pose import estimate_pose
 from reenact.params import ARKIT52
 from reenact.render.interior import Carrier, DriverMouth, LibraryPicker, blend_fill
-from reenact.render.lids import LIPS
 from reenact.render.mouth import MouthPainter
 from reenact.render.warp import MeshWarper
 from reenact.rig import mode_motion
@@ -104,7 +103,7 @@ class Unfolder:
         self.photo_area = self.area(points[None, :, :2])[0]  # (F',)
         self.min_lost = FOLD_MIN_LOST * float(self.photo_area.abs().median())  # px^2
         canon = load_canonical().vertices[:468, :2]
-        near = np.linalg.norm(canon[:, None] - canon[None, LIPS], axis=-1).min(1) < LIPS_REACH_CM  # (468,)
+        near = np.linalg.norm(canon[:, None] - canon[None, LIP_LOOPS], axis=-1).min(1) < LIPS_REACH_CM  # (468,)
         self.lips = torch.isin(self.tri, torch.as_tensor(np.flatnonzero(near), device=points.device)).any(1)  # (F',)
         n = 468  # the mesh; the iris points are not in its triangles
         edges = torch.cat([self.tri[:, [0, 1]], self.tri[:, [1, 2]], self.tri[:, [2, 0]]])
