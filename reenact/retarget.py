@@ -2,8 +2,9 @@
 
 Everything is expressed in the rig's space, ARKit52 (docs/params.md). The default is **relative** transfer: the
 source keeps its own expression and receives the driver's *change* from the driver's neutral, times `strength`; a
-source that already smiles keeps smiling while it talks; a source with parted lips takes them as the driver's
-typical opening, so they close when the driver's do (`driver_reference`). The driver's neutral is its clip's rest
+source that already smiles keeps smiling while it talks; a source with parted lips takes their opening (up to the
+driver's typical one, or as far as its own jaw reads open) as a change of the driver's, so they close when the
+driver's do (`driver_reference`). The driver's neutral is its clip's rest
 (`rest="clip"`) or its first frame (`rest="first"`). `absolute` copies the driver's values instead.
 
 Per-channel controls accept any channel name of reenact.params: an AU (`AU12`) acts on every ARKit shape it maps to
