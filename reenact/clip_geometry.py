@@ -131,7 +131,10 @@ def blinks_from_lids(values: np.ndarray, ears: np.ndarray) -> np.ndarray:
 BROW_HALVES = ((285, 295, 282, 336, 296), (55, 65, 52, 107, 66),  # inner: subject's left, right
                (300, 293, 334, 276, 283), (70, 63, 105, 46, 53))  # outer: subject's left, right
 # The rig's y motion of those halves per unit of shape (weights/rig_arkit52; negative: up), to turn cm into units.
-INNER_UP_CM, OUTER_UP_CM, DOWN_CM = -0.333, -0.448, 0.405
+INNER_UP_CM, OUTER_UP_CM, DOWN_CM = -0.350, -0.500, 0.405
+# browOuterUp also lifts its side's inner half (the two raises share the brow's middle, so that together they lift the
+# whole brow); that part of an inner half's rise is the outer raise's, not browInnerUp's.
+OUTER_ON_INNER_CM = -0.181
 
 
 def canonical_points(points: np.ndarray, estimator: Estimator) -> np.ndarray:
@@ -178,12 +181,13 @@ def brows_from_mesh(values: np.ndarray, heights: np.ndarray) -> np.ndarray:
                                          "browDownRight")}
     rest = {n: float(np.median(values[ok, c])) for n, c in col.items()}
     out = values.copy()
-    inner_up = rest["browInnerUp"] + moved[:, :2].mean(1) / INNER_UP_CM  # may go below 0: a lowering
+    inner = moved[:, :2] - moved[:, 2:] * (OUTER_ON_INNER_CM / OUTER_UP_CM)  # (T_ok, 2) less the outer raises' share
+    inner_up = rest["browInnerUp"] + inner.mean(1) / INNER_UP_CM  # may go below 0: a lowering
     out[ok, col["browInnerUp"]] = np.clip(inner_up, 0, 1)
     for side, i in (("Left", 0), ("Right", 1)):
         out[ok, col[f"browOuterUp{side}"]] = np.clip(rest[f"browOuterUp{side}"] + moved[:, 2 + i] / OUTER_UP_CM, 0, 1)
         # the share of this side's inner lowering that browInnerUp (at 0) could not draw
-        lowered = np.maximum(moved[:, i] - rest["browInnerUp"] * -INNER_UP_CM, 0)
+        lowered = np.maximum(inner[:, i] - rest["browInnerUp"] * -INNER_UP_CM, 0)
         out[ok, col[f"browDown{side}"]] = np.clip(rest[f"browDown{side}"] + lowered / DOWN_CM, 0, 1)
     n = len(ARKIT52)
     out[ok, n:n + len(AU17)] = arkit_to_au(out[ok, :n])

@@ -186,7 +186,7 @@ def test_a_clips_gaze_is_read_from_its_irises() -> None:
 
 
 def test_a_clips_brows_are_read_from_its_mesh() -> None:
-    from reenact.clip_geometry import INNER_UP_CM, OUTER_UP_CM, brows_from_mesh
+    from reenact.clip_geometry import INNER_UP_CM, OUTER_ON_INNER_CM, OUTER_UP_CM, brows_from_mesh
     t = 40
     values = np.zeros((t, len(CHANNELS)), np.float32)
     inner = CHANNELS.index("browInnerUp")
@@ -194,19 +194,21 @@ def test_a_clips_brows_are_read_from_its_mesh() -> None:
     values[7, inner] = 0.9  # ... and a raise it reads where the brows did not move
     heights = np.zeros((t, 4), np.float32)  # canonical y (down) of inner L, inner R, outer L, outer R
     heights[10, :2] = 0.5 * INNER_UP_CM  # both inner halves up by half a browInnerUp
-    heights[20, 3] = 0.8 * OUTER_UP_CM  # the right outer half up
+    heights[20, 3] = 0.8 * OUTER_UP_CM  # the right outer half up, with the share of its inner half it lifts
+    heights[20, 1] = 0.8 * OUTER_ON_INNER_CM
     heights[30, 0] = 0.2  # the left inner half lowered 2 mm: a frown on that side
     out = brows_from_mesh(values, heights)
     assert out[7, inner] == pytest.approx(0.1)
     assert out[10, inner] == pytest.approx(0.6)
     assert out[20, CHANNELS.index("browOuterUpRight")] == pytest.approx(0.8)
     assert out[20, CHANNELS.index("browOuterUpLeft")] == 0.0
+    assert out[20, inner] == pytest.approx(0.1)  # an outer raise is not an inner one
     assert out[30, CHANNELS.index("browDownLeft")] > 0.2 and out[30, CHANNELS.index("browDownRight")] == 0.0
 
 
 def test_clip_geometry_constants_match_the_shipped_rig(rig) -> None:
     """The geometric readings turn cm and eye widths into shape units with the rig's own amplitudes."""
-    from reenact.clip_geometry import BROW_HALVES, DOWN_CM, INNER_UP_CM, IRIS_PER_LOOK, OUTER_UP_CM
+    from reenact.clip_geometry import BROW_HALVES, DOWN_CM, INNER_UP_CM, IRIS_PER_LOOK, OUTER_ON_INNER_CM, OUTER_UP_CM
     basis, neutral = rig.basis.numpy(), rig.neutral.numpy()
 
     def y(shape: str, half: int) -> float:
@@ -214,6 +216,8 @@ def test_clip_geometry_constants_match_the_shipped_rig(rig) -> None:
 
     assert y("browInnerUp", 0) == pytest.approx(INNER_UP_CM, rel=0.05)
     assert y("browOuterUpLeft", 2) == pytest.approx(OUTER_UP_CM, rel=0.05)
+    assert y("browOuterUpLeft", 0) == pytest.approx(OUTER_ON_INNER_CM, rel=0.05)
+    assert abs(y("browInnerUp", 2)) < 0.01  # the inner raise leaves the outer halves
     assert y("browDownLeft", 0) == pytest.approx(DOWN_CM, rel=0.05)
     width = np.linalg.norm(neutral[362, :2] - neutral[263, :2])
     assert basis[ARKIT52.index("eyeLookOutLeft")][473, 0] / width == pytest.approx(IRIS_PER_LOOK[0], rel=0.05)

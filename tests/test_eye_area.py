@@ -118,7 +118,9 @@ def test_render_of_an_extracted_track_draws_what_drive_draws(driver: Path, tmp_p
                     "--mouth", "library")
     assert code == 0, err
     c = blurred(tmp_path / "rig.mp4")
-    assert max(float(np.abs(x - y).max()) for x, y in zip(b, c)) > 18  # the eye area's motion shows
+    # the eye area's motion shows: well beyond the H.264 noise bound above (16 with the session-14 brow shapes, whose
+    # full raise the rig alone draws closer to the driver's; 0 if the area were not drawn)
+    assert max(float(np.abs(x - y).max()) for x, y in zip(b, c)) > 13
 
 
 def blurred(video: Path) -> list[np.ndarray]:

@@ -193,6 +193,39 @@ def test_exact_eye_map_leaves_no_eyeball_between_shut_lids(sample) -> None:
     assert torch.equal(exact[0][far], smooth[0][far])
 
 
+@pytest.mark.parametrize("index", [2, 4])  # the fixture photos audrey_crop, cage2_crop (tools/make_face_fixtures.py)
+def test_a_full_brow_raise_does_not_pull_the_eyeball_onto_the_lid(sample, index) -> None:
+    """Where a brow raise stretches the lid's skin (3x on photos whose brows sit low), the smooth inverse of the flow
+    picked wrong roots and read the eyeball onto the lid: dark, outlined blotches above the eyes (`--emotion surprise`
+    on cage). The eye's triangles are then mapped exactly, and no pixel outside a target eye reads the photo's eye."""
+    import cv2
+
+    from reenact.estimate import Estimator, photo_reading
+    from reenact.face.landmarks import EYE_CONTOUR
+
+    analyzer = sample[3]
+    image = np.load("tests/fixtures/face/images.npz")[f"image_{index}"]
+    points = analyzer.analyze(image).points
+    reading = photo_reading(Estimator().estimate(points)[0])[:52]
+    renderer = FaceRenderer(image, points, reading, load_rig())
+    target = reading[None].copy()
+    target[0, [I["browInnerUp"], I["browOuterUpLeft"], I["browOuterUpRight"]]] = 1.0
+    disp = renderer.displacement(torch.tensor(target))[..., :2]
+    grid = renderer.warper.sample_grid(disp)
+    renderer.warper._exact_eyes(grid, disp)
+    h, w = renderer.warper.roi.size
+    origin = np.array([renderer.warper.roi.x0, renderer.warper.roi.y0])
+    photo_eyes, target_eyes = np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)
+    for contour in EYE_CONTOUR:
+        loop = np.concatenate([contour[:9], contour[9:16][::-1]])
+        for mask, pts in ((photo_eyes, points[loop, :2]), (target_eyes, points[loop, :2] + disp[0, loop].numpy())):
+            cv2.fillPoly(mask, [np.round((pts - origin) * 16).astype(np.int32)], 1, shift=4)
+    target_eyes = cv2.dilate(target_eyes, np.ones((5, 5), np.uint8))
+    src = ((grid[0] + 1) * torch.tensor([(w - 1) / 2, (h - 1) / 2])).round().long().numpy()  # (h, w, 2) photo px
+    reads_eye = photo_eyes[src[..., 1].clip(0, h - 1), src[..., 0].clip(0, w - 1)] > 0
+    assert not (reads_eye & (target_eyes == 0)).any()
+
+
 def _eye_pixels(renderer, face, frame: np.ndarray) -> np.ndarray:
     """The pixels inside the photo's eye openings (both eyes) of a full frame (H, W, 3)."""
     import cv2

@@ -68,6 +68,18 @@ def test_brows_move(rig):
     assert float(pose(rig, browOuterUpLeft=1.0)[300, 1] - n[300, 1]) < -0.3
 
 
+def test_a_full_brow_raise_lifts_the_whole_brow(rig):
+    """browInnerUp + browOuterUp (AU1 + AU2: surprise) lift the brow in one arch; the first rig's shares left its
+    middle at 0.55 of its ends (a W that the render gain amplified)."""
+    n = rig.neutral
+    for side in ("Left", "Right"):
+        upper = load_canonical().group(f"{side.lower()}_eyebrow_upper")  # 5 points, outer end to inner end
+        rise = -(pose(rig, browInnerUp=1.0, **{f"browOuterUp{side}": 1.0})[upper, 1] - n[upper, 1])  # (5,) cm
+        assert float(rise.min()) > 0.85 * float(rise.max())
+        inner_only = -(pose(rig, browInnerUp=1.0)[upper, 1] - n[upper, 1])
+        assert float(inner_only[-1]) > 4 * float(inner_only[0])  # AU1 alone still slants: the inner end rises
+
+
 def test_iris_follows_eye_look_only(rig):
     n = rig.neutral
     look = pose(rig, eyeLookOutLeft=1.0)

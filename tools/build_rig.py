@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import glob
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,7 @@ sys.path.insert(0, str(ROOT))
 from reenact.face.canonical import load_canonical  # noqa: E402
 from reenact.params import ARKIT52  # noqa: E402
 from reenact.rig import Rig, render_mesh  # noqa: E402
-from reenact.weights import Contract, save  # noqa: E402
+from reenact.weights import Contract, read_contract, save  # noqa: E402
 
 MESH = load_canonical()
 V = MESH.vertices.astype(np.float64)  # (468, 3)
@@ -379,7 +380,7 @@ def author(meshes: Path | None = None) -> dict[str, np.ndarray]:
     left["mouthUpperUp"] = lips_region_shape(
         lambda i: lw(i) * taper(i) * np.array([0, -0.5, -0.05]) if is_upper(i) else z3, fix_lower=True)
     left["browDown"] = brow_shape(lambda x: np.array([-0.15, 0.45, 0.05]) * (1.0 - 0.4 * smoothstep((x - 1.3) / 4.5)))
-    left["browOuterUp"] = brow_shape(lambda x: np.array([0, -0.5, 0]) * smoothstep((x - 2.5) / 3.0))
+    left["browOuterUp"] = brow_shape(lambda x: np.array([0, -0.5, 0]) * outer_share(x))
     left["cheekSquint"] = cheek_squint()
     left["noseSneer"] = nose_sneer()
 
@@ -465,10 +466,23 @@ def brow_shape(disp_of_x) -> np.ndarray:
 GLABELLA = {151: 0.15, 9: 0.15, 8: 0.08, 168: 0.0, 6: 0.0}  # midline vertex: share of the inner brows' raise
 
 
+# Where along a brow (canonical x, cm from the midline; the brow runs from ~1.5 to ~5.8) browInnerUp hands over to
+# browOuterUp. The two shares add up to 1, so a full raise (AU1 + AU2: surprise, fear) lifts the whole brow in one
+# arch. The first authoring let the inner share fade out over 1.5-4.3 cm and the outer one fade in over 2.5-5.5: at
+# the brow's middle the two added up to 0.53-0.62 of its ends, and a full raise drew a W (ends up, middle lagging),
+# which the render gains' fit then amplified (its tracker read the kinked brow short).
+BROW_SPLIT, BROW_BLEND = 2.2, 1.6  # cm: the outer share rises from 0 at BROW_SPLIT to 1 at BROW_SPLIT + BROW_BLEND
+
+
+def outer_share(x: np.ndarray | float) -> np.ndarray:
+    """browOuterUp's share of a brow raise at canonical |x| (cm); browInnerUp has the rest."""
+    return smoothstep((np.abs(x) - BROW_SPLIT) / BROW_BLEND)
+
+
 def brow_inner_up() -> np.ndarray:
     brows = L_BROW + [int(MESH.mirror[i]) for i in L_BROW]
     raise_ = np.array([0, -0.55, -0.05])
-    handles = {i: raise_ * (1 - smoothstep((abs(V[i, 0]) - 1.5) / 2.8)) for i in brows}
+    handles = {i: raise_ * (1 - outer_share(V[i, 0])) for i in brows}
     handles.update(_under_brow(handles))
     handles.update({i: share * raise_ for i, share in GLABELLA.items()})
     eyes = L_UP + L_UP1 + L_LO + L_CORNERS
@@ -588,7 +602,7 @@ GAINED = ("eyeBlinkLeft", "eyeBlinkRight", "eyeWideLeft", "eyeWideRight", "browI
           "eyeLookUpLeft", "eyeLookUpRight", "eyeLookDownLeft", "eyeLookDownRight")
 
 
-def fit_render_gain(rig: Rig, photos: list[Path]) -> tuple[torch.Tensor, dict]:
+def fit_render_gain(rig: Rig, photos: list[Path], shapes: Sequence[str] = GAINED) -> tuple[torch.Tensor, dict]:
     """(52,) per-shape render gain: the motion the warp makes over the motion our face tracker reads back.
 
     Each photo is rendered with one shape at GAIN_WEIGHT and tracked again; on the vertices the shape moves most
@@ -601,7 +615,7 @@ def fit_render_gain(rig: Rig, photos: list[Path]) -> tuple[torch.Tensor, dict]:
     from reenact.render.renderer import FaceRenderer
 
     analyzer = FaceAnalyzer()
-    fitted = [ARKIT52.index(n) for n in GAINED]
+    fitted = [ARKIT52.index(n) for n in shapes]
     ratios: dict[int, list[float]] = {k: [] for k in fitted}
     for path in photos:
         image = read_image(path)
@@ -623,8 +637,8 @@ def fit_render_gain(rig: Rig, photos: list[Path]) -> tuple[torch.Tensor, dict]:
             gain[k] = float(np.clip(np.median(r), 1.0, MAX_GAIN))
     for k in fitted:  # a face's two sides read the same: Left/Right pairs share their mean (the fit's noise differs)
         name = ARKIT52[k]
-        if name.endswith("Left"):
-            pair = [k, ARKIT52.index(name[:-4] + "Right")]
+        pair = [k, ARKIT52.index(name[:-4] + "Right")] if name.endswith("Left") else []
+        if pair and pair[1] in fitted:
             gain[pair] = gain[pair].mean()
     info = {"photos": [p.name for p in photos], "weight": GAIN_WEIGHT,
             "gain": {ARKIT52[k]: round(float(gain[k]), 3) for k in fitted}}
@@ -666,6 +680,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "weights")
     ap.add_argument("--meshes", type=Path, default=ROOT / ".cache" / "rig" / "meshes.npz",
                     help="reference meshes (extract-meshes); without them jawOpen stays purely anatomical")
+    ap.add_argument("--refit", nargs="+", metavar="SHAPE", choices=GAINED,
+                    help="fit the render gain of these shapes only; every other gain and the pose gain are those the "
+                         "rig in --out recorded (a rebuild of some shapes leaves the others' outputs as they were)")
     args = ap.parse_args()
     shapes = author(args.meshes)
     rig = Rig()
@@ -674,6 +691,14 @@ def main() -> None:
     photos = [ROOT / p if p.startswith("samples/") else args.data / p for p in GAIN_PHOTOS]
     if args.no_gain or not all(p.exists() for p in photos):
         print("render gain: 1 (no fit; run tools/fetch_data.py for the photos, or drop --no-gain)")
+    elif args.refit:
+        before = read_contract("rig_arkit52", args.out).extra
+        gain, info = fit_render_gain(rig, photos, args.refit)
+        kept = {**before["render_gain"]["gain"], **info["gain"]}
+        rig.render_gain.copy_(torch.tensor([kept.get(n, 1.0) for n in ARKIT52]))
+        AUTHOR_INFO["render_gain"] = {**info, "gain": kept, "refitted": sorted(args.refit)}
+        AUTHOR_INFO["pose_gain"] = before["pose_gain"]
+        rig.pose_gain.copy_(torch.tensor([before["pose_gain"]["gain"][a] for a in ("yaw", "pitch", "roll")]))
     else:
         gain, AUTHOR_INFO["render_gain"] = fit_render_gain(rig, photos)
         rig.render_gain.copy_(gain)

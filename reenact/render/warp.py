@@ -127,7 +127,8 @@ LOG_OFFSET = 8.0  # reenact.render.shade fits log(Y + 8) (kept here: shade impor
 COARSE_SAMPLES = 110  # coarse flow samples across the face ROI (see MeshWarper)
 
 
-SQUEEZED = 0.3  # an eye whose triangles all keep more than this share of their photo area needs no exact map
+SQUEEZED = 0.3  # an eye whose triangles all keep more than this share of their photo area ...
+STRETCHED = 2.0  # ... and less than this multiple of it (a full brow raise stretches the lid's skin 3x) needs no exact map
 COLLAPSED = 0.3  # a triangle with less than this share of its photo area left is treated as shut
 
 
@@ -246,6 +247,8 @@ class MeshWarper:
         Where lids close, the target squeezes the whole eye opening into a line; the smooth coarse inverse blends
         source positions across that line, so a sliver of eyeball (white, iris) stays visible between closed lids.
         Mapped triangle by triangle, a collapsed triangle covers no target pixel and the eyeball is gone.
+        Where a brow raise stretches the lid's skin (3x on a photo whose brows sit low), the coarse inverse can settle
+        on a wrong root and read the eyeball onto the lid (outlined blotches above the eyes); mapped exactly, it cannot.
         """
         roi, (h, w) = self.roi, self.roi.size
         origin = np.array([roi.x0, roi.y0], np.float64)
@@ -255,8 +258,9 @@ class MeshWarper:
         for b in range(len(moved)):
             for tris in self.eye_tris:
                 corners = moved[b][tris]  # (T, 3, 2) target triangles
-                if (_area(corners) > SQUEEZED * _area(src[tris])).all():
-                    continue  # nothing squeezed: the smooth map is exact enough here
+                ratio = _area(corners) / np.maximum(_area(src[tris]), 1e-9)
+                if ((ratio > SQUEEZED) & (ratio < STRETCHED)).all():
+                    continue  # nothing squeezed or stretched far: the smooth map is exact enough here
                 inside = [w - 1, h - 1]  # the box of target and photo triangles, within the ROI
                 lo = np.floor(np.minimum(corners.min((0, 1)), src[tris].min((0, 1)))).astype(int).clip(0, inside)
                 hi = np.ceil(np.maximum(corners.max((0, 1)), src[tris].max((0, 1)))).astype(int).clip(0, inside)
