@@ -692,11 +692,13 @@ def main() -> None:
     if args.no_gain or not all(p.exists() for p in photos):
         print("render gain: 1 (no fit; run tools/fetch_data.py for the photos, or drop --no-gain)")
     elif args.refit:
-        before = read_contract("rig_arkit52", args.out).extra
+        previous = read_contract("rig_arkit52", args.out)
+        before = previous.extra
         gain, info = fit_render_gain(rig, photos, args.refit)
         kept = {**before["render_gain"]["gain"], **info["gain"]}
         rig.render_gain.copy_(torch.tensor([kept.get(n, 1.0) for n in ARKIT52]))
-        AUTHOR_INFO["render_gain"] = {**info, "gain": kept, "refitted": sorted(args.refit)}
+        AUTHOR_INFO["render_gain"] = {**info, "gain": kept, "refitted": sorted(args.refit),
+                                      "others_from_sha256": previous.sha256}
         AUTHOR_INFO["pose_gain"] = before["pose_gain"]
         rig.pose_gain.copy_(torch.tensor([before["pose_gain"]["gain"][a] for a in ("yaw", "pitch", "roll")]))
     else:
