@@ -73,7 +73,7 @@ def test_a_full_brow_raise_lifts_the_whole_brow(rig):
     middle at 0.55 of its ends (a W that the render gain amplified)."""
     n = rig.neutral
     for side in ("Left", "Right"):
-        upper = load_canonical().group(f"{side.lower()}_eyebrow_upper")  # 5 points, outer end to inner end
+        upper = torch.as_tensor(load_canonical().group(f"{side.lower()}_eyebrow_upper").copy())  # 5: outer end to inner
         rise = -(pose(rig, browInnerUp=1.0, **{f"browOuterUp{side}": 1.0})[upper, 1] - n[upper, 1])  # (5,) cm
         assert float(rise.min()) > 0.85 * float(rise.max())
         inner_only = -(pose(rig, browInnerUp=1.0)[upper, 1] - n[upper, 1])
