@@ -226,6 +226,30 @@ def test_a_full_brow_raise_does_not_pull_the_eyeball_onto_the_lid(sample, index)
     assert not (reads_eye & (target_eyes == 0)).any()
 
 
+def test_a_raised_brows_stretched_skin_is_softened_not_streaked(sample) -> None:
+    """A full raise stretches the few pixels between lid and brow into vertical streaks; there the frame is blurred
+    sideways (the streaks' direction), and nowhere else."""
+    _, _, renderer, _ = sample
+    warper = renderer.warper
+    disp = renderer.displacement(torch.tensor(shapes(browInnerUp=1.0, browOuterUpLeft=1.0, browOuterUpRight=1.0)))
+    soft = warper.warp(disp[..., :2])
+    bands, warper.brow_bands = warper.brow_bands, []
+    try:
+        plain = warper.warp(disp[..., :2])
+    finally:
+        warper.brow_bands = bands
+    changed = (soft - plain).abs().amax(1)[0] > 0.5  # (H, W)
+    assert changed.any()
+    ys, xs = torch.nonzero(changed, as_tuple=True)
+    moved = warper.points_roi + disp[0, :, :2]
+    band = moved[np.concatenate(bands)]  # every band vertex, ROI px
+    margin = 4 * max(1.0, 0.012 * warper.eye_size)
+    assert float(ys.min()) >= float(band[:, 1].min()) - margin and float(ys.max()) <= float(band[:, 1].max()) + margin
+    assert float(xs.min()) >= float(band[:, 0].min()) - margin and float(xs.max()) <= float(band[:, 0].max()) + margin
+    sideways = lambda f: (f[..., 1:] - f[..., :-1]).abs()[0].mean(0)[changed[:, 1:]].mean()  # noqa: E731
+    assert float(sideways(soft)) < 0.8 * float(sideways(plain))
+
+
 def _eye_pixels(renderer, face, frame: np.ndarray) -> np.ndarray:
     """The pixels inside the photo's eye openings (both eyes) of a full frame (H, W, 3)."""
     import cv2

@@ -127,6 +127,12 @@ LOG_OFFSET = 8.0  # reenact.render.shade fits log(Y + 8) (kept here: shade impor
 COARSE_SAMPLES = 110  # coarse flow samples across the face ROI (see MeshWarper)
 
 
+# Between an upper lid and its brow, skin the warp stretches vertically beyond SOFT_FROM (fully at SOFT_FULL) times its
+# photo height is blurred across (sideways), over SOFT_SIGMA eye distances: a raised brow stretches the few pixels of
+# brow fringe, lashes and creases under it into vertical streaks, which a sideways blur turns into a soft shadow.
+# Only where the brow itself rose (by up to SOFT_RISE eye distances against the eye's corners: fully at that): a
+# closing lid stretches the same skin, which keeps its detail.
+SOFT_FROM, SOFT_FULL, SOFT_SIGMA, SOFT_RISE = 1.4, 2.4, 0.012, 0.03
 SQUEEZED = 0.3  # an eye whose triangles all keep more than this share of their photo area ...
 STRETCHED = 2.0  # ... and less than this multiple of it (a full brow raise stretches the lid's skin 3x) needs no exact map
 COLLAPSED = 0.3  # a triangle with less than this share of its photo area left is treated as shut
@@ -175,12 +181,18 @@ class MeshWarper:
         self.interp = torch.sparse_coo_tensor(index, values, (grid.shape[0], self.n_mesh), check_invariants=True)
         self.interp = self.interp.coalesce().to(device)
         self.nodes = nodes  # (478 + A, 2) photo px
-        # Per eye: the mesh triangles inside the lids' outer halo ring, mapped exactly in `_exact_eyes`.
-        self.eye_tris = []
+        # Per eye: the mesh triangles inside the lids' outer halo ring, mapped exactly in `_exact_eyes`; the band from
+        # the upper lid (corner to corner) up to the brow's upper edge, softened in `_soften_stretched`.
+        self.eye_tris, self.brow_bands = [], []
         if len(points) >= 478:
             for ring, iris in zip(EYE_CONTOUR[:, :REFINED], IRISES):
                 inside = np.isin(tris, np.concatenate([ring, iris])).all(1)
                 self.eye_tris.append(tris[inside])
+            canon = load_canonical()
+            for ring, side in zip(EYE_CONTOUR, ("right", "left")):  # image-left eye first, as EYE_CONTOUR
+                lid = np.concatenate([ring[:1], ring[9:16], ring[8:9]])  # from one corner to the other
+                self.brow_bands.append(np.concatenate([lid, canon.group(f"{side}_eyebrow_upper")[::-1]]))
+            self.eye_size = float(np.linalg.norm(points[33, :2] - points[263, :2]))  # outer eye corners, px
         roi_img = image[self.roi.y0:self.roi.y1, self.roi.x0:self.roi.x1]
         self.source = torch.from_numpy(roi_img.copy()).to(device).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
         origin = np.array([self.roi.x0, self.roi.y0], np.float64)
@@ -298,6 +310,43 @@ class MeshWarper:
                 grid[b, ys[ok] + lo[1], xs[ok] + lo[0]] = torch.as_tensor(
                     source[ok] * scale - 1, dtype=grid.dtype, device=grid.device)
 
+    def _soften_stretched(self, frames: torch.Tensor, grid: torch.Tensor, disp: torch.Tensor) -> None:
+        """Blur `frames` (B, 3, H, W) sideways, in place, where the band between an upper lid and its brow is stretched
+        vertically beyond SOFT_FROM times (grid: (B, H, W, 2) the backward map; disp: (B, N, 2) ROI px)."""
+        h, w = self.roi.size
+        moved = (self.points_roi[None] + disp[:, : self.n_mesh].to(self.points_roi)).cpu().numpy()  # (B, N, 2)
+        bands = moved[:, np.concatenate(self.brow_bands)]  # (B, K, 2) every band's outline
+        sigma = max(1.0, SOFT_SIGMA * self.eye_size)
+        pad = int(np.ceil(3 * sigma))
+        x0, y0 = np.floor(bands.min((0, 1))).astype(int) - pad
+        x1, y1 = np.ceil(bands.max((0, 1))).astype(int) + pad
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 1), min(x1, w), min(y1, h - 1)
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            return
+        rows = (grid[:, y0 - 1:y1 + 1, x0:x1, 1] + 1) * ((h - 1) / 2)  # (B, h' + 2, w') photo rows read
+        photo_rows = (rows[:, 2:] - rows[:, :-2]) / 2  # (B, h', w') photo rows per target row
+        weight = ((1 / photo_rows.clamp(min=1e-3) - SOFT_FROM) / (SOFT_FULL - SOFT_FROM)).clamp(0, 1)
+        if not bool((weight > 0).any()):
+            return
+        inside = np.zeros((len(moved), y1 - y0, x1 - x0), np.float32)
+        d = disp[:, : self.n_mesh, 1].cpu().numpy()  # (B, N) vertical displacement, px (down)
+        for band in self.brow_bands:
+            corners, brow = band[[0, 8]], band[9:]  # the eye's corners (fixed to the skull), the brow's upper edge
+            rise = (d[:, corners].mean(1) - d[:, brow].mean(1)) / (SOFT_RISE * self.eye_size)  # (B,)
+            for b, outline in enumerate(moved[:, band] - (x0, y0)):
+                if rise[b] > 0:
+                    cv2.fillPoly(inside[b], [np.round(outline * 16).astype(np.int32)], float(min(rise[b], 1.0)),
+                                 cv2.LINE_8, 4)
+        taps = torch.arange(-pad, pad + 1, dtype=frames.dtype, device=frames.device)
+        kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+        kernel = (kernel / kernel.sum()).view(1, 1, 1, -1)
+        region = frames[:, :, y0:y1, x0:x1]  # (B, 3, h', w')
+        flat = region.reshape(-1, 1, *region.shape[-2:])
+        blurred = F.conv2d(F.pad(flat, (pad, pad, 0, 0), mode="replicate"), kernel).view_as(region)
+        smooth = torch.tensor(np.stack([cv2.GaussianBlur(m, (0, 0), sigma) for m in inside]), device=frames.device)
+        alpha = F.avg_pool2d((weight * smooth)[:, None], 3, 1, 1, count_include_pad=False)  # (B, 1, h', w')
+        region.mul_(1 - alpha).add_(blurred * alpha)
+
     @cached_property
     def source_offset(self) -> torch.Tensor:
         """(1, 3, H, W) the ROI + LOG_OFFSET: what a shading gain multiplies (the log(Y + 8) it was fitted in)."""
@@ -314,6 +363,8 @@ class MeshWarper:
         else:  # one full-size product (broadcast over the batch); offset and clamp in place
             src = (gain.to(self.source) * self.source_offset).sub_(LOG_OFFSET).clamp_(0, 255)
         frames = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        if self.brow_bands:
+            self._soften_stretched(frames, grid, disp)
         if self.covers:
             cover_openings(frames, grid, self.covers, self.points_roi, disp[:, : self.n_mesh, :2].to(self.device),
                            self._cover_boxes(disp))
