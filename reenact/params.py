@@ -54,6 +54,10 @@ EYE_AREA: tuple[str, ...] = tuple(f"eyeArea{k:02d}" for k in range(1, 17))
 # the area 1.7 cm, past any face: a value beyond it is not a face's motion.
 EYE_AREA_LIMIT = 20.0
 
+# How far speech shuts the lips (p, b, m), 0..1, whatever the photo's own opening (reenact.render.renderer.close_lips):
+# what `speak` draws, kept in a speech track so that `render` of it draws the same.
+SPEECH: tuple[str, ...] = ("lipsShut",)
+
 # Live Link Face swaps a few pairs relative to Apple's order (JawRight before JawLeft, MouthRight before MouthLeft).
 LIVELINK52: tuple[str, ...] = tuple(
     n[0].upper() + n[1:] for n in ARKIT52[:15] + ("jawRight", "jawLeft") + ARKIT52[17:21] + ("mouthRight", "mouthLeft")
@@ -64,13 +68,13 @@ LIVELINK_EXTRA: tuple[str, ...] = ("HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeY
 
 # Valid range of every channel. Pose translation is unbounded (pixels of the frame).
 RANGES: dict[str, tuple[float, float]] = {
-    **{c: (0.0, 1.0) for c in AU17 + ARKIT52 + VISEME15},
+    **{c: (0.0, 1.0) for c in AU17 + ARKIT52 + VISEME15 + SPEECH},
     "yaw": (-180.0, 180.0), "pitch": (-180.0, 180.0), "roll": (-180.0, 180.0),
     "tx": (-math.inf, math.inf), "ty": (-math.inf, math.inf), "scale": (0.0, math.inf),
     **{c: (-90.0, 90.0) for c in GAZE},
     **{c: (-EYE_AREA_LIMIT, EYE_AREA_LIMIT) for c in EYE_AREA},
 }
-ALL_CHANNELS: tuple[str, ...] = AU17 + ARKIT52 + VISEME15 + POSE + GAZE + EYE_AREA
+ALL_CHANNELS: tuple[str, ...] = AU17 + ARKIT52 + VISEME15 + POSE + GAZE + EYE_AREA + SPEECH
 _CANON = {c.lower(): c for c in ALL_CHANNELS}
 
 # Frame rates a track's times are matched against (the rate a file was written at, from its times alone).

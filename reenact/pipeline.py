@@ -19,9 +19,9 @@ from reenact.analysis import Models, ProgressFactory, Source, load_source, no_pr
 from reenact.errors import InputError, MediaError, TrackError
 from reenact.io.atomic import OutputGroup
 from reenact.options import MOUTHS, PHOTO_MOUTHS, RenderOptions
-from reenact.params import ARKIT52, EYE_AREA, Track, as_arkit
+from reenact.params import ARKIT52, EYE_AREA, SPEECH, Track, as_arkit
 from reenact.rendering import Motion, RunReport, library_picker, render_video
-from reenact.retarget import RetargetOptions, area_gain, driver_reference, retarget, retarget_pose
+from reenact.retarget import RetargetOptions, area_gain, driver_reference, lips_gain, retarget, retarget_pose
 from reenact.specs import DriveSpec, EditSpec, RenderSpec
 from reenact.speech import speech_columns, speech_track
 
@@ -36,9 +36,11 @@ __all__ = ["MOUTHS", "PHOTO_MOUTHS", "DriveSpec", "EditSpec", "Models", "Motion"
 
 def target_motion(track: Track, source: Source, opts: RetargetOptions, fps: Fraction,
                   mouths: "DriverMouths | None" = None) -> Motion:
-    """What a track asks of the source: its shapes, head turn and eye area (the one assembly for drive and render)."""
+    """What a track asks of the source: its shapes, head turn, eye area and (a speech track's) lips shut by p, b, m
+    (the one assembly for drive and render)."""
     shapes, rotation = target_shapes(track, source, opts)
-    return Motion(shapes, rotation, fps, mouths, eye_area_motion(track, opts))
+    shut = lips_gain(opts) * track.select(SPEECH)[:, 0] if set(SPEECH) <= set(track.channels) else None
+    return Motion(shapes, rotation, fps, mouths, eye_area_motion(track, opts), shut)
 
 
 def eye_area_motion(track: Track, opts: RetargetOptions) -> np.ndarray | None:

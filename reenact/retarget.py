@@ -116,6 +116,12 @@ def area_gain(opts: RetargetOptions) -> float:
     return float(g[0]) if np.all(g == g[0]) else 0.0
 
 
+def lips_gain(opts: RetargetOptions) -> float:
+    """The gain speech's lip closure (p, b, m: `Motion.shut`) is drawn at: mouthClose's (0 when the transfer leaves
+    the mouth out)."""
+    return float(opts.gains()[_INDEX["mouthClose"]])
+
+
 # A photo's lips count as parted above this gap (cm, pose-free mesh): the five other talking-face clips' closed first
 # frames measure -0.03 to 0.05, carphone's open one 0.74.
 PARTED_CM = 0.1

@@ -99,6 +99,36 @@ def test_extract_visemes_from_speech(tmp_path: Path) -> None:
     assert header[:2] == ["time", "sil"] and "PP" in header and "jawOpen" in header
 
 
+def test_render_of_an_extracted_speech_track_shuts_the_lips_as_speak_does(tmp_path: Path) -> None:
+    """p, b and m shut even a photo's parted lips in `speak`; the closure travels in the track (`lipsShut`), so
+    `extract` + `render` draws it too. Without the column the sample's smiling lips stay a crack apart (relative
+    transfer closes the mouth to where the track's own rest is, 0.22 of her opening)."""
+    from reenact.params import Track
+
+    track = tmp_path / "papa.csv"
+    code, err = run("extract", str(PAPA), "-o", str(track))
+    assert code == 0, err
+    t = Track.read(track)
+    assert "lipsShut" in t.channels and t.select(["lipsShut"]).max() > 0.9  # the speech's closures
+    keep = [c for c in t.channels if c != "lipsShut"]
+    bare = tmp_path / "bare.csv"
+    Track(t.times, t.select(keep), keep, t.meta).write(bare)
+    gaps = {}
+    for name, path in (("shut", track), ("bare", bare)):
+        out = tmp_path / f"{name}.mp4"
+        code, err = run("render", SOURCE, str(path), "-o", str(out), "--max-size", "320", "--mouth", "paint")
+        assert code == 0, err
+        gaps[name] = lip_gaps(out)
+    with read_frames(tmp_path / "shut.mp4", max_frames=1) as frames:
+        size = next(iter(frames)).rgb.shape[:2]
+    from reenact.io.image import read_image
+    import cv2
+
+    photo = cv2.resize(read_image(SOURCE), size[::-1], interpolation=cv2.INTER_AREA)
+    own = (lambda p: p[14, 1] - p[13, 1])(FaceAnalyzer().analyze(photo).points)
+    assert gaps["shut"].min() < 0.05 * own < 0.15 * own < gaps["bare"].min(), (own, gaps)
+
+
 def test_drive_with_speech_lips(tmp_path: Path) -> None:
     out = tmp_path / "mix.mp4"
     code, err = run("drive", SOURCE, "samples/driver.mp4", "--audio", str(PAPA), "-o", str(out), "--max-size", "256")

@@ -134,7 +134,7 @@ COARSE_SAMPLES = 110  # coarse flow samples across the face ROI (see MeshWarper)
 # closing lid stretches the same skin, which keeps its detail.
 SOFT_FROM, SOFT_FULL, SOFT_SIGMA, SOFT_RISE = 1.4, 2.4, 0.012, 0.03
 SQUEEZED = 0.3  # an eye whose triangles all keep more than this share of their photo area ...
-STRETCHED = 2.0  # ... and less than this multiple of it (a full brow raise stretches the lid's skin 3x) needs no exact map
+STRETCHED = 2.0  # ... and less than this multiple of it (a full brow raise stretches lid skin 3x) needs no exact map
 COLLAPSED = 0.3  # a triangle with less than this share of its photo area left is treated as shut
 
 
