@@ -213,10 +213,11 @@ def lips_shut(closure: np.ndarray) -> np.ndarray:
     return np.clip((closure - 0.3) / 0.3, 0.0, 1.0)
 
 
-def apply_constraints(weights: np.ndarray, closure: np.ndarray, teeth: np.ndarray) -> np.ndarray:
-    """Hard articulatory targets on video frames: p/b/m close the lips fully, f/v tuck the lower lip."""
+def apply_constraints(weights: np.ndarray, shut: np.ndarray, teeth: np.ndarray) -> np.ndarray:
+    """Hard articulatory targets on video frames: p/b/m close the lips fully (`shut`: `lips_shut`), f/v tuck the lower
+    lip (`teeth`: its pooled strength)."""
     w = weights.copy()
-    c = lips_shut(closure)  # (T,)
+    c = shut  # (T,)
     for name in _GAP:
         w[:, M[name]] *= 1.0 - c
     w[:, M["jawOpen"]] = w[:, M["jawOpen"]] * (1.0 - 0.7 * c)
@@ -267,8 +268,8 @@ def track_from_posteriors(post: np.ndarray, jaw: np.ndarray | None, db: np.ndarr
     post[db < SILENCE_DBFS] = np.eye(len(VISEMES), dtype=np.float32)[V["sil"]]  # silence closes the mouth
     weights, closure, teeth = coarticulate(post, jaw)
     pool = lambda x, how="mean": pool_frames(x[skip:], n_frames, fps, offset, how)  # noqa: E731
-    w, vis, loud, shut = pool(weights), pool(post), pool(_loudness(db)), pool(closure, "max")
-    return SpeechTrack(vis, apply_constraints(w, shut, pool(teeth, "max")), loud, fps, shut=lips_shut(shut))
+    w, vis, loud, shut = pool(weights), pool(post), pool(_loudness(db)), lips_shut(pool(closure, "max"))
+    return SpeechTrack(vis, apply_constraints(w, shut, pool(teeth, "max")), loud, fps, shut=shut)
 
 
 def n_video_frames(n_samples: int, fps: float) -> int:

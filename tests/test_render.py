@@ -293,7 +293,7 @@ def test_closing_lips_cover_the_photos_teeth(sample) -> None:
     # A photo's parted lips brought together: the warp alone squeezes its teeth and the dark edges of its lips into
     # a crack between them (a laughing photo at the driver's rest: docs/fidelity.md, "Sixth pass"); the mouth's
     # cover draws the lips' own colours there instead, with a thin line where they meet.
-    from reenact.render.lids import MOUTH_FROM, MOUTH_FULL
+    from reenact.render.covers import MOUTH_FROM, MOUTH_FULL
     from reenact.face.landmarks import LOWER_INNER, UPPER_INNER
 
     _, _, renderer, _ = sample
@@ -324,7 +324,7 @@ def test_closing_lips_cover_the_photos_teeth(sample) -> None:
 
 
 def test_lash_line_is_a_smooth_arc_through_the_lid() -> None:
-    from reenact.render.lids import smooth_arc
+    from reenact.render.covers import smooth_arc
     x = np.linspace(0, 40, 9)
     lid = np.stack([x, 10 - 0.01 * (x - 20) ** 2 + np.where(np.arange(9) % 2, 0.8, -0.8)], 1)  # zig-zag by 1.6 px
     arc = smooth_arc(lid)

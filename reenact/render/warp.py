@@ -23,7 +23,7 @@ from scipy.spatial import Delaunay
 
 from reenact.face.canonical import load_canonical
 from reenact.face.landmarks import EYE_CONTOUR, REFINED
-from reenact.render.lids import cover_openings, eye_covers, mouth_cover
+from reenact.render.covers import cover_openings, eye_covers, mouth_cover
 
 IRISES = (np.arange(468, 473), np.arange(473, 478))  # the iris points of the EYE_CONTOUR rows' eyes
 
