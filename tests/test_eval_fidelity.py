@@ -110,3 +110,20 @@ def test_a_constant_expression_is_a_rest_offset_not_unreproduced_motion() -> Non
     d = frames[:, mouth, :2] - np.median(frames[:, mouth, :2], 0)
     assert m["mouth_rest_offset"] == pytest.approx(0.05 / np.linalg.norm(d, axis=-1).mean(), rel=0.1)
     assert compare(frames, frames.copy()).metrics["mouth_rest_offset"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_unreproduced_motion_splits_into_vertical_and_sideways() -> None:
+    """An output whose brows move up and down with the driver's but not sideways: its error is all sideways, so with
+    the driver's sideways motion put in it vanishes, and with the driver's vertical motion put in it stays."""
+    rng = np.random.default_rng(8)
+    base = face(rng)
+    brows = REGIONS["brows"]
+    drift = np.zeros((40, 478, 3))
+    drift[:, brows, 0] = rng.normal(0, 0.02, (40, 1))  # the brows slide sideways together ...
+    drift[:, brows, 1] = rng.normal(0, 0.02, (40, 1))  # ... and rise and fall
+    frames = base + drift + rng.normal(0, 0.002, drift.shape)  # every point jitters a little, as tracked ones do
+    out = frames.copy()
+    out[:, brows, 0] = base[brows, 0]  # the output's brows never slide
+    m = compare(frames, out).metrics
+    assert m["brows_unreproduced"] > 0.3
+    assert m["brows_unreproduced_vertical"] < 0.05 < 0.3 < m["brows_unreproduced_sideways"]

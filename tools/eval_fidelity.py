@@ -225,6 +225,10 @@ def compare(drv_points: np.ndarray, out_points: np.ndarray) -> Compared:
     for name, idx in REGIONS.items():
         d, o = motion(d_al, idx, d_eye), motion(o_al, idx, o_eye)
         m[f"{name}_unreproduced"] = unreproduced(d, o)
+        # the same with the output's sideways (x) or up-down (y) motion replaced by the driver's: what is left is the
+        # other direction's error (a driver's head turn leaves a sideways parallax in the eyes and brows; "Seventh pass")
+        m[f"{name}_unreproduced_vertical"] = unreproduced(d, np.stack([d[..., 0], o[..., 1]], -1))
+        m[f"{name}_unreproduced_sideways"] = unreproduced(d, np.stack([o[..., 0], d[..., 1]], -1))
         m[f"{name}_gain"], m[f"{name}_corr"] = gain_corr(d, o)
         m[f"{name}_driver_motion"] = float(np.linalg.norm(d, axis=-1).mean())  # the clip's activity, for context
         m[f"{name}_rest_offset"] = rest_offset(d_al, o_on_d, idx)
