@@ -226,7 +226,7 @@ def compare(drv_points: np.ndarray, out_points: np.ndarray) -> Compared:
         d, o = motion(d_al, idx, d_eye), motion(o_al, idx, o_eye)
         m[f"{name}_unreproduced"] = unreproduced(d, o)
         # the same with the output's sideways (x) or up-down (y) motion replaced by the driver's: what is left is the
-        # other direction's error (a driver's head turn leaves a sideways parallax in the eyes and brows; "Seventh pass")
+        # other direction's error (a driver's head turn leaves a sideways parallax in eyes and brows; "Seventh pass")
         m[f"{name}_unreproduced_vertical"] = unreproduced(d, np.stack([d[..., 0], o[..., 1]], -1))
         m[f"{name}_unreproduced_sideways"] = unreproduced(d, np.stack([o[..., 0], d[..., 1]], -1))
         m[f"{name}_gain"], m[f"{name}_corr"] = gain_corr(d, o)

@@ -51,8 +51,8 @@ def main() -> None:
     basis = models.rig.basis.numpy()
     full = sum(basis[ARKIT52.index(n)] for n in ("browInnerUp", "browOuterUpLeft", "browOuterUpRight"))
     rig = np.stack([-full[list(b), 1] for b in BROWS])
-    print(f"{'rig, full raise':28s} left {np.round(rig[0] / rig[0].max(), 2)} right {np.round(rig[1] / rig[1].max(), 2)}"
-          f" peak {rig.max():.2f} cm")
+    left, right = np.round(rig / rig.max(1, keepdims=True), 2)
+    print(f"{'rig, full raise':28s} left {left} right {right} peak {rig.max():.2f} cm")
     stored = np.load(args.meshes) if args.meshes.exists() else {}
     profiles = []
     for clip in args.clips:
