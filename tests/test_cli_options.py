@@ -8,10 +8,10 @@ from typing import Any
 
 import typer
 from reenact_cli.app import app
-from reenact_cli.options import Region, Smooth
+from reenact_cli.options import Region, Rest, Smooth
 
 from reenact.options import SMOOTHING
-from reenact.retarget import REGIONS
+from reenact.retarget import REGIONS, RESTS
 
 
 def commands() -> dict[str, Any]:
@@ -46,6 +46,7 @@ def test_the_shared_options_reach_every_command_that_renders() -> None:
 def test_choices_are_the_library_s() -> None:
     assert tuple(s.value for s in Smooth) == SMOOTHING
     assert {r.value for r in Region} == set(REGIONS)
+    assert tuple(r.value for r in Rest) == RESTS
 
 
 def test_choices_are_listed_in_help() -> None:

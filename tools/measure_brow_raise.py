@@ -23,9 +23,11 @@ sys.path.insert(0, str(ROOT))
 
 from reenact.analysis import Models  # noqa: E402
 from reenact.clip_geometry import canonical_points  # noqa: E402
+from reenact.face.canonical import load_canonical  # noqa: E402
 from reenact.params import ARKIT52  # noqa: E402
 
-BROWS = ((300, 293, 334, 296, 336), (70, 63, 105, 66, 107))  # upper edges, tail -> inner end: subject's left, right
+# The brows' upper edges, tail -> inner end: the subject's left, then right
+BROWS = tuple(load_canonical().group(f"{side}_eyebrow_upper") for side in ("left", "right"))
 CORNERS = [33, 133, 362, 263]
 
 

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reenact.face.landmarks import EYE_CONTOUR, LID_PAIRS, LIP_INNER_LOOP, LIP_LOOPS, LOWER_INNER, REFINED, UPPER_INNER
+from reenact.face.landmarks import (EYE_CONTOUR, LID_PAIRS, LIP_INNER_LOOP, LIP_LOOPS, LOWER_INNER, REFINED, UPPER_INNER,
+                                    UPPER_LIDS)
 
 COVER_FROM, COVER_FULL = 0.3, 0.1  # eye opening (share of the photo's) where the cover starts and is complete
 LASH_ALPHA = 0.85
@@ -70,7 +71,7 @@ def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[Cover]:
     """Both eyes' covers for a photo: roi_image (H, W, 3) uint8, points (478, 2) in ROI px. An eye whose lids already
     nearly meet in the photo (gap under 1 px) gets none: there is no eyeball to hide."""
     covers = []
-    for contour, pairs in zip(EYE_CONTOUR, LID_PAIRS):
+    for contour, upper_lid, pairs in zip(EYE_CONTOUR, UPPER_LIDS, LID_PAIRS):
         upper, lower = np.array([u for u, _ in pairs]), np.array([lo for _, lo in pairs])
         gap = float(np.linalg.norm(points[upper] - points[lower], axis=-1).mean())
         if gap < 1.0:
@@ -92,8 +93,7 @@ def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[Cover]:
         soft = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), max(0.5, grow / 3))  # no hard edge
         fill = np.concatenate([skin.astype(np.float32), soft[..., None]], -1)  # (h, w, 4)
         covers.append(Cover((x0, y0, x1, y1), torch.from_numpy(fill).permute(2, 0, 1)[None].contiguous(),
-                            upper, lower, gap, contour[:REFINED],
-                            np.concatenate([contour[:1], contour[9:16], contour[8:9]]),
+                            upper, lower, gap, contour[:REFINED], upper_lid,
                             lash_colour(roi_image, points, contour), max(1.0, LASH * width)))
     return covers
 
@@ -184,7 +184,7 @@ def lower_skin(crop: np.ndarray, mask: np.ndarray, gap: int) -> np.ndarray:
 
 
 def cover_openings(frames: torch.Tensor, grid: torch.Tensor, covers: list[Cover], points: torch.Tensor,
-               disp: torch.Tensor, target_boxes: list[tuple[int, int, int, int]]) -> None:
+                   disp: torch.Tensor, target_boxes: list[tuple[int, int, int, int]]) -> None:
     """Blend lid skin over the eyeball (lip colour over the teeth) in warped ROI frames (B, 3, H, W), in place.
 
     grid: (B, H, W, 2) the warp's backward map in [-1, 1] over the ROI; points (N, 2) photo mesh in ROI px; disp

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from scipy.spatial import Delaunay
 
 from reenact.face.canonical import load_canonical
-from reenact.face.landmarks import EYE_CONTOUR, REFINED
+from reenact.face.landmarks import EYE_CONTOUR, REFINED, UPPER_LIDS
 from reenact.render.covers import cover_openings, eye_covers, mouth_cover
 
 IRISES = (np.arange(468, 473), np.arange(473, 478))  # the iris points of the EYE_CONTOUR rows' eyes
@@ -189,8 +189,7 @@ class MeshWarper:
                 inside = np.isin(tris, np.concatenate([ring, iris])).all(1)
                 self.eye_tris.append(tris[inside])
             canon = load_canonical()
-            for ring, side in zip(EYE_CONTOUR, ("right", "left")):  # image-left eye first, as EYE_CONTOUR
-                lid = np.concatenate([ring[:1], ring[9:16], ring[8:9]])  # from one corner to the other
+            for lid, side in zip(UPPER_LIDS, ("right", "left")):  # image-left eye first, as EYE_CONTOUR
                 self.brow_bands.append(np.concatenate([lid, canon.group(f"{side}_eyebrow_upper")[::-1]]))
             self.eye_size = float(np.linalg.norm(points[33, :2] - points[263, :2]))  # outer eye corners, px
         roi_img = image[self.roi.y0:self.roi.y1, self.roi.x0:self.roi.x1]
@@ -312,7 +311,14 @@ class MeshWarper:
 
     def _soften_stretched(self, frames: torch.Tensor, grid: torch.Tensor, disp: torch.Tensor) -> None:
         """Blur `frames` (B, 3, H, W) sideways, in place, where the band between an upper lid and its brow is stretched
-        vertically beyond SOFT_FROM times (grid: (B, H, W, 2) the backward map; disp: (B, N, 2) ROI px)."""
+        vertically beyond SOFT_FROM times, as far as the brow rose (grid: (B, H, W, 2) the backward map; disp:
+        (B, N, 2) ROI px)."""
+        d = disp[:, : self.n_mesh, 1].cpu().numpy()  # (B, N) vertical displacement, px (down)
+        # How far each brow rose against its eye's corners (fixed to the skull), as a share of SOFT_RISE: (bands, B)
+        rise = np.stack([(d[:, band[[0, 8]]].mean(1) - d[:, band[9:]].mean(1)) / (SOFT_RISE * self.eye_size)
+                         for band in self.brow_bands]).clip(0.0, 1.0)
+        if not (rise > 0).any():  # most frames: no brow raised, nothing to do
+            return
         h, w = self.roi.size
         moved = (self.points_roi[None] + disp[:, : self.n_mesh].to(self.points_roi)).cpu().numpy()  # (B, N, 2)
         bands = moved[:, np.concatenate(self.brow_bands)]  # (B, K, 2) every band's outline
@@ -328,15 +334,11 @@ class MeshWarper:
         weight = ((1 / photo_rows.clamp(min=1e-3) - SOFT_FROM) / (SOFT_FULL - SOFT_FROM)).clamp(0, 1)
         if not bool((weight > 0).any()):
             return
-        inside = np.zeros((len(moved), y1 - y0, x1 - x0), np.float32)
-        d = disp[:, : self.n_mesh, 1].cpu().numpy()  # (B, N) vertical displacement, px (down)
-        for band in self.brow_bands:
-            corners, brow = band[[0, 8]], band[9:]  # the eye's corners (fixed to the skull), the brow's upper edge
-            rise = (d[:, corners].mean(1) - d[:, brow].mean(1)) / (SOFT_RISE * self.eye_size)  # (B,)
-            for b, outline in enumerate(moved[:, band] - (x0, y0)):
-                if rise[b] > 0:
-                    cv2.fillPoly(inside[b], [np.round(outline * 16).astype(np.int32)], float(min(rise[b], 1.0)),
-                                 cv2.LINE_8, 4)
+        inside = np.zeros((len(moved), y1 - y0, x1 - x0), np.float32)  # each band filled with its brow's rise
+        for band, band_rise in zip(self.brow_bands, rise):
+            for b in np.flatnonzero(band_rise > 0):
+                outline = np.round((moved[b, band] - (x0, y0)) * 16).astype(np.int32)
+                cv2.fillPoly(inside[b], [outline], float(band_rise[b]), cv2.LINE_8, 4)
         taps = torch.arange(-pad, pad + 1, dtype=frames.dtype, device=frames.device)
         kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
         kernel = (kernel / kernel.sum()).view(1, 1, 1, -1)
