@@ -240,13 +240,14 @@ def test_a_raised_brows_stretched_skin_is_softened_not_streaked(sample) -> None:
         warper.brow_bands = bands
     changed = (soft - plain).abs().amax(1)[0] > 0.5  # (H, W)
     assert changed.any()
+    softened = (soft - plain).abs().amax(1)[0] > 2  # where the blur acts, not its feathered fringe
     ys, xs = torch.nonzero(changed, as_tuple=True)
     moved = warper.points_roi + disp[0, :, :2]
     band = moved[np.concatenate(bands)]  # every band vertex, ROI px
     margin = 4 * max(1.0, 0.012 * warper.eye_size)
     assert float(ys.min()) >= float(band[:, 1].min()) - margin and float(ys.max()) <= float(band[:, 1].max()) + margin
     assert float(xs.min()) >= float(band[:, 0].min()) - margin and float(xs.max()) <= float(band[:, 0].max()) + margin
-    sideways = lambda f: (f[..., 1:] - f[..., :-1]).abs()[0].mean(0)[changed[:, 1:]].mean()  # noqa: E731
+    sideways = lambda f: (f[..., 1:] - f[..., :-1]).abs()[0].mean(0)[softened[:, 1:]].mean()  # noqa: E731
     assert float(sideways(soft)) < 0.8 * float(sideways(plain))
 
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from scipy.spatial import Delaunay
 
 from reenact.face.canonical import load_canonical
-from reenact.face.landmarks import EYE_CONTOUR, REFINED, UPPER_LIDS
+from reenact.face.landmarks import EYE_CONTOUR, UPPER_LIDS
 from reenact.render.covers import cover_openings, eye_covers, mouth_cover
 
 IRISES = (np.arange(468, 473), np.arange(473, 478))  # the iris points of the EYE_CONTOUR rows' eyes
@@ -181,11 +181,11 @@ class MeshWarper:
         self.interp = torch.sparse_coo_tensor(index, values, (grid.shape[0], self.n_mesh), check_invariants=True)
         self.interp = self.interp.coalesce().to(device)
         self.nodes = nodes  # (478 + A, 2) photo px
-        # Per eye: the mesh triangles inside the lids' outer halo ring, mapped exactly in `_exact_eyes`; the band from
+        # Per eye: the mesh triangles up to the brow's upper edge, mapped exactly in `_exact_eyes`; the band from
         # the upper lid (corner to corner) up to the brow's upper edge, softened in `_soften_stretched`.
         self.eye_tris, self.brow_bands = [], []
         if len(points) >= 478:
-            for ring, iris in zip(EYE_CONTOUR[:, :REFINED], IRISES):
+            for ring, iris in zip(EYE_CONTOUR, IRISES):  # lids, halos and the brow's edges
                 inside = np.isin(tris, np.concatenate([ring, iris])).all(1)
                 self.eye_tris.append(tris[inside])
             canon = load_canonical()
@@ -259,7 +259,9 @@ class MeshWarper:
         source positions across that line, so a sliver of eyeball (white, iris) stays visible between closed lids.
         Mapped triangle by triangle, a collapsed triangle covers no target pixel and the eyeball is gone.
         Where a brow raise stretches the lid's skin (3x on a photo whose brows sit low), the coarse inverse can settle
-        on a wrong root and read the eyeball onto the lid (outlined blotches above the eyes); mapped exactly, it cannot.
+        on a wrong root and read the eyeball onto the lid (outlined blotches above the eyes), or light skin into the
+        brow's lower edge (flecks under a driver's raised brows); mapped exactly, triangle by triangle up to the
+        brow's upper edge, it cannot.
         """
         roi, (h, w) = self.roi, self.roi.size
         origin = np.array([roi.x0, roi.y0], np.float64)
