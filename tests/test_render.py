@@ -226,6 +226,37 @@ def test_a_full_brow_raise_does_not_pull_the_eyeball_onto_the_lid(sample, index)
     assert not (reads_eye & (target_eyes == 0)).any()
 
 
+@pytest.mark.parametrize("index", [2, 4])  # the fixture photos audrey_crop, cage2_crop (tools/make_face_fixtures.py)
+def test_a_carried_brow_raise_leaves_no_fold_between_lid_and_brow(sample, index) -> None:
+    """In `drive` the driver's eye area lifts the brows and the skin under them while the lids stay: the coarse
+    inverse then folded back in the band between them (light flecks at the brow's lower edge). The exact map reaches
+    the brow's upper edge: the photo rows read keep going down as the target rows do."""
+    import cv2
+
+    from reenact.face.canonical import load_canonical
+    from reenact.face.landmarks import EYE_CONTOUR, UPPER_LIDS
+
+    image = np.load("tests/fixtures/face/images.npz")[f"image_{index}"]
+    points = sample[3].analyze(image).points
+    warper = MeshWarper(image, points[:, :2])
+    eye = float(np.linalg.norm(points[33, :2] - points[263, :2]))
+    brows = [load_canonical().group(f"{side}_eyebrow_{edge}") for side in ("left", "right") for edge in ("upper", "lower")]
+    disp = torch.zeros(1, 478, 2)
+    disp[0, torch.as_tensor(np.concatenate([EYE_CONTOUR[:, 48:].ravel(), *brows])), 1] = -0.12 * eye
+    disp[0, torch.as_tensor(EYE_CONTOUR[:, 40:48].ravel()), 1] = -0.6 * 0.12 * eye  # the ring under the brow
+    grid = warper.sample_grid(disp)
+    warper._exact_eyes(grid, disp)
+    h, w = warper.roi.size
+    rows = ((grid[0, ..., 1] + 1) * (h - 1) / 2).numpy()  # (H, W) photo row each target pixel reads
+    moved = warper.points_roi.numpy() + disp[0].numpy()
+    band = np.zeros((h, w), np.uint8)
+    for lid, side in zip(UPPER_LIDS, ("right", "left")):
+        outline = np.concatenate([moved[lid], moved[load_canonical().group(f"{side}_eyebrow_upper")][::-1]])
+        cv2.fillPoly(band, [np.round(outline * 16).astype(np.int32)], 1, shift=4)
+    folded = (np.diff(rows, axis=0) < -0.3) & (band[1:] > 0)  # a target row lower down reads a higher photo row
+    assert folded.sum() <= 2  # the lids' rings alone left 16-17 here
+
+
 def test_a_raised_brows_stretched_skin_is_softened_not_streaked(sample) -> None:
     """A full raise stretches the few pixels between lid and brow into vertical streaks; there the frame is blurred
     sideways (the streaks' direction), and nowhere else."""
