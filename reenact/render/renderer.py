@@ -307,10 +307,9 @@ class FaceRenderer:
         left = (1.0 - self.source_closure).clamp(min=0.2)
         change[:, CLOSING] = ((blink_closure(shapes[:, CLOSING]) - self.source_closure) / left).clamp(max=1.0)
         delta = self.rig.deltas(change)  # (B, 478, 3)
-        unblinked = change.clone()
-        unblinked[:, CLOSING] = 0.0
-        target = close_lids(self.source_points, self.source_points + delta,
-                            self.source_points + self.rig.deltas(unblinked), change[:, CLOSING].clamp(min=0.0))
+        blink = mode_motion(change[:, CLOSING], self.rig.basis[CLOSING])  # (B, 478, 3) the blink shapes' own part
+        target = close_lids(self.source_points, self.source_points + delta, self.source_points + delta - blink,
+                            change[:, CLOSING].clamp(min=0.0))
         if area is not None and self.area is not None:  # after close_lids: it shuts the rig's lids, not the driver's
             target = self.area(target, area.to(self.device), change[:, CLOSING])
         if shut is not None:
