@@ -370,22 +370,31 @@ class ClipResult:
     seconds_total: float
 
 
-def oracle_warp(driver: Path, output: Path, source_frame: int) -> None:
-    """What a mesh warp can show at best: the photo warped straight to the driver's own tracked meshes (each frame's
-    mapped onto the photo's by a similarity on the estimator's rigid vertices, so head motion is removed), with no
-    estimator, rig or render gain in between. reenact's own tracker, warp and lid cover; writes `output`."""
+ORACLES = ("tracked", "reference")  # --oracle: warp to reenact's own tracked meshes, or to the judge's
+
+
+def oracle_warp(driver: Path, output: Path, source_frame: int, meshes_from: str = "tracked") -> None:
+    """What a mesh warp can show at best: the photo warped straight to the driver's own meshes (each frame's mapped
+    onto the photo's by a similarity on the estimator's rigid vertices, so head motion is removed), with no
+    estimator, rig or render gain in between; reenact's warp, no lid cover. `meshes_from`: reenact's tracker
+    ("tracked") or the judge's own meshes of the driver ("reference": what no tracker of ours could improve on).
+    Writes `output`."""
     import torch
 
     from reenact.estimate import Estimator, batch_procrustes
-    from reenact.face import FaceAnalyzer
-    from reenact.face.track import track_video
     from reenact.io.video import read_frames
     from reenact.io.writer import VideoWriter
     from reenact.render.warp import MeshWarper
 
     with read_frames(driver) as frames:
         fps, rgb = frames.fps, [f.rgb for f in frames]
-    tracked = [None if lm is None else lm.points for lm in track_video(rgb, FaceAnalyzer())]
+    if meshes_from == "reference":
+        tracked = [None if np.isnan(p).any() else p for p in meshes([driver])[0]]
+    else:
+        from reenact.face import FaceAnalyzer
+        from reenact.face.track import track_video
+
+        tracked = [None if lm is None else lm.points for lm in track_video(rgb, FaceAnalyzer())]
     photo, ref = rgb[source_frame], tracked[source_frame]
     if ref is None:
         sys.exit(f"--oracle: no face in the driver's frame {source_frame}")
@@ -398,11 +407,12 @@ def oracle_warp(driver: Path, output: Path, source_frame: int) -> None:
                 continue
             s, rot, t = batch_procrustes(torch.tensor(points[rigid]), torch.tensor(ref[None, rigid]))
             aligned = s[:, None, None] * torch.tensor(points)[None] @ rot.transpose(1, 2) + t[:, None]  # (1, N, 3)
-            writer.write(warper.paste(photo, warper.warp(aligned[..., :2] - torch.tensor(ref[:, :2])))[0])
+            shift = (aligned[..., :2] - torch.tensor(ref[:, :2])).float()  # (1, N, 2) px
+            writer.write(warper.paste(photo, warper.warp(shift))[0])
 
 
 def run_clip(reenact: Reenact, name: str, seconds: float, source_frame: int, drive_args: list[str], work: Path,
-             sheet: Path | None, oracle: bool = False) -> ClipResult:
+             sheet: Path | None, oracle: str | None = None) -> ClipResult:
     t0 = time.perf_counter()
     src = DATA / CLIPS[name]
     work.mkdir(parents=True, exist_ok=True)
@@ -416,8 +426,8 @@ def run_clip(reenact: Reenact, name: str, seconds: float, source_frame: int, dri
     reencode(driver, floor_video)
     t = time.perf_counter()
     if oracle:
-        oracle_warp(driver, output, source_frame)
-        report.write_text(json.dumps({"oracle": True}))
+        oracle_warp(driver, output, source_frame, oracle)
+        report.write_text(json.dumps({"oracle": oracle}))
     else:
         reenact("drive", str(photo), str(driver), "-o", str(output), "-y", "--report", str(report), *drive_args)
     seconds_drive = time.perf_counter() - t
@@ -571,9 +581,10 @@ def main() -> None:
     ap.add_argument("--sheet", type=Path, help="contact sheet PNG (one per clip, the clip's name appended)")
     ap.add_argument("--code", type=Path, help="run the reenact CLI of this checkout (default: the installed one)")
     ap.add_argument("--label", default="", help="name of this run (default: from --drive-args)")
-    ap.add_argument("--oracle", action="store_true",
-                    help="instead of `reenact drive`, warp the photo to the driver's own tracked meshes (the best a "
-                         "mesh warp can show, before any estimator or rig)")
+    ap.add_argument("--oracle", nargs="?", const="tracked", choices=ORACLES,
+                    help="instead of `reenact drive`, warp the photo to the driver's own meshes (the best a mesh warp "
+                         "can show, before any estimator or rig): reenact's tracked ones (the default) or the "
+                         "judge's (reference)")
     argv = sys.argv[1:]
     for i, a in enumerate(argv[:-1]):  # `--drive-args --pose`: argparse would read "--pose" as an option of its own
         if a == "--drive-args":
@@ -599,7 +610,8 @@ def main() -> None:
     print(table(results, pose))
     if edits:
         print("\n" + edit_table(edits))
-    doc = {"label": label, "code": code_version(args.code), "drive_args": drive_args, "seconds": args.seconds,
+    doc = {"label": label, "code": code_version(args.code), "drive_args": drive_args, "oracle": args.oracle,
+           "seconds": args.seconds,
            "source_frame": args.source_frame,
            "clips": [asdict(r) for r in results], "mean": mean_metrics([r.metrics for r in results]),
            "floor_mean": mean_metrics([r.floor for r in results]),
