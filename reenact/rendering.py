@@ -81,23 +81,18 @@ class Motion:
     area: np.ndarray | None = None
     shut: np.ndarray | None = None
 
-    def rotation_of(self, idx: np.ndarray) -> np.ndarray | None:
-        return None if self.rotation is None else self.rotation[idx]
+    def frames(self, idx: np.ndarray, share: float = 1.0, rest: np.ndarray | None = None
+               ) -> tuple[np.ndarray, dict[str, np.ndarray | None]]:
+        """Frames `idx`: their (len(idx), 52) shapes and the other per-frame streams (PER_FRAME, as the keyword
+        arguments of FaceRenderer.render_with_points; None where the motion has none). With a `share` of their motion
+        (the identity fallback): the shapes toward the photo's own `rest` (52,), the streams toward none."""
+        shapes = self.shapes[idx] if rest is None else rest + share * (self.shapes[idx] - rest)
+        streams = {name: None if (v := getattr(self, name)) is None else (v[idx] if share == 1.0 else share * v[idx])
+                   for name in PER_FRAME}
+        return shapes, streams
 
-    def area_of(self, idx: np.ndarray) -> np.ndarray | None:
-        return None if self.area is None else self.area[idx]
 
-    def shut_of(self, idx: np.ndarray) -> np.ndarray | None:
-        return None if self.shut is None else self.shut[idx]
-
-    def share_of(self, idx: np.ndarray, rest: np.ndarray, share: float
-                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-        """Frames `idx` with `share` of their motion: (len(idx), 52) shapes toward the photo's own `rest` (52,), the
-        turn, the eye-area motion and the lips' shutting toward none."""
-        shapes = rest + share * (self.shapes[idx] - rest)
-        rotation = None if self.rotation is None else share * self.rotation[idx]
-        shut = None if self.shut is None else share * self.shut[idx]
-        return shapes, rotation, None if self.area is None else share * self.area[idx], shut
+PER_FRAME = ("rotation", "area", "shut")  # Motion's per-frame streams besides the shapes
 
 
 @dataclass
@@ -207,9 +202,8 @@ class _BatchRun:
             idx = np.arange(start, min(start + size, n))
             t = time.perf_counter()
             inside = self.interior(idx)
-            frames, points = self.renderer.render_with_points(self.motion.shapes[idx], self.motion.rotation_of(idx),
-                                                              inside, area=self.motion.area_of(idx),
-                                                              shut=self.motion.shut_of(idx))
+            shapes, streams = self.motion.frames(idx)
+            frames, points = self.renderer.render_with_points(shapes, interior=inside, **streams)
             self.timer("render", t)
             current = (start, idx, frames, pool.submit(self.check, start, idx, frames, points), inside)
             if previous is not None:
@@ -253,10 +247,10 @@ class _BatchRun:
                s: np.ndarray) -> np.ndarray:
         """The fallback: halve the expression change on the failing frames, render them again (in `frames`) and
         check them again; returns the batch's similarities with theirs replaced."""
-        soft, soft_rot, soft_area, soft_shut = self.motion.share_of(bad, self.source.shapes, 0.5)
+        soft, streams = self.motion.frames(bad, 0.5, self.source.shapes)
         soft_inside = None if inside is None else [inside[b - start] for b in bad]
-        frames[bad - start], soft_points = self.renderer.render_with_points(soft, soft_rot, soft_inside, again=True,
-                                                                            area=soft_area, shut=soft_shut)
+        frames[bad - start], soft_points = self.renderer.render_with_points(soft, interior=soft_inside, again=True,
+                                                                            **streams)
         self.report.fallback_frames.extend(int(b) for b in bad)
         s = s.copy()
         s[np.searchsorted(checked, bad)] = self.checker.check([frames[i - start] for i in bad], list(soft_points))

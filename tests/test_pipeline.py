@@ -191,13 +191,21 @@ def test_a_share_of_the_motion_halves_shapes_turn_and_eye_area_alike() -> None:
     """The identity fallback's softening: every part of the motion at the failing frames, in one place."""
     from fractions import Fraction
 
-    from reenact.rendering import Motion
+    import inspect
 
+    from reenact.render.renderer import FaceRenderer
+    from reenact.rendering import PER_FRAME, Motion
+
+    assert set(PER_FRAME) <= set(inspect.signature(FaceRenderer.render_with_points).parameters)
     rest = np.full(52, 0.2, np.float32)
     motion = Motion(np.ones((4, 52), np.float32), np.full((4, 3), 6.0, np.float32), Fraction(25),
                     area=np.full((4, 16), 2.0, np.float32), shut=np.ones(4, np.float32))
-    shapes, rotation, area, shut = motion.share_of(np.array([1, 3]), rest, 0.5)
+    shapes, streams = motion.frames(np.array([1, 3]), 0.5, rest)
     assert np.allclose(shapes, 0.6) and shapes.shape == (2, 52)
-    assert np.allclose(rotation, 3.0) and np.allclose(area, 1.0) and np.allclose(shut, 0.5)
+    assert set(streams) == set(PER_FRAME)  # every per-frame stream reaches the renderer
+    assert np.allclose(streams["rotation"], 3.0) and np.allclose(streams["area"], 1.0)
+    assert np.allclose(streams["shut"], 0.5)
     bare = Motion(np.ones((4, 52), np.float32), None, Fraction(25))
-    assert bare.share_of(np.array([0]), rest, 0.5)[1:] == (None, None, None)
+    assert list(bare.frames(np.array([0]), 0.5, rest)[1].values()) == [None, None, None]
+    whole, streams = motion.frames(np.array([2]))
+    assert np.array_equal(whole, motion.shapes[[2]]) and np.array_equal(streams["area"], motion.area[[2]])
