@@ -66,6 +66,16 @@ class Cover:
         opening = gap / self.gap
         return ((self.start - opening) / (self.start - self.full)).clamp(0.0, 1.0)
 
+    def target_box(self, points: torch.Tensor, disp: torch.Tensor, size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """The ROI box (x0, y0, x1, y1) the opening's ring covers in the photo and in every target frame; size: the
+        ROI's (h, w)."""
+        src = points[self.ring]  # (R, 2)
+        moved = src[None] + disp[:, self.ring, :2].to(src)  # (B, R, 2)
+        lo = torch.minimum(src.min(0).values, moved.amin((0, 1))).floor().int() - 2
+        hi = torch.maximum(src.max(0).values, moved.amax((0, 1))).ceil().int() + 3
+        h, w = size
+        return max(0, int(lo[0])), max(0, int(lo[1])), min(w, int(hi[0])), min(h, int(hi[1]))
+
 
 def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[Cover]:
     """Both eyes' covers for a photo: roi_image (H, W, 3) uint8, points (478, 2) in ROI px. An eye whose lids already
@@ -89,11 +99,8 @@ def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[Cover]:
         down = np.zeros((2 * k + 1, 3), np.uint8)
         down[:k + 1] = 1  # anchored at the centre: a pixel is covered when one up to k rows above it is
         mask = cv2.dilate(mask, down)
-        skin = lower_skin(crop, mask > 0, k + 1)
-        soft = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), max(0.5, grow / 3))  # no hard edge
-        fill = np.concatenate([skin.astype(np.float32), soft[..., None]], -1)  # (h, w, 4)
-        covers.append(Cover((x0, y0, x1, y1), torch.from_numpy(fill).permute(2, 0, 1)[None].contiguous(),
-                            upper, lower, gap, contour[:REFINED], upper_lid,
+        fill = rgba(lower_skin(crop, mask > 0, k + 1), mask, grow)
+        covers.append(Cover((x0, y0, x1, y1), fill, upper, lower, gap, contour[:REFINED], upper_lid,
                             lash_colour(roi_image, points, contour), max(1.0, LASH * width)))
     return covers
 
@@ -115,6 +122,14 @@ def opening_crop(roi_image: np.ndarray, opening: np.ndarray, grow: float
     return (x0, y0, x1, y1), crop, mask
 
 
+def rgba(fill: np.ndarray, mask: np.ndarray, grow: float) -> torch.Tensor:
+    """A cover's (h, w, 3) fill and uint8 mask -> (1, 4, h, w) RGB 0..255 and coverage, the mask softened so the
+    cover has no hard edge."""
+    soft = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), max(0.5, grow / 3))
+    out = np.concatenate([fill.astype(np.float32), soft[..., None]], -1)  # (h, w, 4)
+    return torch.from_numpy(out).permute(2, 0, 1)[None].contiguous()
+
+
 def mouth_cover(roi_image: np.ndarray, points: np.ndarray) -> Cover | None:
     """The mouth's cover for a photo whose lips are apart: roi_image (H, W, 3) uint8, points (478, 2) in ROI px; None
     for closed lips (gap under MOUTH_MIN_GAP px)."""
@@ -132,26 +147,20 @@ def mouth_cover(roi_image: np.ndarray, points: np.ndarray) -> Cover | None:
     k = int(round(grow))
     mask = cv2.dilate(mask, np.ones((2 * k + 1, 2 * k + 1), np.uint8))  # the lips' dark inner edges with it
     fill = lip_fill(crop, mask > 0, k + 1)
-    soft = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), max(0.5, grow / 3))
-    rgba = np.concatenate([fill.astype(np.float32), soft[..., None]], -1)  # (h, w, 4)
     shade = tuple(float(c) for c in MOUTH_LINE_SHADE * fill[mask > 0].mean(0))
-    return Cover((x0, y0, x1, y1), torch.from_numpy(rgba).permute(2, 0, 1)[None].contiguous(), upper, lower, gap,
-                 LIP_LOOPS, np.stack([UPPER_INNER, LOWER_INNER]), shade, max(1.0, MOUTH_LINE * width), MOUTH_FROM,
-                 MOUTH_FULL)
+    return Cover((x0, y0, x1, y1), rgba(fill, mask, grow), upper, lower, gap, LIP_LOOPS,
+                 np.stack([UPPER_INNER, LOWER_INNER]), shade, max(1.0, MOUTH_LINE * width), MOUTH_FROM, MOUTH_FULL)
 
 
 def lip_fill(crop: np.ndarray, mask: np.ndarray, margin: int) -> np.ndarray:
     """(h, w, 3) float: every column of the mask filled with the lip just above it over its upper half and the lip
     just below it over its lower half, smoothed along the mouth; columns without mask keep the crop."""
-    h, w = mask.shape
+    h = mask.shape[0]
     rows = np.arange(h)[:, None]
     cols = mask.any(0)
     top = np.where(cols, np.where(mask, rows, h).min(0), 0)  # (w,) first masked row per column
     bottom = np.where(cols, (mask * rows).max(0), 0)  # (w,) last masked row per column
-    sigma = max(1.0, w / 20)
-    above = crop[np.clip(top - margin, 0, h - 1), np.arange(w)]  # (w, 3)
-    below = crop[np.clip(bottom + margin, 0, h - 1), np.arange(w)]
-    above, below = (cv2.GaussianBlur(c[None], (0, 0), sigmaX=sigma, sigmaY=0.1)[0] for c in (above, below))
+    above, below = row_colour(crop, top - margin), row_colour(crop, bottom + margin)  # (w, 3) each
     lower_half = rows > (top + bottom)[None] / 2  # (h, w)
     colour = np.where(lower_half[..., None], below[None], above[None])
     return np.where(mask[..., None], colour, crop)
@@ -174,26 +183,31 @@ def lash_colour(image: np.ndarray, points: np.ndarray, contour: np.ndarray) -> t
 def lower_skin(crop: np.ndarray, mask: np.ndarray, gap: int) -> np.ndarray:
     """(h, w, 3) float: every column of the mask filled with the skin just below it (the lower lid, which a shut
     eye's lashes rest on), smoothed along the lid; columns without mask keep the crop."""
-    h, w = mask.shape
-    rows = np.arange(h)[:, None]
+    rows = np.arange(mask.shape[0])[:, None]
     bottom = np.where(mask.any(0), (mask * rows).max(0), -1)  # (w,) last masked row per column
-    below = np.clip(bottom + gap, 0, h - 1)
-    colour = crop[below, np.arange(w)]  # (w, 3)
-    colour = cv2.GaussianBlur(colour[None], (0, 0), sigmaX=max(1.0, w / 20), sigmaY=0.1)[0]
-    return np.where(mask[..., None], colour[None], crop)
+    return np.where(mask[..., None], row_colour(crop, bottom + gap)[None], crop)
+
+
+def row_colour(crop: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(h, w, 3) crop and (w,) a row per column -> (w, 3) the crop's colour there (rows clipped to the crop), smoothed
+    along the lid or mouth (one colour per column, without the speckle of single pixels)."""
+    h, w = crop.shape[:2]
+    colour = crop[np.clip(rows, 0, h - 1), np.arange(w)]  # (w, 3)
+    return cv2.GaussianBlur(colour[None], (0, 0), sigmaX=max(1.0, w / 20), sigmaY=0.1)[0]
 
 
 def cover_openings(frames: torch.Tensor, grid: torch.Tensor, covers: list[Cover], points: torch.Tensor,
-                   disp: torch.Tensor, target_boxes: list[tuple[int, int, int, int]]) -> None:
+                   disp: torch.Tensor) -> None:
     """Blend lid skin over the eyeball (lip colour over the teeth) in warped ROI frames (B, 3, H, W), in place.
 
     grid: (B, H, W, 2) the warp's backward map in [-1, 1] over the ROI; points (N, 2) photo mesh in ROI px; disp
-    (B, N, 2) its displacement; target_boxes: per cover, the ROI box its eye can occupy in the frames."""
+    (B, N, 2) its displacement."""
     h, w = frames.shape[-2:]
-    for cover, (ox0, oy0, ox1, oy1) in zip(covers, target_boxes):
+    for cover in covers:
         weight = cover.weight(points, disp)  # (B,)
-        if not bool((weight > 0).any()):
+        if not bool((weight > 0).any()):  # most frames: every opening open, nothing to cover
             continue
+        ox0, oy0, ox1, oy1 = cover.target_box(points, disp, (h, w))
         x0, y0, x1, y1 = cover.box
         sub = grid[:, oy0:oy1, ox0:ox1]  # (B, h', w', 2) in ROI [-1, 1]
         px = (sub + 1) * sub.new_tensor([(w - 1) / 2, (h - 1) / 2])  # ROI px

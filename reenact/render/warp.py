@@ -370,21 +370,8 @@ class MeshWarper:
         if self.brow_bands:
             self._soften_stretched(frames, grid, disp)
         if self.covers:
-            cover_openings(frames, grid, self.covers, self.points_roi, disp[:, : self.n_mesh, :2].to(self.device),
-                           self._cover_boxes(disp))
+            cover_openings(frames, grid, self.covers, self.points_roi, disp[:, : self.n_mesh, :2].to(self.device))
         return frames
-
-    def _cover_boxes(self, disp: torch.Tensor) -> list[tuple[int, int, int, int]]:
-        """Per cover (eyes, mouth), the ROI box (x0, y0, x1, y1) its ring covers in the photo and every target frame."""
-        h, w = self.roi.size
-        boxes = []
-        for cover in self.covers:
-            src = self.points_roi[cover.ring]  # (R, 2)
-            moved = src[None] + disp[:, cover.ring, :2].to(src)  # (B, R, 2)
-            lo = torch.minimum(src.min(0).values, moved.amin((0, 1))).floor().int() - 2
-            hi = torch.maximum(src.max(0).values, moved.amax((0, 1))).ceil().int() + 3
-            boxes.append((max(0, int(lo[0])), max(0, int(lo[1])), min(w, int(hi[0])), min(h, int(hi[1]))))
-        return boxes
 
     def paste(self, image: np.ndarray, roi_frames: torch.Tensor) -> np.ndarray:
         """Put (B, 3, H, W) ROI frames back into copies of the full photo -> (B, H_img, W_img, 3) uint8."""
