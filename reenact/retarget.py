@@ -147,9 +147,9 @@ def driver_reference(driver: np.ndarray, photo_gap: float, gap_per_unit: np.ndar
     ref = driver[0].astype(np.float32) if first else np.zeros(len(ARKIT52), np.float32)
     ref[_JAW] = 0.0
     if photo_gap > PARTED_CM and len(driver) and gap_per_unit[_JAW] > 0:
+        per_unit = float(gap_per_unit[_JAW])  # cm of lip gap per unit of jawOpen
         typical = float(np.median(driver @ gap_per_unit))  # the driver's median opening above its rest, cm
-        gap = photo_gap / float(gap_per_unit[_JAW])  # the whole gap, in units of jawOpen
-        ref[_JAW] = max(min(photo_gap, typical) / float(gap_per_unit[_JAW]), min(photo_jaw, gap), 0.0)
+        ref[_JAW] = max(min(photo_gap, typical) / per_unit, min(photo_jaw, photo_gap / per_unit), 0.0)
     return ref
 
 

@@ -689,6 +689,8 @@ def main() -> None:
     rig.basis.copy_(basis_tensor(shapes))
     rig.neutral.copy_(torch.tensor(np.concatenate([V, IRIS]), dtype=torch.float32))
     photos = [ROOT / p if p.startswith("samples/") else args.data / p for p in GAIN_PHOTOS]
+    if args.refit and (args.no_gain or not all(p.exists() for p in photos)):  # it would reset every gain to 1
+        sys.exit("--refit needs the gain photos (run tools/fetch_data.py) and no --no-gain")
     if args.no_gain or not all(p.exists() for p in photos):
         print("render gain: 1 (no fit; run tools/fetch_data.py for the photos, or drop --no-gain)")
     elif args.refit:

@@ -61,11 +61,15 @@ def main() -> None:
         if clip in stored:
             points = stored[clip]
         else:
+            from reenact.face.track import track_video
             from reenact.io.video import read_frames
 
-            tracker = models.analyzer.tracker()
             with read_frames(Path(clip)) as frames:
-                points = np.stack([tracker.update(f.rgb).points for f in frames])
+                tracked = list(track_video((f.rgb for f in frames), models.analyzer))
+            if not any(lm is not None for lm in tracked):
+                sys.exit(f"{clip}: no face in any frame")
+            missing = np.full_like(next(lm.points for lm in tracked if lm is not None), np.nan)
+            points = np.stack([missing if lm is None else lm.points for lm in tracked])  # NaN: no face
         profile, peak = apex_profile(canonical_points(points.astype(np.float32), models.estimator), args.frames)
         profiles.append(profile)
         print(f"{Path(clip).name[:28]:28s} left {np.round(profile[0], 2)} right {np.round(profile[1], 2)}"
