@@ -316,8 +316,10 @@ class MeshWarper:
         vertically beyond SOFT_FROM times, as far as the brow rose (grid: (B, H, W, 2) the backward map; disp:
         (B, N, 2) ROI px)."""
         d = disp[:, : self.n_mesh, 1].cpu().numpy()  # (B, N) vertical displacement, px (down)
-        # How far each brow rose against its eye's corners (fixed to the skull), as a share of SOFT_RISE: (bands, B)
-        rise = np.stack([(d[:, band[[0, 8]]].mean(1) - d[:, band[9:]].mean(1)) / (SOFT_RISE * self.eye_size)
+        # How far each brow rose against its eye's corners (fixed to the skull), as a share of SOFT_RISE: (bands, B).
+        # A band is its upper lid, corner to corner (n vertices), then its brow's upper edge.
+        n = UPPER_LIDS.shape[1]
+        rise = np.stack([(d[:, band[[0, n - 1]]].mean(1) - d[:, band[n:]].mean(1)) / (SOFT_RISE * self.eye_size)
                          for band in self.brow_bands]).clip(0.0, 1.0)
         if not (rise > 0).any():  # most frames: no brow raised, nothing to do
             return
