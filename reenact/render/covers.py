@@ -9,7 +9,10 @@ read our shut eyes at 0.35-0.7 of their open height). Per photo, each eye's open
 downward by a margin) is filled with the skin just below the lower lid; per frame, the warped pixels that sample the
 opening blend toward that skin as the target lids close, and a thin arc in the photo's lash colour is drawn where the
 lids meet (the cover takes the lower half of the lash band with the eyeball, and a shut eye without its dark line
-reads as open: takeo's did, at 0.57).
+reads as open: takeo's did, at 0.57). The same skin goes over the lid from the lash line up toward the brow, fading
+out there: a real lid unfolds as it shuts and shows smooth skin where the photo had its lash band and the shadow of
+its crease, which the warp stretched down over the eye into a dark band (on a deep-set eye, the brow's shadow: jwp's
+shut eyes read 0.7 open).
 
 A photo whose lips are apart (a laugh, a word) gets the same for its mouth (`mouth_cover`): a warp that brings them
 together squeezes its teeth and the dark edges of its lips into a jagged crack, so as the target opening closes the
@@ -31,6 +34,8 @@ from reenact.face.landmarks import (EYE_CONTOUR, LID_PAIRS, LIP_INNER_LOOP, LIP_
 
 COVER_FROM, COVER_FULL = 0.3, 0.1  # eye opening (share of the photo's) where the cover starts and is complete
 LASH_ALPHA = 0.85
+BAND_TAPER = 0.2  # the lid band fades out over this share of the eye's width at each corner
+BROW_LOWER = slice(48, 54)  # EYE_CONTOUR: the brow's lower edge, outer to inner
 LASH = 0.035  # the drawn lash line's thickness, in eye widths
 LASH_PERCENTILE = 5  # its colour: this darkest share of the lash band (the darkest fifth left takeo's line grey)
 GROW = 0.08  # the opening's margin, in eye widths (the band of eyeball a tracker's lid points leave outside)
@@ -78,8 +83,9 @@ class Cover:
 
 
 def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[Cover]:
-    """Both eyes' covers for a photo: roi_image (H, W, 3) uint8, points (478, 2) in ROI px. An eye whose lids already
-    nearly meet in the photo (gap under 1 px) gets none: there is no eyeball to hide."""
+    """Both eyes' covers for a photo: roi_image (H, W, 3) uint8, points (478, 2) in ROI px. Each fills the opening
+    and the lid's skin up to the brow (`lid_band`) with the skin below the lower lid. An eye whose lids already nearly
+    meet in the photo (gap under 1 px) gets none: there is no eyeball to hide."""
     covers = []
     for contour, upper_lid, pairs in zip(EYE_CONTOUR, UPPER_LIDS, LID_PAIRS):
         upper, lower = np.array([u for u, _ in pairs]), np.array([lo for _, lo in pairs])
@@ -90,7 +96,8 @@ def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[Cover]:
         opening = points[np.concatenate([contour[:9], contour[9:16][::-1]])]  # (16, 2) polygon
         width = float(np.linalg.norm(points[contour[0]] - points[contour[8]]))
         grow = max(1.0, GROW * width)
-        found = opening_crop(roi_image, opening, grow)
+        brow = points[contour[BROW_LOWER]]
+        found = opening_crop(roi_image, opening, grow, reach=brow)
         if found is None:
             continue
         (x0, y0, x1, y1), crop, mask = found
@@ -99,20 +106,25 @@ def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[Cover]:
         down = np.zeros((2 * k + 1, 3), np.uint8)
         down[:k + 1] = 1  # anchored at the centre: a pixel is covered when one up to k rows above it is
         mask = cv2.dilate(mask, down)
-        fill = rgba(lower_skin(crop, mask > 0, k + 1), mask, grow)
-        covers.append(Cover((x0, y0, x1, y1), fill, upper, lower, gap, contour[:REFINED], upper_lid,
+        fill = rgba(column_fill(lower_skin(crop, mask > 0, k + 1), mask > 0), mask, grow)
+        band = lid_band(crop.shape[:2], points[upper_lid] - [x0, y0], brow - [x0, y0])
+        fill[0, 3] = torch.maximum(fill[0, 3], torch.from_numpy(band))
+        ring = np.concatenate([contour[:REFINED], contour[BROW_LOWER]])
+        covers.append(Cover((x0, y0, x1, y1), fill, upper, lower, gap, ring, upper_lid,
                             lash_colour(roi_image, points, contour), max(1.0, LASH * width)))
     return covers
 
 
-def opening_crop(roi_image: np.ndarray, opening: np.ndarray, grow: float
+def opening_crop(roi_image: np.ndarray, opening: np.ndarray, grow: float, reach: np.ndarray | None = None
                  ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray] | None:
-    """An opening's (P, 2) polygon (ROI px) -> its box (x0, y0, x1, y1) with room to grow by `grow` px, the photo's
-    float crop there and the polygon's anti-aliased uint8 mask; None where the box is too small to cover."""
+    """An opening's (P, 2) polygon (ROI px) -> its box (x0, y0, x1, y1) with room to grow by `grow` px (and to take
+    in the points `reach`), the photo's float crop there and the polygon's anti-aliased uint8 mask; None where the
+    box is too small to cover."""
     h, w = roi_image.shape[:2]
     pad = int(np.ceil(3 * grow)) + 2
-    x0, y0 = np.floor(opening.min(0)).astype(int) - pad
-    x1, y1 = np.ceil(opening.max(0)).astype(int) + pad + 1
+    extent = opening if reach is None else np.concatenate([opening, reach])
+    x0, y0 = np.floor(extent.min(0)).astype(int) - pad
+    x1, y1 = np.ceil(extent.max(0)).astype(int) + pad + 1
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
     if x1 - x0 < 4 or y1 - y0 < 4:
         return None
@@ -120,6 +132,35 @@ def opening_crop(roi_image: np.ndarray, opening: np.ndarray, grow: float
     mask = np.zeros(crop.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round((opening - [x0, y0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
     return (x0, y0, x1, y1), crop, mask
+
+
+def column_fill(skin: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(h, w, 3) a fill and its (h, w) bool mask -> (h, w, 3): every column the colour its masked pixels have (one
+    per column, lower_skin's), columns without mask the nearest masked column's."""
+    cols = np.flatnonzero(mask.any(0))
+    if not len(cols):
+        return skin
+    rows = np.where(mask, np.arange(mask.shape[0])[:, None], -1).max(0)  # (w,) a masked row per column
+    colour = skin[np.clip(rows, 0, None), np.arange(mask.shape[1])]  # (w, 3)
+    x = np.arange(mask.shape[1])
+    colour = np.stack([np.interp(x, cols, colour[cols, c]) for c in range(3)], -1)
+    return np.broadcast_to(colour[None], skin.shape).copy()
+
+
+def lid_band(size: tuple[int, int], lid: np.ndarray, brow: np.ndarray) -> np.ndarray:
+    """(h, w) float coverage of the skin between the upper lid (K, 2) and the brow's lower edge (M, 2), crop px: 1 on
+    the lid's line, falling to 0 at the brow, faded out toward the eye's corners and softened."""
+    h, w = size
+    x = np.arange(w, dtype=np.float64)
+    lid, brow = lid[np.argsort(lid[:, 0])], brow[np.argsort(brow[:, 0])]
+    y_lid = np.interp(x, lid[:, 0], lid[:, 1], left=np.nan, right=np.nan)  # no band beyond the corners
+    y_brow = np.interp(x, brow[:, 0], brow[:, 1])
+    height = np.maximum(y_lid - y_brow, 1.0)  # (w,) image y runs down: the brow is above
+    t = (np.arange(h, dtype=np.float64)[:, None] - y_brow) / height  # 0 at the brow, 1 on the lid
+    alpha = np.nan_to_num(np.where((t >= 0) & (t <= 1 + 1 / height), np.minimum(t, 1.0), 0.0))
+    across = np.clip((x - lid[0, 0]) / max(lid[-1, 0] - lid[0, 0], 1.0), 0, 1)
+    alpha *= np.clip(np.sin(np.pi * across) / np.sin(np.pi * BAND_TAPER), 0, 1)
+    return cv2.GaussianBlur(alpha.astype(np.float32), (0, 0), max(0.5, 0.02 * (lid[-1, 0] - lid[0, 0])))
 
 
 def rgba(fill: np.ndarray, mask: np.ndarray, grow: float) -> torch.Tensor:

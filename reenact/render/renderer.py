@@ -68,6 +68,7 @@ def euler_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> 
 
 # Iris points and the eyelid pair (upper, lower) of the same eye, MediaPipe order: 468-472 subject's right eye.
 EYES = ((slice(468, 473), 159, 145), (slice(473, 478), 386, 374))
+IRIS_CENTRES = [468, 473]  # in EYES' order (and warp.IRISES')
 
 
 # Per eye: the upper lid's vertices and their lower-lid partners (EYE_CONTOUR pairs upper 9 + j with lower 1 + j),
@@ -299,6 +300,13 @@ class FaceRenderer:
                      area: torch.Tensor | None = None, shut: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 52) target shapes [+ (B, 3) yaw/pitch/roll change] [+ (B, K) eye-area motion] [+ (B,) lips shut,
         `close_lips`] -> (B, 478, 3) photo-space vertex displacement."""
+        return self.displacements(shapes, rotation, area, shut)[0]
+
+    def displacements(self, shapes: torch.Tensor, rotation: torch.Tensor | None = None,
+                      area: torch.Tensor | None = None, shut: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`displacement`, and (B, 2, 3) the eyeballs' own displacement (the iris centres' before `follow_lids`:
+        gaze and head only), which the warp slides the lids over."""
         # (B, 52) the linear rig draws the change only, times its render gain (what a tracker reads back short)
         shapes = shapes.to(self.device)
         change = (shapes - self.source_shapes) * self.rig.render_gain
@@ -314,14 +322,15 @@ class FaceRenderer:
             target = self.area(target, area.to(self.device), change[:, CLOSING])
         if shut is not None:
             target = close_lips(self.source_points, target, shut.to(self.device))
-        moved = follow_lids(self.source_points, self.unfold(uncross_lids(self.source_points, target)))
-        if rotation is None:
-            return moved - self.source_points
-        moved = moved - self.center
-        turn = rotation.to(self.device) * self.rig.pose_gain  # (B, 3) the turn drawn so that it reads as asked
-        turned = euler_matrix(*(self.source_pose + turn).unbind(-1))  # (B, 3, 3)
-        rot = turned @ self.source_rotation.transpose(1, 2)  # (B, 3, 3) the change, in the image frame
-        return moved @ rot.transpose(1, 2) + self.center - self.source_points
+        unfollowed = self.unfold(uncross_lids(self.source_points, target))
+        moved = torch.cat([follow_lids(self.source_points, unfollowed), unfollowed[:, IRIS_CENTRES]], 1)
+        if rotation is not None:
+            turn = rotation.to(self.device) * self.rig.pose_gain  # (B, 3) the turn drawn so that it reads as asked
+            turned = euler_matrix(*(self.source_pose + turn).unbind(-1))  # (B, 3, 3)
+            rot = turned @ self.source_rotation.transpose(1, 2)  # (B, 3, 3) the change, in the image frame
+            moved = (moved - self.center) @ rot.transpose(1, 2) + self.center
+        n = len(self.source_points)
+        return moved[:, :n] - self.source_points, moved[:, n:] - self.source_points[IRIS_CENTRES]
 
     @torch.inference_mode()
     def target_points(self, shapes: np.ndarray, rotation: np.ndarray | None = None,
@@ -351,12 +360,12 @@ class FaceRenderer:
         if interior is not None and len(interior) != len(shapes):
             raise ValueError(f"{len(interior)} driver mouths for {len(shapes)} frames; give one per frame (or None)")
         shapes_t = torch.as_tensor(shapes, dtype=torch.float32)
-        disp = self.displacement(shapes_t, _tensor(rotation), _tensor(area), _tensor(shut))  # (B, 478, 3)
+        disp, eyeballs = self.displacements(shapes_t, _tensor(rotation), _tensor(area), _tensor(shut))  # (B, 478, 3)
         gain = None if self.shading is None else self.shading.gain(shapes_t)  # (B, 1, h, w) creases, bulges
         if gain is not None and interior is not None:  # the driver's own fine creases, behind the shading's gate
             creases = self.shading.crease_gain([None if m is None else m.creases for m in interior])
             gain = gain if creases is None else gain * creases
-        roi = self.warper.warp(disp[..., :2], gain)  # (B, 3, h, w) 0..255
+        roi = self.warper.warp(disp[..., :2], gain, eyeballs[..., :2])  # (B, 3, h, w) 0..255
         targets = (self.source_points + disp).cpu().numpy()
         frames = roi.permute(0, 2, 3, 1).cpu().numpy()  # (B, h, w, 3)
         for i, (frame, target) in enumerate(zip(frames, targets)):

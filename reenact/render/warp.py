@@ -26,6 +26,8 @@ from reenact.face.landmarks import EYE_CONTOUR, UPPER_LIDS
 from reenact.render.covers import cover_openings, eye_covers, mouth_cover
 
 IRISES = (np.arange(468, 473), np.arange(473, 478))  # the iris points of the EYE_CONTOUR rows' eyes
+# Each eye's opening as a polygon: the lower lid corner to corner, then the upper lid back (EYE_CONTOUR's order).
+OPENINGS = tuple(np.concatenate([c[:9], c[9:16][::-1]]) for c in EYE_CONTOUR)
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,70 @@ def _area(corners: np.ndarray) -> np.ndarray:
     return np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]) / 2
 
 
+# Lids closed in by SLIDE_FULL of the photo's gap slide over the eyeball fully, from SLIDE_FROM (blended between).
+SLIDE_FROM, SLIDE_FULL = 0.02, 0.25
+
+
+def lid_lines(opening: np.ndarray, corner: np.ndarray, axis: np.ndarray, normal: np.ndarray, u: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(16, 2) an eye's opening polygon (OPENINGS' order: lower lid corner to corner, upper lid back) -> the upper and
+    lower lids' offsets (px) along `normal` at distances u (px) along `axis` from `corner`."""
+    def across(lid: np.ndarray) -> np.ndarray:
+        along, off = (lid - corner) @ axis, (lid - corner) @ normal
+        order = np.argsort(along)
+        return np.interp(u, along[order], off[order])
+
+    return across(np.concatenate([opening[:1], opening[9:][::-1], opening[8:9]])), across(opening[:9])
+
+
+@dataclass
+class Eyeball:
+    """What of one eye's eyeball a photo shows: its opening's mask and the eye's own frame (corner to corner)."""
+    origin: np.ndarray  # (2,) the mask's top-left, ROI px
+    mask: np.ndarray  # (h, w) uint8: 1 inside the photo's opening
+    corner: np.ndarray  # (2,) the first corner, ROI px
+    axis: np.ndarray  # (2,) unit, corner to corner
+    normal: np.ndarray  # (2,) unit, across the eye
+    length: float  # corner to corner, px
+    iris: tuple[float, float]  # the iris's span along the axis, px from the corner
+    room: float  # the most the iris may move along the axis (keeps the map monotonic)
+    lids: tuple[np.ndarray, np.ndarray, np.ndarray]  # (u, upper, lower): lid_lines sampled along the axis
+
+    @classmethod
+    def of(cls, points: np.ndarray, opening: np.ndarray, iris: int) -> "Eyeball":
+        """points (N, 2) ROI px; opening: the lid contour's vertex ids (OPENINGS); iris: its centre's id."""
+        poly = points[opening]
+        origin = np.floor(poly.min(0)) - 1
+        mask = np.zeros((np.ceil(poly.max(0) - origin).astype(int) + 2)[::-1], np.uint8)
+        cv2.fillPoly(mask, [np.round((poly - origin) * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+        corner, far = points[opening[0]], points[opening[8]]
+        length = max(float(np.linalg.norm(far - corner)), 1e-3)
+        axis = (far - corner) / length
+        centre = float((points[iris] - corner) @ axis)
+        radius = min(0.25 * length, 0.45 * min(centre, length - centre))
+        span = (centre - radius, centre + radius)
+        normal = np.array([-axis[1], axis[0]])
+        u = np.linspace(0.0, length, 24)
+        upper, lower = lid_lines(poly, corner, axis, normal, u)
+        if (lower - upper).sum() < 0:  # the normal points from the upper lid to the lower one
+            normal, upper, lower = -normal, -upper, -lower
+        return cls(origin, mask, corner, axis, normal, length, span,
+                   0.8 * max(min(span[0], length - span[1]), 0.0), (u, upper, lower))
+
+    def seen(self, points: np.ndarray) -> np.ndarray:
+        """(P,) 1 where photo ROI points (P, 2) are inside the photo's opening (its mask, nearest pixel), else 0."""
+        k = np.round(points - self.origin).astype(int)
+        ok = (k >= 0).all(1) & (k[:, 0] < self.mask.shape[1]) & (k[:, 1] < self.mask.shape[0])
+        out = np.zeros(len(points))
+        out[ok] = self.mask[k[ok, 1], k[ok, 0]]
+        return out
+
+    def lid(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The photo's upper and lower lid offsets (px, along `normal`) at distances u (px) along the eye."""
+        at, upper, lower = self.lids
+        return np.interp(u, at, upper), np.interp(u, at, lower)
+
+
 class MeshWarper:
     """Warps one source photo's face region to any number of target meshes.
 
@@ -192,6 +258,9 @@ class MeshWarper:
             for lid, side in zip(UPPER_LIDS, ("right", "left")):  # image-left eye first, as EYE_CONTOUR
                 self.brow_bands.append(np.concatenate([lid, canon.group(f"{side}_eyebrow_upper")[::-1]]))
             self.eye_size = float(np.linalg.norm(points[33, :2] - points[263, :2]))  # outer eye corners, px
+            origin = np.array([self.roi.x0, self.roi.y0], np.float64)
+            self.eyeballs = [Eyeball.of(points[:, :2] - origin, opening, iris[0])
+                             for opening, iris in zip(OPENINGS, IRISES)]  # what `_occlude_eyeballs` slides over
         roi_img = image[self.roi.y0:self.roi.y1, self.roi.x0:self.roi.x1]
         self.source = torch.from_numpy(roi_img.copy()).to(device).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
         origin = np.array([self.roi.x0, self.roi.y0], np.float64)
@@ -311,6 +380,58 @@ class MeshWarper:
                 grid[b, ys[ok] + lo[1], xs[ok] + lo[0]] = torch.as_tensor(
                     source[ok] * scale - 1, dtype=grid.dtype, device=grid.device)
 
+    def _slide_lids(self, frames: torch.Tensor, src: torch.Tensor, disp: torch.Tensor,
+                    eyeballs: torch.Tensor) -> None:
+        """Draw each eye's eyeball under lids that slide over it, in warped ROI frames (B, 3, H, W), in place.
+
+        The eye's triangles run from the lids to the iris, so a lid that comes down squeezes the iris and white
+        under it into a flattened eye that still reads open. A real lid slides over the eyeball: inside the target
+        lids this draws the photo's eyeball carried with the eye's corners and its lower lid (a squint's rising lid
+        carries it up, a blink's stays), the upper lid covering it, the iris moved along the eye by the gaze (the
+        white on either side stretched or squeezed to follow). Faded in as the lids close in (SLIDE_FROM to SLIDE_FULL of
+        the photo's gap); where they open wider (eyeball the photo does not have) the mesh's stretch stays.
+        src: (1 or B, 3, H, W) what the frames were sampled from; disp (B, N, 2) and eyeballs (B, 2, 2), each eye's
+        own motion (gaze, head; not the lids'), ROI px."""
+        (h, w) = self.roi.size
+        photo_px = self.points_roi.cpu().numpy().astype(np.float64)  # (N, 2)
+        moved = photo_px[None] + disp[:, : self.n_mesh].detach().cpu().numpy().astype(np.float64)  # (B, N, 2)
+        shifts = eyeballs.detach().cpu().numpy().astype(np.float64)  # (B, 2, 2)
+        scale = np.array([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
+        for e, (opening, eye) in enumerate(zip(OPENINGS, self.eyeballs)):
+            for b in range(len(moved)):
+                target = moved[b, opening]  # (16, 2)
+                rigid = (target[[0, 8]] - photo_px[opening[[0, 8]]]).mean(0)  # the eye's corners' motion
+                lo = (np.floor(target.min(0)) - 1).astype(int).clip(0, [w - 1, h - 1])
+                hi = (np.ceil(target.max(0)) + 1).astype(int).clip(0, [w - 1, h - 1])
+                if (hi - lo < 3).any():
+                    continue
+                ys, xs = np.mgrid[lo[1]:hi[1] + 1, lo[0]:hi[0] + 1]
+                q = np.stack([xs.ravel(), ys.ravel()], 1) - rigid  # (P, 2) in the photo's frame
+                u, v = (q - eye.corner) @ eye.axis, (q - eye.corner) @ eye.normal
+                upper, lower = lid_lines(target - rigid, eye.corner, eye.axis, eye.normal, u)
+                photo_upper, photo_lower = eye.lid(u)
+                gap = photo_lower - photo_upper
+                closing = np.where(gap > 1.0, 1.0 - (lower - upper) / np.maximum(gap, 1.0), 0.0)  # not at corners
+                weight = np.clip((closing - SLIDE_FROM) / (SLIDE_FULL - SLIDE_FROM), 0.0, 1.0)
+                if not (weight > 0).any():
+                    continue
+                gaze = float(np.clip((shifts[b, e] - rigid) @ eye.axis, -eye.room, eye.room))
+                knots = np.array([0.0, eye.iris[0], eye.iris[1], eye.length])
+                u_photo = np.interp(u, knots + [0.0, gaze, gaze, 0.0], knots)
+                source = eye.corner + u_photo[:, None] * eye.axis + (v - lower + photo_lower)[:, None] * eye.normal
+                mask = np.zeros(xs.shape, np.uint8)  # the target opening, anti-aliased
+                cv2.fillPoly(mask, [np.round((target - lo) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+                alpha = mask.ravel() / 255.0 * weight * eye.seen(source)  # (P,)
+                if not (alpha > 0).any():
+                    continue
+                coords = torch.as_tensor((source * scale - 1).reshape(1, *xs.shape, 2), dtype=frames.dtype,
+                                         device=frames.device)
+                drawn = F.grid_sample(src[min(b, len(src) - 1)][None], coords, mode="bilinear",
+                                      padding_mode="border", align_corners=True)[0]  # (3, h', w')
+                a = torch.as_tensor(alpha.reshape(1, *xs.shape), dtype=frames.dtype, device=frames.device)
+                region = frames[b, :, lo[1]:hi[1] + 1, lo[0]:hi[0] + 1]
+                region.mul_(1 - a).add_(drawn * a)
+
     def _soften_stretched(self, frames: torch.Tensor, grid: torch.Tensor, disp: torch.Tensor) -> None:
         """Blur `frames` (B, 3, H, W) sideways, in place, where the band between an upper lid and its brow is stretched
         vertically beyond SOFT_FROM times, as far as the brow rose (grid: (B, H, W, 2) the backward map; disp:
@@ -358,9 +479,12 @@ class MeshWarper:
         """(1, 3, H, W) the ROI + LOG_OFFSET: what a shading gain multiplies (the log(Y + 8) it was fitted in)."""
         return self.source + LOG_OFFSET
 
-    def warp(self, disp: torch.Tensor, gain: torch.Tensor | None = None) -> torch.Tensor:
+    def warp(self, disp: torch.Tensor, gain: torch.Tensor | None = None,
+             eyeballs: torch.Tensor | None = None) -> torch.Tensor:
         """(B, N, 2) displacement -> (B, 3, H, W) warped ROI, float in 0..255. `gain` (B, 1, H, W): a luminance
-        gain on the photo before it moves (reenact.render.shade), applied to Y + LOG_OFFSET as it was fitted."""
+        gain on the photo before it moves (reenact.render.shade), applied to Y + LOG_OFFSET as it was fitted.
+        `eyeballs` (B, 2, 2): each eye's own motion (FaceRenderer.displacements), for the lids to slide over; None:
+        the eyeball moves with the lids' mesh."""
         grid = self.sample_grid(disp)
         if self.eye_tris:
             self._exact_eyes(grid, disp)
@@ -369,6 +493,8 @@ class MeshWarper:
         else:  # one full-size product (broadcast over the batch); offset and clamp in place
             src = (gain.to(self.source) * self.source_offset).sub_(LOG_OFFSET).clamp_(0, 255)
         frames = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        if self.eye_tris and eyeballs is not None:
+            self._slide_lids(frames, src, disp, eyeballs)
         if self.brow_bands:
             self._soften_stretched(frames, grid, disp)
         if self.covers:
