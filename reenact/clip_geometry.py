@@ -103,7 +103,10 @@ def gaze_from_irises(values: np.ndarray, offsets: np.ndarray, ears: np.ndarray) 
 
 # A smile narrows the eyes from below (cheeks and lower lids rise): that share of the closure is the network's
 # eyeSquint / cheekSquint reading, not a blink; counted twice, a laugh shut the eyes. Closure per unit of each, the
-# rig's lid gap (weights/rig_arkit52), and the reference: each channel's least-squinted frames in the clip.
+# rig's lid gap (weights/rig_arkit52), and the reference: each channel's least-squinted frames in the clip. The two
+# sides' readings are taken together (their mean), as a smile narrows both eyes: the network reads a blink as a
+# squint on one side now and then (franck's eyeSquintLeft 0.46 against Right 0 at a blink both lids shut alike),
+# which took that eye's blink away and drew a wink.
 SQUINT_CLOSURE = {"eyeSquint": 0.445, "cheekSquint": 0.142}
 SQUINT_REST_PERCENTILE = 10
 
@@ -118,7 +121,8 @@ def blinks_from_lids(values: np.ndarray, ears: np.ndarray) -> np.ndarray:
     closure = 1.0 - ears[ok] / np.maximum(np.percentile(ears[ok], OPEN_PERCENTILE, axis=0), 1e-6)  # (T_ok, 2)
     for shape, per_unit in SQUINT_CLOSURE.items():
         v = values[np.ix_(ok, [ARKIT52.index(shape + "Left"), ARKIT52.index(shape + "Right")])]  # (T_ok, 2)
-        closure = closure - per_unit * np.maximum(v - np.percentile(v, SQUINT_REST_PERCENTILE, axis=0), 0)
+        excess = np.maximum(v - np.percentile(v, SQUINT_REST_PERCENTILE, axis=0), 0)  # (T_ok, 2)
+        closure = closure - per_unit * excess.mean(1, keepdims=True)
     out = values.copy()
     blink = [ARKIT52.index("eyeBlinkLeft"), ARKIT52.index("eyeBlinkRight")]
     out[np.ix_(ok, blink)] = np.clip((closure - CLOSURE_OPEN) / (CLOSURE_SHUT - CLOSURE_OPEN), 0.0, 1.0)

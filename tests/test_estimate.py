@@ -159,9 +159,17 @@ def test_a_clips_blinks_are_read_from_its_lids() -> None:
     assert out[10, au45] < values[10, au45] and out[30, au45] > values[30, au45]  # the AUs follow the shapes
     assert np.array_equal(blinks_from_lids(values[:5], ears[:5]), values[:5])  # too short for an open-eye reference
     smiling = values.copy()
-    smiling[20, CHANNELS.index("cheekSquintLeft")] = 1.0  # the network reads the half-closed left eye as a smile's
-    smiling[20, CHANNELS.index("eyeSquintLeft")] = 0.5
+    for side in ("Left", "Right"):  # the network reads the half-closed left eye as a smile's
+        smiling[20, CHANNELS.index("cheekSquint" + side)] = 1.0
+        smiling[20, CHANNELS.index("eyeSquint" + side)] = 0.5
     assert blinks_from_lids(smiling, ears)[20, left] < 0.1
+    # A blink that shuts both lids alike stays a blink on both eyes when the network reads a squint on one side only
+    # (a wink was drawn where it took that side's blink away).
+    one_sided = values.copy()
+    ears[30] = 0.3 * (1 - 0.6)  # both eyes most of the way shut
+    one_sided[30, CHANNELS.index("eyeSquintLeft")] = 0.5
+    out = blinks_from_lids(one_sided, ears)
+    assert out[30, left] == pytest.approx(out[30, right]) and out[30, left] > 0.5
 
 
 def test_a_clips_gaze_is_read_from_its_irises() -> None:
