@@ -164,7 +164,8 @@ def lid_lines(opening: np.ndarray, corner: np.ndarray, axis: np.ndarray, normal:
 
 @dataclass
 class Eyeball:
-    """What of one eye's eyeball a photo shows: its opening's mask and the eye's own frame (corner to corner)."""
+    """What of one eye's eyeball a photo shows (its opening's mask) in the eye's own frame (corner to corner), for
+    lids that slide over it (`under`)."""
     origin: np.ndarray  # (2,) the mask's top-left, ROI px
     mask: np.ndarray  # (h, w) uint8: 1 inside the photo's opening
     corner: np.ndarray  # (2,) the first corner, ROI px
@@ -208,6 +209,49 @@ class Eyeball:
         """The photo's upper and lower lid offsets (px, along `normal`) at distances u (px) along the eye."""
         at, upper, lower = self.lids
         return np.interp(u, at, upper), np.interp(u, at, lower)
+
+    def under(self, target: np.ndarray, shift: np.ndarray, size: tuple[int, int]
+              ) -> tuple[tuple[int, int], np.ndarray, np.ndarray] | None:
+        """Where a target eye reads the photo's eyeball under lids that slide over it.
+
+        The eye's triangles run from the lids to the iris, so a lid coming down squeezes the iris and white under it
+        into a flattened eye that still reads open. A real lid slides over the eyeball: inside the target lids this
+        reads the photo's eyeball carried with the eye's corners and its lower lid (a squint's rising lid carries it
+        up, a blink's stays), the upper lid covering its top, the iris moved along the eye by the gaze (the white on
+        either side stretched or squeezed to follow). It fades in as the lids close in (SLIDE_FROM to SLIDE_FULL of
+        the photo's gap); where they open wider (eyeball the photo does not have) it is off, and the mesh's stretch
+        stays.
+
+        target: (16, 2) the target opening (OPENINGS' order), ROI px; shift: (2,) the eyeball's own motion; size: the
+        ROI's (h, w). Returns the box's top-left (x0, y0), (h', w', 2) photo ROI px to read and (h', w') coverage;
+        None where nothing of the eyeball is drawn."""
+        h, w = size
+        lo = (np.floor(target.min(0)) - 1).astype(int).clip(0, [w - 1, h - 1])
+        hi = (np.ceil(target.max(0)) + 1).astype(int).clip(0, [w - 1, h - 1])
+        if (hi - lo < 3).any():
+            return None
+        far = self.corner + self.length * self.axis
+        rigid = (target[0] - self.corner + target[8] - far) / 2  # the eye's corners' motion
+        ys, xs = np.mgrid[lo[1]:hi[1] + 1, lo[0]:hi[0] + 1]
+        q = np.stack([xs.ravel(), ys.ravel()], 1) - rigid  # (P, 2) in the photo's frame
+        u, v = (q - self.corner) @ self.axis, (q - self.corner) @ self.normal
+        upper, lower = lid_lines(target - rigid, self.corner, self.axis, self.normal, u)
+        photo_upper, photo_lower = self.lid(u)
+        gap = photo_lower - photo_upper
+        closing = np.where(gap > 1.0, 1.0 - (lower - upper) / np.maximum(gap, 1.0), 0.0)  # none at the corners
+        weight = np.clip((closing - SLIDE_FROM) / (SLIDE_FULL - SLIDE_FROM), 0.0, 1.0)
+        if not (weight > 0).any():
+            return None
+        gaze = float(np.clip((shift - rigid) @ self.axis, -self.room, self.room))
+        knots = np.array([0.0, self.iris[0], self.iris[1], self.length])
+        along = np.interp(u, knots + [0.0, gaze, gaze, 0.0], knots)  # monotonic, corners fixed
+        source = self.corner + along[:, None] * self.axis + (v - lower + photo_lower)[:, None] * self.normal
+        inside = np.zeros(xs.shape, np.uint8)  # the target opening, anti-aliased
+        cv2.fillPoly(inside, [np.round((target - lo) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+        alpha = inside.ravel() / 255.0 * weight * self.seen(source)  # (P,)
+        if not (alpha > 0).any():
+            return None
+        return (int(lo[0]), int(lo[1])), source.reshape(*xs.shape, 2), alpha.reshape(xs.shape)
 
 
 class MeshWarper:
@@ -382,54 +426,24 @@ class MeshWarper:
 
     def _slide_lids(self, frames: torch.Tensor, src: torch.Tensor, disp: torch.Tensor,
                     eyeballs: torch.Tensor) -> None:
-        """Draw each eye's eyeball under lids that slide over it, in warped ROI frames (B, 3, H, W), in place.
-
-        The eye's triangles run from the lids to the iris, so a lid that comes down squeezes the iris and white
-        under it into a flattened eye that still reads open. A real lid slides over the eyeball: inside the target
-        lids this draws the photo's eyeball carried with the eye's corners and its lower lid (a squint's rising lid
-        carries it up, a blink's stays), the upper lid covering it, the iris moved along the eye by the gaze (the
-        white on either side stretched or squeezed to follow). Faded in as the lids close in (SLIDE_FROM to SLIDE_FULL of
-        the photo's gap); where they open wider (eyeball the photo does not have) the mesh's stretch stays.
-        src: (1 or B, 3, H, W) what the frames were sampled from; disp (B, N, 2) and eyeballs (B, 2, 2), each eye's
-        own motion (gaze, head; not the lids'), ROI px."""
+        """Draw each eye's eyeball under lids that slide over it (`Eyeball.under`), in warped ROI frames
+        (B, 3, H, W), in place. src: (1 or B, 3, H, W) what the frames were sampled from; disp (B, N, 2) and
+        eyeballs (B, 2, 2), each eye's own motion (gaze, head; not the lids'), ROI px."""
         (h, w) = self.roi.size
-        photo_px = self.points_roi.cpu().numpy().astype(np.float64)  # (N, 2)
-        moved = photo_px[None] + disp[:, : self.n_mesh].detach().cpu().numpy().astype(np.float64)  # (B, N, 2)
+        moved = (self.points_roi[None] + disp[:, : self.n_mesh].to(self.points_roi)).cpu().numpy()  # (B, N, 2)
         shifts = eyeballs.detach().cpu().numpy().astype(np.float64)  # (B, 2, 2)
         scale = np.array([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
         for e, (opening, eye) in enumerate(zip(OPENINGS, self.eyeballs)):
             for b in range(len(moved)):
-                target = moved[b, opening]  # (16, 2)
-                rigid = (target[[0, 8]] - photo_px[opening[[0, 8]]]).mean(0)  # the eye's corners' motion
-                lo = (np.floor(target.min(0)) - 1).astype(int).clip(0, [w - 1, h - 1])
-                hi = (np.ceil(target.max(0)) + 1).astype(int).clip(0, [w - 1, h - 1])
-                if (hi - lo < 3).any():
+                found = eye.under(moved[b, opening].astype(np.float64), shifts[b, e], (h, w))
+                if found is None:
                     continue
-                ys, xs = np.mgrid[lo[1]:hi[1] + 1, lo[0]:hi[0] + 1]
-                q = np.stack([xs.ravel(), ys.ravel()], 1) - rigid  # (P, 2) in the photo's frame
-                u, v = (q - eye.corner) @ eye.axis, (q - eye.corner) @ eye.normal
-                upper, lower = lid_lines(target - rigid, eye.corner, eye.axis, eye.normal, u)
-                photo_upper, photo_lower = eye.lid(u)
-                gap = photo_lower - photo_upper
-                closing = np.where(gap > 1.0, 1.0 - (lower - upper) / np.maximum(gap, 1.0), 0.0)  # not at corners
-                weight = np.clip((closing - SLIDE_FROM) / (SLIDE_FULL - SLIDE_FROM), 0.0, 1.0)
-                if not (weight > 0).any():
-                    continue
-                gaze = float(np.clip((shifts[b, e] - rigid) @ eye.axis, -eye.room, eye.room))
-                knots = np.array([0.0, eye.iris[0], eye.iris[1], eye.length])
-                u_photo = np.interp(u, knots + [0.0, gaze, gaze, 0.0], knots)
-                source = eye.corner + u_photo[:, None] * eye.axis + (v - lower + photo_lower)[:, None] * eye.normal
-                mask = np.zeros(xs.shape, np.uint8)  # the target opening, anti-aliased
-                cv2.fillPoly(mask, [np.round((target - lo) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
-                alpha = mask.ravel() / 255.0 * weight * eye.seen(source)  # (P,)
-                if not (alpha > 0).any():
-                    continue
-                coords = torch.as_tensor((source * scale - 1).reshape(1, *xs.shape, 2), dtype=frames.dtype,
-                                         device=frames.device)
+                (x0, y0), source, alpha = found
+                coords = torch.as_tensor(source * scale - 1, dtype=frames.dtype, device=frames.device)[None]
                 drawn = F.grid_sample(src[min(b, len(src) - 1)][None], coords, mode="bilinear",
                                       padding_mode="border", align_corners=True)[0]  # (3, h', w')
-                a = torch.as_tensor(alpha.reshape(1, *xs.shape), dtype=frames.dtype, device=frames.device)
-                region = frames[b, :, lo[1]:hi[1] + 1, lo[0]:hi[0] + 1]
+                a = torch.as_tensor(alpha, dtype=frames.dtype, device=frames.device)[None]  # (1, h', w')
+                region = frames[b, :, y0:y0 + alpha.shape[0], x0:x0 + alpha.shape[1]]
                 region.mul_(1 - a).add_(drawn * a)
 
     def _soften_stretched(self, frames: torch.Tensor, grid: torch.Tensor, disp: torch.Tensor) -> None:
