@@ -126,6 +126,11 @@ def blinks_from_lids(values: np.ndarray, ears: np.ndarray) -> np.ndarray:
     out = values.copy()
     blink = [ARKIT52.index("eyeBlinkLeft"), ARKIT52.index("eyeBlinkRight")]
     out[np.ix_(ok, blink)] = np.clip((closure - CLOSURE_OPEN) / (CLOSURE_SHUT - CLOSURE_OPEN), 0.0, 1.0)
+    # and the closure read as a blink is not drawn again as a squint: the network reads a closing eye's lids as a
+    # squint too, on one side now and then (franck's eyeSquintLeft 0.25-0.46 at a blink), which raised that lower
+    # lid alone
+    squint = [ARKIT52.index("eyeSquintLeft"), ARKIT52.index("eyeSquintRight")]
+    out[np.ix_(ok, squint)] *= 1.0 - out[np.ix_(ok, blink)]
     n = len(ARKIT52)
     out[ok, n:n + len(AU17)] = arkit_to_au(out[ok, :n])
     return out

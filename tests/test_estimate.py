@@ -170,6 +170,8 @@ def test_a_clips_blinks_are_read_from_its_lids() -> None:
     one_sided[30, CHANNELS.index("eyeSquintLeft")] = 0.5
     out = blinks_from_lids(one_sided, ears)
     assert out[30, left] == pytest.approx(out[30, right]) and out[30, left] > 0.5
+    # ... and that squint is not drawn again on top of the blink (it raised one lower lid alone)
+    assert out[30, CHANNELS.index("eyeSquintLeft")] < 0.5 * 0.5
 
 
 def test_a_clips_gaze_is_read_from_its_irises() -> None:

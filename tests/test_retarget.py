@@ -20,6 +20,25 @@ def test_relative_keeps_source_expression_and_adds_driver_change() -> None:
     assert out[1, I["mouthSmileLeft"]] == pytest.approx(0.5)
 
 
+def test_a_blink_closes_a_share_of_what_the_photo_has_open() -> None:
+    # A photo whose open eyes read eyeBlink 0.2 / 0 (a resting face read as part-expression) takes a half blink on
+    # both eyes alike: the driver's closure is composed with the photo's (the opening left is the photo's times the
+    # driver's), not added to it; added, the eye read 0.2 reached 0.7 against the other's 0.5.
+    src = np.zeros(52, np.float32)
+    src[I["eyeBlinkLeft"]] = 0.2
+    drv = np.zeros((3, 52), np.float32)
+    drv[1, [I["eyeBlinkLeft"], I["eyeBlinkRight"]]] = 0.5
+    drv[2, [I["eyeBlinkLeft"], I["eyeBlinkRight"]]] = 1.0
+    out = retarget(drv, np.zeros(52, np.float32), src, RetargetOptions())
+    assert np.allclose(out[0], src)
+    left, right = out[:, I["eyeBlinkLeft"]], out[:, I["eyeBlinkRight"]]
+    assert left[1] == pytest.approx(0.2 + 0.5 * 0.8) and right[1] == pytest.approx(0.5)
+    assert left[2] == pytest.approx(1.0) and right[2] == pytest.approx(1.0)  # a full blink shuts both
+    # a driver that opens its eyes wider than its rest opens the photo's share of closure the same way
+    wide = retarget(-drv[1:2], np.zeros(52, np.float32), src, RetargetOptions())
+    assert wide[0, I["eyeBlinkLeft"]] == pytest.approx(0.1) and wide[0, I["eyeBlinkRight"]] == 0.0
+
+
 def test_absolute_and_strength() -> None:
     src = np.zeros(52, np.float32)
     drv = np.full((1, 52), 0.8, np.float32)
