@@ -8,6 +8,11 @@ run, batched, on any device.
 Conventions: points are (x, y) pixels of the full source photo; `disp` is the forward displacement of each mesh
 vertex (target - source) in pixels. The ROI border carries zero-displacement anchors, so the warp fades to the
 untouched photo at the ROI edge (no seam) and everything outside the ROI is never touched.
+
+Around the eyes a mesh warp alone is wrong in three places, each mended after the smooth map: triangles that close
+or stretch far are mapped exactly (`_exact_eyes`), the skin a raised brow stretches is blurred sideways
+(`_soften_stretched`), and inside the lids the eyeball is drawn as a layer the lids slide over instead of being
+squeezed with them (`Eyeball`, `_slide_lids`).
 """
 
 from __future__ import annotations
