@@ -311,9 +311,8 @@ def test_shut_lids_cover_the_eyeball_with_skin(sample) -> None:
 
 def test_a_lowering_lid_slides_over_the_eyeball(sample) -> None:
     # Half shut, the lids cover the top of the iris and the white under them stays as it was: every pixel well
-    # inside the target lids is the photo's own (the eyeball moves only with the lower lid, a pixel at most in a
-    # blink). The lids' mesh alone squeezed the iris and the white into a flattened eye. On audrey (fixture 2),
-    # whose eyes are large enough to see it.
+    # inside the target lids is the photo's own (the eyeball stays with the eye's corners). The lids' mesh alone
+    # squeezed the iris and the white into a flattened eye. On audrey (fixture 2), whose eyes are large enough.
     import cv2
     from reenact.render.warp import OPENINGS
 
@@ -333,10 +332,8 @@ def test_a_lowering_lid_slides_over_the_eyeball(sample) -> None:
     slid = warper.warp(disp[..., :2], eyeballs=eyeballs[..., :2])[0].permute(1, 2, 0).numpy()
     squeezed = warper.warp(disp[..., :2])[0].permute(1, 2, 0).numpy()
 
-    def off(frame: np.ndarray) -> float:  # from the photo's eyeball moved at most a pixel or two up or down
-        return min(np.abs(frame[ys, xs] - photo[ys + dy, xs]).mean() for dy in (-2, -1, 0, 1, 2))
-
-    assert off(slid) < 0.65 * off(squeezed)  # 5.3 against 9.3 when written
+    off = lambda frame: np.abs(frame[ys, xs] - photo[ys, xs]).mean()  # noqa: E731
+    assert off(slid) < 0.5 and off(squeezed) > 5.0  # 0.00004 and 9.3 when written
 
 
 def test_a_shut_lid_shows_skin_up_to_the_brow(sample) -> None:

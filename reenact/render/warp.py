@@ -182,8 +182,8 @@ class Eyeball:
     lids: tuple[np.ndarray, np.ndarray, np.ndarray]  # (u, upper, lower): lid_lines sampled along the axis
 
     @classmethod
-    def of(cls, points: np.ndarray, opening: np.ndarray, iris: int) -> "Eyeball":
-        """points (N, 2) ROI px; opening: the lid contour's vertex ids (OPENINGS); iris: its centre's id."""
+    def of(cls, points: np.ndarray, opening: np.ndarray, iris: np.ndarray) -> "Eyeball":
+        """points (N, 2) ROI px; opening: the lid contour's vertex ids (OPENINGS); iris: its five ids (IRISES)."""
         poly = points[opening]
         origin = np.floor(poly.min(0)) - 1
         mask = np.zeros((np.ceil(poly.max(0) - origin).astype(int) + 2)[::-1], np.uint8)
@@ -191,9 +191,10 @@ class Eyeball:
         corner, far = points[opening[0]], points[opening[8]]
         length = max(float(np.linalg.norm(far - corner)), 1e-3)
         axis = (far - corner) / length
-        centre = float((points[iris] - corner) @ axis)
-        radius = min(0.25 * length, 0.45 * min(centre, length - centre))
-        span = (centre - radius, centre + radius)
+        along = (points[iris] - corner) @ axis  # (5,) the iris's centre and ring along the eye
+        margin = 0.1 * length  # the white the map keeps between the iris and each corner
+        span = (float(np.clip(along.min(), margin, length - 2 * margin)), float(np.clip(along.max(), 2 * margin,
+                                                                                            length - margin)))
         normal = np.array([-axis[1], axis[0]])
         u = np.linspace(0.0, length, 24)
         upper, lower = lid_lines(poly, corner, axis, normal, u)
@@ -221,9 +222,10 @@ class Eyeball:
 
         The eye's triangles run from the lids to the iris, so a lid coming down squeezes the iris and white under it
         into a flattened eye that still reads open. A real lid slides over the eyeball: inside the target lids this
-        reads the photo's eyeball carried with the eye's corners and its lower lid (a squint's rising lid carries it
-        up, a blink's stays), the upper lid covering its top, the iris moved along the eye by the gaze (the white on
-        either side stretched or squeezed to follow). It fades in as the lids close in (SLIDE_FROM to SLIDE_FULL of
+        reads the photo's eyeball carried with the eye's corners, a blink's upper lid coming down over its top and a
+        squint's lower lid up over its bottom, the iris moved along the eye by the gaze (the white on either side
+        stretched or squeezed to follow). Carried with the lower lid instead, a squint rolled the iris up under the
+        upper lid. It fades in as the lids close in (SLIDE_FROM to SLIDE_FULL of
         the photo's gap); where they open wider (eyeball the photo does not have) it is off, and the mesh's stretch
         stays.
 
@@ -250,7 +252,7 @@ class Eyeball:
         gaze = float(np.clip((shift - rigid) @ self.axis, -self.room, self.room))
         knots = np.array([0.0, self.iris[0], self.iris[1], self.length])
         along = np.interp(u, knots + [0.0, gaze, gaze, 0.0], knots)  # monotonic, corners fixed
-        source = self.corner + along[:, None] * self.axis + (v - lower + photo_lower)[:, None] * self.normal
+        source = self.corner + along[:, None] * self.axis + v[:, None] * self.normal
         inside = np.zeros(xs.shape, np.uint8)  # the target opening, anti-aliased
         cv2.fillPoly(inside, [np.round((target - lo) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
         alpha = inside.ravel() / 255.0 * weight * self.seen(source)  # (P,)
@@ -308,7 +310,7 @@ class MeshWarper:
                 self.brow_bands.append(np.concatenate([lid, canon.group(f"{side}_eyebrow_upper")[::-1]]))
             self.eye_size = float(np.linalg.norm(points[33, :2] - points[263, :2]))  # outer eye corners, px
             origin = np.array([self.roi.x0, self.roi.y0], np.float64)
-            self.eyeballs = [Eyeball.of(points[:, :2] - origin, opening, iris[0])
+            self.eyeballs = [Eyeball.of(points[:, :2] - origin, opening, iris)
                              for opening, iris in zip(OPENINGS, IRISES)]  # what `_occlude_eyeballs` slides over
         roi_img = image[self.roi.y0:self.roi.y1, self.roi.x0:self.roi.x1]
         self.source = torch.from_numpy(roi_img.copy()).to(device).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
