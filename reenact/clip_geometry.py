@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from reenact.estimate import CHANNELS, Estimator, gaze_from_arkit, normalize
-from reenact.face.landmarks import LID_PAIRS
-from reenact.params import ARKIT52, AU17, GAZE, arkit_to_au
+from reenact.face.landmarks import IRISES, LID_PAIRS
+from reenact.params import ARKIT52, AU17, BLINKS, GAZE, arkit_to_au
 from reenact.rig import load_eye_area
 
 # In a clip, eyeBlink is read from the tracked lids, not the network. On the tuning clips (cap12, cap13, WolfgangLanger;
@@ -53,7 +53,6 @@ def eye_aspect_ratios(points: np.ndarray) -> np.ndarray:
 # correlated 0.65-0.95 (horizontal) and 0.46-0.72 (vertical) with MediaPipe's refined irises at a slope of ~1, the
 # network's eyeLook reading 0.07-0.45. The rig's eyeLook shapes at 1 move the iris by these eye widths:
 IRIS_PER_LOOK = (0.205, 0.164)  # (eyeLookIn/Out, eyeLookUp/Down), measured on weights/rig_arkit52
-IRISES = (468, 473)  # the iris centres, in CORNERS' eye order
 
 
 def iris_offsets(points: np.ndarray) -> np.ndarray:
@@ -63,7 +62,7 @@ def iris_offsets(points: np.ndarray) -> np.ndarray:
     if points.shape[1] < 478:
         return np.full((len(points), 2), np.nan, np.float32)
     out = []
-    for iris, (a, b) in zip(IRISES, CORNERS):
+    for iris, (a, b) in zip(IRISES[:, 0], CORNERS):  # the iris centres; CORNERS is in EYE_CONTOUR's eye order
         pa, pb = points[:, a, :2], points[:, b, :2]
         width = np.linalg.norm(pb - pa, axis=-1, keepdims=True)
         axis = (pb - pa) / np.maximum(width, 1e-6)
@@ -124,13 +123,12 @@ def blinks_from_lids(values: np.ndarray, ears: np.ndarray) -> np.ndarray:
         excess = np.maximum(v - np.percentile(v, SQUINT_REST_PERCENTILE, axis=0), 0)  # (T_ok, 2)
         closure = closure - per_unit * excess.mean(1, keepdims=True)
     out = values.copy()
-    blink = [ARKIT52.index("eyeBlinkLeft"), ARKIT52.index("eyeBlinkRight")]
-    out[np.ix_(ok, blink)] = np.clip((closure - CLOSURE_OPEN) / (CLOSURE_SHUT - CLOSURE_OPEN), 0.0, 1.0)
+    out[np.ix_(ok, BLINKS)] = np.clip((closure - CLOSURE_OPEN) / (CLOSURE_SHUT - CLOSURE_OPEN), 0.0, 1.0)
     # and the closure read as a blink is not drawn again as a squint: the network reads a closing eye's lids as a
     # squint too, on one side now and then (franck's eyeSquintLeft 0.25-0.46 at a blink), which raised that lower
     # lid alone
     squint = [ARKIT52.index("eyeSquintLeft"), ARKIT52.index("eyeSquintRight")]
-    out[np.ix_(ok, squint)] *= 1.0 - out[np.ix_(ok, blink)]
+    out[np.ix_(ok, squint)] *= 1.0 - out[np.ix_(ok, BLINKS)]
     n = len(ARKIT52)
     out[ok, n:n + len(AU17)] = arkit_to_au(out[ok, :n])
     return out

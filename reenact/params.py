@@ -43,6 +43,10 @@ ARKIT52: tuple[str, ...] = (
     "noseSneerRight", "tongueOut",
 )
 
+# The two eyeBlink columns of ARKIT52 (left, right): the shapes that close an opening, which relative transfer, the
+# clip's lid reading, the renderer and the estimator's calibration each treat apart from the rest.
+BLINKS: list[int] = [ARKIT52.index("eyeBlinkLeft"), ARKIT52.index("eyeBlinkRight")]
+
 VISEME15: tuple[str, ...] = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "I", "O", "U")
 
 POSE: tuple[str, ...] = ("yaw", "pitch", "roll", "tx", "ty", "scale")  # degrees, degrees, degrees, px, px, ratio

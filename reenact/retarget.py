@@ -19,7 +19,7 @@ import numpy as np
 
 from reenact.errors import InputError
 from reenact.limits import check
-from reenact.params import ARKIT52, AU17, AU_TO_ARKIT, canonical_channel
+from reenact.params import ARKIT52, AU17, AU_TO_ARKIT, BLINKS, canonical_channel
 
 _INDEX = {n: i for i, n in enumerate(ARKIT52)}
 
@@ -153,13 +153,6 @@ def driver_reference(driver: np.ndarray, photo_gap: float, gap_per_unit: np.ndar
     return ref
 
 
-# A blink closes a share of the opening the lids have: relative transfer composes the driver's closure with the
-# photo's (what is left open is the photo's opening times the driver's), instead of adding the two readings. Added,
-# a photo whose open eye reads eyeBlink 0.2 (the estimator reads most resting faces as part-expression) shut that
-# eye at a half blink while the other eye, read 0, closed halfway: a wink (franck's own frame 0, 0.22 / 0).
-_BLINK = [_INDEX["eyeBlinkLeft"], _INDEX["eyeBlinkRight"]]
-
-
 def retarget(driver: np.ndarray, driver_neutral: np.ndarray, source: np.ndarray, opts: RetargetOptions) -> np.ndarray:
     """(T, 52) driver shapes, (52,) driver neutral, (52,) source shapes -> (T, 52) target shapes in [0, 1]."""
     g = opts.gains()
@@ -168,8 +161,12 @@ def retarget(driver: np.ndarray, driver_neutral: np.ndarray, source: np.ndarray,
     else:
         change = g * (driver - driver_neutral)  # (T, 52)
         target = source + change
-        s, c = source[_BLINK], change[:, _BLINK]
-        target[:, _BLINK] = np.where(c >= 0, s + c * (1 - s), s * (1 + c))  # closing: a share of what is open
+        # A blink closes a share of the opening the lids have: the driver's closure is composed with the photo's
+        # (what is left open is the photo's opening times the driver's), not added to it. Added, a photo whose open
+        # eye reads eyeBlink 0.2 (the estimator reads most resting faces as part-expression) shut that eye at a half
+        # blink while the other, read 0, closed halfway: a wink (franck's own frame 0, 0.22 / 0).
+        s, c = source[BLINKS], change[:, BLINKS]
+        target[:, BLINKS] = np.where(c >= 0, s + c * (1 - s), s * (1 + c))
     return np.clip(target, 0.0, 1.0).astype(np.float32)
 
 

@@ -201,7 +201,7 @@ def test_a_full_brow_raise_does_not_pull_the_eyeball_onto_the_lid(sample, index)
     import cv2
 
     from reenact.estimate import Estimator, photo_reading
-    from reenact.face.landmarks import EYE_CONTOUR
+    from reenact.face.landmarks import OPENINGS
 
     analyzer = sample[3]
     image = np.load("tests/fixtures/face/images.npz")[f"image_{index}"]
@@ -216,8 +216,7 @@ def test_a_full_brow_raise_does_not_pull_the_eyeball_onto_the_lid(sample, index)
     h, w = renderer.warper.roi.size
     origin = np.array([renderer.warper.roi.x0, renderer.warper.roi.y0])
     photo_eyes, target_eyes = np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)
-    for contour in EYE_CONTOUR:
-        loop = np.concatenate([contour[:9], contour[9:16][::-1]])
+    for loop in OPENINGS:
         for mask, pts in ((photo_eyes, points[loop, :2]), (target_eyes, points[loop, :2] + disp[0, loop].numpy())):
             cv2.fillPoly(mask, [np.round((pts - origin) * 16).astype(np.int32)], 1, shift=4)
     target_eyes = cv2.dilate(target_eyes, np.ones((5, 5), np.uint8))
@@ -285,10 +284,10 @@ def test_a_raised_brows_stretched_skin_is_softened_not_streaked(sample) -> None:
 def _eye_pixels(renderer, face, frame: np.ndarray) -> np.ndarray:
     """The pixels inside the photo's eye openings (both eyes) of a full frame (H, W, 3)."""
     import cv2
-    from reenact.face.landmarks import EYE_CONTOUR
+    from reenact.face.landmarks import OPENINGS
     mask = np.zeros(frame.shape[:2], np.uint8)
-    for contour in EYE_CONTOUR:
-        poly = face.points[np.concatenate([contour[:9], contour[9:16][::-1]]), :2]
+    for loop in OPENINGS:
+        poly = face.points[loop, :2]
         cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 1)
     return frame[mask > 0].astype(np.float32)
 
@@ -314,7 +313,7 @@ def test_a_lowering_lid_slides_over_the_eyeball(sample) -> None:
     # inside the target lids is the photo's own (the eyeball stays with the eye's corners). The lids' mesh alone
     # squeezed the iris and the white into a flattened eye. On audrey (fixture 2), whose eyes are large enough.
     import cv2
-    from reenact.render.warp import OPENINGS
+    from reenact.face.landmarks import OPENINGS
 
     image = np.load("tests/fixtures/face/images.npz")["image_2"]
     renderer = FaceRenderer(image, sample[3].analyze(image).points, np.zeros(52, np.float32), load_rig())

@@ -62,6 +62,10 @@ LID_PAIRS = (((159, 145), (158, 153), (160, 144)), ((386, 374), (385, 380), (387
 REFINED = 48  # contour points per eye written over the mesh: lids and two halo rings (see MeshModel)
 # Per eye, in EYE_CONTOUR's order, the upper lid from corner to corner (outer corner, upper lid, inner corner).
 UPPER_LIDS = np.stack([np.concatenate([c[:1], c[9:16], c[8:9]]) for c in EYE_CONTOUR])  # (2, 9)
+# Per eye, in EYE_CONTOUR's order, its opening as a closed polygon: the lower lid corner to corner, the upper lid back.
+OPENINGS = np.stack([np.concatenate([c[:9], c[9:16][::-1]]) for c in EYE_CONTOUR])  # (2, 16)
+# Per eye, in EYE_CONTOUR's order, its iris: centre first, then the ring (the iris model's 5 points).
+IRISES = np.stack([np.arange(468, 473), np.arange(473, 478)])  # (2, 5)
 # The inner-lip contour, corner to corner (mouth corner 78 -> other corner 308), upper and lower lip; as one closed
 # loop (corner 78 along the upper lip to 308, back along the lower lip); the outer-lip loop (61 along the upper lip to
 # 291 and back); both loops, inner first: every lip vertex.

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reenact.face.landmarks import (EYE_CONTOUR, LID_PAIRS, LIP_INNER_LOOP, LIP_LOOPS, LOWER_INNER, REFINED, UPPER_INNER,
-                                    UPPER_LIDS)
+from reenact.face.landmarks import (EYE_CONTOUR, LID_PAIRS, LIP_INNER_LOOP, LIP_LOOPS, LOWER_INNER, OPENINGS, REFINED,
+                                    UPPER_INNER, UPPER_LIDS)
 
 COVER_FROM, COVER_FULL = 0.3, 0.1  # eye opening (share of the photo's) where the cover starts and is complete
 LASH_ALPHA = 0.85
@@ -87,13 +87,12 @@ def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[Cover]:
     and the lid's skin up to the brow (`lid_band`) with the skin below the lower lid. An eye whose lids already nearly
     meet in the photo (gap under 1 px) gets none: there is no eyeball to hide."""
     covers = []
-    for contour, upper_lid, pairs in zip(EYE_CONTOUR, UPPER_LIDS, LID_PAIRS):
+    for contour, opening_ids, upper_lid, pairs in zip(EYE_CONTOUR, OPENINGS, UPPER_LIDS, LID_PAIRS):
         upper, lower = np.array([u for u, _ in pairs]), np.array([lo for _, lo in pairs])
         gap = float(np.linalg.norm(points[upper] - points[lower], axis=-1).mean())
         if gap < 1.0:
             continue
-        # EYE_CONTOUR: the lower lid from corner to corner, then the upper lid from the outer corner to the inner
-        opening = points[np.concatenate([contour[:9], contour[9:16][::-1]])]  # (16, 2) polygon
+        opening = points[opening_ids]  # (16, 2) polygon
         width = float(np.linalg.norm(points[contour[0]] - points[contour[8]]))
         grow = max(1.0, GROW * width)
         brow = points[contour[BROW_LOWER]]

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 import numpy as np
 import torch
 
-from reenact.face.landmarks import EYE_CONTOUR, LIP_LOOPS, LOWER_INNER, UPPER_INNER
+from reenact.face.landmarks import EYE_CONTOUR, IRISES, LIP_LOOPS, LOWER_INNER, UPPER_INNER
 from reenact.face.pose import estimate_pose
-from reenact.params import ARKIT52
+from reenact.params import ARKIT52, BLINKS
 from reenact.render.interior import Carrier, DriverMouth, LibraryPicker, blend_fill
 from reenact.render.mouth import MouthPainter
 from reenact.render.warp import MeshWarper
@@ -32,7 +32,7 @@ class Rig(Protocol):
 
 
 # Shapes that close an opening: their weight stops at 1, where the lids meet.
-CLOSING = [ARKIT52.index(n) for n in ("eyeBlinkLeft", "eyeBlinkRight")]
+CLOSING = BLINKS
 # An eyeBlink value is drawn as the share of the photo's opening its lids close, through this piecewise-linear curve
 # (value, closure) instead of the rig's render gain: a laugh's narrowed eyes (a reading of 0.4-0.6) close as far as
 # the driver's did, a shut eye (0.85 and up) shuts. Judged on the tuning clips (tools/eval_fidelity.py, the per-eye
@@ -68,7 +68,7 @@ def euler_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> 
 
 # Iris points and the eyelid pair (upper, lower) of the same eye, MediaPipe order: 468-472 subject's right eye.
 EYES = ((slice(468, 473), 159, 145), (slice(473, 478), 386, 374))
-IRIS_CENTRES = [468, 473]  # in EYES' order (and warp.IRISES')
+IRIS_CENTRES = list(IRISES[:, 0])  # in EYES' order
 
 
 # Per eye: the upper lid's vertices and their lower-lid partners (EYE_CONTOUR pairs upper 9 + j with lower 1 + j),

@@ -27,12 +27,9 @@ import torch.nn.functional as F
 from scipy.spatial import Delaunay
 
 from reenact.face.canonical import load_canonical
-from reenact.face.landmarks import EYE_CONTOUR, UPPER_LIDS
+from reenact.face.landmarks import EYE_CONTOUR, IRISES, OPENINGS, UPPER_LIDS
 from reenact.render.covers import cover_openings, eye_covers, mouth_cover
 
-IRISES = (np.arange(468, 473), np.arange(473, 478))  # the iris points of the EYE_CONTOUR rows' eyes
-# Each eye's opening as a polygon: the lower lid corner to corner, then the upper lid back (EYE_CONTOUR's order).
-OPENINGS = tuple(np.concatenate([c[:9], c[9:16][::-1]]) for c in EYE_CONTOUR)
 
 
 @dataclass(frozen=True)
@@ -300,6 +297,7 @@ class MeshWarper:
         self.nodes = nodes  # (478 + A, 2) photo px
         # Per eye: the mesh triangles up to the brow's upper edge, mapped exactly in `_exact_eyes`; the band from
         # the upper lid (corner to corner) up to the brow's upper edge, softened in `_soften_stretched`.
+        origin = np.array([self.roi.x0, self.roi.y0], np.float64)
         self.eye_tris, self.brow_bands = [], []
         if len(points) >= 478:
             for ring, iris in zip(EYE_CONTOUR, IRISES):  # lids, halos and the brow's edges
@@ -309,12 +307,11 @@ class MeshWarper:
             for lid, side in zip(UPPER_LIDS, ("right", "left")):  # image-left eye first, as EYE_CONTOUR
                 self.brow_bands.append(np.concatenate([lid, canon.group(f"{side}_eyebrow_upper")[::-1]]))
             self.eye_size = float(np.linalg.norm(points[33, :2] - points[263, :2]))  # outer eye corners, px
-            origin = np.array([self.roi.x0, self.roi.y0], np.float64)
+            # Per eye, what `_slide_lids` slides the lids over.
             self.eyeballs = [Eyeball.of(points[:, :2] - origin, opening, iris)
-                             for opening, iris in zip(OPENINGS, IRISES)]  # what `_occlude_eyeballs` slides over
+                             for opening, iris in zip(OPENINGS, IRISES)]
         roi_img = image[self.roi.y0:self.roi.y1, self.roi.x0:self.roi.x1]
         self.source = torch.from_numpy(roi_img.copy()).to(device).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
-        origin = np.array([self.roi.x0, self.roi.y0], np.float64)
         # Shut lids hide the eyeball, closed lips a photo's teeth: lid skin and lip colour over what the warp still
         # reads from the photo's openings.
         self.covers = eye_covers(roi_img, points[:, :2] - origin) if len(points) >= 478 else []

@@ -30,13 +30,12 @@ import torch
 
 from reenact.clip_geometry import eye_aspect_ratios
 from reenact.estimate import EstimatorNet, normalize
-from reenact.params import ARKIT52
+from reenact.params import ARKIT52, BLINKS
 
 SHUT = 0.3  # eye aspect ratio below this share of the clip's median: a shut eye
 BLINK_APEX = 1.0  # what a shut eye should read
 MAX_SCALE = 3.0
 MIN_SPREAD = 0.02  # channels whose reading barely changes on the clips keep scale 1 (nothing to fit them on)
-BLINKS = [ARKIT52.index("eyeBlinkLeft"), ARKIT52.index("eyeBlinkRight")]
 # Channels the least-squares fit may scale: the broad motions (lids, brows, smile, jaw and lip opening). Gaze is
 # read from the irises, which the fit leaves out, and the lip-shaping channels act against each other, so a joint
 # fit trades one for another (mouthShrugLower came out at 2.3): they keep the network's reading.
