@@ -105,7 +105,7 @@ def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[Cover]:
         down = np.zeros((2 * k + 1, 3), np.uint8)
         down[:k + 1] = 1  # anchored at the centre: a pixel is covered when one up to k rows above it is
         mask = cv2.dilate(mask, down)
-        fill = rgba(column_fill(lower_skin(crop, mask > 0, k + 1), mask > 0), mask, grow)
+        fill = rgba(lower_skin(crop, mask > 0, k + 1), mask, grow)
         band = lid_band(crop.shape[:2], points[upper_lid] - [x0, y0], brow - [x0, y0])
         fill[0, 3] = torch.maximum(fill[0, 3], torch.from_numpy(band))
         ring = np.concatenate([contour[:REFINED], contour[BROW_LOWER]])
@@ -131,19 +131,6 @@ def opening_crop(roi_image: np.ndarray, opening: np.ndarray, grow: float, reach:
     mask = np.zeros(crop.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round((opening - [x0, y0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
     return (x0, y0, x1, y1), crop, mask
-
-
-def column_fill(skin: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(h, w, 3) a fill and its (h, w) bool mask -> (h, w, 3): every column the colour its masked pixels have (one
-    per column, lower_skin's), columns without mask the nearest masked column's."""
-    cols = np.flatnonzero(mask.any(0))
-    if not len(cols):
-        return skin
-    rows = np.where(mask, np.arange(mask.shape[0])[:, None], -1).max(0)  # (w,) a masked row per column
-    colour = skin[np.clip(rows, 0, None), np.arange(mask.shape[1])]  # (w, 3)
-    x = np.arange(mask.shape[1])
-    colour = np.stack([np.interp(x, cols, colour[cols, c]) for c in range(3)], -1)
-    return np.broadcast_to(colour[None], skin.shape).copy()
 
 
 def lid_band(size: tuple[int, int], lid: np.ndarray, brow: np.ndarray) -> np.ndarray:
@@ -221,11 +208,17 @@ def lash_colour(image: np.ndarray, points: np.ndarray, contour: np.ndarray) -> t
 
 
 def lower_skin(crop: np.ndarray, mask: np.ndarray, gap: int) -> np.ndarray:
-    """(h, w, 3) float: every column of the mask filled with the skin just below it (the lower lid, which a shut
-    eye's lashes rest on), smoothed along the lid; columns without mask keep the crop."""
+    """(h, w, 3) float: every column the skin just below the mask there (the lower lid, which a shut eye's lashes rest
+    on), smoothed along the lid; a column without mask takes its nearest masked columns' (the lid band reaches past
+    the opening's corners)."""
     rows = np.arange(mask.shape[0])[:, None]
-    bottom = np.where(mask.any(0), (mask * rows).max(0), -1)  # (w,) last masked row per column
-    return np.where(mask[..., None], row_colour(crop, bottom + gap)[None], crop)
+    masked = mask.any(0)
+    bottom = np.where(masked, (mask * rows).max(0), -1)  # (w,) last masked row per column
+    colour = row_colour(crop, bottom + gap)  # (w, 3)
+    cols, x = np.flatnonzero(masked), np.arange(mask.shape[1])
+    if len(cols):
+        colour = np.stack([np.interp(x, cols, colour[cols, c]) for c in range(3)], -1)
+    return np.broadcast_to(colour[None], crop.shape).copy()
 
 
 def row_colour(crop: np.ndarray, rows: np.ndarray) -> np.ndarray:
