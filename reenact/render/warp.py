@@ -213,6 +213,14 @@ class Eyeball:
         at, upper, lower = self.lids
         return np.interp(u, at, upper), np.interp(u, at, lower)
 
+    def closing(self, target: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """How far the lids of a target opening (16, 2), in the photo's frame, close in on the photo's gap at
+        distances u along the eye (0: as open, 1: shut; none where the photo's gap is under a pixel, at the corners)."""
+        upper, lower = lid_lines(target, self.corner, self.axis, self.normal, u)
+        photo_upper, photo_lower = self.lid(u)
+        gap = photo_lower - photo_upper
+        return np.where(gap > 1.0, 1.0 - (lower - upper) / np.maximum(gap, 1.0), 0.0)
+
     def under(self, target: np.ndarray, shift: np.ndarray, size: tuple[int, int]
               ) -> tuple[tuple[int, int], np.ndarray, np.ndarray] | None:
         """Where a target eye reads the photo's eyeball under lids that slide over it.
@@ -236,14 +244,12 @@ class Eyeball:
             return None
         far = self.corner + self.length * self.axis
         rigid = (target[0] - self.corner + target[8] - far) / 2  # the eye's corners' motion
+        if self.closing(target - rigid, self.lids[0]).max() < SLIDE_FROM / 2:
+            return None  # most frames: the lids nowhere close in (checked along the eye before any pixel is)
         ys, xs = np.mgrid[lo[1]:hi[1] + 1, lo[0]:hi[0] + 1]
         q = np.stack([xs.ravel(), ys.ravel()], 1) - rigid  # (P, 2) in the photo's frame
         u, v = (q - self.corner) @ self.axis, (q - self.corner) @ self.normal
-        upper, lower = lid_lines(target - rigid, self.corner, self.axis, self.normal, u)
-        photo_upper, photo_lower = self.lid(u)
-        gap = photo_lower - photo_upper
-        closing = np.where(gap > 1.0, 1.0 - (lower - upper) / np.maximum(gap, 1.0), 0.0)  # none at the corners
-        weight = np.clip((closing - SLIDE_FROM) / (SLIDE_FULL - SLIDE_FROM), 0.0, 1.0)
+        weight = np.clip((self.closing(target - rigid, u) - SLIDE_FROM) / (SLIDE_FULL - SLIDE_FROM), 0.0, 1.0)
         if not (weight > 0).any():
             return None
         gaze = float(np.clip((shift - rigid) @ self.axis, -self.room, self.room))
