@@ -9,10 +9,11 @@ Conventions: points are (x, y) pixels of the full source photo; `disp` is the fo
 vertex (target - source) in pixels. The ROI border carries zero-displacement anchors, so the warp fades to the
 untouched photo at the ROI edge (no seam) and everything outside the ROI is never touched.
 
-Around the eyes a mesh warp alone is wrong in three places, each mended after the smooth map: triangles that close
-or stretch far are mapped exactly (`_exact_eyes`), the skin a raised brow stretches is blurred sideways
-(`_soften_stretched`), and inside the lids the eyeball is drawn as a layer the lids slide over instead of being
-squeezed with them (`Eyeball`, `_slide_lids`).
+Around the eyes a mesh warp alone is wrong in four places, each mended after the smooth map: triangles that close
+or stretch far are mapped exactly (`_exact_eyes`); a lowered upper lid unfolds out of its crease instead of stretching
+its lashes into a dark band (`Eyeball.unfold`, `_unfold_lids`); inside the lids the eyeball is drawn as a layer the
+lids slide over, in their shadow, instead of being squeezed with them (`Eyeball.under`, `_slide_lids`); and the skin a
+raised brow stretches is blurred sideways (`_soften_stretched`).
 """
 
 from __future__ import annotations
@@ -150,18 +151,53 @@ def _area(corners: np.ndarray) -> np.ndarray:
 
 # Lids closed in by SLIDE_FULL of the photo's gap slide over the eyeball fully, from SLIDE_FROM (blended between).
 SLIDE_FROM, SLIDE_FULL = 0.02, 0.25
+# A lowered upper lid unfolds out of its crease (`Eyeball.unfold`): fully once it has come down UNFOLD_FULL of the
+# photo's opening; its lash band is then drawn FORESHORTEN of its height (the lashes turn toward the viewer), and the
+# band's share of the lid (lash line to crease) is read from the photo, clipped to LASH_SHARE.
+UNFOLD_FULL, FORESHORTEN, LASH_SHARE = 0.3, 0.4, (0.2, 0.8)
+# A lid closing in shades the eyeball under it: by LID_SHADOW times its closure, falling off as exp(-d / SHADOW_FALL)
+# with the distance d under the lid, in the photo's gaps.
+LID_SHADOW, SHADOW_FALL = 0.7, 0.25
+# Per eye, in EYE_CONTOUR's order, the halo ring above the upper lid, corner to corner (the lid's crease).
+UPPER_RINGS = np.stack([np.concatenate([c[16:17], c[25:32], c[24:25]]) for c in EYE_CONTOUR])  # (2, 9)
+
+
+def lash_share(image: np.ndarray, corner: np.ndarray, axis: np.ndarray, normal: np.ndarray, u: np.ndarray,
+               lid: np.ndarray, ring: np.ndarray) -> float:
+    """The share of an upper lid's height (lash line to crease) its lashes take: per column along the middle of the
+    eye, the height where the lid's luminance, from the lash line up, first rises past halfway between its darkest
+    and lightest; their median, clipped to LASH_SHARE. image (H, W, 3) ROI; lid, ring (len(u),) offsets along
+    `normal` (down) at distances u along `axis` from `corner`."""
+    luma = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    t = np.linspace(0.0, 1.0, 16)
+    shares = []
+    for k in range(len(u) // 5, len(u) - len(u) // 5):
+        height = lid[k] - ring[k]
+        if height < 2.0:
+            continue
+        pts = corner + u[k] * axis + (lid[k] - t[:, None] * height) * normal  # (16, 2) lash line up to the crease
+        profile = cv2.remap(luma, pts[:, 0].astype(np.float32)[None], pts[:, 1].astype(np.float32)[None],
+                            cv2.INTER_LINEAR)[0]
+        half = (profile.min() + profile.max()) / 2
+        above = np.flatnonzero((profile > half) & (t > 0))
+        shares.append(t[above[0]] if len(above) else 1.0)
+    return float(np.clip(np.median(shares), *LASH_SHARE)) if shares else 0.5
 
 
 def lid_lines(opening: np.ndarray, corner: np.ndarray, axis: np.ndarray, normal: np.ndarray, u: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
     """(16, 2) an eye's opening polygon (OPENINGS' order: lower lid corner to corner, upper lid back) -> the upper and
     lower lids' offsets (px) along `normal` at distances u (px) along `axis` from `corner`."""
-    def across(lid: np.ndarray) -> np.ndarray:
-        along, off = (lid - corner) @ axis, (lid - corner) @ normal
-        order = np.argsort(along)
-        return np.interp(u, along[order], off[order])
+    upper = np.concatenate([opening[:1], opening[9:][::-1], opening[8:9]])
+    return line_across(upper, corner, axis, normal, u), line_across(opening[:9], corner, axis, normal, u)
 
-    return across(np.concatenate([opening[:1], opening[9:][::-1], opening[8:9]])), across(opening[:9])
+
+def line_across(line: np.ndarray, corner: np.ndarray, axis: np.ndarray, normal: np.ndarray, u: np.ndarray
+                ) -> np.ndarray:
+    """(K, 2) points of a line along an eye -> their offsets (px) along `normal` at distances u along `axis`."""
+    along, off = (line - corner) @ axis, (line - corner) @ normal
+    order = np.argsort(along)
+    return np.interp(u, along[order], off[order])
 
 
 @dataclass
@@ -177,10 +213,14 @@ class Eyeball:
     iris: tuple[float, float]  # the iris's span along the axis, px from the corner
     room: float  # the most the iris may move along the axis (keeps the map monotonic)
     lids: tuple[np.ndarray, np.ndarray, np.ndarray]  # (u, upper, lower): lid_lines sampled along the axis
+    ring: np.ndarray  # (len(u),) the upper lid's crease (halo ring) offsets along the axis
+    lash: float  # the lash band's share of the upper lid's height
 
     @classmethod
-    def of(cls, points: np.ndarray, opening: np.ndarray, iris: np.ndarray) -> "Eyeball":
-        """points (N, 2) ROI px; opening: the lid contour's vertex ids (OPENINGS); iris: its five ids (IRISES)."""
+    def of(cls, points: np.ndarray, opening: np.ndarray, iris: np.ndarray, ring: np.ndarray, image: np.ndarray
+           ) -> "Eyeball":
+        """points (N, 2) ROI px; opening: the lid contour's vertex ids (OPENINGS); iris: its five ids (IRISES);
+        ring: the upper halo ring's ids (UPPER_RINGS); image: the ROI (H, W, 3), for the lash band's share."""
         poly = points[opening]
         origin = np.floor(poly.min(0)) - 1
         mask = np.zeros((np.ceil(poly.max(0) - origin).astype(int) + 2)[::-1], np.uint8)
@@ -197,8 +237,10 @@ class Eyeball:
         upper, lower = lid_lines(poly, corner, axis, normal, u)
         if (lower - upper).sum() < 0:  # the normal points from the upper lid to the lower one
             normal, upper, lower = -normal, -upper, -lower
+        crease = line_across(points[ring], corner, axis, normal, u)
+        lash = lash_share(image, corner, axis, normal, u, upper, crease)
         return cls(origin, mask, corner, axis, normal, length, span,
-                   0.8 * max(min(span[0], length - span[1]), 0.0), (u, upper, lower))
+                   0.8 * max(min(span[0], length - span[1]), 0.0), (u, upper, lower), crease, lash)
 
     def seen(self, points: np.ndarray) -> np.ndarray:
         """(P,) 1 where photo ROI points (P, 2) are inside the photo's opening (its mask, nearest pixel), else 0."""
@@ -217,13 +259,16 @@ class Eyeball:
         """How far the lids of a target opening (16, 2), in the photo's frame, close in on the photo's gap at
         distances u along the eye (0: as open, 1: shut; none where the photo's gap is under a pixel, at the corners)."""
         upper, lower = lid_lines(target, self.corner, self.axis, self.normal, u)
+        return self._closing(upper, lower, u)
+
+    def _closing(self, upper: np.ndarray, lower: np.ndarray, u: np.ndarray) -> np.ndarray:
         photo_upper, photo_lower = self.lid(u)
         gap = photo_lower - photo_upper
         return np.where(gap > 1.0, 1.0 - (lower - upper) / np.maximum(gap, 1.0), 0.0)
 
     def under(self, target: np.ndarray, shift: np.ndarray, size: tuple[int, int]
-              ) -> tuple[tuple[int, int], np.ndarray, np.ndarray] | None:
-        """Where a target eye reads the photo's eyeball under lids that slide over it.
+              ) -> tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray] | None:
+        """Where a target eye reads the photo's eyeball under lids that slide over it, and how the lid shades it.
 
         The eye's triangles run from the lids to the iris, so a lid coming down squeezes the iris and white under it
         into a flattened eye that still reads open. A real lid slides over the eyeball: inside the target lids this
@@ -234,9 +279,13 @@ class Eyeball:
         the photo's gap); where they open wider (eyeball the photo does not have) it is off, and the mesh's stretch
         stays.
 
+        A lid closing in also shades the eyeball just under it (LID_SHADOW, SHADOW_FALL): with the photo's bright
+        white and iris highlight under a lowered lid, a half-shut eye read about three quarters open to a viewer and
+        to a face tracker.
+
         target: (16, 2) the target opening (OPENINGS' order), ROI px; shift: (2,) the eyeball's own motion; size: the
-        ROI's (h, w). Returns the box's top-left (x0, y0), (h', w', 2) photo ROI px to read and (h', w') coverage;
-        None where nothing of the eyeball is drawn."""
+        ROI's (h, w). Returns the box's top-left (x0, y0), (h', w', 2) photo ROI px to read, (h', w') coverage and
+        (h', w') brightness (the lid's shadow); None where nothing of the eyeball is drawn."""
         h, w = size
         lo = (np.floor(target.min(0)) - 1).astype(int).clip(0, [w - 1, h - 1])
         hi = (np.ceil(target.max(0)) + 1).astype(int).clip(0, [w - 1, h - 1])
@@ -249,7 +298,9 @@ class Eyeball:
         ys, xs = np.mgrid[lo[1]:hi[1] + 1, lo[0]:hi[0] + 1]
         q = np.stack([xs.ravel(), ys.ravel()], 1) - rigid  # (P, 2) in the photo's frame
         u, v = (q - self.corner) @ self.axis, (q - self.corner) @ self.normal
-        weight = np.clip((self.closing(target - rigid, u) - SLIDE_FROM) / (SLIDE_FULL - SLIDE_FROM), 0.0, 1.0)
+        upper, lower = lid_lines(target - rigid, self.corner, self.axis, self.normal, u)  # (P,) each
+        closing = self._closing(upper, lower, u)  # (P,)
+        weight = np.clip((closing - SLIDE_FROM) / (SLIDE_FULL - SLIDE_FROM), 0.0, 1.0)
         if not (weight > 0).any():
             return None
         gaze = float(np.clip((shift - rigid) @ self.axis, -self.room, self.room))
@@ -259,6 +310,59 @@ class Eyeball:
         inside = np.zeros(xs.shape, np.uint8)  # the target opening, anti-aliased
         cv2.fillPoly(inside, [np.round((target - lo) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
         alpha = inside.ravel() / 255.0 * weight * self.seen(source)  # (P,)
+        if not (alpha > 0).any():
+            return None
+        photo_upper, photo_lower = self.lid(u)
+        below = np.maximum(v - upper, 0.0) / np.maximum(photo_lower - photo_upper, 1.0)  # (P,) in the photo's gaps
+        shade = 1.0 - LID_SHADOW * np.clip(closing, 0.0, 1.0) * np.exp(-below / SHADOW_FALL)
+        return ((int(lo[0]), int(lo[1])), source.reshape(*xs.shape, 2), alpha.reshape(xs.shape),
+                shade.reshape(xs.shape))
+
+    def unfold(self, lid: np.ndarray, ring: np.ndarray, size: tuple[int, int]
+               ) -> tuple[tuple[int, int], np.ndarray, np.ndarray] | None:
+        """Where a lowered upper lid reads the photo: its lash band foreshortened, the skin above it stretched.
+
+        The mesh stretches everything between the lash line and the crease alike, so a lowered lid drew the photo's
+        lashes (and liner, and the crease's shadow) as a tall dark band over the eye, which reads as eye. A real lid
+        unfolds out of its crease: its lashes stay a thin line at the margin and skin shows above them. Per column
+        along the eye, between the target lid and the target crease, the photo's lash band (`lash` of the lid's
+        height) is drawn down to FORESHORTEN of its height and the skin above it takes the rest of the lid's
+        height, as far as the lid has come down (fully at UNFOLD_FULL of the photo's opening). A brow raise, which
+        stretches the same skin with the lid where it was, is left to the mesh.
+
+        lid, ring: (9, 2) the target upper lid and the crease above it, corner to corner, ROI px; size: the ROI's
+        (h, w). Returns the box's top-left (x0, y0), (h', w', 2) photo ROI px to read and (h', w') coverage; None
+        where the lid is nowhere lowered."""
+        h, w = size
+        far = self.corner + self.length * self.axis
+        rigid = (lid[0] - self.corner + lid[-1] - far) / 2  # the eye's corners' motion
+        at, photo_lid, photo_lower = self.lids
+        lowered = line_across(lid - rigid, self.corner, self.axis, self.normal, at) - photo_lid  # (24,) px down
+        if (lowered / (UNFOLD_FULL * np.maximum(photo_lower - photo_lid, 1.0))).max() < 0.02:
+            return None  # most frames: no lid lowered (checked along the eye before any pixel is)
+        both = np.concatenate([lid, ring])
+        lo = (np.floor(both.min(0)) - 1).astype(int).clip(0, [w - 1, h - 1])
+        hi = (np.ceil(both.max(0)) + 1).astype(int).clip(0, [w - 1, h - 1])
+        if (hi - lo < 3).any():
+            return None
+        ys, xs = np.mgrid[lo[1]:hi[1] + 1, lo[0]:hi[0] + 1]
+        q = np.stack([xs.ravel(), ys.ravel()], 1) - rigid  # (P, 2) in the photo's frame
+        u, v = (q - self.corner) @ self.axis, (q - self.corner) @ self.normal
+        target_lid = line_across(lid - rigid, self.corner, self.axis, self.normal, u)  # (P,) offsets along normal
+        target_ring = line_across(ring - rigid, self.corner, self.axis, self.normal, u)
+        p_lid, p_lower = self.lid(u)
+        photo = np.maximum(p_lid - np.interp(u, at, self.ring), 1e-3)  # (P,) the photo's lid height, px
+        height = target_lid - target_ring  # (P,) and the target's
+        weight = np.clip((target_lid - p_lid) / (UNFOLD_FULL * np.maximum(p_lower - p_lid, 1.0)), 0.0, 1.0)
+        lash = self.lash * photo  # (P,) the photo's lash band, px
+        drawn = lash * (1.0 - (1.0 - FORESHORTEN) * weight)  # (P,) and its height as drawn
+        up = target_lid - v  # (P,) height above the target lid
+        skin = lash + (up - drawn) * (photo - lash) / np.maximum(height - drawn, 1e-3)
+        read = np.where(up <= drawn, up * lash / np.maximum(drawn, 1e-3), skin)  # (P,) height above the photo's lid
+        source = self.corner + u[:, None] * self.axis + (p_lid - read)[:, None] * self.normal
+        inside = (up >= -0.5) & (up <= height + 0.5) & (height > drawn + 0.5) & (u > 0) & (u < self.length)
+        taper = np.clip(np.sin(np.pi * np.clip(u / self.length, 0.0, 1.0)) / np.sin(np.pi * 0.15), 0.0, 1.0)
+        alpha = inside * weight * taper  # (P,)
         if not (alpha > 0).any():
             return None
         return (int(lo[0]), int(lo[1])), source.reshape(*xs.shape, 2), alpha.reshape(xs.shape)
@@ -314,8 +418,9 @@ class MeshWarper:
                 self.brow_bands.append(np.concatenate([lid, canon.group(f"{side}_eyebrow_upper")[::-1]]))
             self.eye_size = float(np.linalg.norm(points[33, :2] - points[263, :2]))  # outer eye corners, px
             # Per eye, what `_slide_lids` slides the lids over.
-            self.eyeballs = [Eyeball.of(points[:, :2] - origin, opening, iris)
-                             for opening, iris in zip(OPENINGS, IRISES)]
+            roi_rgb = image[self.roi.y0:self.roi.y1, self.roi.x0:self.roi.x1]
+            self.eyeballs = [Eyeball.of(points[:, :2] - origin, opening, iris, ring, roi_rgb)
+                             for opening, iris, ring in zip(OPENINGS, IRISES, UPPER_RINGS)]
         roi_img = image[self.roi.y0:self.roi.y1, self.roi.x0:self.roi.x1]
         self.source = torch.from_numpy(roi_img.copy()).to(device).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
         # Shut lids hide the eyeball, closed lips a photo's teeth: lid skin and lip colour over what the warp still
@@ -448,6 +553,26 @@ class MeshWarper:
                 found = eye.under(moved[b, opening].astype(np.float64), shifts[b, e], (h, w))
                 if found is None:
                     continue
+                (x0, y0), source, alpha, shade = found
+                coords = torch.as_tensor(source * scale - 1, dtype=frames.dtype, device=frames.device)[None]
+                drawn = F.grid_sample(src[min(b, len(src) - 1)][None], coords, mode="bilinear",
+                                      padding_mode="border", align_corners=True)[0]  # (3, h', w')
+                drawn *= torch.as_tensor(shade, dtype=frames.dtype, device=frames.device)[None]
+                a = torch.as_tensor(alpha, dtype=frames.dtype, device=frames.device)[None]  # (1, h', w')
+                region = frames[b, :, y0:y0 + alpha.shape[0], x0:x0 + alpha.shape[1]]
+                region.mul_(1 - a).add_(drawn * a)
+
+    def _unfold_lids(self, frames: torch.Tensor, src: torch.Tensor, disp: torch.Tensor) -> None:
+        """Draw each lowered upper lid unfolding out of its crease (`Eyeball.unfold`) in warped ROI frames
+        (B, 3, H, W), in place. src: (1 or B, 3, H, W) what the frames were sampled from; disp (B, N, 2) ROI px."""
+        (h, w) = self.roi.size
+        moved = (self.points_roi[None] + disp[:, : self.n_mesh].to(self.points_roi)).cpu().numpy()  # (B, N, 2)
+        scale = np.array([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
+        for lid, ring, eye in zip(UPPER_LIDS, UPPER_RINGS, self.eyeballs):
+            for b in range(len(moved)):
+                found = eye.unfold(moved[b, lid].astype(np.float64), moved[b, ring].astype(np.float64), (h, w))
+                if found is None:
+                    continue
                 (x0, y0), source, alpha = found
                 coords = torch.as_tensor(source * scale - 1, dtype=frames.dtype, device=frames.device)[None]
                 drawn = F.grid_sample(src[min(b, len(src) - 1)][None], coords, mode="bilinear",
@@ -517,6 +642,8 @@ class MeshWarper:
         else:  # one full-size product (broadcast over the batch); offset and clamp in place
             src = (gain.to(self.source) * self.source_offset).sub_(LOG_OFFSET).clamp_(0, 255)
         frames = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        if self.eye_tris:
+            self._unfold_lids(frames, src, disp)
         if self.eye_tris and eyeballs is not None:
             self._slide_lids(frames, src, disp, eyeballs)
         if self.brow_bands:
