@@ -490,6 +490,16 @@ def test_lash_line_is_a_smooth_arc_through_the_lid() -> None:
     assert abs(np.interp(20, arc[:, 0], arc[:, 1]) - 10) < 1.0
 
 
+def test_a_shut_eyes_lash_line_thins_into_its_corners() -> None:
+    # Drawn even, the lash line read as a marker stroke across a shut eye; it is a lens, full height in the middle.
+    from reenact.render.covers import lens
+    arc = np.stack([np.linspace(0, 40, 25), np.full(25, 10.0)], 1)
+    outline = lens(arc, 4.0, 0.8)
+    height = outline[:25, 1] - outline[25:][::-1, 1]  # (25,) across the line at each point (image y up = minus)
+    assert np.allclose(np.abs(height[12]), 4.0) and np.abs(height[[0, -1]]).max() < 1.0
+    assert np.allclose(np.abs(lens(arc, 4.0, 0.0)[:25, 1] - lens(arc, 4.0, 0.0)[25:][::-1, 1]), 4.0)  # even
+
+
 def test_a_squint_on_a_shut_eye_does_not_cross_the_lids(sample) -> None:
     """Blink plus squint and cheek raise carries the lower lid past the upper one; the lids meet and stop there."""
     from reenact.render.renderer import LID_ROWS

@@ -37,6 +37,8 @@ LASH_ALPHA = 0.85
 BAND_TAPER = 0.2  # the lid band fades out over this share of the eye's width at each corner
 BROW_LOWER = slice(48, 54)  # EYE_CONTOUR: the brow's lower edge, outer to inner
 LASH = 0.035  # the drawn lash line's thickness, in eye widths
+LASH_TAPER = 0.8  # and how far it thins into the eye's corners (`lens`)
+SUPERSAMPLE = 4  # a drawn line's mask is drawn this much finer, then averaged down
 LASH_PERCENTILE = 5  # its colour: this darkest share of the lash band (the darkest fifth left takeo's line grey)
 GROW = 0.08  # the opening's margin, in eye widths (the band of eyeball a tracker's lid points leave outside)
 # The mouth's cover: from half the photo's opening to 0.15 of it (a word's lips pass through half-open all the time;
@@ -63,6 +65,7 @@ class Cover:
     thickness: float  # px, of the lash line drawn where the lids meet
     start: float = COVER_FROM  # the opening (share of the photo's) where the cover starts ...
     full: float = COVER_FULL  # ... and where it is complete
+    taper: float = 0.0  # how far the line narrows into its ends (`lens`)
 
     def weight(self, points: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
         """(B,) how far the cover is drawn: 0 for an opening at least `start` of the photo's, 1 at `full`."""
@@ -110,7 +113,7 @@ def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[Cover]:
         fill[0, 3] = torch.maximum(fill[0, 3], torch.from_numpy(band))
         ring = np.concatenate([contour[:REFINED], contour[BROW_LOWER]])
         covers.append(Cover((x0, y0, x1, y1), fill, upper, lower, gap, ring, upper_lid,
-                            lash_colour(roi_image, points, contour), max(1.0, LASH * width)))
+                            lash_colour(roi_image, points, contour), max(1.0, LASH * width), taper=LASH_TAPER))
     return covers
 
 
@@ -266,16 +269,30 @@ def smooth_arc(points: np.ndarray, samples: int = 24) -> np.ndarray:
     return a + uu[:, None] * axis + np.polyval(coef, uu)[:, None] * normal
 
 
+def lens(arc: np.ndarray, thickness: float, taper: float) -> np.ndarray:
+    """(S, 2) a line's points -> the (2S, 2) outline of a stroke `thickness` px thick along it, its ends narrowed
+    by `taper` (0: even; 1: pointed, as a shut eye's lash line thins into its corners)."""
+    s = np.linspace(0.0, 1.0, len(arc))
+    half = 0.5 * thickness * ((1 - taper) + taper * np.sqrt(np.sin(np.pi * s)))  # (S,)
+    along = np.gradient(arc, axis=0)
+    normal = np.stack([-along[:, 1], along[:, 0]], 1) / np.maximum(np.linalg.norm(along, axis=1, keepdims=True), 1e-6)
+    return np.concatenate([arc + half[:, None] * normal, (arc - half[:, None] * normal)[::-1]])
+
+
 def draw_lash_line(region: torch.Tensor, cover: Cover, points: torch.Tensor, disp: torch.Tensor,
                    weight: torch.Tensor, origin: tuple[int, int]) -> None:
     """A thin anti-aliased line of the photo's lash colour along the target upper lid, as the lids meet: the
-    crease a shut eye shows (the photo's own lash band, squeezed with the lid, is thick or gone)."""
+    crease a shut eye shows (the photo's own lash band, squeezed with the lid, is thick or gone). An eye's thins
+    into its corners (`Cover.taper`): drawn even, it read as a marker stroke across a shut eye."""
     ids = torch.as_tensor(np.atleast_2d(cover.lid_line))  # (R, K)
     lid = (points[ids][None] + disp[:, ids]).mean(1).cpu().numpy() - origin  # (B, K, 2) region px
     colour = region.new_tensor(cover.lash)[:, None, None]  # (3, 1, 1)
-    thick = max(1, int(round(cover.thickness)))
+    thick = max(1.0, cover.thickness)
     for b in np.flatnonzero(weight.cpu().numpy() > 0):
-        mask = np.zeros(region.shape[-2:], np.uint8)  # 8-bit: OpenCV anti-aliases lines only there
-        cv2.polylines(mask, [np.round(smooth_arc(lid[b]) * 16).astype(np.int32)], False, 255, thick, cv2.LINE_AA, 4)
+        h, w = region.shape[-2:]
+        fine = np.zeros((h * SUPERSAMPLE, w * SUPERSAMPLE), np.uint8)  # a thin stroke, drawn finer and averaged down
+        outline = (lens(smooth_arc(lid[b], 48), thick, cover.taper) + 0.5) * SUPERSAMPLE - 0.5
+        cv2.fillPoly(fine, [np.round(outline * 16).astype(np.int32)], 255, cv2.LINE_8, 4)
+        mask = cv2.resize(fine, (w, h), interpolation=cv2.INTER_AREA)
         alpha = torch.from_numpy(mask).to(region) * (float(weight[b]) * LASH_ALPHA / 255)  # (h', w')
         region[b].mul_(1 - alpha).add_(colour * alpha)
