@@ -10,8 +10,8 @@ vertex (target - source) in pixels. The ROI border carries zero-displacement anc
 untouched photo at the ROI edge (no seam) and everything outside the ROI is never touched.
 
 Around the eyes a mesh warp alone is wrong in four places, each mended after the smooth map: triangles that close
-or stretch far are mapped exactly (`_exact_eyes`); a lowered upper lid unfolds out of its crease instead of stretching
-its lashes into a dark band (`Eyeball.unfold`, `_unfold_lids`); inside the lids the eyeball is drawn as a layer the
+or stretch far are mapped exactly (`_exact_eyes`); a lowered upper lid unfolds instead of carrying
+its lash band over the eye (`Eyeball.unfold`, `_unfold_lids`); inside the lids the eyeball is drawn as a layer the
 lids slide over, in their shadow, instead of being squeezed with them (`Eyeball.under`, `_slide_lids`); and the skin a
 raised brow stretches is blurred sideways (`_soften_stretched`).
 """
@@ -151,7 +151,7 @@ def _area(corners: np.ndarray) -> np.ndarray:
 
 # Lids closed in by SLIDE_FULL of the photo's gap slide over the eyeball fully, from SLIDE_FROM (blended between).
 SLIDE_FROM, SLIDE_FULL = 0.02, 0.25
-# A lowered upper lid unfolds out of its crease (`Eyeball.unfold`): fully once it has come down UNFOLD_FULL of the
+# A lowered upper lid unfolds (`Eyeball.unfold`): fully once it has come down UNFOLD_FULL of the
 # photo's opening; its lash band is then drawn FORESHORTEN of its height (the lashes turn toward the viewer), and the
 # band's share of the lid (lash line to crease) is read from the photo, clipped to LASH_SHARE.
 UNFOLD_FULL, FORESHORTEN, LASH_SHARE = 0.3, 0.4, (0.2, 0.8)
@@ -322,9 +322,10 @@ class Eyeball:
                ) -> tuple[tuple[int, int], np.ndarray, np.ndarray] | None:
         """Where a lowered upper lid reads the photo: its lash band foreshortened, the skin above it stretched.
 
-        The mesh stretches everything between the lash line and the crease alike, so a lowered lid drew the photo's
-        lashes (and liner, and the crease's shadow) as a tall dark band over the eye, which reads as eye. A real lid
-        unfolds out of its crease: its lashes stay a thin line at the margin and skin shows above them. Per column
+        The rig carries the band from the lash line up to the crease (the halo ring above the lid) down with the lid
+        at its photo height, so a half-shut eye had the photo's lashes, liner and lid shadow above it as a dark band
+        as tall as its slit (audrey: 11 px over a 10 px slit), which reads as eye. A real lid unfolds as it comes
+        down: its lashes turn toward the viewer, a thin line at the margin, and lid skin shows above them. Per column
         along the eye, between the target lid and the target crease, the photo's lash band (`lash` of the lid's
         height) is drawn down to FORESHORTEN of its height and the skin above it takes the rest of the lid's
         height, as far as the lid has come down (fully at UNFOLD_FULL of the photo's opening). A brow raise, which
