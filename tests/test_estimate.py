@@ -150,7 +150,7 @@ def test_a_clips_blinks_are_read_from_its_lids() -> None:
     values[:, 52:52 + len(AU17)] = arkit_to_au(values[:, :52])
     ears = np.full((t, 2), 0.3, np.float32)
     ears[30] = 0.03  # ... and misses the one at frame 30
-    ears[20, 0] = 0.3 * (1 - 0.45)  # the left eye half closed: closure 0.45, halfway from open (0.2) to shut (0.7)
+    ears[20, 0] = 0.3 * (1 - 0.375)  # the left eye half closed: closure 0.375, halfway from open (0.05) to shut (0.7)
     out = blinks_from_lids(values, ears)
     assert np.allclose(out[10, [left, right]], 0.0)
     assert np.allclose(out[30, [left, right]], 1.0)
