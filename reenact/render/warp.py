@@ -409,6 +409,7 @@ class MeshWarper:
         # Per eye: the mesh triangles up to the brow's upper edge, mapped exactly in `_exact_eyes`; the band from
         # the upper lid (corner to corner) up to the brow's upper edge, softened in `_soften_stretched`.
         origin = np.array([self.roi.x0, self.roi.y0], np.float64)
+        roi_img = image[self.roi.y0:self.roi.y1, self.roi.x0:self.roi.x1]
         self.eye_tris, self.brow_bands = [], []
         if len(points) >= 478:
             for ring, iris in zip(EYE_CONTOUR, IRISES):  # lids, halos and the brow's edges
@@ -418,11 +419,9 @@ class MeshWarper:
             for lid, side in zip(UPPER_LIDS, ("right", "left")):  # image-left eye first, as EYE_CONTOUR
                 self.brow_bands.append(np.concatenate([lid, canon.group(f"{side}_eyebrow_upper")[::-1]]))
             self.eye_size = float(np.linalg.norm(points[33, :2] - points[263, :2]))  # outer eye corners, px
-            # Per eye, what `_slide_lids` slides the lids over.
-            roi_rgb = image[self.roi.y0:self.roi.y1, self.roi.x0:self.roi.x1]
-            self.eyeballs = [Eyeball.of(points[:, :2] - origin, opening, iris, ring, roi_rgb)
+            # Per eye, what `_slide_lids` slides the lids over and `_unfold_lids` unfolds.
+            self.eyeballs = [Eyeball.of(points[:, :2] - origin, opening, iris, ring, roi_img)
                              for opening, iris, ring in zip(OPENINGS, IRISES, UPPER_RINGS)]
-        roi_img = image[self.roi.y0:self.roi.y1, self.roi.x0:self.roi.x1]
         self.source = torch.from_numpy(roi_img.copy()).to(device).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
         # Shut lids hide the eyeball, closed lips a photo's teeth: lid skin and lip colour over what the warp still
         # reads from the photo's openings.
@@ -545,42 +544,39 @@ class MeshWarper:
         """Draw each eye's eyeball under lids that slide over it (`Eyeball.under`), in warped ROI frames
         (B, 3, H, W), in place. src: (1 or B, 3, H, W) what the frames were sampled from; disp (B, N, 2) and
         eyeballs (B, 2, 2), each eye's own motion (gaze, head; not the lids'), ROI px."""
-        (h, w) = self.roi.size
         moved = (self.points_roi[None] + disp[:, : self.n_mesh].to(self.points_roi)).cpu().numpy()  # (B, N, 2)
         shifts = eyeballs.detach().cpu().numpy().astype(np.float64)  # (B, 2, 2)
-        scale = np.array([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
         for e, (opening, eye) in enumerate(zip(OPENINGS, self.eyeballs)):
             for b in range(len(moved)):
-                found = eye.under(moved[b, opening].astype(np.float64), shifts[b, e], (h, w))
-                if found is None:
-                    continue
-                (x0, y0), source, alpha, shade = found
-                coords = torch.as_tensor(source * scale - 1, dtype=frames.dtype, device=frames.device)[None]
-                drawn = F.grid_sample(src[min(b, len(src) - 1)][None], coords, mode="bilinear",
-                                      padding_mode="border", align_corners=True)[0]  # (3, h', w')
-                drawn *= torch.as_tensor(shade, dtype=frames.dtype, device=frames.device)[None]
-                a = torch.as_tensor(alpha, dtype=frames.dtype, device=frames.device)[None]  # (1, h', w')
-                region = frames[b, :, y0:y0 + alpha.shape[0], x0:x0 + alpha.shape[1]]
-                region.mul_(1 - a).add_(drawn * a)
+                found = eye.under(moved[b, opening].astype(np.float64), shifts[b, e], self.roi.size)
+                if found is not None:
+                    origin, source, alpha, shade = found
+                    self._draw(frames[b], src[min(b, len(src) - 1)], origin, source, alpha, shade)
 
     def _unfold_lids(self, frames: torch.Tensor, src: torch.Tensor, disp: torch.Tensor) -> None:
-        """Draw each lowered upper lid unfolding out of its crease (`Eyeball.unfold`) in warped ROI frames
-        (B, 3, H, W), in place. src: (1 or B, 3, H, W) what the frames were sampled from; disp (B, N, 2) ROI px."""
-        (h, w) = self.roi.size
+        """Draw each lowered upper lid unfolding (`Eyeball.unfold`) in warped ROI frames (B, 3, H, W), in place.
+        src: (1 or B, 3, H, W) what the frames were sampled from; disp (B, N, 2) ROI px."""
         moved = (self.points_roi[None] + disp[:, : self.n_mesh].to(self.points_roi)).cpu().numpy()  # (B, N, 2)
-        scale = np.array([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
         for lid, ring, eye in zip(UPPER_LIDS, UPPER_RINGS, self.eyeballs):
             for b in range(len(moved)):
-                found = eye.unfold(moved[b, lid].astype(np.float64), moved[b, ring].astype(np.float64), (h, w))
-                if found is None:
-                    continue
-                (x0, y0), source, alpha = found
-                coords = torch.as_tensor(source * scale - 1, dtype=frames.dtype, device=frames.device)[None]
-                drawn = F.grid_sample(src[min(b, len(src) - 1)][None], coords, mode="bilinear",
-                                      padding_mode="border", align_corners=True)[0]  # (3, h', w')
-                a = torch.as_tensor(alpha, dtype=frames.dtype, device=frames.device)[None]  # (1, h', w')
-                region = frames[b, :, y0:y0 + alpha.shape[0], x0:x0 + alpha.shape[1]]
-                region.mul_(1 - a).add_(drawn * a)
+                found = eye.unfold(moved[b, lid].astype(np.float64), moved[b, ring].astype(np.float64), self.roi.size)
+                if found is not None:
+                    self._draw(frames[b], src[min(b, len(src) - 1)], *found)
+
+    def _draw(self, frame: torch.Tensor, src: torch.Tensor, origin: tuple[int, int], source: np.ndarray,
+              alpha: np.ndarray, shade: np.ndarray | None = None) -> None:
+        """Blend into one warped ROI frame (3, H, W), in place, the photo ROI `src` (3, H, W) read at `source`
+        (h', w', 2) ROI px, times `shade` (h', w'), with coverage `alpha` (h', w') over the box at `origin` (x0, y0)."""
+        h, w = self.roi.size
+        scale = np.array([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
+        coords = torch.as_tensor(source * scale - 1, dtype=frame.dtype, device=frame.device)[None]
+        drawn = F.grid_sample(src[None], coords, mode="bilinear", padding_mode="border", align_corners=True)[0]
+        if shade is not None:
+            drawn *= torch.as_tensor(shade, dtype=frame.dtype, device=frame.device)[None]
+        a = torch.as_tensor(alpha, dtype=frame.dtype, device=frame.device)[None]  # (1, h', w')
+        (x0, y0) = origin
+        region = frame[:, y0:y0 + alpha.shape[0], x0:x0 + alpha.shape[1]]
+        region.mul_(1 - a).add_(drawn * a)
 
     def _soften_stretched(self, frames: torch.Tensor, grid: torch.Tensor, disp: torch.Tensor) -> None:
         """Blur `frames` (B, 3, H, W) sideways, in place, where the band between an upper lid and its brow is stretched
