@@ -223,11 +223,11 @@ def follow_lids(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 # blink of c on that side, so the rig's blink (shut by close_lids) still shuts the eye (the tracked lids of a shut eye
 # stay a pixel or two apart); the skin beyond and the brows stay the driver's, and close_lids leaves the driver's lids
 # alone (it pulled them shut at every small blink reading). A tracker reads a warped photo's motion short
-# (Rig.render_gain), the brows and skin most: they are drawn AREA_GAIN times their motion, the lid margins once.
-# Judged on the tuning clips (tools/eval_fidelity.py, docs/fidelity.md "Fourth pass"; the rig alone -> carried):
-# eyes 0.92 / 1.21 / 0.98 -> 0.70 / 0.87 / 0.72 unreproduced, brows 0.36 / 0.46 / 0.93 -> 0.26 / 0.43 / 0.63.
+# (Rig.render_gain): the whole area is drawn AREA_GAIN times its motion. Judged on the tuning clips
+# (tools/eval_fidelity.py, docs/fidelity.md "Fourth pass"; the rig alone -> carried): eyes 0.92 / 1.21 / 0.98 ->
+# 0.70 / 0.87 / 0.72 unreproduced, brows 0.36 / 0.46 / 0.93 -> 0.26 / 0.43 / 0.63. The lid margins were drawn once
+# until a half-shut lid read as one ("Tenth pass": held-out eyes 0.83 -> 0.77 at AREA_GAIN).
 AREA_GAIN = 1.5
-LID_MARGINS = np.unique(EYE_CONTOUR[:, :16])  # the lid vertices proper (upper and lower margins, corners)
 LIDS_AND_HALOS = np.unique(EYE_CONTOUR[:, :32])  # what the rig's blink moves: the lids and the ring round them
 
 
@@ -241,8 +241,7 @@ class AreaCarrier:
         basis = torch.cat([area.basis, torch.zeros_like(area.basis[..., :1])], -1)  # (K, P, 3) canonical, flat z
         self.points = area.points.to(points.device)  # (P,)
         self.rest = points[self.points]  # (P, 3) where the photo has them
-        gain = torch.where(torch.isin(self.points.cpu(), torch.as_tensor(LID_MARGINS)), 1.0, AREA_GAIN)
-        self.basis = (s * basis.to(points.device) @ rot.T) * gain.to(points.device)[None, :, None]  # (K, P, 3) px
+        self.basis = AREA_GAIN * (s * basis.to(points.device) @ rot.T)  # (K, P, 3) px
         canon_x = rig_neutral[area.points.to(rig_neutral.device), 0]
         self.side = (canon_x <= 0).long().to(points.device)  # (P,) 0: the subject's left (+x), CLOSING's order
         self.lids = torch.isin(self.points.cpu(), torch.as_tensor(LIDS_AND_HALOS)).to(points.device)  # (P,)
