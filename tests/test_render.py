@@ -490,6 +490,34 @@ def test_lash_line_is_a_smooth_arc_through_the_lid() -> None:
     assert abs(np.interp(20, arc[:, 0], arc[:, 1]) - 10) < 1.0
 
 
+def test_a_closing_slit_shows_the_eyeball_not_a_grey_ghost_of_it(sample) -> None:
+    # At a quarter open the eye's cover is blending in around the lids, but not yet inside the slit between them:
+    # blended over the whole opening at once, the skin made a grey, half-transparent eye (`edit` at eyeBlink 0.7).
+    import cv2
+    from reenact.face.landmarks import OPENINGS
+
+    image = np.load("tests/fixtures/face/images.npz")["image_2"]
+    renderer = FaceRenderer(image, sample[3].analyze(image).points, np.zeros(52, np.float32), load_rig())
+    disp, eyeballs = renderer.displacements(torch.tensor(shapes(eyeBlinkLeft=0.7, eyeBlinkRight=0.7)))
+    warper = renderer.warper
+    assert all(0.1 < float(c.opening(warper.points_roi, disp[..., :2])[0]) < 0.3 for c in warper.covers[:2])
+    origin = np.array([warper.roi.x0, warper.roi.y0])
+    target = (renderer.source_points + disp)[0, :, :2].numpy() - origin
+    inside = np.zeros(warper.roi.size, np.uint8)
+    for opening in OPENINGS:
+        cv2.fillPoly(inside, [np.round(target[opening] * 4).astype(np.int32)], 1, cv2.LINE_8, 2)
+    ys, xs = np.nonzero(cv2.erode(inside, np.ones((3, 3), np.uint8)))
+    assert len(ys) > 10
+    covered = warper.warp(disp[..., :2], eyeballs=eyeballs[..., :2])[0].permute(1, 2, 0).numpy()
+    covers, warper.covers = warper.covers, []
+    try:
+        bare = warper.warp(disp[..., :2], eyeballs=eyeballs[..., :2])[0].permute(1, 2, 0).numpy()
+    finally:
+        warper.covers = covers
+    change = np.abs(covered[ys, xs] - bare[ys, xs]).mean(-1)  # (P,) grey levels; but for the lash line's edge, none
+    assert np.median(change) < 1.0 and change.mean() < 10.0  # 0 and 4.5 when written; the whole opening blended: 32
+
+
 def test_a_shut_eyes_lash_line_thins_into_its_corners() -> None:
     # Drawn even, the lash line read as a marker stroke across a shut eye; it is a lens, full height in the middle.
     from reenact.render.covers import lens

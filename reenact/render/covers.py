@@ -3,16 +3,16 @@ reads from the photo's opening (a sliver of white or iris along the meeting line
 is replaced by lid skin or lip colour.
 
 Why: a warp can only move the photo's pixels. A face tracker's lid points sit a pixel or two inside the true lid
-margin, so even when the upper lid meets the lower one the band of eyeball just outside the points stays on screen: a
-white or coloured slit under the lashes that reads as a half-open eye to a viewer and to a face tracker (MediaPipe
-read our shut eyes at 0.35-0.7 of their open height). Per photo, each eye's opening (the lid contour, grown
-downward by a margin) is filled with the skin just below the lower lid; per frame, the warped pixels that sample the
-opening blend toward that skin as the target lids close, and a thin arc in the photo's lash colour is drawn where the
-lids meet (the cover takes the lower half of the lash band with the eyeball, and a shut eye without its dark line
-reads as open: takeo's did, at 0.57). The same skin goes over the lid from the lash line up toward the brow, fading
-out there: a real lid unfolds as it shuts and shows smooth skin where the photo had its lash band and the shadow of
-its crease, which the warp stretched down over the eye into a dark band (on a deep-set eye, the brow's shadow: jwp's
-shut eyes read 0.7 open).
+margin, so even when the upper lid meets the lower one the band of eyeball just outside the points stays on screen:
+a white or coloured slit under the lashes that reads as a half-open eye to a viewer and to a face tracker (MediaPipe
+read our shut eyes at 0.35-0.7 of their open height). Per photo, each eye's opening (the lid contour, grown downward
+by a margin) is filled with the skin just below the lower lid; per frame, the warped pixels that sample the opening
+blend toward that skin as the target lids close (the slit still open between them last), and a thin arc in the
+photo's lash colour is drawn where the lids meet (the cover takes the lower half of the lash band with the eyeball,
+and a shut eye without its dark line reads as open: takeo's did, at 0.57). The same skin goes over the lid from the
+lash line up toward the brow, fading out there: a real lid unfolds as it shuts and shows smooth skin where the photo
+had its lash band and the shadow of its crease, which the warp stretched down over the eye into a dark band (on a
+deep-set eye, the brow's shadow: jwp's shut eyes read 0.7 open).
 
 A photo whose lips are apart (a laugh, a word) gets the same for its mouth (`mouth_cover`): a warp that brings them
 together squeezes its teeth and the dark edges of its lips into a jagged crack, so as the target opening closes the
@@ -33,6 +33,9 @@ from reenact.face.landmarks import (EYE_CONTOUR, LID_PAIRS, LIP_INNER_LOOP, LIP_
                                     UPPER_INNER, UPPER_LIDS)
 
 COVER_FROM, COVER_FULL = 0.3, 0.1  # eye opening (share of the photo's) where the cover starts and is complete
+# ... and inside the target slit itself, later: blended in over the whole opening at once, the skin read as a grey,
+# half-transparent eye in a slow blink's quarter-open frames and in `edit` at eyeBlink 0.7
+SLIT_FROM, SLIT_FULL = 0.15, 0.05
 LASH_ALPHA = 0.85
 BAND_TAPER = 0.2  # the lid band fades out over this share of the eye's width at each corner
 BROW_LOWER = slice(48, 54)  # EYE_CONTOUR: the brow's lower edge, outer to inner
@@ -66,13 +69,16 @@ class Cover:
     start: float = COVER_FROM  # the opening (share of the photo's) where the cover starts ...
     full: float = COVER_FULL  # ... and where it is complete
     taper: float = 0.0  # how far the line narrows into its ends (`lens`)
+    slit: np.ndarray | None = None  # an eye's opening polygon (OPENINGS), covered from SLIT_FROM to SLIT_FULL
+
+    def opening(self, points: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
+        """(B,) the target opening, a share of the photo's."""
+        moved = points[None, :, :2] + disp[..., :2]  # (B, N, 2)
+        return (moved[:, self.upper] - moved[:, self.lower]).norm(dim=-1).mean(-1) / self.gap
 
     def weight(self, points: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
         """(B,) how far the cover is drawn: 0 for an opening at least `start` of the photo's, 1 at `full`."""
-        moved = points[None, :, :2] + disp[..., :2]  # (B, N, 2)
-        gap = (moved[:, self.upper] - moved[:, self.lower]).norm(dim=-1).mean(-1)  # (B,)
-        opening = gap / self.gap
-        return ((self.start - opening) / (self.start - self.full)).clamp(0.0, 1.0)
+        return ((self.start - self.opening(points, disp)) / (self.start - self.full)).clamp(0.0, 1.0)
 
     def target_box(self, points: torch.Tensor, disp: torch.Tensor, size: tuple[int, int]) -> tuple[int, int, int, int]:
         """The ROI box (x0, y0, x1, y1) the opening's ring covers in the photo and in every target frame; size: the
@@ -113,7 +119,8 @@ def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[Cover]:
         fill[0, 3] = torch.maximum(fill[0, 3], torch.from_numpy(band))
         ring = np.concatenate([contour[:REFINED], contour[BROW_LOWER]])
         covers.append(Cover((x0, y0, x1, y1), fill, upper, lower, gap, ring, upper_lid,
-                            lash_colour(roi_image, points, contour), max(1.0, LASH * width), taper=LASH_TAPER))
+                            lash_colour(roi_image, points, contour), max(1.0, LASH * width), taper=LASH_TAPER,
+                            slit=opening_ids))
     return covers
 
 
@@ -251,10 +258,28 @@ def cover_openings(frames: torch.Tensor, grid: torch.Tensor, covers: list[Cover]
         local = (px - sub.new_tensor([x0, y0])) * 2 / size - 1  # the cover box's own [-1, 1]
         fill = cover.fill.to(frames).expand(len(frames), -1, -1, -1)
         sampled = F.grid_sample(fill, local, mode="bilinear", padding_mode="zeros", align_corners=True)
-        alpha = sampled[:, 3:] * weight.to(frames)[:, None, None, None]  # (B, 1, h', w')
+        drawn = weight.to(frames)[:, None, None, None]  # (B, 1, 1, 1)
+        if cover.slit is not None:  # inside the target slit it comes later (never sooner: `late` <= `weight`)
+            late = ((SLIT_FROM - cover.opening(points, disp)) / (SLIT_FROM - SLIT_FULL)).clamp(0.0, 1.0)  # (B,)
+            inside = slit_masks(points, disp, cover.slit, (ox0, oy0), sampled.shape[-2:]).to(frames)  # (B, 1, h', w')
+            drawn = drawn + inside * (late.to(frames)[:, None, None, None] - drawn)  # (B, 1, h', w')
+        alpha = sampled[:, 3:] * drawn  # (B, 1, h', w')
         region = frames[:, :, oy0:oy1, ox0:ox1]
         region.mul_(1 - alpha).add_(sampled[:, :3] * alpha)
         draw_lash_line(region, cover, points, disp, weight, (ox0, oy0))
+
+
+def slit_masks(points: torch.Tensor, disp: torch.Tensor, slit: np.ndarray, origin: tuple[int, int],
+               size: tuple[int, int]) -> torch.Tensor:
+    """(B, 1, h, w) anti-aliased masks of each frame's target opening (polygon vertex ids `slit`) over the box at
+    `origin` (x0, y0) of size (h, w)."""
+    moved = (points[None, slit, :2] + disp[:, slit, :2]).cpu().numpy() - origin  # (B, K, 2)
+    out = np.zeros((len(moved), 1, *size), np.float32)
+    for b, poly in enumerate(moved):
+        mask = np.zeros(size, np.uint8)
+        cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+        out[b, 0] = mask / 255.0
+    return torch.from_numpy(out)
 
 
 def smooth_arc(points: np.ndarray, samples: int = 24) -> np.ndarray:
