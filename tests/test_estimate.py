@@ -139,6 +139,22 @@ def test_calibration_scales_the_reading_and_only_upward(est):
     assert all(float(scale[ARKIT52.index(n)]) == 1.0 for n in ARKIT52 if n.startswith("eyeLook"))  # gaze untouched
 
 
+def test_a_glance_down_in_a_wide_eyed_clip_is_not_read_as_shut() -> None:
+    # Read against the clip's 90th-percentile opening, a clip with wide-eyed moments read its half-lowered lids (a
+    # glance at notes: half the median opening) as nearly shut, and the renderer drew them so (cap13, "Tenth pass").
+    from reenact.clip_geometry import blinks_from_lids
+    from reenact.estimate import CHANNELS
+    values = np.zeros((60, len(CHANNELS)), np.float32)
+    ears = np.full((60, 2), 0.3, np.float32)
+    ears[:12] = 0.4  # wide-eyed
+    ears[40:50] = 0.15  # lids half lowered
+    ears[55] = 0.06  # a blink
+    out = blinks_from_lids(values, ears)[:, [CHANNELS.index("eyeBlinkLeft"), CHANNELS.index("eyeBlinkRight")]]
+    assert np.allclose(out[20], 0.0) and np.allclose(out[:12], 0.0)  # open, and wider than that
+    assert 0.5 < out[45, 0] < 0.8  # half lowered: a part closure (0.85 against the 90th percentile)
+    assert np.allclose(out[55], 1.0)
+
+
 def test_a_clips_blinks_are_read_from_its_lids() -> None:
     from reenact.clip_geometry import blinks_from_lids
     from reenact.estimate import CHANNELS
