@@ -266,6 +266,24 @@ class Eyeball:
         gap = photo_lower - photo_upper
         return np.where(gap > 1.0, 1.0 - (lower - upper) / np.maximum(gap, 1.0), 0.0)
 
+    def corners_motion(self, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """(2,) how far a target moved the eye's corners (first, last: its two corners, ROI px), their mean."""
+        return (first - self.corner + last - (self.corner + self.length * self.axis)) / 2
+
+    def pixels(self, outline: np.ndarray, rigid: np.ndarray, size: tuple[int, int]
+               ) -> tuple[tuple[int, int], tuple[int, int], np.ndarray, np.ndarray] | None:
+        """The ROI box round a target's points `outline` (K, 2): its top-left (x0, y0) and shape (h', w'), and each
+        of its pixels' offsets (P,) along and across the eye in the photo's frame (the target's corner motion
+        `rigid` taken off); None where the box is under 3 px. size: the ROI's (h, w)."""
+        h, w = size
+        lo = (np.floor(outline.min(0)) - 1).astype(int).clip(0, [w - 1, h - 1])
+        hi = (np.ceil(outline.max(0)) + 1).astype(int).clip(0, [w - 1, h - 1])
+        if (hi - lo < 3).any():
+            return None
+        ys, xs = np.mgrid[lo[1]:hi[1] + 1, lo[0]:hi[0] + 1]
+        q = np.stack([xs.ravel(), ys.ravel()], 1) - rigid - self.corner  # (P, 2) in the photo's frame, from the corner
+        return (int(lo[0]), int(lo[1])), xs.shape, q @ self.axis, q @ self.normal
+
     def under(self, target: np.ndarray, shift: np.ndarray, size: tuple[int, int]
               ) -> tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray] | None:
         """Where a target eye reads the photo's eyeball under lids that slide over it, and how the lid shades it.
@@ -286,18 +304,13 @@ class Eyeball:
         target: (16, 2) the target opening (OPENINGS' order), ROI px; shift: (2,) the eyeball's own motion; size: the
         ROI's (h, w). Returns the box's top-left (x0, y0), (h', w', 2) photo ROI px to read, (h', w') coverage and
         (h', w') brightness (the lid's shadow); None where nothing of the eyeball is drawn."""
-        h, w = size
-        lo = (np.floor(target.min(0)) - 1).astype(int).clip(0, [w - 1, h - 1])
-        hi = (np.ceil(target.max(0)) + 1).astype(int).clip(0, [w - 1, h - 1])
-        if (hi - lo < 3).any():
-            return None
-        far = self.corner + self.length * self.axis
-        rigid = (target[0] - self.corner + target[8] - far) / 2  # the eye's corners' motion
+        rigid = self.corners_motion(target[0], target[8])
         if self.closing(target - rigid, self.lids[0]).max() < SLIDE_FROM / 2:
             return None  # most frames: the lids nowhere close in (checked along the eye before any pixel is)
-        ys, xs = np.mgrid[lo[1]:hi[1] + 1, lo[0]:hi[0] + 1]
-        q = np.stack([xs.ravel(), ys.ravel()], 1) - rigid  # (P, 2) in the photo's frame
-        u, v = (q - self.corner) @ self.axis, (q - self.corner) @ self.normal
+        found = self.pixels(target, rigid, size)
+        if found is None:
+            return None
+        origin, shape, u, v = found
         upper, lower = lid_lines(target - rigid, self.corner, self.axis, self.normal, u)  # (P,) each
         closing = self._closing(upper, lower, u)  # (P,)
         weight = np.clip((closing - SLIDE_FROM) / (SLIDE_FULL - SLIDE_FROM), 0.0, 1.0)
@@ -307,16 +320,15 @@ class Eyeball:
         knots = np.array([0.0, self.iris[0], self.iris[1], self.length])
         along = np.interp(u, knots + [0.0, gaze, gaze, 0.0], knots)  # monotonic, corners fixed
         source = self.corner + along[:, None] * self.axis + v[:, None] * self.normal
-        inside = np.zeros(xs.shape, np.uint8)  # the target opening, anti-aliased
-        cv2.fillPoly(inside, [np.round((target - lo) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+        inside = np.zeros(shape, np.uint8)  # the target opening, anti-aliased
+        cv2.fillPoly(inside, [np.round((target - origin) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
         alpha = inside.ravel() / 255.0 * weight * self.seen(source)  # (P,)
         if not (alpha > 0).any():
             return None
         photo_upper, photo_lower = self.lid(u)
         below = np.maximum(v - upper, 0.0) / np.maximum(photo_lower - photo_upper, 1.0)  # (P,) in the photo's gaps
         shade = 1.0 - LID_SHADOW * np.clip(closing, 0.0, 1.0) * np.exp(-below / SHADOW_FALL)
-        return ((int(lo[0]), int(lo[1])), source.reshape(*xs.shape, 2), alpha.reshape(xs.shape),
-                shade.reshape(xs.shape))
+        return origin, source.reshape(*shape, 2), alpha.reshape(shape), shade.reshape(shape)
 
     def unfold(self, lid: np.ndarray, ring: np.ndarray, size: tuple[int, int]
                ) -> tuple[tuple[int, int], np.ndarray, np.ndarray] | None:
@@ -334,21 +346,15 @@ class Eyeball:
         lid, ring: (9, 2) the target upper lid and the crease above it, corner to corner, ROI px; size: the ROI's
         (h, w). Returns the box's top-left (x0, y0), (h', w', 2) photo ROI px to read and (h', w') coverage; None
         where the lid is nowhere lowered."""
-        h, w = size
-        far = self.corner + self.length * self.axis
-        rigid = (lid[0] - self.corner + lid[-1] - far) / 2  # the eye's corners' motion
+        rigid = self.corners_motion(lid[0], lid[-1])
         at, photo_lid, photo_lower = self.lids
         lowered = line_across(lid - rigid, self.corner, self.axis, self.normal, at) - photo_lid  # (24,) px down
         if (lowered / (UNFOLD_FULL * np.maximum(photo_lower - photo_lid, 1.0))).max() < 0.02:
             return None  # most frames: no lid lowered (checked along the eye before any pixel is)
-        both = np.concatenate([lid, ring])
-        lo = (np.floor(both.min(0)) - 1).astype(int).clip(0, [w - 1, h - 1])
-        hi = (np.ceil(both.max(0)) + 1).astype(int).clip(0, [w - 1, h - 1])
-        if (hi - lo < 3).any():
+        found = self.pixels(np.concatenate([lid, ring]), rigid, size)
+        if found is None:
             return None
-        ys, xs = np.mgrid[lo[1]:hi[1] + 1, lo[0]:hi[0] + 1]
-        q = np.stack([xs.ravel(), ys.ravel()], 1) - rigid  # (P, 2) in the photo's frame
-        u, v = (q - self.corner) @ self.axis, (q - self.corner) @ self.normal
+        origin, shape, u, v = found
         target_lid = line_across(lid - rigid, self.corner, self.axis, self.normal, u)  # (P,) offsets along normal
         target_ring = line_across(ring - rigid, self.corner, self.axis, self.normal, u)
         p_lid, p_lower = self.lid(u)
@@ -366,7 +372,7 @@ class Eyeball:
         alpha = inside * weight * taper  # (P,)
         if not (alpha > 0).any():
             return None
-        return (int(lo[0]), int(lo[1])), source.reshape(*xs.shape, 2), alpha.reshape(xs.shape)
+        return origin, source.reshape(*shape, 2), alpha.reshape(shape)
 
 
 class MeshWarper:
@@ -480,7 +486,16 @@ class MeshWarper:
         grid = F.interpolate(coarse, size=self.roi.size, mode="bilinear", align_corners=True)
         return grid.permute(0, 2, 3, 1)  # (B, H, W, 2) in [-1, 1]
 
-    def _exact_eyes(self, grid: torch.Tensor, disp: torch.Tensor) -> None:
+    def _mesh_roi(self) -> np.ndarray:
+        """(N, 2) float64 the photo's mesh in ROI px."""
+        return self.nodes[: self.n_mesh] - np.array([self.roi.x0, self.roi.y0], np.float64)
+
+    def moved(self, disp: torch.Tensor) -> np.ndarray:
+        """(B, N, 2) vertex displacement -> (B, N, 2) float64 the target meshes in ROI px (what the passes round the
+        eyes read)."""
+        return self._mesh_roi()[None] + disp[:, : self.n_mesh, :2].detach().cpu().numpy()
+
+    def _exact_eyes(self, grid: torch.Tensor, moved: np.ndarray) -> None:
         """Overwrite `grid` (B, H, W, 2) around each eye with the exact piecewise-affine backward map of its mesh.
 
         Where lids close, the target squeezes the whole eye opening into a line; the smooth coarse inverse blends
@@ -489,12 +504,10 @@ class MeshWarper:
         Where a brow raise stretches the lid's skin (3x on a photo whose brows sit low), the coarse inverse can settle
         on a wrong root and read the eyeball onto the lid (outlined blotches above the eyes), or light skin into the
         brow's lower edge (flecks under a driver's raised brows); mapped exactly, triangle by triangle up to the
-        brow's upper edge, it cannot.
+        brow's upper edge, it cannot. moved: (B, N, 2) the target meshes, ROI px.
         """
-        roi, (h, w) = self.roi, self.roi.size
-        origin = np.array([roi.x0, roi.y0], np.float64)
-        src = self.nodes[: self.n_mesh] - origin  # (N, 2) ROI px
-        moved = src[None] + disp[:, : self.n_mesh].detach().cpu().numpy().astype(np.float64)  # (B, N, 2)
+        h, w = self.roi.size
+        src = self._mesh_roi()  # (N, 2) ROI px
         scale = np.array([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
         for b in range(len(moved)):
             for tris in self.eye_tris:
@@ -539,27 +552,24 @@ class MeshWarper:
                 grid[b, ys[ok] + lo[1], xs[ok] + lo[0]] = torch.as_tensor(
                     source[ok] * scale - 1, dtype=grid.dtype, device=grid.device)
 
-    def _slide_lids(self, frames: torch.Tensor, src: torch.Tensor, disp: torch.Tensor,
-                    eyeballs: torch.Tensor) -> None:
+    def _slide_lids(self, frames: torch.Tensor, src: torch.Tensor, moved: np.ndarray, eyeballs: torch.Tensor) -> None:
         """Draw each eye's eyeball under lids that slide over it (`Eyeball.under`), in warped ROI frames
-        (B, 3, H, W), in place. src: (1 or B, 3, H, W) what the frames were sampled from; disp (B, N, 2) and
-        eyeballs (B, 2, 2), each eye's own motion (gaze, head; not the lids'), ROI px."""
-        moved = (self.points_roi[None] + disp[:, : self.n_mesh].to(self.points_roi)).cpu().numpy()  # (B, N, 2)
+        (B, 3, H, W), in place. src: (1 or B, 3, H, W) what the frames were sampled from; moved (B, N, 2) the target
+        meshes and eyeballs (B, 2, 2), each eye's own motion (gaze, head; not the lids'), ROI px."""
         shifts = eyeballs.detach().cpu().numpy().astype(np.float64)  # (B, 2, 2)
         for e, (opening, eye) in enumerate(zip(OPENINGS, self.eyeballs)):
             for b in range(len(moved)):
-                found = eye.under(moved[b, opening].astype(np.float64), shifts[b, e], self.roi.size)
+                found = eye.under(moved[b, opening], shifts[b, e], self.roi.size)
                 if found is not None:
                     origin, source, alpha, shade = found
                     self._draw(frames[b], src[min(b, len(src) - 1)], origin, source, alpha, shade)
 
-    def _unfold_lids(self, frames: torch.Tensor, src: torch.Tensor, disp: torch.Tensor) -> None:
+    def _unfold_lids(self, frames: torch.Tensor, src: torch.Tensor, moved: np.ndarray) -> None:
         """Draw each lowered upper lid unfolding (`Eyeball.unfold`) in warped ROI frames (B, 3, H, W), in place.
-        src: (1 or B, 3, H, W) what the frames were sampled from; disp (B, N, 2) ROI px."""
-        moved = (self.points_roi[None] + disp[:, : self.n_mesh].to(self.points_roi)).cpu().numpy()  # (B, N, 2)
+        src: (1 or B, 3, H, W) what the frames were sampled from; moved (B, N, 2) the target meshes, ROI px."""
         for lid, ring, eye in zip(UPPER_LIDS, UPPER_RINGS, self.eyeballs):
             for b in range(len(moved)):
-                found = eye.unfold(moved[b, lid].astype(np.float64), moved[b, ring].astype(np.float64), self.roi.size)
+                found = eye.unfold(moved[b, lid], moved[b, ring], self.roi.size)
                 if found is not None:
                     self._draw(frames[b], src[min(b, len(src) - 1)], *found)
 
@@ -567,9 +577,7 @@ class MeshWarper:
               alpha: np.ndarray, shade: np.ndarray | None = None) -> None:
         """Blend into one warped ROI frame (3, H, W), in place, the photo ROI `src` (3, H, W) read at `source`
         (h', w', 2) ROI px, times `shade` (h', w'), with coverage `alpha` (h', w') over the box at `origin` (x0, y0)."""
-        h, w = self.roi.size
-        scale = np.array([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
-        coords = torch.as_tensor(source * scale - 1, dtype=frame.dtype, device=frame.device)[None]
+        coords = torch.as_tensor(source, dtype=frame.dtype, device=frame.device)[None] * self.scale - 1
         drawn = F.grid_sample(src[None], coords, mode="bilinear", padding_mode="border", align_corners=True)[0]
         if shade is not None:
             drawn *= torch.as_tensor(shade, dtype=frame.dtype, device=frame.device)[None]
@@ -578,11 +586,11 @@ class MeshWarper:
         region = frame[:, y0:y0 + alpha.shape[0], x0:x0 + alpha.shape[1]]
         region.mul_(1 - a).add_(drawn * a)
 
-    def _soften_stretched(self, frames: torch.Tensor, grid: torch.Tensor, disp: torch.Tensor) -> None:
+    def _soften_stretched(self, frames: torch.Tensor, grid: torch.Tensor, moved: np.ndarray) -> None:
         """Blur `frames` (B, 3, H, W) sideways, in place, where the band between an upper lid and its brow is stretched
-        vertically beyond SOFT_FROM times, as far as the brow rose (grid: (B, H, W, 2) the backward map; disp:
-        (B, N, 2) ROI px)."""
-        d = disp[:, : self.n_mesh, 1].cpu().numpy()  # (B, N) vertical displacement, px (down)
+        vertically beyond SOFT_FROM times, as far as the brow rose (grid: (B, H, W, 2) the backward map; moved:
+        (B, N, 2) the target meshes, ROI px)."""
+        d = moved[..., 1] - self._mesh_roi()[None, :, 1]  # (B, N) vertical displacement, px (down)
         # How far each brow rose against its eye's corners (fixed to the skull), as a share of SOFT_RISE: (bands, B).
         # A band is its upper lid, corner to corner (n vertices), then its brow's upper edge.
         n = UPPER_LIDS.shape[1]
@@ -591,7 +599,6 @@ class MeshWarper:
         if not (rise > 0).any():  # most frames: no brow raised, nothing to do
             return
         h, w = self.roi.size
-        moved = (self.points_roi[None] + disp[:, : self.n_mesh].to(self.points_roi)).cpu().numpy()  # (B, N, 2)
         bands = moved[:, np.concatenate(self.brow_bands)]  # (B, K, 2) every band's outline
         sigma = max(1.0, SOFT_SIGMA * self.eye_size)
         pad = int(np.ceil(3 * sigma))
@@ -632,19 +639,20 @@ class MeshWarper:
         `eyeballs` (B, 2, 2): each eye's own motion (FaceRenderer.displacements), for the lids to slide over; None:
         the eyeball moves with the lids' mesh."""
         grid = self.sample_grid(disp)
+        moved = self.moved(disp) if self.eye_tris else None  # once for every pass round the eyes
         if self.eye_tris:
-            self._exact_eyes(grid, disp)
+            self._exact_eyes(grid, moved)
         if gain is None:
             src = self.source.expand(disp.shape[0], -1, -1, -1)
         else:  # one full-size product (broadcast over the batch); offset and clamp in place
             src = (gain.to(self.source) * self.source_offset).sub_(LOG_OFFSET).clamp_(0, 255)
         frames = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)
         if self.eye_tris:
-            self._unfold_lids(frames, src, disp)
-        if self.eye_tris and eyeballs is not None:
-            self._slide_lids(frames, src, disp, eyeballs)
-        if self.brow_bands:
-            self._soften_stretched(frames, grid, disp)
+            self._unfold_lids(frames, src, moved)
+            if eyeballs is not None:
+                self._slide_lids(frames, src, moved, eyeballs)
+        if self.brow_bands:  # built with the eyes' triangles: `moved` is there
+            self._soften_stretched(frames, grid, moved)
         if self.covers:
             cover_openings(frames, grid, self.covers, self.points_roi, disp[:, : self.n_mesh, :2].to(self.device))
         return frames
