@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from reenact.estimate import CHANNELS, Estimator, gaze_from_arkit, normalize
-from reenact.face.landmarks import IRISES, LID_PAIRS
+from reenact.face.landmarks import IRIS_CENTRES, LID_PAIRS
 from reenact.params import ARKIT52, AU17, BLINKS, GAZE, arkit_to_au
 from reenact.rig import load_eye_area
 
@@ -65,7 +65,7 @@ def iris_offsets(points: np.ndarray) -> np.ndarray:
     if points.shape[1] < 478:
         return np.full((len(points), 2), np.nan, np.float32)
     out = []
-    for iris, (a, b) in zip(IRISES[:, 0], CORNERS):  # the iris centres; CORNERS is in EYE_CONTOUR's eye order
+    for iris, (a, b) in zip(IRIS_CENTRES, CORNERS):  # CORNERS is in EYE_CONTOUR's eye order
         pa, pb = points[:, a, :2], points[:, b, :2]
         width = np.linalg.norm(pb - pa, axis=-1, keepdims=True)
         axis = (pb - pa) / np.maximum(width, 1e-6)

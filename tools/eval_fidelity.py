@@ -376,16 +376,15 @@ ORACLES = ("tracked", "reference")  # --oracle: warp to reenact's own tracked me
 def oracle_warp(driver: Path, output: Path, source_frame: int, meshes_from: str = "tracked") -> None:
     """What a mesh warp can show at best: the photo warped straight to the driver's own meshes (each frame's mapped
     onto the photo's by a similarity on the estimator's rigid vertices, so head motion is removed), with no
-    estimator, rig or render gain in between; reenact's warp (lids that unfold and slide over the eyeball), no lid
-    cover. `meshes_from`: reenact's tracker ("tracked") or the judge's own meshes of the driver ("reference": what
-    no tracker of ours could improve on). Writes `output`."""
+    estimator, rig or render gain in between; reenact's warp (lids that unfold and slide over the eyeball, and the
+    lid and lip covers). `meshes_from`: reenact's tracker ("tracked") or the judge's own meshes of the driver
+    ("reference": what no tracker of ours could improve on). Writes `output`."""
     import torch
 
     from reenact.estimate import Estimator, batch_procrustes
     from reenact.io.video import read_frames
     from reenact.io.writer import VideoWriter
-    from reenact.render.renderer import IRIS_CENTRES
-    from reenact.render.warp import MeshWarper
+    from reenact.render.warp import MeshWarper, iris_motion
 
     with read_frames(driver) as frames:
         fps, rgb = frames.fps, [f.rgb for f in frames]
@@ -409,8 +408,7 @@ def oracle_warp(driver: Path, output: Path, source_frame: int, meshes_from: str 
             s, rot, t = batch_procrustes(torch.tensor(points[rigid]), torch.tensor(ref[None, rigid]))
             aligned = s[:, None, None] * torch.tensor(points)[None] @ rot.transpose(1, 2) + t[:, None]  # (1, N, 3)
             shift = (aligned[..., :2] - torch.tensor(ref[:, :2])).float()  # (1, N, 2) px
-            eyeballs = shift[:, IRIS_CENTRES] if shift.shape[1] >= 478 else None  # (1, 2, 2) the lids slide over
-            writer.write(warper.paste(photo, warper.warp(shift, eyeballs=eyeballs))[0])
+            writer.write(warper.paste(photo, warper.warp(shift, eyeballs=iris_motion(shift)))[0])
 
 
 def run_clip(reenact: Reenact, name: str, seconds: float, source_frame: int, drive_args: list[str], work: Path,

@@ -66,6 +66,7 @@ UPPER_LIDS = np.stack([np.concatenate([c[:1], c[9:16], c[8:9]]) for c in EYE_CON
 OPENINGS = np.stack([np.concatenate([c[:9], c[9:16][::-1]]) for c in EYE_CONTOUR])  # (2, 16)
 # Per eye, in EYE_CONTOUR's order, its iris: centre first, then the ring (the iris model's 5 points).
 IRISES = np.stack([np.arange(468, 473), np.arange(473, 478)])  # (2, 5)
+IRIS_CENTRES = [int(i) for i in IRISES[:, 0]]  # in the same order
 # The inner-lip contour, corner to corner (mouth corner 78 -> other corner 308), upper and lower lip; as one closed
 # loop (corner 78 along the upper lip to 308, back along the lower lip); the outer-lip loop (61 along the upper lip to
 # 291 and back); both loops, inner first: every lip vertex.

@@ -52,6 +52,11 @@ MOUTH_LINE_SHADE = 0.55  # the meeting line's colour: the lips' mean colour time
 LIP_PAIRS = tuple(zip(UPPER_INNER[4:7], LOWER_INNER[4:7]))  # (82, 87), (13, 14), (312, 317): the mouth's opening
 
 
+def ramp(opening: torch.Tensor, start: float, full: float) -> torch.Tensor:
+    """How far a cover is drawn at an opening (a share of the photo's): 0 from `start` up, 1 from `full` down."""
+    return ((start - opening) / (start - full)).clamp(0.0, 1.0)
+
+
 @dataclass
 class Cover:
     """One opening's cover (an eye's, or the mouth's): fill colour and coverage over a box of the ROI, and the lid
@@ -78,7 +83,7 @@ class Cover:
 
     def weight(self, points: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
         """(B,) how far the cover is drawn: 0 for an opening at least `start` of the photo's, 1 at `full`."""
-        return ((self.start - self.opening(points, disp)) / (self.start - self.full)).clamp(0.0, 1.0)
+        return ramp(self.opening(points, disp), self.start, self.full)
 
     def target_box(self, points: torch.Tensor, disp: torch.Tensor, size: tuple[int, int]) -> tuple[int, int, int, int]:
         """The ROI box (x0, y0, x1, y1) the opening's ring covers in the photo and in every target frame; size: the
@@ -247,7 +252,8 @@ def cover_openings(frames: torch.Tensor, grid: torch.Tensor, covers: list[Cover]
     (B, N, 2) its displacement."""
     h, w = frames.shape[-2:]
     for cover in covers:
-        weight = cover.weight(points, disp)  # (B,)
+        opening = cover.opening(points, disp)  # (B,)
+        weight = ramp(opening, cover.start, cover.full)
         if not bool((weight > 0).any()):  # most frames: every opening open, nothing to cover
             continue
         ox0, oy0, ox1, oy1 = cover.target_box(points, disp, (h, w))
@@ -260,7 +266,7 @@ def cover_openings(frames: torch.Tensor, grid: torch.Tensor, covers: list[Cover]
         sampled = F.grid_sample(fill, local, mode="bilinear", padding_mode="zeros", align_corners=True)
         drawn = weight.to(frames)[:, None, None, None]  # (B, 1, 1, 1)
         if cover.slit is not None:  # inside the target slit it comes later (never sooner: `late` <= `weight`)
-            late = ((SLIT_FROM - cover.opening(points, disp)) / (SLIT_FROM - SLIT_FULL)).clamp(0.0, 1.0)  # (B,)
+            late = ramp(opening, SLIT_FROM, SLIT_FULL)  # (B,)
             inside = slit_masks(points, disp, cover.slit, (ox0, oy0), sampled.shape[-2:]).to(frames)  # (B, 1, h', w')
             drawn = drawn + inside * (late.to(frames)[:, None, None, None] - drawn)  # (B, 1, h', w')
         alpha = sampled[:, 3:] * drawn  # (B, 1, h', w')

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 import numpy as np
 import torch
 
-from reenact.face.landmarks import EYE_CONTOUR, IRISES, LIP_LOOPS, LOWER_INNER, UPPER_INNER
+from reenact.face.landmarks import EYE_CONTOUR, IRIS_CENTRES, LIP_LOOPS, LOWER_INNER, UPPER_INNER
 from reenact.face.pose import estimate_pose
 from reenact.params import ARKIT52, BLINKS
 from reenact.render.interior import Carrier, DriverMouth, LibraryPicker, blend_fill
@@ -68,7 +68,6 @@ def euler_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> 
 
 # Iris points and the eyelid pair (upper, lower) of the same eye, MediaPipe order: 468-472 subject's right eye.
 EYES = ((slice(468, 473), 159, 145), (slice(473, 478), 386, 374))
-IRIS_CENTRES = list(IRISES[:, 0])  # in EYES' order
 
 
 # Per eye: the upper lid's vertices and their lower-lid partners (EYE_CONTOUR pairs upper 9 + j with lower 1 + j),

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from scipy.spatial import Delaunay
 
 from reenact.face.canonical import load_canonical
-from reenact.face.landmarks import EYE_CONTOUR, IRISES, OPENINGS, UPPER_LIDS
+from reenact.face.landmarks import EYE_CONTOUR, IRIS_CENTRES, IRISES, OPENINGS, UPPER_LIDS
 from reenact.render.covers import cover_openings, eye_covers, mouth_cover
 
 
@@ -373,6 +373,13 @@ class Eyeball:
         if not (alpha > 0).any():
             return None
         return origin, source.reshape(*shape, 2), alpha.reshape(shape)
+
+
+def iris_motion(disp: torch.Tensor) -> torch.Tensor | None:
+    """(B, N, 2) displacement straight to tracked meshes -> (B, 2, 2) each eyeball's own motion, its iris centre's,
+    for `MeshWarper.warp` to slide the lids over (the renderer's comes from FaceRenderer.displacements); None for a
+    mesh without irises."""
+    return disp[:, IRIS_CENTRES] if disp.shape[1] > max(IRIS_CENTRES) else None
 
 
 class MeshWarper:

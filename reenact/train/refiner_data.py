@@ -38,8 +38,7 @@ from reenact.render.refine import (  # noqa: F401  (the mask bits are part of th
     to_crop,
     to_crop_points,
 )
-from reenact.render.renderer import IRIS_CENTRES
-from reenact.render.warp import MeshWarper
+from reenact.render.warp import MeshWarper, iris_motion
 
 
 @dataclass
@@ -100,10 +99,8 @@ def render_pairs(source: np.ndarray, source_points: np.ndarray, targets: list[np
     warper = MeshWarper(source, source_points[:, :2])
     origin = np.array([warper.roi.x0, warper.roi.y0], np.float32)
     disp = torch.as_tensor(target_points[:, :, :2] - source_points[None, :, :2], dtype=torch.float32)
-    # the irises' own motion, which the lids slide over as they do at run time (FaceRenderer.displacements)
-    eyeballs = disp[:, IRIS_CENTRES] if disp.shape[1] >= 478 else None  # (K, 2, 2)
-    with torch.inference_mode():
-        roi = warper.warp(disp, gain, eyeballs)  # (K, 3, h, w) 0..255
+    with torch.inference_mode():  # the lids slide over the irises' own motion, as they do at run time
+        roi = warper.warp(disp, gain, iris_motion(disp))  # (K, 3, h, w) 0..255
     frames = roi.permute(0, 2, 3, 1).numpy().copy()
     painter = MouthPainter(source, source_points, (warper.roi.x0, warper.roi.y0))
     for frame, pts in zip(frames, target_points):
