@@ -7,7 +7,8 @@
 
 Work is done once. Each video driver's parameter track is extracted once and cached beside the outputs in
 `OUTDIR/.reenact-cache/tracks/`, keyed by the sha256 of the file's content, the tracking settings, reenact's version
-and the sha256 of every shipped weight, so a changed file or model never reuses a stale track. Each worker analyses
+and source files and the sha256 of every shipped weight, so a changed file, model or reading never reuses a stale
+track. Each worker analyses
 each source photo once (jobs are sent out grouped by source, and a worker keeps its last few sources).
 
 Resumable: a job whose output file exists is skipped (`force=True` renders it again; the track cache stays valid
@@ -35,6 +36,7 @@ import hashlib
 import json
 import time
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -179,13 +181,24 @@ def file_sha256(path: Path) -> str:
         raise InputError(f"Cannot read driver {path} ({err.strerror}); check the path.") from None
 
 
+@lru_cache(maxsize=1)
+def code_sha256() -> str:
+    """sha256 over reenact's own source files: how a track is read changes between commits of one version."""
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def track_key(driver: Path, smooth: str) -> str:
-    """sha256 over the driver's content, the tracking settings, reenact's version and every weight's sha256."""
+    """sha256 over the driver's content, the tracking settings, reenact's version and source, and every weight's
+    sha256."""
     import reenact
     from reenact.weights import shipped
 
     parts = {"file": file_sha256(driver), "smooth": smooth, "calibrate": True, "reenact": reenact.__version__,
-             "weights": {c.name: c.sha256 for c in shipped()}}
+             "code": code_sha256(), "weights": {c.name: c.sha256 for c in shipped()}}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

@@ -205,9 +205,12 @@ def brows_from_mesh(values: np.ndarray, heights: np.ndarray) -> np.ndarray:
 
 
 # The mouth, like the brows, is read from the canonical mesh: per frame, the shapes whose rig motion best reproduces
-# the tracked lips' and chin's motion about the clip's median, on top of the network's reading (`bounded_ridge`,
-# pulled toward it: the network separates shapes 2D motion cannot, a pucker from a funnel; the motion sets how far
-# they go). Through the rig, on the tuning clips, the network's shapes left 0.40 of that motion unreproduced, the
+# the tracked lips' and chin's motion from the clip's resting mouth (`bounded_ridge`, pulled toward the network's
+# reading less its reading there: the network separates shapes 2D motion cannot, a pucker from a funnel; the motion
+# sets how far they go). So the resting mouth reads 0 on every mouth shape, whatever the network makes of the
+# person's lips. Taken about the clip's median on top of the network's median reading instead, a clip that smiles
+# most of the time (single_face) read its resting frames as the smile's opposite (pucker 0.7, frown 0.8, press 0.55)
+# and drew that pout on the photo wherever the driver rested (docs/fidelity.md, "Eleventh pass"). Through the rig, on the tuning clips, the network's shapes left 0.40 of that motion unreproduced, the
 # solved ones 0.19; judged on the rendered output, mouth unreproduced 0.38 -> 0.36 (attention tracker). The same
 # solve for the lids (blink, squint, wide) left 0.52-0.68 instead of 0.81 through the rig but nothing on the output
 # (eyes 1.02 -> 1.06), so the lids keep their readings above.
@@ -266,19 +269,41 @@ def bounded_ridge(basis: np.ndarray, target: np.ndarray, prior: np.ndarray, weig
     return w
 
 
+# A clip's resting mouth: the frames whose inner-lip gap is in its lowest REST_GAP_PERCENTILE and whose mouth is at
+# most as wide as the median of those (closed lips between words, not a closed-lip smile). tools/eval_fidelity.py
+# finds the driver's resting frames on the judge's mesh with this rule too.
+REST_GAP_PERCENTILE = 30
+
+
+def resting_mouth(gap: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """(T,) inner-lip gap and (T,) mouth width (any one unit) -> (T,) bool, the frames where the mouth rests."""
+    low = gap <= np.nanpercentile(gap, REST_GAP_PERCENTILE)
+    return low & (width <= np.nanmedian(width[low]))
+
+
+def mouth_gap_width(xy: np.ndarray, region: Region) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 2P) canonical x, y of `region.points` (which hold 13, 14, 61 and 291) -> (T,) inner-lip gap, (T,) mouth
+    width, cm."""
+    p = xy.reshape(len(xy), -1, 2)
+    k = {i: region.points.index(i) for i in (*LIP_GAP, 61, 291)}
+    return p[:, k[LIP_GAP[1]], 1] - p[:, k[LIP_GAP[0]], 1], np.abs(p[:, k[291], 0] - p[:, k[61], 0])
+
+
 def shapes_from_mesh(values: np.ndarray, xy: np.ndarray, region: Region) -> np.ndarray:
     """(T, C) estimates and (T, 2P) canonical x, y of `region.points` -> the estimates with the region's shapes
-    solved from the points' motion about the clip's median (`bounded_ridge`, toward each frame's reading), the AUs
-    recomputed. Clips with fewer than MIN_CLIP_FRAMES faces keep their readings."""
+    solved from the points' motion from the clip's resting mouth (`bounded_ridge`, toward each frame's reading less
+    the resting one), the AUs recomputed. Clips with fewer than MIN_CLIP_FRAMES faces keep their readings."""
     ok = np.isfinite(xy).all(1) & np.isfinite(values).all(1)
     if ok.sum() < MIN_CLIP_FRAMES:
         return values
     cols = [ARKIT52.index(n) for n in region.shapes]
     read = values[np.ix_(ok, cols)].astype(np.float64)  # (T_ok, K)
-    moved = xy[ok] - np.median(xy[ok], 0)  # (T_ok, 2P) cm
+    rest = resting_mouth(*mouth_gap_width(xy[ok], region))
+    moved = xy[ok] - np.median(xy[ok][rest], 0)  # (T_ok, 2P) cm from the resting mouth
+    prior = np.clip(read - np.median(read[rest], 0), 0.0, 1.0)
     basis = region_basis(region.shapes, region.points)
     out = values.copy()
-    out[np.ix_(ok, cols)] = bounded_ridge(basis, moved + np.median(read, 0) @ basis, read, region.prior)
+    out[np.ix_(ok, cols)] = bounded_ridge(basis, moved, prior, region.prior)
     n = len(ARKIT52)
     out[ok, n:n + len(AU17)] = arkit_to_au(out[ok, :n])
     return out

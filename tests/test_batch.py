@@ -223,6 +223,19 @@ def test_process_pool_records_failures(tmp_path: Path) -> None:
     assert all(j.exit_code == 2 for j in summary.jobs)
 
 
+def test_a_track_cached_by_other_code_is_not_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """How a driver is read changes between commits of one version (the mouth's rest, the blink reading): the cache
+    key covers reenact's source, not only its version."""
+    import reenact.batch as batch
+
+    driver = tmp_path / "v.mp4"
+    driver.write_bytes(b"a driver")
+    key = batch.track_key(driver, "offline")
+    assert batch.track_key(driver, "offline") == key
+    monkeypatch.setattr(batch, "code_sha256", lambda: "0" * 64)
+    assert batch.track_key(driver, "offline") != key
+
+
 # ---------------------------------------------------------------- planning (no models)
 def test_colliding_stems_get_a_short_hash(tmp_path: Path) -> None:
     for folder in ("a", "b"):

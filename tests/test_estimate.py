@@ -285,7 +285,7 @@ def test_bounded_ridge_recovers_weights_within_bounds() -> None:
 
 
 def test_a_clips_mouth_is_solved_from_its_mesh() -> None:
-    """The mouth shapes follow the lips' and chin's motion through the rig, on top of the network's rest reading."""
+    """The mouth shapes follow the lips' and chin's motion from the resting mouth through the rig."""
     from reenact.clip_geometry import MIN_CLIP_FRAMES, MOUTH, region_basis, shapes_from_mesh
     t, jaw = 40, CHANNELS.index("jawOpen")
     basis = region_basis(MOUTH.shapes, MOUTH.points)  # (K, 2M) cm per unit
@@ -296,8 +296,28 @@ def test_a_clips_mouth_is_solved_from_its_mesh() -> None:
     mouth = np.tile(np.linspace(-2, 2, basis.shape[1]), (t, 1))  # (T, 2M) a resting mouth, cm
     mouth[20:24] += 0.5 * basis[k]  # the jaw opens by half a jawOpen for 4 frames
     out = shapes_from_mesh(values, mouth, MOUTH)
-    assert out[22, jaw] == pytest.approx(0.55, abs=0.08)
-    assert out[5, jaw] < 0.3 and out[10, jaw] == pytest.approx(0.05, abs=0.03)
+    assert out[22, jaw] == pytest.approx(0.5, abs=0.08)
+    assert out[5, jaw] < 0.3 and out[10, jaw] == pytest.approx(0.0, abs=0.03)
     assert out[22, CHANNELS.index("AU26")] > out[10, CHANNELS.index("AU26")]  # the AUs follow the shapes
     short = MIN_CLIP_FRAMES - 1
     assert np.array_equal(shapes_from_mesh(values[:short], mouth[:short], MOUTH), values[:short])
+
+
+def test_a_clip_that_mostly_smiles_rests_on_its_closed_lips() -> None:
+    """single_face's man smiles for most of the clip; the network reads his resting lips as pucker, frown and press
+    and his smile as none of them. His resting frames read no mouth shape (the photo keeps its own mouth when he
+    rests) and his smiles read a smile, not the absence of a pout."""
+    from reenact.clip_geometry import MOUTH, region_basis, shapes_from_mesh
+    t = 60
+    basis = region_basis(MOUTH.shapes, MOUTH.points)
+    col = {n: CHANNELS.index(n) for n in ("mouthPucker", "mouthFrownLeft", "mouthSmileLeft", "mouthSmileRight")}
+    values = np.zeros((t, len(CHANNELS)), np.float32)
+    values[:20, [col["mouthPucker"], col["mouthFrownLeft"]]] = 0.7  # at rest (frames 0-19) ...
+    values[20:, [col["mouthSmileLeft"], col["mouthSmileRight"]]] = 0.6  # ... then smiling
+    mouth = np.tile(np.linspace(-2, 2, basis.shape[1]), (t, 1))
+    smile = sum(0.6 * basis[MOUTH.shapes.index(n)] for n in ("mouthSmileLeft", "mouthSmileRight"))
+    mouth[20:] += smile + 0.1 * basis[MOUTH.shapes.index("jawOpen")]  # the lips widen, lift and part a little
+    out = shapes_from_mesh(values, mouth, MOUTH)
+    assert np.abs(out[:20, [col["mouthPucker"], col["mouthFrownLeft"]]]).max() < 0.05
+    assert out[30, col["mouthSmileLeft"]] == pytest.approx(0.6, abs=0.1)
+    assert out[30, col["mouthPucker"]] < 0.05

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tools.eval_fidelity import (REGIONS, align, best_lag, blink_ratios, brow_height, compare, ear, euler, gain_corr,
-                                 similarity, unreproduced)
+from tools.eval_fidelity import (LIP_GAP, REGIONS, align, best_lag, blink_ratios, brow_height, compare, ear, euler,
+                                 gain_corr, rest_drift, similarity, unreproduced)
 
 
 def rot(yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> np.ndarray:
@@ -127,3 +127,21 @@ def test_the_unreproduced_motion_splits_into_vertical_and_sideways() -> None:
     m = compare(frames, out).metrics
     assert m["brows_unreproduced"] > 0.3
     assert m["brows_unreproduced_vertical"] < 0.05 < 0.3 < m["brows_unreproduced_sideways"]
+
+
+def test_rest_drift_is_how_far_the_photo_is_from_itself_where_the_driver_rests() -> None:
+    """A driver that rests (lips closed) on its first 20 frames and talks on the rest; an output that keeps a pout
+    0.04 off the photo's mouth throughout drifts 0.04 at rest, one that pouts only while the driver talks drifts 0."""
+    rng = np.random.default_rng(9)
+    base = face(rng)
+    base[LIP_GAP[0]], base[LIP_GAP[1]] = [0, 0.6, 0], [0, 0.62, 0]
+    drv = np.stack([base + rng.normal(0, 0.001, base.shape) for _ in range(60)])
+    drv[20:, LIP_GAP[1], 1] += rng.uniform(0.05, 0.2, 40)  # the lower lip drops while the driver talks
+    photo = face(np.random.default_rng(10))  # another person
+    mouth = REGIONS["mouth"]
+    out = np.repeat(photo[None], 60, 0)
+    out[:, mouth, 1] += 0.04
+    assert rest_drift(drv, photo, out)["mouth_rest_drift"] == pytest.approx(0.04, rel=0.05)
+    out[:20] = photo
+    m = rest_drift(drv, photo, out)
+    assert m["mouth_rest_drift"] == pytest.approx(0.0, abs=1e-6) and m["rest_frames"] <= 20

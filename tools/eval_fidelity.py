@@ -1,7 +1,8 @@
 """Expression fidelity of `reenact drive`, judged by an independent face mesh (issue 18, item 8).
 
     .venv/bin/python tools/eval_fidelity.py [--clips franck single_face carphone] [--seconds 8] \
-        [--drive-args "--pose"] [--out out/fidelity.json] [--edit-photos 5] [--sheet out/sheet.png] [--label NAME]
+        [--drive-args "--pose"] [--out out/fidelity.json] [--edit-photos 5] [--cross-photos 2] \
+        [--sheet out/sheet.png] [--label NAME]
 
 Self-reenactment: a clip's first frame (--source-frame) is the photo and the clip (its first --seconds, cut
 losslessly with PyAV) drives it through the `reenact drive` CLI. Google's MediaPipe FaceMesh (refine_landmarks,
@@ -11,7 +12,9 @@ meshes are cached under .cache/fidelity/mesh by file sha256. Output frame i is c
 Per clip: unreproduced motion, gain and correlation of the mouth, eyelids and brows; the rest offset of the mouth
 and brows (a constant expression the output adds); the blink opening ratio; the lip-gap and mouth-width
 correlation; head-pose correlation; and the same for the driver against itself re-encoded at CRF 18 (the judge's
-floor). Edit checks: `reenact edit` blink and brow raise on still photos of other people.
+floor). Edit checks: `reenact edit` blink and brow raise on still photos of other people. Cross checks
+(--cross-photos N): those photos driven by each clip, and how far each stays from its own face where the driver's
+mouth rests (rest drift).
 docs/fidelity.md defines every number.
 """
 
@@ -512,6 +515,42 @@ def edit_checks(reenact: Reenact, photos: list[Path], work: Path) -> list[dict]:
     return rows
 
 
+def resting_frames(aligned: np.ndarray, eye: float) -> np.ndarray:
+    """(T,) bool: the frames of pose-free meshes (T, 478, 3) whose mouth rests, by reenact's own rule
+    (`reenact.clip_geometry.resting_mouth`: closed lips, not widened) on the judge's mesh."""
+    from reenact.clip_geometry import resting_mouth
+
+    return resting_mouth(distance(aligned, LIP_GAP, eye), distance(aligned, MOUTH_WIDTH, eye))
+
+
+def rest_drift(drv: np.ndarray, photo: np.ndarray, out: np.ndarray) -> dict[str, float]:
+    """Cross-reenactment: where the driver's mouth rests, how far each region of the output (T, 478, 3) is from the
+    photo's own (478, 3), pose-free, in the photo's eye distances (mean point distance over those frames). 0: the
+    photo's own face whenever the driver rests; the driver's own motion is 0.01-0.05."""
+    d_al, _ = align(drv, int(np.flatnonzero(~np.isnan(drv[:, 0, 0]))[0]))
+    rest = resting_frames(d_al, eye_distance(d_al[~np.isnan(d_al[:, 0, 0])][0]))
+    o_al = align(np.concatenate([photo[None], out]), 0)[0][1:]
+    eye = eye_distance(photo)
+    keep = rest[:len(o_al)] & ~np.isnan(o_al[:, 0, 0])
+    return {f"{name}_rest_drift": float(np.linalg.norm(o_al[keep][:, idx, :2] - photo[idx, :2], axis=-1).mean() / eye)
+            for name, idx in REGIONS.items()} | {"rest_frames": int(keep.sum())}
+
+
+def cross_checks(reenact: Reenact, photos: list[Path], drivers: dict[str, Path], drive_args: list[str],
+                 work: Path) -> list[dict]:
+    """Every photo driven by every clip: `rest_drift` (the photo should look like itself where the driver rests)."""
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for clip, driver in drivers.items():
+        drv = meshes([driver])[0]
+        for photo in photos:
+            out = work / f"{clip}_{photo.stem}.mp4"
+            reenact("drive", str(photo), str(driver), "-o", str(out), "-y", *drive_args)
+            p, o = meshes([photo, out])
+            rows.append({"clip": clip, "photo": photo.name} | rest_drift(drv, p[0], o))
+    return rows
+
+
 # --- report ---------------------------------------------------------------------------------------------------------
 
 def fmt(v: float | None, digits: int = 2) -> str:
@@ -554,6 +593,14 @@ def edit_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def cross_table(rows: list[dict]) -> str:
+    lines = ["| clip | photo | resting frames | mouth / eyes / brows drift at rest, eye dist. |", "|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['clip']} | {r['photo']} | {r['rest_frames']} | {fmt(r['mouth_rest_drift'], 3)} / "
+                     f"{fmt(r['eyes_rest_drift'], 3)} / {fmt(r['brows_rest_drift'], 3)} |")
+    return "\n".join(lines)
+
+
 def clean(x):
     """JSON-safe: NaN -> null, numpy scalars -> Python numbers, 4 decimals."""
     if isinstance(x, dict):
@@ -578,6 +625,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("out/fidelity.json"))
     ap.add_argument("--edit-photos", type=int, default=5, help="photos for the edit checks (0: skip them)")
     ap.add_argument("--photos", type=Path, nargs="+", help="the edit checks' photos (instead of the default pick)")
+    ap.add_argument("--cross-photos", type=int, default=0,
+                    help="also drive this many held-out photos with each clip and measure how far each stays from "
+                         "its own face where the driver rests (0: skip)")
     ap.add_argument("--sheet", type=Path, help="contact sheet PNG (one per clip, the clip's name appended)")
     ap.add_argument("--code", type=Path, help="run the reenact CLI of this checkout (default: the installed one)")
     ap.add_argument("--label", default="", help="name of this run (default: from --drive-args)")
@@ -605,17 +655,22 @@ def main() -> None:
         print(f"{c}: {results[-1].seconds_total} s", file=sys.stderr)
     photos = args.photos or (edit_photos(args.edit_photos) if args.edit_photos > 0 else [])
     edits = edit_checks(reenact, photos, work / "edits") if photos else []
+    cross = (cross_checks(reenact, edit_photos(args.cross_photos), {r.clip: work / r.clip / "driver.mp4" for r in results},
+                          drive_args, work / "cross") if args.cross_photos > 0 else [])
     pose = "--pose" in drive_args
     print(f"## fidelity: {label} (drive args: {args.drive_args or 'none'}; first {args.seconds:g} s)\n")
     print(table(results, pose))
     if edits:
         print("\n" + edit_table(edits))
+    if cross:
+        print("\n" + cross_table(cross))
     doc = {"label": label, "code": code_version(args.code), "drive_args": drive_args, "oracle": args.oracle,
            "seconds": args.seconds,
            "source_frame": args.source_frame,
            "clips": [asdict(r) for r in results], "mean": mean_metrics([r.metrics for r in results]),
            "floor_mean": mean_metrics([r.floor for r in results]),
-           "frozen_mean": mean_metrics([r.frozen for r in results]), "edits": edits,
+           "frozen_mean": mean_metrics([r.frozen for r in results]), "edits": edits, "cross": cross,
+           "cross_mean": mean_metrics([{k: v for k, v in r.items() if k.endswith("_drift")} for r in cross]),
            "seconds_total": round(time.perf_counter() - t0, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(clean(doc), indent=1) + "\n")
