@@ -113,6 +113,20 @@ SQUINT_CLOSURE = {"eyeSquint": 0.445, "cheekSquint": 0.142}
 SQUINT_REST_PERCENTILE = 10
 
 
+# The eyes blink together: a difference between the two lids' readings below WINK_FROM is the tracker's (a laughing
+# or turned face reads one lid a fifth more closed than the other, where the judge reads them alike), and is taken
+# out; from WINK_FULL up it is a wink or a one-sided squint, and is kept whole.
+WINK_FROM, WINK_FULL = 0.2, 0.4
+
+
+def paired(blink: np.ndarray) -> np.ndarray:
+    """(T, 2) eyeBlink readings -> the same with the two eyes' difference kept only as far as it is a wink."""
+    mean = blink.mean(1, keepdims=True)
+    apart = np.abs(blink[:, :1] - blink[:, 1:])
+    keep = np.clip((apart - WINK_FROM) / (WINK_FULL - WINK_FROM), 0.0, 1.0)
+    return mean + keep * (blink - mean)
+
+
 def blinks_from_lids(values: np.ndarray, ears: np.ndarray) -> np.ndarray:
     """(T, C) estimates in CHANNELS order and the same frames' (T, 2) eye aspect ratios -> the estimates with eyeBlink
     read from the lids' closure that the squints do not explain (CLOSURE_OPEN -> 0, CLOSURE_SHUT -> 1) and the AUs
@@ -126,7 +140,8 @@ def blinks_from_lids(values: np.ndarray, ears: np.ndarray) -> np.ndarray:
         excess = np.maximum(v - np.percentile(v, SQUINT_REST_PERCENTILE, axis=0), 0)  # (T_ok, 2)
         closure = closure - per_unit * excess.mean(1, keepdims=True)
     out = values.copy()
-    out[np.ix_(ok, BLINKS)] = np.clip((closure - CLOSURE_OPEN) / (CLOSURE_SHUT - CLOSURE_OPEN), 0.0, 1.0)
+    blink = np.clip((closure - CLOSURE_OPEN) / (CLOSURE_SHUT - CLOSURE_OPEN), 0.0, 1.0)  # (T_ok, 2)
+    out[np.ix_(ok, BLINKS)] = paired(blink)
     # and the closure read as a blink is not drawn again as a squint: the network reads a closing eye's lids as a
     # squint too, on one side now and then (franck's eyeSquintLeft 0.25-0.46 at a blink), which raised that lower
     # lid alone

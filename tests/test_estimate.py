@@ -190,6 +190,19 @@ def test_a_clips_blinks_are_read_from_its_lids() -> None:
     assert out[30, CHANNELS.index("eyeSquintLeft")] < 0.5 * 0.5
 
 
+def test_the_eyes_blink_together_unless_one_winks() -> None:
+    """A laugh's lids read 0.61 / 0.43 (franck, frame 61; the judge reads them alike) close together; a wink (1 / 0)
+    and a one-sided half closure (0.5 / 0) stay one-sided."""
+    from reenact.clip_geometry import WINK_FULL, paired
+    b = np.array([[0.61, 0.43], [1.0, 0.0], [0.5, 0.0], [0.3, 0.3], [0.0, 0.0]])
+    out = paired(b)
+    assert out[0] == pytest.approx([0.52, 0.52])
+    assert np.allclose(out[1:], b[1:])
+    assert np.allclose(out.mean(1), b.mean(1))  # the eyes' mean closure is the lids'
+    half = paired(np.array([[0.5 * WINK_FULL + 0.6, 0.6 - 0.5 * WINK_FULL]]))[0]  # apart by WINK_FULL: kept
+    assert half[0] - half[1] == pytest.approx(WINK_FULL)
+
+
 def test_a_clips_gaze_is_read_from_its_irises() -> None:
     from reenact.clip_geometry import IRIS_PER_LOOK, gaze_from_irises
     from reenact.estimate import gaze_from_arkit
