@@ -16,8 +16,10 @@ from reenact_cli.options import (
     Output,
     Overwrite,
     Report,
+    Seed,
     Smooth,
     SmoothOption,
+    Still,
     Text,
     Threshold,
     parse_fps,
@@ -41,14 +43,16 @@ def extract(
     face: Face = None,
     fps: OptionalFps = None,
     text: Text = None,
+    still: Still = False,
+    seed: Seed = 0,
 ) -> None:
     """Write a per-frame track of expression parameters (AU / ARKit / pose / gaze), landmarks, or from speech audio
-    the viseme and mouth track."""
+    the viseme and mouth track with `speak`'s idle life (`render --pose` of it draws what `speak` draws)."""
     from reenact.specs import ExtractSpec
 
     output = output or Path(f"{media.stem}.{'json' if landmarks else 'csv'}")
     spec = ExtractSpec(media, output, fmt=fmt, landmarks=landmarks, raw=raw, smooth=smooth.value, overwrite=overwrite,
-                       face=face, fps=parse_fps(fps) if fps else None, text=text, plot=plot)
+                       face=face, fps=parse_fps(fps) if fps else None, text=text, plot=plot, still=still, seed=seed)
     from reenact.extract import extract as run_extract  # after the checks: torch loads here
     from reenact.pipeline import Models
 

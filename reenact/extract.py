@@ -69,7 +69,8 @@ def media_track(spec: ExtractSpec, models: Models, progress: ProgressFactory) ->
             raise InputError(f"{media} is audio: it has no face to take landmarks from; drop --landmarks.")
         from reenact.speech import speech_to_track_file
 
-        return speech_to_track_file(media, float(spec.fps or 25), models.device, spec.text), None
+        idle = None if spec.still else spec.seed
+        return speech_to_track_file(media, float(spec.fps or 25), models.device, spec.text, idle), None
     return video_track_with_landmarks(media, models, "none" if spec.raw else spec.smooth, not spec.raw,
                                       spec.landmarks, progress)
 

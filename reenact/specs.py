@@ -247,6 +247,8 @@ class ExtractSpec:
     fps: Fraction | None = None  # speech audio: the track's frame rate (None: 25)
     text: str | None = None  # speech audio: its transcript, for forced alignment
     plot: Path | None = None  # also an image of the main channels
+    still: bool = False  # speech audio: no idle life (blinks, brows, head) in the track, only the mouth
+    seed: int = 0  # speech audio: the idle life's seed (`speak --seed`)
 
     def __post_init__(self) -> None:
         track_format(self.output, self.fmt, self.landmarks)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from reenact.errors import InputError, WeightsError
-from reenact.params import ARKIT52, SPEECH, VISEME15, VISEME_TO_ARKIT_TABLE, Track
+from reenact.params import ARKIT52, RANGES, SPEECH, VISEME15, VISEME_TO_ARKIT_TABLE, Track
 # The 16 kHz helpers live in reenact.phones, below reenact.transcript; reenact.speech.SR etc. stay importable.
 from reenact.phones import HOP, RATE, SR, PhoneSegment, frame_db, mono16k  # noqa: F401
 from reenact.registry import register_model
@@ -374,13 +374,21 @@ def speech_columns(track: SpeechTrack) -> list[int]:
 
 
 def speech_to_track_file(audio: Path, fps: float, device: torch.device | str = "cpu",
-                         text: str | None = None) -> Track:
+                         text: str | None = None, idle: int | None = 0) -> Track:
     """`extract speech.wav`: a Track with the 15 viseme posteriors, the ARKit mouth weights and how far p/b/m shut the
-    lips (`lipsShut`) per video frame."""
+    lips (`lipsShut`) per video frame, and `speak`'s idle life with seed `idle` (blinks, brow raises, head yaw /
+    pitch / roll in degrees; None: none), so that `render --pose` of the track draws what `speak` draws."""
+    from reenact.idle import idle_track
+
     tr = speech_track(audio, fps, device, text)
     columns = [tr.visemes, tr.weights] + ([] if tr.shut is None else [tr.shut[:, None]])
     names = list(VISEMES) + list(tr.names) + ([] if tr.shut is None else list(SPEECH))
+    if idle is not None:
+        life, idle_names = idle_track(len(tr), fps, tr.loudness, seed=idle)
+        columns.append(life)
+        names += list(idle_names)
     meta = {"fps": str(Fraction(fps).limit_denominator(1001)), "frames": len(tr), "source": audio.name,
             "missing_frames": 0}
     values = np.concatenate(columns, 1).astype(np.float32)
-    return Track(np.arange(len(tr)) / fps, np.clip(values, 0.0, 1.0), names, meta)
+    lo, hi = np.array([RANGES[n] for n in names], np.float32).T  # mouth in [0, 1], head turns in degrees
+    return Track(np.arange(len(tr)) / fps, np.clip(values, lo, hi), names, meta)

@@ -92,11 +92,46 @@ def test_telephone_stereo_mp3_and_bad_audio(tmp_path: Path) -> None:
 
 
 def test_extract_visemes_from_speech(tmp_path: Path) -> None:
+    from reenact.params import Track
+
     out = tmp_path / "visemes.csv"
     code, err = run("extract", str(PAPA), "-o", str(out))
     assert code == 0, err
     header = out.read_text().splitlines()[0].split(",")
     assert header[:2] == ["time", "sil"] and "PP" in header and "jawOpen" in header
+    life = Track.read(out).select(["eyeBlinkLeft", "eyeBlinkRight", "yaw", "pitch"])  # speak's idle life travels too
+    assert life[:, :2].max() > 0.9 and np.ptp(life[:, 2:], axis=0).min() > 0.1
+    still = tmp_path / "still.csv"
+    code, err = run("extract", str(PAPA), "-o", str(still), "--still")
+    assert code == 0, err
+    assert "eyeBlinkLeft" not in Track.read(still).channels and "jawOpen" in Track.read(still).channels
+
+
+def test_render_of_an_extracted_speech_track_is_what_speak_draws() -> None:
+    """`extract speech.wav` + `render --pose` asks of a photo what `speak` asks: the same shapes (mouth, blinks,
+    brows), head turn and lip closures, for a photo with closed lips (a parted photo's lips close in the track's
+    pauses under `render`'s relative transfer, where `speak` keeps them; docs/speech.md)."""
+    import dataclasses
+
+    import torch
+
+    from reenact.analysis import Models, load_source
+    from reenact.options import SpeakOptions
+    from reenact.pipeline import target_motion
+    from reenact.retarget import RetargetOptions
+    from reenact.speak import speak_motion
+    from reenact.speech import speech_to_track_file, speech_track
+
+    source = load_source(Path(SOURCE), Models(torch.device("cpu")), 320, None)
+    source = dataclasses.replace(source, lip_gap=0.0)  # closed lips
+    sopts = SpeakOptions(fps=Fraction(25), seed=0)
+    spoken = speak_motion(speech_track(PAPA, 25.0), source.shapes, sopts)
+    rendered = target_motion(speech_to_track_file(PAPA, 25.0, idle=0), source, RetargetOptions(pose=True),
+                             Fraction(25))
+    assert np.allclose(rendered.shapes, spoken.shapes, atol=1e-5)
+    assert np.allclose(rendered.rotation, spoken.rotation, atol=1e-4)
+    assert np.allclose(rendered.shut, spoken.shut, atol=1e-5)
+    assert spoken.shapes[:, 0].max() > 0.9  # a full blink (eyeBlinkLeft)
 
 
 def test_render_of_an_extracted_speech_track_shuts_the_lips_as_speak_does(tmp_path: Path) -> None:
