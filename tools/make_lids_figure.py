@@ -65,7 +65,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "lids.png")
     ap.add_argument("--tile", type=int, default=TILE, help="each tile's width, px")
     args = ap.parse_args()
-    photos = args.photos or [ROOT / ".cache" / "data" / p for p in PHOTOS]
+    photos = [p.resolve() for p in args.photos] or [ROOT / ".cache" / "data" / p for p in PHOTOS]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n, path in enumerate(photos):

@@ -69,7 +69,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "rest_mouth.png")
     ap.add_argument("--tile", type=int, default=TILE, help="each tile's width, px")
     args = ap.parse_args()
-    photos = args.photos or [ROOT / ".cache" / "data" / p for p in PHOTOS]
+    photos = [p.resolve() for p in args.photos] or [ROOT / ".cache" / "data" / p for p in PHOTOS]
     driver = frames(args.driver)
     if max(args.frames) >= len(driver):
         sys.exit(f"{args.driver} has {len(driver)} frames; --frames asks for {max(args.frames)}")
