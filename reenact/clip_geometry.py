@@ -333,15 +333,35 @@ def clip_geometry(points: np.ndarray, estimator: Estimator) -> np.ndarray:
     return np.concatenate([eye_aspect_ratios(points), iris_offsets(points), brow_heights(canon), *regions, area], 1)
 
 
+def resting_face(geometry: np.ndarray) -> np.ndarray:
+    """(T, GEOMETRY + ...) `clip_geometry` -> (T,) bool, the frames where the face rests: its mouth rests
+    (`resting_mouth`) and, of those, the half with the lower brows (a talker raises them in the pauses: jwp_close's
+    resting mouth is half brow raises). All False where fewer than MIN_CLIP_FRAMES frames have a face."""
+    mouth, brows = geometry[:, 8:8 + 2 * len(MOUTH.points)], geometry[:, 4:8]
+    ok = np.isfinite(mouth).all(1) & np.isfinite(brows).all(1)
+    out = np.zeros(len(geometry), bool)
+    if ok.sum() < MIN_CLIP_FRAMES:
+        return out
+    rest = np.flatnonzero(ok)[resting_mouth(*mouth_gap_width(mouth[ok], MOUTH))]
+    low = brows[rest].mean(1)  # cm, y down: larger is lower
+    out[rest[low >= np.median(low)]] = True
+    return out
+
+
 def eye_area_channels(geometry: np.ndarray) -> np.ndarray | None:
-    """A whole clip's (T, EYE_AREA) eye-area coefficients: its eye area's canonical motion about the clip's median
-    along the modes (NaN where a frame has no face); None for clips with fewer than MIN_CLIP_FRAMES faces, which
-    are drawn by the rig alone."""
+    """A whole clip's (T, EYE_AREA) eye-area coefficients: its eye area's canonical motion from the clip's resting
+    face (`resting_face`; its median frame where it has none) along the modes (NaN where a frame has no face); None
+    for clips with fewer than MIN_CLIP_FRAMES faces, which are drawn by the rig alone.
+
+    Why the resting face: a photo's eyes and brows are its own where the driver's rest. About the clip's median, a
+    driver who smiles for most of a clip (single_face, whose smile narrows his eyes and lowers his brows) drew the
+    photo's eyes wide and its brows raised wherever he rested (docs/fidelity.md, "Eleventh pass")."""
     xy = geometry[:, GEOMETRY:]  # (T, 2P)
     ok = np.isfinite(xy).all(1)
     if ok.sum() < MIN_CLIP_FRAMES:
         return None
-    moved = (xy - np.median(xy[ok], 0)).reshape(len(xy), -1, 2)  # (T, P, 2) cm
+    rest = resting_face(geometry) & ok
+    moved = (xy - np.median(xy[rest if rest.any() else ok], 0)).reshape(len(xy), -1, 2)  # (T, P, 2) cm
     return load_eye_area().coefficients(moved).astype(np.float32)
 
 

@@ -190,6 +190,33 @@ def test_a_clips_blinks_are_read_from_its_lids() -> None:
     assert out[30, CHANNELS.index("eyeSquintLeft")] < 0.5 * 0.5
 
 
+def test_a_clips_eye_area_is_read_from_its_resting_face() -> None:
+    """A driver who smiles for most of the clip, his eyes narrowed by it: his resting frames (lips closed, not
+    widened) read no eye-area motion, so the photo keeps its own eyes where he rests, and the smile's narrowing reads
+    as motion. Of the resting frames, those with raised brows are not the rest (a talker's pauses)."""
+    from reenact.clip_geometry import GEOMETRY, MOUTH, eye_area_channels, region_basis, resting_face
+    from reenact.rig import load_eye_area
+
+    t, area = 60, load_eye_area()
+    basis = region_basis(MOUTH.shapes, MOUTH.points)
+    mouth = np.tile(np.linspace(-2, 2, basis.shape[1]), (t, 1))
+    smile = sum(0.6 * basis[MOUTH.shapes.index(n)] for n in ("mouthSmileLeft", "mouthSmileRight"))
+    mouth[20:] += smile + 0.1 * basis[MOUTH.shapes.index("jawOpen")]  # frames 20-59 smile, lips a little apart
+    brows = np.full((t, 4), -3.0)
+    brows[:10] -= 0.3  # frames 0-9 rest with raised brows, 10-19 rest
+    eyes = np.tile(np.linspace(-3, 3, 2 * len(area.points)), (t, 1))
+    narrowed = 0.4 * area.basis[0].flatten().numpy()  # along the first mode, cm
+    eyes[20:] += narrowed
+    eyes[:10] -= 0.5 * narrowed  # the raised brows move the area too
+    geometry = np.concatenate([np.full((t, 4), 0.3), brows, mouth, eyes], 1)
+    assert geometry.shape[1] == GEOMETRY + eyes.shape[1]
+    rest = resting_face(geometry)
+    assert rest[10:20].all() and not rest[:10].any() and not rest[20:].any()
+    coef = eye_area_channels(geometry)
+    assert np.abs(coef[10:20]).max() < 1e-4  # at rest: nothing to draw
+    assert coef[30, 0] == pytest.approx(0.4, abs=1e-4)  # the smile's narrowing, from the rest
+
+
 def test_the_eyes_blink_together_unless_one_winks() -> None:
     """A laugh's lids read 0.61 / 0.43 (franck, frame 61; the judge reads them alike) close together; a wink (1 / 0)
     and a one-sided half closure (0.5 / 0) stay one-sided."""
