@@ -53,7 +53,8 @@ def test_a_clip_track_carries_its_eye_area_and_a_photo_does_not(driver: Path, mo
     area = track.select(EYE_AREA)
     assert set(EYE_AREA) <= set(track.channels) and np.isfinite(area).all()
     assert area.std(0).max() > 0.05  # the driver's eyes and brows move
-    assert np.abs(np.median(area, 0)).max() < 0.1  # motion about the clip's median
+    norm = np.linalg.norm(area, axis=1)  # motion from the clip's resting face (tests/test_estimate.py): some frames
+    assert norm.min() < 0.5 * np.median(norm)  # are at it, the talking ones away from it
     from reenact.extract import image_track
 
     assert not set(EYE_AREA) & set(image_track(SOURCE, models, None)[0].channels)
