@@ -8,8 +8,8 @@
 Work is done once. Each video driver's parameter track is extracted once and cached beside the outputs in
 `OUTDIR/.reenact-cache/tracks/`, keyed by the sha256 of the file's content, the tracking settings, reenact's version
 and source files and the sha256 of every shipped weight, so a changed file, model or reading never reuses a stale
-track. Each worker analyses
-each source photo once (jobs are sent out grouped by source, and a worker keeps its last few sources).
+track. Each worker analyses each source photo once (jobs are sent out grouped by source, and a worker keeps its last
+few sources).
 
 Resumable: a job whose output file exists is skipped (`force=True` renders it again; the track cache stays valid
 because its key covers everything that shapes a track). Videos are written under a hidden temporary name and

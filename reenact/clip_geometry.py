@@ -225,10 +225,11 @@ def brows_from_mesh(values: np.ndarray, heights: np.ndarray) -> np.ndarray:
 # sets how far they go). So the resting mouth reads 0 on every mouth shape, whatever the network makes of the
 # person's lips. Taken about the clip's median on top of the network's median reading instead, a clip that smiles
 # most of the time (single_face) read its resting frames as the smile's opposite (pucker 0.7, frown 0.8, press 0.55)
-# and drew that pout on the photo wherever the driver rested (docs/fidelity.md, "Eleventh pass"). Through the rig, on the tuning clips, the network's shapes left 0.40 of that motion unreproduced, the
-# solved ones 0.19; judged on the rendered output, mouth unreproduced 0.38 -> 0.36 (attention tracker). The same
-# solve for the lids (blink, squint, wide) left 0.52-0.68 instead of 0.81 through the rig but nothing on the output
-# (eyes 1.02 -> 1.06), so the lids keep their readings above.
+# and drew that pout on the photo wherever the driver rested (docs/fidelity.md, "Eleventh pass"). Through the rig, on
+# the tuning clips, the network's shapes left 0.40 of that motion unreproduced, the solved ones 0.19; judged on the
+# rendered output, mouth unreproduced 0.38 -> 0.36 (attention tracker). The same solve for the lids (blink, squint,
+# wide) left 0.52-0.68 instead of 0.81 through the rig but nothing on the output (eyes 1.02 -> 1.06), so the lids keep
+# their readings above.
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,13 @@ REGIONS: dict[str, tuple[str, ...]] = {
 REGIONS["all"] = ARKIT52
 
 # Where a driver's changes are measured from (`--rest`). "clip": each channel's resting value over the whole clip
-# (its low percentile, reenact.smooth.neutral_calibrate; the eye area: the clip's median). "first": the driver's first
-# frame, as LivePortrait's and FOMM's relative modes do, so the photo holds its own expression wherever the driver's
-# face is as in its first frame: for a driver that starts at rest. A clip's mouth shapes are read from its resting
-# mouth already (reenact.clip_geometry.resting_mouth), so its resting frames read 0 there; a channel read by the
-# network alone can still take its rest from an expression that pushes it below its resting reading, and the photo
-# then holds that reading as an expression whenever the driver rests (docs/fidelity.md, "the rest offset"). jawOpen keeps the clip's rest (or the photo's own opening) in both: a clip
+# (its low percentile, reenact.smooth.neutral_calibrate; the eye area: the clip's resting face). "first": the driver's
+# first frame, as LivePortrait's and FOMM's relative modes do, so the photo holds its own expression wherever the
+# driver's face is as in its first frame: for a driver that starts at rest. A clip's mouth shapes and eye area are
+# read from its resting mouth and face already (reenact.clip_geometry.resting_mouth, resting_face), so its resting
+# frames read 0 there; a channel read by the network alone can still take its rest from an expression that pushes it
+# below its resting reading, and the photo then holds that reading as an expression whenever the driver rests
+# (docs/fidelity.md, "the rest offset"). jawOpen keeps the clip's rest (or the photo's own opening) in both: a clip
 # that starts mid-word would otherwise never close the photo's mouth.
 RESTS = ("clip", "first")
 

@@ -655,8 +655,9 @@ def main() -> None:
         print(f"{c}: {results[-1].seconds_total} s", file=sys.stderr)
     photos = args.photos or (edit_photos(args.edit_photos) if args.edit_photos > 0 else [])
     edits = edit_checks(reenact, photos, work / "edits") if photos else []
-    cross = (cross_checks(reenact, edit_photos(args.cross_photos), {r.clip: work / r.clip / "driver.mp4" for r in results},
-                          drive_args, work / "cross") if args.cross_photos > 0 else [])
+    drivers = {r.clip: work / r.clip / "driver.mp4" for r in results}
+    cross = (cross_checks(reenact, edit_photos(args.cross_photos), drivers, drive_args, work / "cross")
+             if args.cross_photos > 0 else [])
     pose = "--pose" in drive_args
     print(f"## fidelity: {label} (drive args: {args.drive_args or 'none'}; first {args.seconds:g} s)\n")
     print(table(results, pose))
