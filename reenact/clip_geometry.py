@@ -250,6 +250,9 @@ REGIONS = (MOUTH,)
 SOLVE_STEPS = 200
 GEOMETRY = 8 + sum(2 * len(r.points) for r in REGIONS)  # clip_geometry: EARs, irises, brows, each region's x, y
 # ... and after them the eye area's canonical x, y (reenact.rig.EyeArea: 2 * its points), read by `eye_area_channels`.
+# Where each part sits in a row of `clip_geometry` (the mouth is the first region).
+EARS, IRIS_OFFSETS, BROW_YS = slice(0, 2), slice(2, 4), slice(4, 8)
+MOUTH_XY = slice(8, 8 + 2 * len(MOUTH.points))
 
 
 @lru_cache(maxsize=1)
@@ -338,7 +341,7 @@ def resting_face(geometry: np.ndarray) -> np.ndarray:
     """(T, GEOMETRY + ...) `clip_geometry` -> (T,) bool, the frames where the face rests: its mouth rests
     (`resting_mouth`) and, of those, the half with the lower brows (a talker raises them in the pauses: jwp_close's
     resting mouth is half brow raises). All False where fewer than MIN_CLIP_FRAMES frames have a face."""
-    mouth, brows = geometry[:, 8:8 + 2 * len(MOUTH.points)], geometry[:, 4:8]
+    mouth, brows = geometry[:, MOUTH_XY], geometry[:, BROW_YS]
     ok = np.isfinite(mouth).all(1) & np.isfinite(brows).all(1)
     out = np.zeros(len(geometry), bool)
     if ok.sum() < MIN_CLIP_FRAMES:
@@ -369,9 +372,9 @@ def eye_area_channels(geometry: np.ndarray) -> np.ndarray | None:
 def read_geometry(values: np.ndarray, geometry: np.ndarray) -> np.ndarray:
     """A whole clip's (T, C) estimates with blinks, gaze, brows and mouth read from its (T, GEOMETRY)
     `clip_geometry`."""
-    ears, irises, brows = geometry[:, :2], geometry[:, 2:4], geometry[:, 4:8]
+    ears, irises, brows = geometry[:, EARS], geometry[:, IRIS_OFFSETS], geometry[:, BROW_YS]
     values = gaze_from_irises(blinks_from_lids(brows_from_mesh(values, brows), ears), irises, ears)
-    start = 8
+    start = BROW_YS.stop
     for region in REGIONS:
         values = shapes_from_mesh(values, geometry[:, start:start + 2 * len(region.points)], region)
         start += 2 * len(region.points)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from reenact.errors import InputError, WeightsError
+from reenact.idle import idle_track
 from reenact.params import ARKIT52, RANGES, SPEECH, VISEME15, VISEME_TO_ARKIT_TABLE, Track
 # The 16 kHz helpers live in reenact.phones, below reenact.transcript; reenact.speech.SR etc. stay importable.
 from reenact.phones import HOP, RATE, SR, PhoneSegment, frame_db, mono16k  # noqa: F401
@@ -378,8 +379,6 @@ def speech_to_track_file(audio: Path, fps: float, device: torch.device | str = "
     """`extract speech.wav`: a Track with the 15 viseme posteriors, the ARKit mouth weights and how far p/b/m shut the
     lips (`lipsShut`) per video frame, and `speak`'s idle life with seed `idle` (blinks, brow raises, head yaw /
     pitch / roll in degrees; None: none), so that `render --pose` of the track draws what `speak` draws."""
-    from reenact.idle import idle_track
-
     tr = speech_track(audio, fps, device, text)
     columns = [tr.visemes, tr.weights] + ([] if tr.shut is None else [tr.shut[:, None]])
     names = list(VISEMES) + list(tr.names) + ([] if tr.shut is None else list(SPEECH))

@@ -252,8 +252,7 @@ def cover_openings(frames: torch.Tensor, grid: torch.Tensor, covers: list[Cover]
     (B, N, 2) its displacement."""
     h, w = frames.shape[-2:]
     for cover in covers:
-        opening = cover.opening(points, disp)  # (B,)
-        weight = ramp(opening, cover.start, cover.full)
+        weight = cover.weight(points, disp)  # (B,)
         if not bool((weight > 0).any()):  # most frames: every opening open, nothing to cover
             continue
         ox0, oy0, ox1, oy1 = cover.target_box(points, disp, (h, w))
@@ -266,7 +265,7 @@ def cover_openings(frames: torch.Tensor, grid: torch.Tensor, covers: list[Cover]
         sampled = F.grid_sample(fill, local, mode="bilinear", padding_mode="zeros", align_corners=True)
         drawn = weight.to(frames)[:, None, None, None]  # (B, 1, 1, 1)
         if cover.slit is not None:  # inside the target slit it comes later (never sooner: `late` <= `weight`)
-            late = ramp(opening, SLIT_FROM, SLIT_FULL)  # (B,)
+            late = ramp(cover.opening(points, disp), SLIT_FROM, SLIT_FULL)  # (B,)
             inside = slit_masks(points, disp, cover.slit, (ox0, oy0), sampled.shape[-2:]).to(frames)  # (B, 1, h', w')
             drawn = drawn + inside * (late.to(frames)[:, None, None, None] - drawn)  # (B, 1, h', w')
         alpha = sampled[:, 3:] * drawn  # (B, 1, h', w')

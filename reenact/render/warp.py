@@ -422,6 +422,7 @@ class MeshWarper:
         # Per eye: the mesh triangles up to the brow's upper edge, mapped exactly in `_exact_eyes`; the band from
         # the upper lid (corner to corner) up to the brow's upper edge, softened in `_soften_stretched`.
         origin = np.array([self.roi.x0, self.roi.y0], np.float64)
+        self.mesh_roi = nodes[: self.n_mesh] - origin  # (N, 2) float64 the photo's mesh in ROI px
         roi_img = image[self.roi.y0:self.roi.y1, self.roi.x0:self.roi.x1]
         self.eye_tris, self.brow_bands = [], []
         if len(points) >= 478:
@@ -433,15 +434,15 @@ class MeshWarper:
                 self.brow_bands.append(np.concatenate([lid, canon.group(f"{side}_eyebrow_upper")[::-1]]))
             self.eye_size = float(np.linalg.norm(points[33, :2] - points[263, :2]))  # outer eye corners, px
             # Per eye, what `_slide_lids` slides the lids over and `_unfold_lids` unfolds.
-            self.eyeballs = [Eyeball.of(points[:, :2] - origin, opening, iris, ring, roi_img)
+            self.eyeballs = [Eyeball.of(self.mesh_roi, opening, iris, ring, roi_img)
                              for opening, iris, ring in zip(OPENINGS, IRISES, UPPER_RINGS)]
         self.source = torch.from_numpy(roi_img.copy()).to(device).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
         # Shut lids hide the eyeball, closed lips a photo's teeth: lid skin and lip colour over what the warp still
         # reads from the photo's openings.
-        self.covers = eye_covers(roi_img, points[:, :2] - origin) if len(points) >= 478 else []
-        mouth = mouth_cover(roi_img, points[:, :2] - origin)
+        self.covers = eye_covers(roi_img, self.mesh_roi) if len(points) >= 478 else []
+        mouth = mouth_cover(roi_img, self.mesh_roi)
         self.covers += [mouth] if mouth is not None else []
-        self.points_roi = torch.tensor(points[:, :2] - origin, dtype=torch.float32, device=device)  # (N, 2)
+        self.points_roi = torch.tensor(self.mesh_roi, dtype=torch.float32, device=device)  # (N, 2)
         self.coarse_base = torch.tensor(np.stack([gx, gy], -1), dtype=torch.float32, device=device)  # (h, w, 2)
         self.step = ((w - 1) / max(self.coarse[1] - 1, 1), (h - 1) / max(self.coarse[0] - 1, 1))  # coarse spacing px
         self.scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=device)
@@ -493,14 +494,10 @@ class MeshWarper:
         grid = F.interpolate(coarse, size=self.roi.size, mode="bilinear", align_corners=True)
         return grid.permute(0, 2, 3, 1)  # (B, H, W, 2) in [-1, 1]
 
-    def _mesh_roi(self) -> np.ndarray:
-        """(N, 2) float64 the photo's mesh in ROI px."""
-        return self.nodes[: self.n_mesh] - np.array([self.roi.x0, self.roi.y0], np.float64)
-
     def moved(self, disp: torch.Tensor) -> np.ndarray:
         """(B, N, 2) vertex displacement -> (B, N, 2) float64 the target meshes in ROI px (what the passes round the
         eyes read)."""
-        return self._mesh_roi()[None] + disp[:, : self.n_mesh, :2].detach().cpu().numpy()
+        return self.mesh_roi[None] + disp[:, : self.n_mesh, :2].detach().cpu().numpy()
 
     def _exact_eyes(self, grid: torch.Tensor, moved: np.ndarray) -> None:
         """Overwrite `grid` (B, H, W, 2) around each eye with the exact piecewise-affine backward map of its mesh.
@@ -514,7 +511,7 @@ class MeshWarper:
         brow's upper edge, it cannot. moved: (B, N, 2) the target meshes, ROI px.
         """
         h, w = self.roi.size
-        src = self._mesh_roi()  # (N, 2) ROI px
+        src = self.mesh_roi  # (N, 2) ROI px
         scale = np.array([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
         for b in range(len(moved)):
             for tris in self.eye_tris:
@@ -597,7 +594,7 @@ class MeshWarper:
         """Blur `frames` (B, 3, H, W) sideways, in place, where the band between an upper lid and its brow is stretched
         vertically beyond SOFT_FROM times, as far as the brow rose (grid: (B, H, W, 2) the backward map; moved:
         (B, N, 2) the target meshes, ROI px)."""
-        d = moved[..., 1] - self._mesh_roi()[None, :, 1]  # (B, N) vertical displacement, px (down)
+        d = moved[..., 1] - self.mesh_roi[None, :, 1]  # (B, N) vertical displacement, px (down)
         # How far each brow rose against its eye's corners (fixed to the skull), as a share of SOFT_RISE: (bands, B).
         # A band is its upper lid, corner to corner (n vertices), then its brow's upper edge.
         n = UPPER_LIDS.shape[1]
