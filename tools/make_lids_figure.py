@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -46,11 +47,22 @@ def edit(checkout: Path, photo: Path, value: float, out: Path) -> np.ndarray:
     return cv2.imread(str(out))
 
 
-def eyes_box(photo: np.ndarray) -> tuple[int, int, int, int]:
-    """x0, y0, x1, y1 around both eyes and the brows' lower edge (this checkout's tracker)."""
+@lru_cache(maxsize=1)
+def analyzer():  # noqa: ANN201  (reenact.face.FaceAnalyzer, imported late: torch)
+    """This checkout's face analyser, loaded once for every box a figure crops."""
     from reenact.face import FaceAnalyzer
 
-    p = FaceAnalyzer().analyze(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB)).points[:, :2]
+    return FaceAnalyzer()
+
+
+def landmarks(image: np.ndarray) -> np.ndarray:
+    """(478, 2) px: the face in a BGR image (this checkout's tracker)."""
+    return analyzer().analyze(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).points[:, :2]
+
+
+def eyes_box(photo: np.ndarray) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1 around both eyes and the brows' lower edge (this checkout's tracker)."""
+    p = landmarks(photo)
     width = p[263, 0] - p[33, 0]
     x0, x1 = p[[33, 263], 0].min() - 0.2 * width, p[[33, 263], 0].max() + 0.2 * width
     y0, y1 = p[[159, 386], 1].min() - 0.3 * width, p[[145, 374], 1].max() + 0.15 * width

