@@ -12,7 +12,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-import cv2
 import numpy as np
 import torch
 
@@ -119,13 +118,11 @@ class Source:
 
 
 def load_source(path: Path, models: Models, max_size: int = 1280, face: int | None = None) -> Source:
-    from reenact.io.image import read_image
+    from reenact.io.image import MAX_SIDE, read_image
 
-    image = read_image(path)
-    h, w = image.shape[:2]
-    if max_size and max(h, w) > max_size:
-        k = max_size / max(h, w)
-        image = cv2.resize(image, (max(2, round(w * k)), max(2, round(h * k))), interpolation=cv2.INTER_AREA)
+    # One resampling, in the decoder: a large JPEG is decoded at a fraction of its size, then resized to max_size
+    # (max_size 0: only the reader's own cap). It was read at up to MAX_SIDE and resized a second time here.
+    image = read_image(path, max_side=min(max_size, MAX_SIDE) if max_size else MAX_SIDE)
     landmarks = models.analyzer.analyze(image, face=face, name=str(path))
     from reenact.clip_geometry import canonical_points, lip_gap
     from reenact.estimate import photo_reading

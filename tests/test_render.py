@@ -528,6 +528,33 @@ def test_a_shut_eyes_lash_line_thins_into_its_corners() -> None:
     assert np.allclose(np.abs(lens(arc, 4.0, 0.0)[:25, 1] - lens(arc, 4.0, 0.0)[25:][::-1, 1]), 4.0)  # even
 
 
+def test_a_shut_eyes_lashes_hang_below_its_line_whichever_way_the_lid_runs() -> None:
+    # The line alone read as a pen stroke across the lid: a soft band of lashes hangs under it, none above it.
+    from reenact.render.covers import FRINGE_ALPHA, SUPERSAMPLE, fringe
+    arc = np.stack([np.linspace(10, 50, 25), 20 + 0.01 * (np.linspace(10, 50, 25) - 30) ** 2], 1)
+    for line in (arc, arc[::-1]):  # outer to inner corner runs left to right on one eye, right to left on the other
+        band = fringe(line, 2.0, 0.8, (40 * SUPERSAMPLE, 60 * SUPERSAMPLE)).astype(np.float32)
+        column = band[:, 30 * SUPERSAMPLE] / 255  # (H,) down the middle of the lid
+        below, above = column[20 * SUPERSAMPLE:], column[:20 * SUPERSAMPLE - 2 * SUPERSAMPLE]
+        assert 0.5 * FRINGE_ALPHA < below.max() <= FRINGE_ALPHA + 0.01
+        assert above.max() < 0.1 * FRINGE_ALPHA
+        assert below[-1] == 0 and np.argmax(below) < 3 * SUPERSAMPLE  # darkest near the line, gone further down
+
+
+def test_lashes_are_found_as_thin_dark_strokes_not_as_shading() -> None:
+    # A shut lid covers its lashes whole wherever its band reaches (the warp stretched long lashes above the lid into
+    # streaks over it: kim1_crop), but leaves the lid's broad shading (a crease's shadow, the brow bone) to the band.
+    from reenact.render.covers import lashes
+    y, x = np.mgrid[0:60, 0:100].astype(np.float32)
+    crop = np.repeat((150 + 0.5 * y)[..., None], 3, -1)  # (60, 100, 3) skin lit from below
+    crop -= 40.0 * np.exp(-((x - 40) / 15) ** 2 - ((y - 30) / 12) ** 2)[..., None]  # a broad, soft shadow
+    crop[15:35, 70:90:4] = 40.0  # lashes: 1 px dark strokes, 4 px apart
+    found = lashes(crop, width=80.0)
+    assert found[20:30, 70:90:4].min() > 0.8  # every stroke
+    assert found[20:30, 71:89:4].min() > 0.5  # and round each (its anti-aliased edges)
+    assert found[:, :60].max() < 0.3  # not the shading (only its valley's deepest point reads a little)
+
+
 def test_a_squint_on_a_shut_eye_does_not_cross_the_lids(sample) -> None:
     """Blink plus squint and cheek raise carries the lower lid past the upper one; the lids meet and stop there."""
     from reenact.render.renderer import LID_ROWS

@@ -40,9 +40,11 @@ LASH_ALPHA = 0.85
 BAND_TAPER = 0.2  # the lid band fades out over this share of the eye's width at each corner
 BROW_LOWER = slice(48, 54)  # EYE_CONTOUR: the brow's lower edge, outer to inner
 LASH = 0.035  # the drawn lash line's thickness, in eye widths
+FRINGE, FRINGE_ALPHA = 2.5, 0.45  # the lashes below an eye's line: their depth (times the line's) and darkness
 LASH_TAPER = 0.8  # and how far it thins into the eye's corners (`lens`)
 SUPERSAMPLE = 4  # a drawn line's mask is drawn this much finer, then averaged down
 LASH_PERCENTILE = 5  # its colour: this darkest share of the lash band (the darkest fifth left takeo's line grey)
+LASH_KERNEL, LASH_DEPTH = 0.1, 15.0  # `lashes`: strokes thinner than this share of the eye's width, this much darker
 GROW = 0.08  # the opening's margin, in eye widths (the band of eyeball a tracker's lid points leave outside)
 # The mouth's cover: from half the photo's opening to 0.15 of it (a word's lips pass through half-open all the time;
 # the cover is for lips that meet); its margin (the lips' dark inner edges) and meeting line, in mouth widths.
@@ -75,6 +77,7 @@ class Cover:
     full: float = COVER_FULL  # ... and where it is complete
     taper: float = 0.0  # how far the line narrows into its ends (`lens`)
     slit: np.ndarray | None = None  # an eye's opening polygon (OPENINGS), covered from SLIT_FROM to SLIT_FULL
+    fringe: bool = False  # lashes hang below the line (`fringe`): an eye's, not the lips'
 
     def opening(self, points: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
         """(B,) the target opening, a share of the photo's."""
@@ -121,11 +124,12 @@ def eye_covers(roi_image: np.ndarray, points: np.ndarray) -> list[Cover]:
         mask = cv2.dilate(mask, down)
         fill = rgba(lower_skin(crop, mask > 0, k + 1), mask, grow)
         band = lid_band(crop.shape[:2], points[upper_lid] - [x0, y0], brow - [x0, y0])
+        band = band + (1.0 - band) * lashes(crop, width) * np.sqrt(band)
         fill[0, 3] = torch.maximum(fill[0, 3], torch.from_numpy(band))
         ring = np.concatenate([contour[:REFINED], contour[BROW_LOWER]])
         covers.append(Cover((x0, y0, x1, y1), fill, upper, lower, gap, ring, upper_lid,
                             lash_colour(roi_image, points, contour), max(1.0, LASH * width), taper=LASH_TAPER,
-                            slit=opening_ids))
+                            slit=opening_ids, fringe=True))
     return covers
 
 
@@ -162,6 +166,18 @@ def lid_band(size: tuple[int, int], lid: np.ndarray, brow: np.ndarray) -> np.nda
     across = np.clip((x - lid[0, 0]) / max(lid[-1, 0] - lid[0, 0], 1.0), 0, 1)
     alpha *= np.clip(np.sin(np.pi * across) / np.sin(np.pi * BAND_TAPER), 0, 1)
     return cv2.GaussianBlur(alpha.astype(np.float32), (0, 0), max(0.5, 0.02 * (lid[-1, 0] - lid[0, 0])))
+
+
+def lashes(crop: np.ndarray, width: float) -> np.ndarray:
+    """(h, w) float 0..1: the thin dark strokes of an eye's crop (lashes, liner, stray hairs), from a black-hat
+    (the crop closed by a disc of LASH_KERNEL eye widths, less the crop) full at LASH_DEPTH grey levels. A shut
+    lid's band covers them whole wherever it reaches (`eye_covers`): under the band's fade toward the brow, long
+    lashes above the lid were left half covered, and the warp stretched them down over the lid into streaks."""
+    luma = cv2.cvtColor(crop.astype(np.uint8), cv2.COLOR_RGB2GRAY)
+    k = max(3, int(round(LASH_KERNEL * width)) | 1)
+    hat = cv2.morphologyEx(luma, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    found = cv2.dilate(np.clip(hat / LASH_DEPTH, 0.0, 1.0).astype(np.float32), np.ones((3, 3), np.uint8))
+    return cv2.GaussianBlur(found, (0, 0), 0.7)  # a stroke's anti-aliased edges with it
 
 
 def rgba(fill: np.ndarray, mask: np.ndarray, grow: float) -> torch.Tensor:
@@ -309,20 +325,41 @@ def lens(arc: np.ndarray, thickness: float, taper: float) -> np.ndarray:
     return np.concatenate([arc + half[:, None] * normal, (arc - half[:, None] * normal)[::-1]])
 
 
+def fringe(arc: np.ndarray, thick: float, taper: float, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) uint8 at SUPERSAMPLE scale: the lashes hanging below a shut lid's line (`arc`, region px), a soft band
+    FRINGE times the line's thickness, FRINGE_ALPHA as dark at the line and fading downward. Alone, the line read as a
+    pen stroke drawn across the lid."""
+    along = np.gradient(arc, axis=0)
+    down = np.stack([-along[:, 1], along[:, 0]], 1)
+    down *= np.sign(down[:, 1:2] + 1e-9) / np.maximum(np.linalg.norm(down, axis=1, keepdims=True), 1e-6)
+    band = np.zeros(shape, np.uint8)
+    width = FRINGE * thick
+    outline = (lens(arc + 0.5 * width * down, width, taper) + 0.5) * SUPERSAMPLE - 0.5
+    cv2.fillPoly(band, [np.round(outline * 16).astype(np.int32)], round(255 * FRINGE_ALPHA), cv2.LINE_8, 4)
+    return cv2.GaussianBlur(band, (0, 0), 0.4 * width * SUPERSAMPLE)
+
+
 def draw_lash_line(region: torch.Tensor, cover: Cover, points: torch.Tensor, disp: torch.Tensor,
                    weight: torch.Tensor, origin: tuple[int, int]) -> None:
     """A thin anti-aliased line of the photo's lash colour along the target upper lid, as the lids meet: the
     crease a shut eye shows (the photo's own lash band, squeezed with the lid, is thick or gone). An eye's thins
-    into its corners (`Cover.taper`): drawn even, it read as a marker stroke across a shut eye."""
+    into its corners (`Cover.taper`): drawn even, it read as a marker stroke across a shut eye. Its lashes
+    (`fringe`) come in with the slit's cover (SLIT_FROM to SLIT_FULL): hung over a slit still open, they dimmed the
+    eyeball it shows."""
     ids = torch.as_tensor(np.atleast_2d(cover.lid_line))  # (R, K)
     lid = (points[ids][None] + disp[:, ids]).mean(1).cpu().numpy() - origin  # (B, K, 2) region px
     colour = region.new_tensor(cover.lash)[:, None, None]  # (3, 1, 1)
     thick = max(1.0, cover.thickness)
+    late = ramp(cover.opening(points, disp), SLIT_FROM, SLIT_FULL).cpu().numpy()  # (B,)
     for b in np.flatnonzero(weight.cpu().numpy() > 0):
         h, w = region.shape[-2:]
         fine = np.zeros((h * SUPERSAMPLE, w * SUPERSAMPLE), np.uint8)  # a thin stroke, drawn finer and averaged down
-        outline = (lens(smooth_arc(lid[b], 48), thick, cover.taper) + 0.5) * SUPERSAMPLE - 0.5
+        arc = smooth_arc(lid[b], 48)
+        outline = (lens(arc, thick, cover.taper) + 0.5) * SUPERSAMPLE - 0.5
         cv2.fillPoly(fine, [np.round(outline * 16).astype(np.int32)], 255, cv2.LINE_8, 4)
-        mask = cv2.resize(fine, (w, h), interpolation=cv2.INTER_AREA)
-        alpha = torch.from_numpy(mask).to(region) * (float(weight[b]) * LASH_ALPHA / 255)  # (h', w')
+        mask = cv2.resize(fine, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) * float(weight[b])
+        if cover.fringe and late[b] > 0:
+            hanging = cv2.resize(fringe(arc, thick, cover.taper, fine.shape), (w, h), interpolation=cv2.INTER_AREA)
+            mask = np.maximum(mask, hanging * float(late[b]))
+        alpha = torch.from_numpy(mask).to(region) * (LASH_ALPHA / 255)  # (h', w')
         region[b].mul_(1 - alpha).add_(colour * alpha)

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 import numpy as np
 import torch
 
-from reenact.face.landmarks import EYE_CONTOUR, IRIS_CENTRES, LIP_LOOPS, LOWER_INNER, UPPER_INNER
+from reenact.face.landmarks import (EYE_CONTOUR, IRIS_CENTRES, IRISES, LID_PAIRS, LIP_LOOPS, LOWER_INNER,
+                                    UPPER_INNER)
 from reenact.face.pose import estimate_pose
 from reenact.params import ARKIT52, BLINKS
 from reenact.render.interior import Carrier, DriverMouth, LibraryPicker, blend_fill
@@ -64,10 +65,6 @@ def euler_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> 
     rx = torch.stack([one, zero, zero, zero, cp, sp, zero, -sp, cp], -1).view(-1, 3, 3)
     rz = torch.stack([cr, -sr, zero, sr, cr, zero, zero, zero, one], -1).view(-1, 3, 3)
     return ry @ rx @ rz
-
-
-# Iris points and the eyelid pair (upper, lower) of the same eye, MediaPipe order: 468-472 subject's right eye.
-EYES = ((slice(468, 473), 159, 145), (slice(473, 478), 386, 374))
 
 
 # Per eye: the upper lid's vertices and their lower-lid partners (EYE_CONTOUR pairs upper 9 + j with lower 1 + j),
@@ -209,7 +206,7 @@ def follow_lids(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Move each iris vertically with its eyelids: the rig moves the lids, and an iris left where it was would pin
     the eye open in the warp. Its relative height between the lids is kept. points (478, 3), target (B, 478, 3)."""
     target = target.clone()
-    for iris, upper, lower in EYES:
+    for iris, ((upper, lower), *_) in zip(torch.as_tensor(IRISES), LID_PAIRS):  # each eye's mid lid pair
         top, bottom = points[upper, 1], points[lower, 1]
         rel = (points[iris, 1] - top) / (bottom - top).clamp(min=1e-3)  # (5,)
         t_top, t_bottom = target[:, upper, 1:2], target[:, lower, 1:2]  # (B, 1)
