@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tools.eval_fidelity import (LIP_GAP, REGIONS, align, best_lag, blink_ratios, brow_height, compare, ear, euler,
+from tools.eval_fidelity import (CHIN_DROP, LIP_GAP, REGIONS, align, best_lag, blink_ratios, brow_height, compare, ear, euler,
                                  gain_corr, rest_drift, similarity, unreproduced)
 
 
@@ -145,3 +145,21 @@ def test_rest_drift_is_how_far_the_photo_is_from_itself_where_the_driver_rests()
     out[:20] = photo
     m = rest_drift(drv, photo, out)
     assert m["mouth_rest_drift"] == pytest.approx(0.0, abs=1e-6) and m["rest_frames"] <= 20
+
+
+def test_a_jaw_that_drops_half_as_far_reads_a_chin_gain_of_a_half() -> None:
+    """The output opens its mouth with the driver's timing but drops its chin half as far (the rig's jaw on most
+    drivers, docs/fidelity.md "Twelfth pass"): chin-drop gain 0.5, correlation 1."""
+    rng = np.random.default_rng(9)
+    base = face(rng)
+    base[CHIN_DROP[1]] = [0.0, 1.2, 0.0]  # the chin, below the nose tip (image y down)
+    base[CHIN_DROP[0]] = [0.0, 0.4, 0.0]
+    drop = 0.1 * (1 + np.sin(np.linspace(0, 6 * np.pi, 40)))  # (40,) the jaw opening and closing
+    frames = np.stack([base] * 40)
+    out = frames.copy()
+    frames[:, CHIN_DROP[1], 1] += drop
+    out[:, CHIN_DROP[1], 1] += 0.5 * drop
+    with np.errstate(invalid="ignore"):  # the still lips' and head's correlations are undefined (NaN)
+        m = compare(frames, out).metrics
+    assert m["chin_drop_gain"] == pytest.approx(0.5, rel=0.05)
+    assert m["chin_drop_corr"] == pytest.approx(1.0, abs=1e-6)

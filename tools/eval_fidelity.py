@@ -70,6 +70,7 @@ REGIONS = {  # mediapipe's FACEMESH_LIPS, FACEMESH_{LEFT,RIGHT}_EYE without the 
 EYE_CORNERS = (33, 263)  # outer corners: the eye distance
 EAR_EYES = [((33, 133), [(159, 145), (158, 153), (160, 144)]), ((263, 362), [(386, 374), (385, 380), (387, 373)])]
 LIP_GAP, MOUTH_WIDTH = (13, 14), (61, 291)
+CHIN_DROP = (1, 152)  # nose tip to chin: how far the jaw drops (docs/fidelity.md, "Twelfth pass")
 MOVING_PERCENTILE = 50  # a region "moves" in the frames where the driver's motion is above this percentile
 BLINK_FRACTION = 0.6  # driver blink frames: EAR below this fraction of its median
 FLOOR_CRF = 18
@@ -237,7 +238,7 @@ def compare(drv_points: np.ndarray, out_points: np.ndarray) -> Compared:
         m[f"{name}_rest_offset"] = rest_offset(d_al, o_on_d, idx)
     ear_d, ear_o = ear(d_al), ear(o_al)
     m["blink_driver"], m["blink_output"], m["blink_frames"] = blink_ratios(ear_d, ear_o)
-    for name, pair in (("lip_gap", LIP_GAP), ("mouth_width", MOUTH_WIDTH)):
+    for name, pair in (("lip_gap", LIP_GAP), ("mouth_width", MOUTH_WIDTH), ("chin_drop", CHIN_DROP)):
         m[f"{name}_gain"], m[f"{name}_corr"] = gain_corr(distance(d_al, pair, d_eye), distance(o_al, pair, o_eye))
     pose_d, pose_o = euler(d_rot), euler(o_rot)
     for k, name in enumerate(("yaw", "pitch", "roll")):
