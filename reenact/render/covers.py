@@ -12,7 +12,9 @@ photo's lash colour is drawn where the lids meet (the cover takes the lower half
 and a shut eye without its dark line reads as open: takeo's did, at 0.57). The same skin goes over the lid from the
 lash line up toward the brow, fading out there: a real lid unfolds as it shuts and shows smooth skin where the photo
 had its lash band and the shadow of its crease, which the warp stretched down over the eye into a dark band (on a
-deep-set eye, the brow's shadow: jwp's shut eyes read 0.7 open).
+deep-set eye, the brow's shadow: jwp's shut eyes read 0.7 open). Where that skin fades toward the brow, the photo's
+thin dark strokes (`lashes`: long lashes above the lid) are still covered whole, or the warp draws them as streaks
+down the shut lid; and the line has lashes hanging under it (`fringe`), or it reads as a pen stroke.
 
 A photo whose lips are apart (a laugh, a word) gets the same for its mouth (`mouth_cover`): a warp that brings them
 together squeezes its teeth and the dark edges of its lips into a jagged crack, so as the target opening closes the
