@@ -88,7 +88,13 @@ class Cover:
 
     def weight(self, points: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
         """(B,) how far the cover is drawn: 0 for an opening at least `start` of the photo's, 1 at `full`."""
-        return ramp(self.opening(points, disp), self.start, self.full)
+        return self.weights(points, disp)[0]
+
+    def weights(self, points: torch.Tensor, disp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,) `weight`, and (B,) how far it is drawn inside the slit and the lashes hang (SLIT_FROM to SLIT_FULL):
+        both from one reading of the opening."""
+        opening = self.opening(points, disp)
+        return ramp(opening, self.start, self.full), ramp(opening, SLIT_FROM, SLIT_FULL)
 
     def target_box(self, points: torch.Tensor, disp: torch.Tensor, size: tuple[int, int]) -> tuple[int, int, int, int]:
         """The ROI box (x0, y0, x1, y1) the opening's ring covers in the photo and in every target frame; size: the
@@ -270,7 +276,7 @@ def cover_openings(frames: torch.Tensor, grid: torch.Tensor, covers: list[Cover]
     (B, N, 2) its displacement."""
     h, w = frames.shape[-2:]
     for cover in covers:
-        weight = cover.weight(points, disp)  # (B,)
+        weight, late = cover.weights(points, disp)  # (B,) each
         if not bool((weight > 0).any()):  # most frames: every opening open, nothing to cover
             continue
         ox0, oy0, ox1, oy1 = cover.target_box(points, disp, (h, w))
@@ -283,13 +289,12 @@ def cover_openings(frames: torch.Tensor, grid: torch.Tensor, covers: list[Cover]
         sampled = F.grid_sample(fill, local, mode="bilinear", padding_mode="zeros", align_corners=True)
         drawn = weight.to(frames)[:, None, None, None]  # (B, 1, 1, 1)
         if cover.slit is not None:  # inside the target slit it comes later (never sooner: `late` <= `weight`)
-            late = ramp(cover.opening(points, disp), SLIT_FROM, SLIT_FULL)  # (B,)
             inside = slit_masks(points, disp, cover.slit, (ox0, oy0), sampled.shape[-2:]).to(frames)  # (B, 1, h', w')
             drawn = drawn + inside * (late.to(frames)[:, None, None, None] - drawn)  # (B, 1, h', w')
         alpha = sampled[:, 3:] * drawn  # (B, 1, h', w')
         region = frames[:, :, oy0:oy1, ox0:ox1]
         region.mul_(1 - alpha).add_(sampled[:, :3] * alpha)
-        draw_lash_line(region, cover, points, disp, weight, (ox0, oy0))
+        draw_lash_line(region, cover, points, disp, weight, late, (ox0, oy0))
 
 
 def slit_masks(points: torch.Tensor, disp: torch.Tensor, slit: np.ndarray, origin: tuple[int, int],
@@ -322,18 +327,22 @@ def lens(arc: np.ndarray, thickness: float, taper: float) -> np.ndarray:
     by `taper` (0: even; 1: pointed, as a shut eye's lash line thins into its corners)."""
     s = np.linspace(0.0, 1.0, len(arc))
     half = 0.5 * thickness * ((1 - taper) + taper * np.sqrt(np.sin(np.pi * s)))  # (S,)
-    along = np.gradient(arc, axis=0)
-    normal = np.stack([-along[:, 1], along[:, 0]], 1) / np.maximum(np.linalg.norm(along, axis=1, keepdims=True), 1e-6)
+    normal = normals(arc)
     return np.concatenate([arc + half[:, None] * normal, (arc - half[:, None] * normal)[::-1]])
+
+
+def normals(arc: np.ndarray) -> np.ndarray:
+    """(S, 2) a line's points -> (S, 2) unit normals along it (the line's direction turned a quarter)."""
+    along = np.gradient(arc, axis=0)
+    return np.stack([-along[:, 1], along[:, 0]], 1) / np.maximum(np.linalg.norm(along, axis=1, keepdims=True), 1e-6)
 
 
 def fringe(arc: np.ndarray, thick: float, taper: float, shape: tuple[int, int]) -> np.ndarray:
     """(H, W) uint8 at SUPERSAMPLE scale: the lashes hanging below a shut lid's line (`arc`, region px), a soft band
     FRINGE times the line's thickness, FRINGE_ALPHA as dark at the line and fading downward. Alone, the line read as a
     pen stroke drawn across the lid."""
-    along = np.gradient(arc, axis=0)
-    down = np.stack([-along[:, 1], along[:, 0]], 1)
-    down *= np.sign(down[:, 1:2] + 1e-9) / np.maximum(np.linalg.norm(down, axis=1, keepdims=True), 1e-6)
+    normal = normals(arc)
+    down = normal * np.sign(normal[:, 1:2] + 1e-9)  # (S, 2) image y runs down, whichever way the lid runs
     band = np.zeros(shape, np.uint8)
     width = FRINGE * thick
     outline = (lens(arc + 0.5 * width * down, width, taper) + 0.5) * SUPERSAMPLE - 0.5
@@ -342,17 +351,17 @@ def fringe(arc: np.ndarray, thick: float, taper: float, shape: tuple[int, int]) 
 
 
 def draw_lash_line(region: torch.Tensor, cover: Cover, points: torch.Tensor, disp: torch.Tensor,
-                   weight: torch.Tensor, origin: tuple[int, int]) -> None:
+                   weight: torch.Tensor, late: torch.Tensor, origin: tuple[int, int]) -> None:
     """A thin anti-aliased line of the photo's lash colour along the target upper lid, as the lids meet: the
     crease a shut eye shows (the photo's own lash band, squeezed with the lid, is thick or gone). An eye's thins
     into its corners (`Cover.taper`): drawn even, it read as a marker stroke across a shut eye. Its lashes
-    (`fringe`) come in with the slit's cover (SLIT_FROM to SLIT_FULL): hung over a slit still open, they dimmed the
-    eyeball it shows."""
+    (`fringe`) come in with the slit's cover, `late` (B,) (SLIT_FROM to SLIT_FULL: `Cover.weights`): hung over a slit
+    still open, they dimmed the eyeball it shows."""
     ids = torch.as_tensor(np.atleast_2d(cover.lid_line))  # (R, K)
     lid = (points[ids][None] + disp[:, ids]).mean(1).cpu().numpy() - origin  # (B, K, 2) region px
     colour = region.new_tensor(cover.lash)[:, None, None]  # (3, 1, 1)
     thick = max(1.0, cover.thickness)
-    late = ramp(cover.opening(points, disp), SLIT_FROM, SLIT_FULL).cpu().numpy()  # (B,)
+    late = late.cpu().numpy()  # (B,)
     for b in np.flatnonzero(weight.cpu().numpy() > 0):
         h, w = region.shape[-2:]
         fine = np.zeros((h * SUPERSAMPLE, w * SUPERSAMPLE), np.uint8)  # a thin stroke, drawn finer and averaged down
