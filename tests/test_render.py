@@ -658,3 +658,49 @@ def test_wide_eyes_open_wider_than_the_photos(sample) -> None:
     assert gaps[1] > gap(face.points)  # a slight blink still leaves the eye wider than the photo's
     assert all(a >= b for a, b in zip(gaps, gaps[1:]))
     assert gaps[-1] < 0.1 * gap(face.points)
+
+
+def test_lids_open_no_wider_than_the_warp_can_draw(sample) -> None:
+    """Past WIDEN_MOST times the photo's gap a warp only stretches the photo's lashes and slit into a dark hole; each
+    lid pair is cut back to it, the lid that moved away giving way, and a target within it is left as it is."""
+    from reenact.render.renderer import LID_ROWS, WIDEN_MOST, limit_opening
+
+    _, face, renderer, _ = sample
+    points = torch.as_tensor(face.points, dtype=torch.float32)
+    target = points[None].repeat(2, 1, 1)
+    upper, lower, _, _ = LID_ROWS[0]
+    gap = lambda t: t[:, lower, 1] - t[:, upper, 1]  # noqa: E731  (B, 7) px, image y down
+    target[0, upper, 1] -= 0.2 * gap(points[None])[0]  # a little wider: kept
+    target[1, upper, 1] -= 3.0 * gap(points[None])[0]  # the upper lid raised by three gaps: cut back
+    out = limit_opening(points, target)
+    assert torch.equal(out[0], target[0])
+    assert torch.allclose(gap(out[1:]), WIDEN_MOST * gap(points[None]), rtol=0.02, atol=0.05)
+    assert torch.equal(out[1, lower], target[1, lower])  # the lower lid did not move away: it stays
+    rest = np.setdiff1d(np.arange(478), upper.numpy())
+    assert torch.equal(out[:, rest], target[:, rest])
+
+
+def test_an_eye_area_dragged_sideways_is_drawn_within_a_faces_range(sample) -> None:
+    """A hand rubbing an eye drags the tracked brow and lids a centimetre sideways: drawn, the brow's skin tore over
+    the hair at the temple. The eye area is drawn at most AREA_SIDEWAYS_CM sideways; its up-down motion as it is."""
+    from reenact.render.renderer import AREA_SIDEWAYS_CM, AreaCarrier
+    from reenact.rig import load_eye_area
+
+    _, face, _, _ = sample
+    area = load_eye_area()
+    points = torch.as_tensor(face.points, dtype=torch.float32)
+    carrier = AreaCarrier(area, load_rig().neutral, points)
+    ids = area.points
+
+    def drawn(dx: float, dy: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole area moved (dx, dy) cm, read along the modes -> (P, 3) px drawn, and (P, 3) cm asked."""
+        coef = (area.basis.flatten(1) @ torch.tensor([dx, dy]).repeat(len(ids)))[None]  # (1, K)
+        asked = torch.cat([area.motion(coef)[0], torch.zeros(len(ids), 1)], 1)  # (P, 3) canonical cm
+        return carrier(points[None], coef, torch.zeros(1, 2))[0, ids] - points[ids], asked
+
+    out, asked = drawn(1.0, 0.0)  # a centimetre sideways: drawn scaled to AREA_SIDEWAYS_CM
+    held = asked * torch.tensor([AREA_SIDEWAYS_CM / float(asked[:, 0].abs().max()), 1.0, 1.0])
+    assert torch.allclose(out, held @ carrier.to_photo, atol=1e-3)
+    for dx, dy in ((0.2, 0.0), (0.0, -0.8)):  # within a face's sideways range, and a brow raise: drawn as asked
+        out, asked = drawn(dx, dy)
+        assert torch.allclose(out, asked @ carrier.to_photo, atol=1e-3)

@@ -70,6 +70,7 @@ def euler_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> 
 # Per eye: the upper lid's vertices and their lower-lid partners (EYE_CONTOUR pairs upper 9 + j with lower 1 + j),
 # and the eye's corners.
 LID_ROWS = [(torch.as_tensor(c[9:16]), torch.as_tensor(c[1:8]), int(c[0]), int(c[8])) for c in EYE_CONTOUR]
+WIDEN_MOST = 1.8  # lids open at most this many times the photo's gap (`limit_opening`)
 
 
 # Folds. Where the rig carries neighbouring vertices past each other (a removed smile drags the mouth corners and the
@@ -202,6 +203,26 @@ def uncross_lids(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return target
 
 
+def limit_opening(points: torch.Tensor, target: torch.Tensor, most: float = WIDEN_MOST) -> torch.Tensor:
+    """Lids open at most `most` times as far apart as the photo's: each lid pair's widening (the upper lid's rise and
+    the lower lid's fall, where they move apart) is cut back by the share that exceeds it. Beyond the photo's opening
+    a warp has no eyeball to show, only the photo's lashes and the slit's shadow stretched; a downcast photo's eyes
+    opened wide by its driver (WolfgangLanger, six times its gap) drew two black holes. points (478, 3), target
+    (B, 478, 3)."""
+    target = target.clone()
+    for upper, lower, a, b in LID_ROWS:
+        down = _down(points, a, b)
+        photo_gap = ((points[lower, :2] - points[upper, :2]) @ down).clamp(min=0.0)  # (7,)
+        up, lo = target[:, upper, :2], target[:, lower, :2]  # (B, 7, 2)
+        rise = ((points[upper, :2] - up) @ down).clamp(min=0.0)  # (B, 7) how far each lid moved away from the other
+        fall = ((lo - points[lower, :2]) @ down).clamp(min=0.0)
+        excess = ((lo - up) @ down - most * photo_gap).clamp(min=0.0)  # (B, 7)
+        cut = (excess / (rise + fall).clamp(min=1e-6)).clamp(max=1.0)  # (B, 7) the share of the widening taken back
+        target[:, upper, :2] = up + (cut * rise)[..., None] * down
+        target[:, lower, :2] = lo - (cut * fall)[..., None] * down
+    return target
+
+
 def follow_lids(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Move each iris vertically with its eyelids: the rig moves the lids, and an iris left where it was would pin
     the eye open in the warp. Its relative height between the lids is kept. points (478, 3), target (B, 478, 3)."""
@@ -224,6 +245,11 @@ def follow_lids(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 # 0.70 / 0.87 / 0.72 unreproduced, brows 0.36 / 0.46 / 0.93 -> 0.26 / 0.43 / 0.63. The lid margins were drawn once
 # until a half-shut lid read as one ("Tenth pass": held-out eyes 0.83 -> 0.77 at AREA_GAIN).
 AREA_GAIN = 1.5
+# Lids and brows move up and down; sideways, a talking face's eye area moves at most 0.22-0.38 cm from its rest (the
+# nine clips of tools/eval_fidelity.py). A hand rubbing an eye drags the tracked brow and lids sideways by a whole
+# centimetre (WolfgangLanger), which drew the brow's skin over the hair at the temple with a hard edge. A frame's
+# sideways motion is scaled down until no point moves further than this; its up-down motion is drawn as it is.
+AREA_SIDEWAYS_CM = 0.4
 LIDS_AND_HALOS = np.unique(EYE_CONTOUR[:, :32])  # what the rig's blink moves: the lids and the ring round them
 
 
@@ -234,10 +260,10 @@ class AreaCarrier:
         from reenact.rig import procrustes
 
         s, rot, _ = procrustes(rig_neutral[:468], points[:468])
-        basis = torch.cat([area.basis, torch.zeros_like(area.basis[..., :1])], -1)  # (K, P, 3) canonical, flat z
+        self.basis = torch.cat([area.basis, torch.zeros_like(area.basis[..., :1])], -1).to(points.device)  # (K, P, 3)
+        self.to_photo = AREA_GAIN * s * rot.T.to(points.device)  # (3, 3) canonical cm (flat z) -> photo px, drawn
         self.points = area.points.to(points.device)  # (P,)
         self.rest = points[self.points]  # (P, 3) where the photo has them
-        self.basis = AREA_GAIN * (s * basis.to(points.device) @ rot.T)  # (K, P, 3) px
         canon_x = rig_neutral[area.points.to(rig_neutral.device), 0]
         self.side = (canon_x <= 0).long().to(points.device)  # (P,) 0: the subject's left (+x), CLOSING's order
         self.lids = torch.isin(self.points.cpu(), torch.as_tensor(LIDS_AND_HALOS)).to(points.device)  # (P,)
@@ -245,7 +271,10 @@ class AreaCarrier:
     def __call__(self, target: torch.Tensor, area: torch.Tensor, closing: torch.Tensor) -> torch.Tensor:
         """(B, 478, 3) the rig's target mesh, (B, K) eye-area coefficients and (B, 2) the blink drawn per side
         (0..1, CLOSING's order) -> the target mesh with the eye area carried."""
-        carried = self.rest + mode_motion(area, self.basis)  # (B, P, 3)
+        motion = mode_motion(area, self.basis)  # (B, P, 3) canonical cm
+        sideways = motion[..., 0].abs().amax(1, keepdim=True)  # (B, 1)
+        motion[..., 0] *= (AREA_SIDEWAYS_CM / sideways.clamp(min=1e-6)).clamp(max=1.0)
+        carried = self.rest + motion @ self.to_photo  # (B, P, 3) px
         shut = closing.clamp(0.0, 1.0)[:, self.side] * self.lids  # (B, P) only the lids give way to a blink
         weight = (1.0 - shut) ** 2
         rig = target[:, self.points]
@@ -317,7 +346,7 @@ class FaceRenderer:
             target = self.area(target, area.to(self.device), change[:, CLOSING])
         if shut is not None:
             target = close_lips(self.source_points, target, shut.to(self.device))
-        unfollowed = self.unfold(uncross_lids(self.source_points, target))
+        unfollowed = self.unfold(limit_opening(self.source_points, uncross_lids(self.source_points, target)))
         moved = torch.cat([follow_lids(self.source_points, unfollowed), unfollowed[:, IRIS_CENTRES]], 1)
         if rotation is not None:
             turn = rotation.to(self.device) * self.rig.pose_gain  # (B, 3) the turn drawn so that it reads as asked
