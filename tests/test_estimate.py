@@ -190,6 +190,26 @@ def test_a_clips_blinks_are_read_from_its_lids() -> None:
     assert out[30, CHANNELS.index("eyeSquintLeft")] < 0.5 * 0.5
 
 
+def test_a_clip_that_mostly_looks_down_still_shuts_both_eyes_alike() -> None:
+    """A driver who looks down with her lids low for most of a clip (WolfgangLanger): the eyes' medians are not an open
+    eye, and against them two shut eyes read 0.1 and 0.9, a wink. The open reference has a floor (the wider eye's),
+    the other eye's in the proportion of their widest frames, so a turned head's narrower eye still reads open."""
+    from reenact.clip_geometry import OPEN_EAR_FLOOR, blinks_from_lids
+    from reenact.estimate import CHANNELS
+
+    t = 40
+    values = np.zeros((t, len(CHANNELS)), np.float32)
+    left, right = CHANNELS.index("eyeBlinkLeft"), CHANNELS.index("eyeBlinkRight")
+    ears = np.tile(np.array([[0.05, 0.1]], np.float32), (t, 1))  # lids low, the left read narrower, most frames
+    ears[:8] = [0.2, 0.3]  # a few frames open: the left eye 2/3 of the right
+    ears[8:10] = [0.25 * OPEN_EAR_FLOOR / 1.5, 0.25 * OPEN_EAR_FLOOR]  # both most of the way shut, in that proportion
+    ears[10:12] = [0.01, 0.01]  # shut
+    out = blinks_from_lids(values, ears)
+    assert out[8, left] == pytest.approx(out[8, right], abs=0.05) and out[8, left] > 0.9
+    assert out[10, left] == pytest.approx(1.0) and out[10, right] == pytest.approx(1.0)
+    assert out[0, left] == 0.0 and out[0, right] == 0.0  # open
+
+
 def test_a_clips_eye_area_is_read_from_its_resting_face() -> None:
     """A driver who smiles for most of the clip, his eyes narrowed by it: his resting frames (lips closed, not
     widened) read no eye-area motion, so the photo keeps its own eyes where he rests, and the smile's narrowing reads
