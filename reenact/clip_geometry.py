@@ -36,10 +36,10 @@ from reenact.rig import load_eye_area
 # (cap13: eyes unreproduced 0.90 -> 0.80; docs/fidelity.md "Tenth pass").
 OPEN_PERCENTILE = 50  # the clip's open-eye aspect ratio
 # ... but never below this: open eyes read 0.2-0.35 on the nine clips' medians and on 42 of 46 still photos (the other
-# four are laughs or a mask, 0.07-0.19). WolfgangLanger looks down with her lids low for most of her clip, and her eyes' medians (0.053 and
-# 0.107) were shut and half-shut lids: both eyes shut at 0.04 read eyeBlink 0.1 and 0.9, a wink on every photo she
-# drove (docs/fidelity.md, "Thirteenth pass"). The floor is the wider eye's; the other's is in the proportion of the
-# two eyes' WIDE_PERCENTILE openings (a turned head reads one eye narrower: hers 0.64 of the other).
+# four are laughs or a mask, 0.07-0.19). WolfgangLanger looks down with her lids low for most of her clip, and her eyes'
+# medians (0.053 and 0.107) were shut and half-shut lids: both eyes shut at 0.04 read eyeBlink 0.1 and 0.9, a wink on
+# every photo she drove (docs/fidelity.md, "Thirteenth pass"). The floor is the wider eye's; the other's is in the
+# proportion of the two eyes' WIDE_PERCENTILE openings (a turned head reads one eye narrower: hers 0.64 of the other).
 OPEN_EAR_FLOOR, WIDE_PERCENTILE = 0.15, 90
 CLOSURE_OPEN, CLOSURE_SHUT = 0.05, 0.7  # closure read as eyeBlink 0 and 1
 MIN_CLIP_FRAMES = 12  # fewer frames with a face than this: no reliable open-eye reference, the network's reading stays

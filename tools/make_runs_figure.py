@@ -50,7 +50,8 @@ def main() -> None:
             if args.crop:
                 x0, y0, x1, y1 = (int(v) for v in args.crop.split(","))
                 img = img[y0:y1, x0:x1]
-            cells += [np.kron(img, np.ones((args.zoom, args.zoom, 1), np.uint8)), np.full((img.shape[0] * args.zoom, 4, 3), 255, np.uint8)]
+            big = np.kron(img, np.ones((args.zoom, args.zoom, 1), np.uint8))  # nearest neighbour
+            cells += [big, np.full((big.shape[0], 4, 3), 255, np.uint8)]
         row = np.hstack(cells[:-1])
         rows += [row, np.full((4, row.shape[1], 3), 255, np.uint8)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
