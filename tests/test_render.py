@@ -603,10 +603,16 @@ def test_slivers_do_not_hold_a_smile_back(sample) -> None:
     normal = torch.stack([-(pc - pb)[1], (pc - pb)[0]]) / (pc - pb).norm()
     target[0, a, :2] -= 2 * ((pa - pb) @ normal) * normal  # mirrored across its opposite edge: flipped, barely moved
     assert torch.equal(unfold(target), target)
-    smile = shapes(mouthSmileLeft=0.5, mouthSmileRight=0.5)  # this photo smiles already: more than this folds
+    smile = shapes(mouthSmileLeft=0.5, mouthSmileRight=0.5)
     asked = renderer.rig.deltas(torch.as_tensor(smile) * renderer.rig.render_gain)[0, [61, 291], :2]
     drawn = torch.as_tensor(renderer.target_points(smile)[0, [61, 291], :2]) - renderer.source_points[[61, 291], :2]
     assert torch.allclose(drawn, asked, atol=0.05 * float(asked.norm(dim=-1).min()))
+    # This photo smiles already, so a broader smile flips slivers at its corners that lose more than a tenth of a
+    # triangle; they are still not folds worth holding the smile back for (it was drawn 0.75 of the way at 0.75).
+    smile = shapes(mouthSmileLeft=0.75, mouthSmileRight=0.75)
+    asked = renderer.rig.deltas(torch.as_tensor(smile) * renderer.rig.render_gain)[0, [61, 291], :2]
+    drawn = torch.as_tensor(renderer.target_points(smile)[0, [61, 291], :2]) - renderer.source_points[[61, 291], :2]
+    assert float(drawn.norm(dim=-1).mean() / asked.norm(dim=-1).mean()) > 0.9
 
 
 def test_a_flipped_sliver_by_the_nose_is_still_a_fold(sample) -> None:

@@ -83,9 +83,12 @@ WIDEN_MOST = 1.8  # lids open at most this many times the photo's gap (`limit_op
 # of the lips' contours) must also lose at least FOLD_MIN_LOST of the photo's median triangle area: slivers that are
 # flat in the photo already (round the lip corners, under a pixel) flip with any motion and cover nothing, and
 # relaxing them and their neighbours pulled the mouth corners in on every frame (single_face's smile drawn 0.85 of
-# the driver's width, 1.06 without; docs/fidelity.md "Fifth pass"). Elsewhere a flipped sliver is still a fold: at
-# the nose's base it drew a dark dot by the nostril (`edit --au 12=0` at 0.75 on the sample photo, "Sixth pass").
-FOLD_SHARE, FOLD_MIN_LOST, FOLD_STEPS = 0.05, 0.1, 30
+# the driver's width, 1.06 without; docs/fidelity.md "Fifth pass"); at a tenth, a broad smile on a photo that smiles
+# already flipped slivers that lose more than that, and relaxing them drew single_face's smile 0.74 of his width and
+# the sample photo's 0.75 of the way at mouthSmile 0.75 (at a half: 1.05 and 0.92; "Thirteenth pass"). Elsewhere a
+# flipped sliver is still a fold: at the nose's base it drew a dark dot by the nostril (`edit --au 12=0` at 0.75 on
+# the sample photo, "Sixth pass").
+FOLD_SHARE, FOLD_MIN_LOST, FOLD_STEPS = 0.05, 0.5, 30
 LIPS_REACH_CM = 0.5  # the lips' triangles: those with a vertex this close to the lips' contours (canonical mesh)
 
 
