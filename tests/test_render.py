@@ -710,3 +710,17 @@ def test_an_eye_area_dragged_sideways_is_drawn_within_a_faces_range(sample) -> N
     for dx, dy in ((0.2, 0.0), (0.0, -0.8)):  # within a face's sideways range, and a brow raise: drawn as asked
         out, asked = drawn(dx, dy)
         assert torch.allclose(out, asked @ carrier.to_photo, atol=1e-3)
+
+
+def test_the_flow_between_vertices_never_exceeds_their_motion(sample) -> None:
+    """Each coarse flow pixel is interpolated inside its triangle, at most EXTRAPOLATE past its edges: a pixel
+    rasterised onto a sliver had weights of 200-360, and vertices moving a pixel moved it tens of pixels (a bright dot
+    in a nostril, sampled from the nose's tip)."""
+    from reenact.render.warp import EXTRAPOLATE
+
+    _, _, renderer, _ = sample
+    warper = renderer.warper
+    gen = torch.Generator().manual_seed(0)
+    disp = torch.rand(4, warper.n_mesh, 2, generator=gen) * 2 - 1  # (B, N, 2) every vertex within 1 px
+    flow = warper.displacement(disp)  # (B, 2, h, w)
+    assert float(flow.abs().max()) <= 1 + 2 * EXTRAPOLATE + 1e-4

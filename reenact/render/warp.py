@@ -95,6 +95,9 @@ def face_triangles(points: np.ndarray, n_anchor: int) -> np.ndarray:
     return np.concatenate(tris).astype(np.int64)
 
 
+EXTRAPOLATE = 0.25  # how far outside its triangle a pixel's weights may reach (rasterisation gaps at shared edges)
+
+
 def barycentric(points: np.ndarray, tris: np.ndarray, grid: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """For each grid pixel (P, 2), the covering triangle and its barycentric weights (P, 3) in the photo.
 
@@ -125,7 +128,15 @@ def barycentric(points: np.ndarray, tris: np.ndarray, grid: np.ndarray, shape: t
     den = d00 * d11 - d01 * d01
     den = np.where(np.abs(den) < 1e-12, 1e-12, den)
     wb, wc = (d11 * d20 - d01 * d21) / den, (d00 * d21 - d01 * d20) / den
-    return tris[index], np.stack([1 - wb - wc, wb, wc], 1)
+    weights = np.stack([1 - wb - wc, wb, wc], 1)  # (P, 3)
+    # A pixel rasterised onto a sliver (the last triangle drawn over it, a fraction of a pixel wide) lies far outside
+    # it: its weights reached 200-360 on the sample photos, and a vertex moving a pixel moved it tens of pixels (a
+    # bright dot in a nostril, sampled from the nose's tip; docs/fidelity.md "Thirteenth pass"). Such a pixel takes
+    # the nearest point of that triangle instead: weights clipped to >= 0 and summing to 1.
+    far = (weights < -EXTRAPOLATE).any(1) | (weights > 1 + EXTRAPOLATE).any(1)
+    weights[far] = np.clip(weights[far], 0.0, None)
+    weights[far] /= weights[far].sum(1, keepdims=True)
+    return tris[index], weights
 
 
 LOG_OFFSET = 8.0  # reenact.render.shade fits log(Y + 8) (kept here: shade imports this module)
