@@ -11,20 +11,16 @@ Frames are shown at full size (`--zoom` to enlarge them, nearest neighbour, so e
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from reenact.io.video import read_frames
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tools.eval_fidelity import CACHE, frames_at  # noqa: E402  (its runs, read as it reads them)
 
-RUNS = Path(__file__).resolve().parent.parent / ".cache" / "fidelity" / "runs"
-
-
-def frames_of(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
-    """The RGB frames `wanted` of a video, by index."""
-    with read_frames(path) as frames:
-        return {i: f.rgb for i, f in enumerate(frames) if i in wanted}
+RUNS = CACHE / "runs"
 
 
 def main() -> None:
@@ -43,7 +39,7 @@ def main() -> None:
         raise SystemExit(f"no such run video: {', '.join(missing)} (run tools/eval_fidelity.py --label ... first)")
     rows = []
     for video in videos:
-        found = frames_of(video, wanted)
+        found = frames_at(video, wanted)
         cells = []
         for i in args.frames:
             img = found[i]

