@@ -256,11 +256,13 @@ MOUTH = Region(
     shapes=tuple(n for n in ARKIT52 if n.startswith(("jaw", "mouth", "cheekPuff"))), prior=0.1)
 REGIONS = (MOUTH,)
 SOLVE_STEPS = 200
-GEOMETRY = 8 + sum(2 * len(r.points) for r in REGIONS)  # clip_geometry: EARs, irises, brows, each region's x, y
-# ... and after them the eye area's canonical x, y (reenact.rig.EyeArea: 2 * its points), read by `eye_area_channels`.
-# Where each part sits in a row of `clip_geometry` (the mouth is the first region).
+# Where each part sits in a row of `clip_geometry`: EARs, irises, brows, then each region's x, y ...
 EARS, IRIS_OFFSETS, BROW_YS = slice(0, 2), slice(2, 4), slice(4, 8)
-MOUTH_XY = slice(8, 8 + 2 * len(MOUTH.points))
+_ENDS = np.cumsum([BROW_YS.stop] + [2 * len(r.points) for r in REGIONS]).tolist()
+REGION_XY = tuple(slice(a, b) for a, b in zip(_ENDS, _ENDS[1:]))  # in REGIONS' order
+MOUTH_XY = REGION_XY[REGIONS.index(MOUTH)]
+GEOMETRY = _ENDS[-1]
+# ... and after them the eye area's canonical x, y (reenact.rig.EyeArea: 2 * its points), read by `eye_area_channels`.
 
 
 @lru_cache(maxsize=1)
@@ -382,8 +384,6 @@ def read_geometry(values: np.ndarray, geometry: np.ndarray) -> np.ndarray:
     `clip_geometry`."""
     ears, irises, brows = geometry[:, EARS], geometry[:, IRIS_OFFSETS], geometry[:, BROW_YS]
     values = gaze_from_irises(blinks_from_lids(brows_from_mesh(values, brows), ears), irises, ears)
-    start = BROW_YS.stop
-    for region in REGIONS:
-        values = shapes_from_mesh(values, geometry[:, start:start + 2 * len(region.points)], region)
-        start += 2 * len(region.points)
+    for region, xy in zip(REGIONS, REGION_XY):
+        values = shapes_from_mesh(values, geometry[:, xy], region)
     return values
