@@ -121,15 +121,21 @@ SQUINT_REST_PERCENTILE = 10
 
 # The eyes blink together: a difference between the two lids' readings below WINK_FROM is the tracker's (a laughing
 # or turned face reads one lid a fifth more closed than the other, where the judge reads them alike), and is taken
-# out; from WINK_FULL up it is a wink or a one-sided squint, and is kept whole.
+# out; from WINK_FULL up it is a wink or a one-sided squint, and is kept whole. A wink keeps the other eye open: where
+# the more open eye reads BOTH_SHUT_FROM closed or more, both eyes are shutting and a difference is uneven tracking,
+# taken out fully from BOTH_SHUT (jwp shuts both eyes as he looks down and reads 0.54 / 1.0 there: drawn as it read,
+# every photo he drove winked).
 WINK_FROM, WINK_FULL = 0.2, 0.4
+BOTH_SHUT_FROM, BOTH_SHUT = 0.3, 0.5
 
 
 def paired(blink: np.ndarray) -> np.ndarray:
     """(T, 2) eyeBlink readings -> the same with the two eyes' difference kept only as far as it is a wink."""
     mean = blink.mean(1, keepdims=True)
     apart = np.abs(blink[:, :1] - blink[:, 1:])
+    other = blink.min(1, keepdims=True)  # how far the more open eye is closed
     keep = np.clip((apart - WINK_FROM) / (WINK_FULL - WINK_FROM), 0.0, 1.0)
+    keep *= np.clip((BOTH_SHUT - other) / (BOTH_SHUT - BOTH_SHUT_FROM), 0.0, 1.0)
     return mean + keep * (blink - mean)
 
 

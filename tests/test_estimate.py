@@ -239,15 +239,20 @@ def test_a_clips_eye_area_is_read_from_its_resting_face() -> None:
 
 def test_the_eyes_blink_together_unless_one_winks() -> None:
     """A laugh's lids read 0.61 / 0.43 (franck, frame 61; the judge reads them alike) close together; a wink (1 / 0)
-    and a one-sided half closure (0.5 / 0) stay one-sided."""
-    from reenact.clip_geometry import WINK_FULL, paired
-    b = np.array([[0.61, 0.43], [1.0, 0.0], [0.5, 0.0], [0.3, 0.3], [0.0, 0.0]])
+    and a one-sided half closure (0.5 / 0) stay one-sided; two eyes both more than half shut (jwp looking down, 0.54 /
+    1.0) are a blink, whatever their difference."""
+    from reenact.clip_geometry import BOTH_SHUT, BOTH_SHUT_FROM, WINK_FULL, paired
+    b = np.array([[0.61, 0.43], [1.0, 0.0], [0.5, 0.0], [0.3, 0.3], [0.0, 0.0], [0.54, 1.0], [1.0, 0.2]])
     out = paired(b)
     assert out[0] == pytest.approx([0.52, 0.52])
-    assert np.allclose(out[1:], b[1:])
+    assert np.allclose(out[1:5], b[1:5])
+    assert out[5] == pytest.approx([0.77, 0.77])
+    assert np.allclose(out[6], b[6])  # a wink that narrows the other eye a little
     assert np.allclose(out.mean(1), b.mean(1))  # the eyes' mean closure is the lids'
-    half = paired(np.array([[0.5 * WINK_FULL + 0.6, 0.6 - 0.5 * WINK_FULL]]))[0]  # apart by WINK_FULL: kept
+    half = paired(np.array([[BOTH_SHUT_FROM + WINK_FULL, BOTH_SHUT_FROM]]))[0]  # apart by WINK_FULL: kept
     assert half[0] - half[1] == pytest.approx(WINK_FULL)
+    part = paired(np.array([[1.0, 0.5 * (BOTH_SHUT_FROM + BOTH_SHUT)]]))[0]  # the other eye half way: half kept
+    assert part[0] - part[1] == pytest.approx(0.5 * (1.0 - 0.5 * (BOTH_SHUT_FROM + BOTH_SHUT)))
 
 
 def test_a_clips_gaze_is_read_from_its_irises() -> None:
