@@ -724,3 +724,59 @@ def test_the_flow_between_vertices_never_exceeds_their_motion(sample) -> None:
     disp = torch.rand(4, warper.n_mesh, 2, generator=gen) * 2 - 1  # (B, N, 2) every vertex within 1 px
     flow = warper.displacement(disp)  # (B, 2, h, w)
     assert float(flow.abs().max()) <= 1 + 2 * EXTRAPOLATE + 1e-4
+
+
+def _flipped_at_the_irises(renderer, target: np.ndarray) -> int:
+    """How many of the warp's triangles at an iris vertex a target mesh (478, 2) turns over."""
+    from reenact.face.landmarks import IRISES
+
+    nodes = renderer.warper.nodes[:478]
+    count = 0
+    for tris in renderer.warper.eye_tris:
+        tris = tris[np.isin(tris, IRISES).any(1)]
+        def area(p: np.ndarray) -> np.ndarray:
+            (ax, ay), (bx, by) = (p[tris[:, 1]] - p[tris[:, 0]]).T, (p[tris[:, 2]] - p[tris[:, 0]]).T
+            return ax * by - ay * bx
+        count += int((np.sign(area(nodes)) != np.sign(area(target))).sum())
+    return count
+
+
+def test_a_sideways_gaze_moves_the_irises_without_folding_the_eyes(sample) -> None:
+    """eyeLook 0.86 aside (WolfgangLanger looking away) carried the irises past the white the photo shows: six
+    triangles at the irises turned over and the warp drew each iris as a chevron. The gaze is cut back to what folds
+    nothing, and still moves the irises."""
+    from reenact.face.landmarks import IRIS_CENTRES
+
+    _, face, renderer, _ = sample
+    for look in (shapes(eyeLookOutLeft=0.86, eyeLookInRight=0.86), shapes(eyeLookInLeft=1.0, eyeLookOutRight=1.0),
+                 shapes(eyeLookOutLeft=0.5, eyeLookInRight=0.5, eyeLookUpLeft=0.5, eyeLookUpRight=0.5)):
+        target = renderer.target_points(look)[0, :, :2]
+        assert _flipped_at_the_irises(renderer, target) == 0
+        moved = np.abs(target[IRIS_CENTRES, 0] - face.points[IRIS_CENTRES, 0])
+        assert (moved > 0.3).all() and moved.mean() > 1.0  # px; this photo's smiling eyes show little white
+
+
+def test_a_widened_eye_shows_its_eyeball_stretched_evenly(sample) -> None:
+    """Lids opened wider than the photo's: the eyeball between them is the photo's, stretched evenly from lid to
+    lid (the mesh's triangles fan out from the iris's vertices, and where the upper lid rose and the lower did not,
+    the iris kinked at the edge through its middle: a chevron)."""
+    from reenact.face.landmarks import OPENINGS
+
+    image = np.load("tests/fixtures/face/images.npz")["image_2"]  # audrey_crop: eyes large enough
+    renderer = FaceRenderer(image, sample[3].analyze(image).points, np.zeros(52, np.float32), load_rig())
+    disp, eyeballs = renderer.displacements(torch.tensor(shapes(eyeWideLeft=1.0, eyeWideRight=1.0)))
+    warper = renderer.warper
+    moved = warper.moved(disp[..., :2])[0]
+    for opening, eye, shift in zip(OPENINGS, warper.eyeballs, eyeballs[0, :, :2].numpy()):
+        found = eye.under(moved[opening], shift, warper.roi.size)
+        assert found is not None  # a wide eye is drawn as a layer, not by the fan of triangles
+        origin, source, alpha, _ = found
+        assert (alpha > 0.99).sum() > 50
+        # down each column of the layer the photo is read at rows spaced alike (under a pixel each: stretched), with
+        # no kink: a fan of triangles reads rows spaced one way above an edge and another way below it
+        across = (source - eye.corner) @ eye.normal  # (h', w')
+        for col in range(alpha.shape[1]):
+            rows = np.flatnonzero(alpha[:, col] > 0.99)
+            if len(rows) >= 4:
+                step = np.diff(across[rows, col]) * np.sign(eye.normal[1])  # px of photo per px drawn, downward
+                assert (step > 0.4).all() and (step < 1.0).all() and np.abs(np.diff(step)).max() < 0.15

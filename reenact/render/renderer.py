@@ -92,6 +92,12 @@ FOLD_SHARE, FOLD_MIN_LOST, FOLD_STEPS = 0.05, 0.5, 30
 LIPS_REACH_CM = 0.5  # the lips' triangles: those with a vertex this close to the lips' contours (canonical mesh)
 
 
+def _signed_area(xy: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
+    """(B, N, 2) points, (T, 3) triangles -> (B, T) signed areas."""
+    a, b, c = xy[:, tri[:, 0]], xy[:, tri[:, 1]], xy[:, tri[:, 2]]
+    return 0.5 * ((b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1]) - (b[..., 1] - a[..., 1]) * (c[..., 0] - a[..., 0]))
+
+
 class Unfolder:
     """Relaxes folded mesh triangles of a target mesh (see FOLD_SHARE). One per photo."""
 
@@ -116,8 +122,7 @@ class Unfolder:
 
     def area(self, xy: torch.Tensor) -> torch.Tensor:
         """(B, P, 2) -> (B, F') signed triangle areas."""
-        a, b, c = xy[:, self.tri[:, 0]], xy[:, self.tri[:, 1]], xy[:, self.tri[:, 2]]
-        return 0.5 * ((b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1]) - (b[..., 1] - a[..., 1]) * (c[..., 0] - a[..., 0]))
+        return _signed_area(xy, self.tri)
 
     def hits(self, folded: torch.Tensor) -> torch.Tensor:
         """(B, F') bool -> (B, P) how many of them each vertex is a corner of."""
@@ -238,6 +243,53 @@ def follow_lids(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return target
 
 
+# A sideways gaze carries each iris along its eye. The warp's triangles between the iris and the lids then squeeze,
+# and past the white the photo shows they fold over: the iris drawn as a chevron, white wedges beside it
+# (WolfgangLanger looking up and aside, eyeLook 0.86, on any photo; at 0.5 already a few triangles flip). The iris's
+# motion along its eye (from its corners' own) is cut back, frame by frame, to the largest share of GAZE_SHARES at
+# which every triangle at the iris keeps GAZE_KEEP of its photo area (or what it keeps with no gaze, where lids that
+# close squeeze it anyway).
+GAZE_KEEP = 0.3
+GAZE_SHARES = torch.linspace(1.0, 0.0, 11)
+
+
+class GazeLimit:
+    """Cuts back each iris's motion along its eye until its triangles do not fold (see GAZE_KEEP). One per photo.
+
+    points: (478, 3) the photo's mesh; eye_tris: per eye (EYE_CONTOUR's order, as IRISES), the warp's triangles
+    round it (MeshWarper.eye_tris): those with an iris vertex are kept from folding."""
+
+    def __init__(self, points: torch.Tensor, eye_tris: Sequence[np.ndarray]) -> None:
+        self.eyes = []
+        for iris, ring, tris in zip(IRISES, EYE_CONTOUR, eye_tris):
+            tri = torch.as_tensor(tris[np.isin(tris, iris).any(1)], dtype=torch.long, device=points.device)  # (T, 3)
+            corners = (int(ring[0]), int(ring[8]))
+            axis = points[corners[1], :2] - points[corners[0], :2]
+            self.eyes.append((torch.as_tensor(iris, device=points.device), corners, axis / axis.norm().clamp(min=1e-6),
+                              tri, _signed_area(points[None, :, :2], tri)[0]))
+        self.points = points
+        self.shares = GAZE_SHARES.to(points.device)
+
+    def __call__(self, target: torch.Tensor) -> torch.Tensor:
+        """(B, 478, 3) target mesh -> the same with each iris moved along its eye no further than it can fold."""
+        if not self.eyes or len(target) == 0:
+            return target
+        target = target.clone()
+        s = self.shares[None, :, None, None]  # (1, S, 1, 1)
+        for iris, (a, b), axis, tri, photo in self.eyes:
+            corners = (target[:, [a, b], :2] - self.points[[a, b], :2]).mean(1)  # (B, 2) the eye's own motion
+            along = ((target[:, iris, :2] - self.points[iris, :2] - corners[:, None]) @ axis)  # (B, 5)
+            back = along[:, None, :, None] * axis  # (B, 1, 5, 2) the gaze's share of the iris's motion
+            xy = target[:, None, :, :2].repeat(1, len(self.shares), 1, 1)  # (B, S, 478, 2)
+            xy[:, :, iris] = xy[:, :, iris] - (1.0 - s) * back
+            kept = _signed_area(xy.flatten(0, 1), tri).view(len(target), len(self.shares), -1) / photo  # (B, S, T)
+            floor = kept[:, -1:].clamp(max=GAZE_KEEP)  # (B, 1, T) what no gaze keeps
+            ok = (kept >= floor - 1e-6).all(-1)  # (B, S); the last share (no gaze) always holds
+            best = self.shares[ok.float().argmax(1)]  # (B,) the largest share that holds
+            target[:, iris, :2] -= (1.0 - best)[:, None, None] * back[:, 0]
+        return target
+
+
 # The eye area (reenact.rig.EyeArea): a driver's own motion of its lids, the skin round its eyes and its brows is
 # drawn there instead of the rig's. The lids and their halos give way to the rig as they shut: weight (1 - c)^2 at a
 # blink of c on that side, so the rig's blink (shut by close_lids) still shuts the eye (the tracked lids of a shut eye
@@ -312,6 +364,7 @@ class FaceRenderer:
         self.source_rotation = euler_matrix(*self.source_pose[:, None])  # (1, 3, 3)
         self.source_points = torch.tensor(points, dtype=torch.float32, device=device)  # (478, 3)
         self.unfold = Unfolder(self.source_points)  # relaxes folded triangles of each target mesh
+        self.gaze_limit = GazeLimit(self.source_points, self.warper.eye_tris)  # irises that do not fold their eyes
         self.area = None if eye_area is None else AreaCarrier(eye_area, rig.neutral.to(device), self.source_points)
         self.source_shapes = torch.tensor(source_shapes, dtype=torch.float32, device=device)
         self.source_closure = blink_closure(self.source_shapes[CLOSING])  # (2,) how far the photo's lids are shut
@@ -332,8 +385,8 @@ class FaceRenderer:
     def displacements(self, shapes: torch.Tensor, rotation: torch.Tensor | None = None,
                       area: torch.Tensor | None = None, shut: torch.Tensor | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`displacement`, and (B, 2, 3) the eyeballs' own displacement (the iris centres' before `follow_lids`:
-        gaze and head only), which the warp slides the lids over."""
+        """`displacement`, and (B, 2, 3) the eyeballs' own displacement (the rig's iris centres, the gaze as far as
+        `GazeLimit` lets it go; and the head), which the warp slides the lids over."""
         # (B, 52) the linear rig draws the change only, times its render gain (what a tracker reads back short)
         shapes = shapes.to(self.device)
         change = (shapes - self.source_shapes) * self.rig.render_gain
@@ -350,7 +403,11 @@ class FaceRenderer:
         if shut is not None:
             target = close_lips(self.source_points, target, shut.to(self.device))
         unfollowed = self.unfold(limit_opening(self.source_points, uncross_lids(self.source_points, target)))
-        moved = torch.cat([follow_lids(self.source_points, unfollowed), unfollowed[:, IRIS_CENTRES]], 1)
+        followed = follow_lids(self.source_points, unfollowed)
+        limited = self.gaze_limit(followed)
+        # the eyeballs the lids slide over (the warp's eyeball layer) move as far as the mesh's irises may
+        eyeballs = unfollowed[:, IRIS_CENTRES] + (limited - followed)[:, IRIS_CENTRES]
+        moved = torch.cat([limited, eyeballs], 1)
         if rotation is not None:
             turn = rotation.to(self.device) * self.rig.pose_gain  # (B, 3) the turn drawn so that it reads as asked
             turned = euler_matrix(*(self.source_pose + turn).unbind(-1))  # (B, 3, 3)

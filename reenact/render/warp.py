@@ -162,6 +162,10 @@ def _area(corners: np.ndarray) -> np.ndarray:
 
 # Lids closed in by SLIDE_FULL of the photo's gap slide over the eyeball fully, from SLIDE_FROM (blended between).
 SLIDE_FROM, SLIDE_FULL = 0.02, 0.25
+# Lids opened wider than the photo's by WIDEN_FULL of its gap show the photo's eyeball stretched evenly between them,
+# from WIDEN_FROM. The mesh's triangles fan out from the iris's vertices to the lids, and where the upper lid rose and
+# the lower did not the iris's edge kinked at the edge through its middle: a chevron in the iris (an eye opened wide).
+WIDEN_FROM, WIDEN_FULL = 0.02, 0.15
 # A lowered upper lid unfolds (`Eyeball.unfold`): fully once it has come down UNFOLD_FULL of the
 # photo's opening; its lash band is then drawn FORESHORTEN of its height (the lashes turn toward the viewer), and the
 # band's share of the lid (lash line to crease) is read from the photo, clipped to LASH_SHARE.
@@ -316,8 +320,9 @@ class Eyeball:
         ROI's (h, w). Returns the box's top-left (x0, y0), (h', w', 2) photo ROI px to read, (h', w') coverage and
         (h', w') brightness (the lid's shadow); None where nothing of the eyeball is drawn."""
         rigid = self.corners_motion(target[0], target[8])
-        if self.closing(target - rigid, self.lids[0]).max() < SLIDE_FROM / 2:
-            return None  # most frames: the lids nowhere close in (checked along the eye before any pixel is)
+        closes = self.closing(target - rigid, self.lids[0])
+        if closes.max() < SLIDE_FROM / 2 and closes.min() > -WIDEN_FROM / 2:
+            return None  # most frames: the lids nowhere close in or open wider (checked along the eye before any pixel)
         found = self.pixels(target, rigid, size)
         if found is None:
             return None
@@ -325,12 +330,17 @@ class Eyeball:
         upper, lower = lid_lines(target - rigid, self.corner, self.axis, self.normal, u)  # (P,) each
         closing = self._closing(upper, lower, u)  # (P,)
         weight = np.clip((closing - SLIDE_FROM) / (SLIDE_FULL - SLIDE_FROM), 0.0, 1.0)
+        weight += np.clip((-closing - WIDEN_FROM) / (WIDEN_FULL - WIDEN_FROM), 0.0, 1.0)
         if not (weight > 0).any():
             return None
         gaze = float(np.clip((shift - rigid) @ self.axis, -self.room, self.room))
         knots = np.array([0.0, self.iris[0], self.iris[1], self.length])
         along = np.interp(u, knots + [0.0, gaze, gaze, 0.0], knots)  # monotonic, corners fixed
-        source = self.corner + along[:, None] * self.axis + v[:, None] * self.normal
+        photo_upper, photo_lower = self.lid(along)
+        # closing in: the eyeball stays and the lids slide over it; opening wider: it stretches evenly between them
+        stretched = photo_upper + (v - upper) * (photo_lower - photo_upper) / np.maximum(lower - upper, 1.0)
+        across = np.where(closing > 0, v, stretched)
+        source = self.corner + along[:, None] * self.axis + across[:, None] * self.normal
         inside = np.zeros(shape, np.uint8)  # the target opening, anti-aliased
         cv2.fillPoly(inside, [np.round((target - origin) * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
         alpha = inside.ravel() / 255.0 * weight * self.seen(source)  # (P,)
