@@ -262,11 +262,15 @@ class GazeLimit:
     def __init__(self, points: torch.Tensor, eye_tris: Sequence[np.ndarray]) -> None:
         self.eyes = []
         for iris, ring, tris in zip(IRISES, EYE_CONTOUR, eye_tris):
-            tri = torch.as_tensor(tris[np.isin(tris, iris).any(1)], dtype=torch.long, device=points.device)  # (T, 3)
+            tris = tris[np.isin(tris, iris).any(1)]  # (T, 3) the triangles at the iris
+            verts, local = np.unique(tris, return_inverse=True)  # their vertices, and the triangles in those
+            tri = torch.as_tensor(local.reshape(tris.shape), dtype=torch.long, device=points.device)
             corners = (int(ring[0]), int(ring[8]))
             axis = points[corners[1], :2] - points[corners[0], :2]
-            self.eyes.append((torch.as_tensor(iris, device=points.device), corners, axis / axis.norm().clamp(min=1e-6),
-                              tri, _signed_area(points[None, :, :2], tri)[0]))
+            moving = torch.as_tensor(np.isin(verts, iris), device=points.device)  # (V,) which of them are the iris's
+            self.eyes.append((torch.as_tensor(iris, device=points.device), torch.as_tensor(verts, device=points.device),
+                              moving, corners, axis / axis.norm().clamp(min=1e-6), tri,
+                              _signed_area(points[None, verts, :2], tri)[0]))
         self.points = points
         self.shares = GAZE_SHARES.to(points.device)
 
@@ -276,17 +280,16 @@ class GazeLimit:
             return target
         target = target.clone()
         s = self.shares[None, :, None, None]  # (1, S, 1, 1)
-        for iris, (a, b), axis, tri, photo in self.eyes:
+        for iris, verts, moving, (a, b), axis, tri, photo in self.eyes:
             corners = (target[:, [a, b], :2] - self.points[[a, b], :2]).mean(1)  # (B, 2) the eye's own motion
-            along = ((target[:, iris, :2] - self.points[iris, :2] - corners[:, None]) @ axis)  # (B, 5)
-            back = along[:, None, :, None] * axis  # (B, 1, 5, 2) the gaze's share of the iris's motion
-            xy = target[:, None, :, :2].repeat(1, len(self.shares), 1, 1)  # (B, S, 478, 2)
-            xy[:, :, iris] = xy[:, :, iris] - (1.0 - s) * back
+            along = ((target[:, verts, :2] - self.points[verts, :2] - corners[:, None]) @ axis) * moving  # (B, V)
+            back = along[:, None, :, None] * axis  # (B, 1, V, 2) the gaze's share of the iris's motion
+            xy = target[:, None, verts, :2] - (1.0 - s) * back  # (B, S, V, 2) each share of the gaze
             kept = _signed_area(xy.flatten(0, 1), tri).view(len(target), len(self.shares), -1) / photo  # (B, S, T)
             floor = kept[:, -1:].clamp(max=GAZE_KEEP)  # (B, 1, T) what no gaze keeps
             ok = (kept >= floor - 1e-6).all(-1)  # (B, S); the last share (no gaze) always holds
             best = self.shares[ok.float().argmax(1)]  # (B,) the largest share that holds
-            target[:, iris, :2] -= (1.0 - best)[:, None, None] * back[:, 0]
+            target[:, verts, :2] -= (1.0 - best)[:, None, None] * back[:, 0]
         return target
 
 
