@@ -268,9 +268,8 @@ class GazeLimit:
             corners = (int(ring[0]), int(ring[8]))
             axis = points[corners[1], :2] - points[corners[0], :2]
             moving = torch.as_tensor(np.isin(verts, iris), device=points.device)  # (V,) which of them are the iris's
-            self.eyes.append((torch.as_tensor(iris, device=points.device), torch.as_tensor(verts, device=points.device),
-                              moving, corners, axis / axis.norm().clamp(min=1e-6), tri,
-                              _signed_area(points[None, verts, :2], tri)[0]))
+            self.eyes.append((torch.as_tensor(verts, device=points.device), moving, corners,
+                              axis / axis.norm().clamp(min=1e-6), tri, _signed_area(points[None, verts, :2], tri)[0]))
         self.points = points
         self.shares = GAZE_SHARES.to(points.device)
 
@@ -280,7 +279,7 @@ class GazeLimit:
             return target
         target = target.clone()
         s = self.shares[None, :, None, None]  # (1, S, 1, 1)
-        for iris, verts, moving, (a, b), axis, tri, photo in self.eyes:
+        for verts, moving, (a, b), axis, tri, photo in self.eyes:
             corners = (target[:, [a, b], :2] - self.points[[a, b], :2]).mean(1)  # (B, 2) the eye's own motion
             along = ((target[:, verts, :2] - self.points[verts, :2] - corners[:, None]) @ axis) * moving  # (B, V)
             back = along[:, None, :, None] * axis  # (B, 1, V, 2) the gaze's share of the iris's motion

@@ -308,9 +308,9 @@ class Eyeball:
         reads the photo's eyeball carried with the eye's corners, a blink's upper lid coming down over its top and a
         squint's lower lid up over its bottom, the iris moved along the eye by the gaze (the white on either side
         stretched or squeezed to follow). Carried with the lower lid instead, a squint rolled the iris up under the
-        upper lid. It fades in as the lids close in (SLIDE_FROM to SLIDE_FULL of
-        the photo's gap); where they open wider (eyeball the photo does not have) it is off, and the mesh's stretch
-        stays.
+        upper lid. It fades in as the lids close in (SLIDE_FROM to SLIDE_FULL of the photo's gap). Where they open
+        wider (WIDEN_FROM to WIDEN_FULL) the photo's eyeball is read stretched evenly from lid to lid, column by
+        column: the mesh's triangles fan out from the iris's vertices, and stretched unevenly they kinked the iris.
 
         A lid closing in also shades the eyeball just under it (LID_SHADOW, SHADOW_FALL): with the photo's bright
         white and iris highlight under a lowered lid, a half-shut eye read about three quarters open to a viewer and
