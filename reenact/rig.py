@@ -130,7 +130,8 @@ class EyeArea(torch.nn.Module):
 
 def mode_motion(coefficients: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
     """(B, K) coefficients along (K, P, C) modes -> (B, P, C) their motion: the eye area's in the canonical frame
-    (EyeArea.motion), or in a photo's pixels (reenact.render.renderer.AreaCarrier)."""
+    (EyeArea.motion, and reenact.render.renderer.AreaCarrier, which limits it sideways there before it maps it into
+    the photo's pixels)."""
     return torch.einsum("bk,kpc->bpc", coefficients.to(basis.dtype), basis)
 
 

@@ -54,15 +54,18 @@ def main() -> None:
         raise SystemExit(f"--crops: {len(crops)} crops for {len(videos)} videos")
     missing = [str(v) for v in videos if not v.exists()]
     if missing:
-        raise SystemExit(f"no such run video: {', '.join(missing)} (run tools/eval_fidelity.py --label ... first)")
+        raise SystemExit(f"no such video: {', '.join(missing)} (for --runs: run tools/eval_fidelity.py --label first)")
+    boxes = [tuple(int(v) for v in c.split(",")) if c else None for c in crops]  # x0, y0, x1, y1 per video
     rows = []
-    for video, crop in zip(videos, crops):
+    for video, box in zip(videos, boxes):
         found = frames_at(video, wanted)
+        if short := sorted(wanted - set(found)):
+            raise SystemExit(f"{video} ends before frame {short[0]}")
         cells = []
         for i in args.frames:
             img = found[i]
-            if crop:
-                x0, y0, x1, y1 = (int(v) for v in crop.split(","))
+            if box:
+                x0, y0, x1, y1 = box
                 img = img[y0:y1, x0:x1]
             if args.height:
                 img = cv2.resize(img, (round(img.shape[1] * args.height / img.shape[0]), args.height),

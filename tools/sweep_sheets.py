@@ -71,7 +71,9 @@ class Face:
 
 def row(face: Face, output: Path, frames: dict[str, int]) -> np.ndarray:
     got = frames_at(output, set(frames.values()))
-    cells = [face.cell(face.image)] + [face.cell(got[i]) for i in frames.values() if i in got]
+    photo = face.cell(face.image)
+    blank = np.full_like(photo, 128)  # a frame the output lacks keeps its column (the labels stay on their cells)
+    cells = [photo] + [face.cell(got[i]) if i in got else blank for i in frames.values()]
     out = np.hstack([np.pad(c, ((0, 0), (0, 3), (0, 0)), constant_values=255) for c in cells])
     label = f"{face.photo.stem[:18]}  " + " ".join(f"{k} #{i}" for k, i in frames.items())
     cv2.putText(out, label, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
@@ -91,19 +93,19 @@ def main() -> None:
         raise SystemExit(f"no photo matches {' '.join(args.photos)}")
     link(photos, args.out / "photos")
     link(args.drivers, args.out / "drivers")
-    out = args.out.resolve()  # another checkout's CLI runs with its own working directory
-    Reenact(args.code)("batch", str(out / "photos"), str(out / "drivers"), "-o", str(out / "videos"), "--report",
-                       str(out / "report.json"), check=False)  # a photo without a face fails its jobs, not the sweep
+    root = args.out.resolve()  # another checkout's CLI runs with its own working directory
+    Reenact(args.code)("batch", str(root / "photos"), str(root / "drivers"), "-o", str(root / "videos"), "--report",
+                       str(root / "report.json"), check=False)  # a photo without a face fails its jobs, not the sweep
     analyzer, videos = FaceAnalyzer(), args.out / "videos"
     faces: dict[Path, Face] = {}  # analysed once, for the photos `reenact batch` could draw
     for driver in sorted((args.out / "drivers").iterdir()):
         frames = picks(driver, videos)
         rows = []
         for p in sorted((args.out / "photos").iterdir()):
-            if (out := videos / f"{p.stem}__{driver.stem}.mp4").exists():
+            if (output := videos / f"{p.stem}__{driver.stem}.mp4").exists():
                 if p not in faces:
                     faces[p] = Face(p, analyzer)
-                rows.append(row(faces[p], out, frames))
+                rows.append(row(faces[p], output, frames))
         width = max((r.shape[1] for r in rows), default=0)
         rows = [np.pad(r, ((0, 3), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
         for k in range(0, len(rows), ROWS):

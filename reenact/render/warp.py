@@ -336,9 +336,9 @@ class Eyeball:
         gaze = float(np.clip((shift - rigid) @ self.axis, -self.room, self.room))
         knots = np.array([0.0, self.iris[0], self.iris[1], self.length])
         along = np.interp(u, knots + [0.0, gaze, gaze, 0.0], knots)  # monotonic, corners fixed
-        photo_upper, photo_lower = self.lid(along)
+        read_upper, read_lower = self.lid(along)  # the photo's lids where each pixel reads it
         # closing in: the eyeball stays and the lids slide over it; opening wider: it stretches evenly between them
-        stretched = photo_upper + (v - upper) * (photo_lower - photo_upper) / np.maximum(lower - upper, 1.0)
+        stretched = read_upper + (v - upper) * (read_lower - read_upper) / np.maximum(lower - upper, 1.0)
         across = np.where(closing > 0, v, stretched)
         source = self.corner + along[:, None] * self.axis + across[:, None] * self.normal
         inside = np.zeros(shape, np.uint8)  # the target opening, anti-aliased
